@@ -1,0 +1,46 @@
+# idempo: every target runs with Node >= 24 (installed into ~/.cache/idempo when the machine's is older).
+SHELL := /bin/bash
+NODE_BIN := $(shell scripts/ensure-node.sh)
+export PATH := $(NODE_BIN):$(PATH)
+export IDEMPO_CACHE ?= $(HOME)/.cache/idempo
+
+.PHONY: build deps test demo bench kafka-up kafka-down kube-up kube-down crds clean tools
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+deps: node_modules/.installed
+
+build: deps
+	npx tsc -p tsconfig.json
+
+# Real parts the tests need: a Kafka broker (Maven Central), kcat (Debian), kube-apiserver + etcd (Go proxy).
+tools:
+	scripts/kafka/fetch.sh >/dev/null
+	scripts/tools/install-debian.sh
+
+test: build tools
+	@rm -rf test-results
+	npx vitest run; status=$$?; node scripts/test-summary.mjs test-results/vitest.json; exit $$status
+
+demo: build
+	scripts/demo.sh
+
+bench: build tools
+	node dist/bench/run.js
+
+kafka-up:
+	@scripts/kafka/up.sh
+
+kafka-down:
+	@scripts/kafka/down.sh
+
+kube-up:
+	@scripts/kube/up.sh
+
+kube-down:
+	@scripts/kube/down.sh
+
+clean:
+	rm -rf dist test-results

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Fetches a pinned Apache Kafka (broker, tools, clients and their runtime dependencies) from
+# Maven Central into the cache, once. Prints the directory of jars (the classpath).
+set -euo pipefail
+KAFKA_VERSION="${IDEMPO_KAFKA_VERSION:-4.3.1}"
+CACHE="${IDEMPO_CACHE:-$HOME/.cache/idempo}"
+dir="$CACHE/kafka-$KAFKA_VERSION"
+if [ ! -f "$dir/.complete" ]; then
+  mkdir -p "$dir/pom"
+  cat > "$dir/pom/pom.xml" <<POM
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>dev.idempo</groupId><artifactId>kafka-runtime</artifactId><version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId><version>$KAFKA_VERSION</version></dependency>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka-tools</artifactId><version>$KAFKA_VERSION</version></dependency>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka-clients</artifactId><version>$KAFKA_VERSION</version></dependency>
+    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j2-impl</artifactId><version>2.24.3</version></dependency>
+    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-core</artifactId><version>2.24.3</version></dependency>
+  </dependencies>
+</project>
+POM
+  mvn -q -B -f "$dir/pom/pom.xml" dependency:copy-dependencies -DoutputDirectory="$dir/libs" -DincludeScope=runtime >&2
+  touch "$dir/.complete"
+fi
+echo "$dir/libs"

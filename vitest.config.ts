@@ -1,0 +1,14 @@
+import { defineConfig } from 'vitest/config';
+
+// Unit tests sit beside the code; end-to-end tests (real Kafka, real kube-apiserver) live
+// in test/e2e. The machines have 2 cores, so e2e files run one at a time.
+export default defineConfig({
+  test: {
+    include: ['api/**/*.test.ts', 'sidecar/**/*.test.ts', 'operator/**/*.test.ts', 'test/e2e/**/*.test.ts'],
+    testTimeout: 120_000,
+    hookTimeout: 300_000,
+    fileParallelism: false,
+    pool: 'forks',
+    reporters: ['default', ['json', { outputFile: 'test-results/vitest.json' }]],
+  },
+});
