@@ -1,0 +1,53 @@
+// CPU time and memory of a process from /proc (Linux), for benchmark reports.
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+
+let clkTck: number | undefined;
+function ticksPerSecond(): number {
+  if (clkTck === undefined) {
+    try {
+      clkTck = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+    } catch {
+      clkTck = 100; // the value on every common Linux
+    }
+  }
+  return clkTck;
+}
+
+export interface ProcSample {
+  pid: number;
+  /** utime + stime, seconds of CPU used since the process started. */
+  cpuSeconds: number;
+  userSeconds: number;
+  systemSeconds: number;
+  /** Current resident set (VmRSS), bytes. */
+  rssBytes: number;
+  /** Peak resident set (VmHWM), bytes. */
+  peakRssBytes: number;
+  /** When the sample was taken (Date.now()). */
+  at: number;
+}
+
+/** Reads /proc/PID/stat and /proc/PID/status. Throws if the process is gone. */
+export function sampleProcess(pid: number): ProcSample {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // The command name (field 2) is in parentheses and may contain spaces: split after the last ')'.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // fields[0] is field 3 (state), so utime (field 14) is fields[11] and stime (15) fields[12].
+  const tck = ticksPerSecond();
+  const userSeconds = Number(fields[11]) / tck;
+  const systemSeconds = Number(fields[12]) / tck;
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (name: string) => {
+    const m = new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status);
+    return m ? Number(m[1]) * 1024 : 0;
+  };
+  return { pid, cpuSeconds: userSeconds + systemSeconds, userSeconds, systemSeconds, rssBytes: kb('VmRSS'), peakRssBytes: kb('VmHWM'), at: Date.now() };
+}
+
+/** CPU seconds used between two samples of one process, and the CPU share of one core. */
+export function cpuBetween(a: ProcSample, b: ProcSample): { cpuSeconds: number; cores: number } {
+  const cpuSeconds = b.cpuSeconds - a.cpuSeconds;
+  const wall = (b.at - a.at) / 1000;
+  return { cpuSeconds, cores: wall > 0 ? cpuSeconds / wall : 0 };
+}

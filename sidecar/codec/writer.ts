@@ -1,0 +1,211 @@
+// Growable big-endian writer for Kafka's wire primitives. It runs on every produce, so it
+// writes into one preallocated Buffer and doubles it when full instead of collecting chunks.
+
+import { CodecError } from './reader.js';
+
+export class Writer {
+  buf: Buffer;
+  offset = 0;
+
+  constructor(initialSize = 1024) {
+    this.buf = Buffer.allocUnsafe(Math.max(16, initialSize));
+  }
+
+  /** Makes room for n more bytes. */
+  ensure(n: number): void {
+    if (this.offset + n > this.buf.length) this.grow(n);
+  }
+
+  private grow(n: number): void {
+    let size = this.buf.length * 2;
+    while (size < this.offset + n) size *= 2;
+    const next = Buffer.allocUnsafe(size);
+    this.buf.copy(next, 0, 0, this.offset);
+    this.buf = next;
+  }
+
+  /** The bytes written so far, as a view of the internal buffer (valid until the next write). */
+  toBuffer(): Buffer {
+    return this.buf.subarray(0, this.offset);
+  }
+
+  /** Forget the contents but keep the allocation, for reuse. */
+  reset(): void {
+    this.offset = 0;
+  }
+
+  int8(v: number): void {
+    this.ensure(1);
+    this.buf.writeInt8(v, this.offset++);
+  }
+
+  uint8(v: number): void {
+    this.ensure(1);
+    this.buf[this.offset++] = v & 0xff;
+  }
+
+  bool(v: boolean): void {
+    this.ensure(1);
+    this.buf[this.offset++] = v ? 1 : 0;
+  }
+
+  int16(v: number): void {
+    this.ensure(2);
+    this.offset = this.buf.writeInt16BE(v, this.offset);
+  }
+
+  uint16(v: number): void {
+    this.ensure(2);
+    this.offset = this.buf.writeUInt16BE(v, this.offset);
+  }
+
+  int32(v: number): void {
+    this.ensure(4);
+    this.offset = this.buf.writeInt32BE(v, this.offset);
+  }
+
+  uint32(v: number): void {
+    this.ensure(4);
+    this.offset = this.buf.writeUInt32BE(v, this.offset);
+  }
+
+  int64(v: bigint): void {
+    this.ensure(8);
+    this.offset = this.buf.writeBigInt64BE(v, this.offset);
+  }
+
+  float64(v: number): void {
+    this.ensure(8);
+    this.offset = this.buf.writeDoubleBE(v, this.offset);
+  }
+
+  uuid(v: Buffer): void {
+    if (v.length !== 16) throw new CodecError(`uuid must be 16 bytes, got ${v.length}`);
+    this.raw(v);
+  }
+
+  /** Unsigned LEB128 varint of a value in [0, 2^32). */
+  uvarint(v: number): void {
+    if (v < 0 || v > 0xffffffff || !Number.isInteger(v)) throw new CodecError(`uvarint out of range: ${v}`);
+    this.ensure(5);
+    const buf = this.buf;
+    while (v >= 0x80) {
+      buf[this.offset++] = (v & 0x7f) | 0x80;
+      v = Math.floor(v / 128);
+    }
+    buf[this.offset++] = v;
+  }
+
+  /** Zig-zag signed 32-bit varint. */
+  varint(v: number): void {
+    this.uvarint(v >= 0 ? v * 2 : -v * 2 - 1);
+  }
+
+  /** Zig-zag signed 64-bit varint. */
+  varlong(v: bigint): void {
+    let u = BigInt.asUintN(64, (v << 1n) ^ (v >> 63n));
+    this.ensure(10);
+    while (u >= 0x80n) {
+      this.buf[this.offset++] = Number(u & 0x7fn) | 0x80;
+      u >>= 7n;
+    }
+    this.buf[this.offset++] = Number(u);
+  }
+
+  raw(b: Buffer | Uint8Array): void {
+    this.ensure(b.length);
+    this.buf.set(b, this.offset);
+    this.offset += b.length;
+  }
+
+  private utf8(s: string, n: number): void {
+    this.ensure(n);
+    this.offset += this.buf.write(s, this.offset, n, 'utf8');
+  }
+
+  string(s: string): void {
+    const n = Buffer.byteLength(s, 'utf8');
+    if (n > 0x7fff) throw new CodecError(`string of ${n} bytes exceeds 32767`);
+    this.int16(n);
+    this.utf8(s, n);
+  }
+
+  nullableString(s: string | null): void {
+    if (s === null) this.int16(-1);
+    else this.string(s);
+  }
+
+  compactString(s: string): void {
+    const n = Buffer.byteLength(s, 'utf8');
+    if (n > 0x7fff) throw new CodecError(`string of ${n} bytes exceeds 32767`);
+    this.uvarint(n + 1);
+    this.utf8(s, n);
+  }
+
+  compactNullableString(s: string | null): void {
+    if (s === null) this.uvarint(0);
+    else this.compactString(s);
+  }
+
+  bytes(b: Buffer): void {
+    this.int32(b.length);
+    this.raw(b);
+  }
+
+  nullableBytes(b: Buffer | null): void {
+    if (b === null) this.int32(-1);
+    else this.bytes(b);
+  }
+
+  compactBytes(b: Buffer): void {
+    this.uvarint(b.length + 1);
+    this.raw(b);
+  }
+
+  compactNullableBytes(b: Buffer | null): void {
+    if (b === null) this.uvarint(0);
+    else this.compactBytes(b);
+  }
+
+  /**
+   * Starts a length-prefixed (uvarint) region whose size is not known yet, e.g. one tagged
+   * field. One byte is reserved, which fits any payload under 128 bytes; endSized moves the
+   * payload when the prefix needs more.
+   */
+  beginSized(): number {
+    this.ensure(1);
+    return this.offset++;
+  }
+
+  endSized(pos: number): void {
+    const size = this.offset - pos - 1;
+    if (size < 0x80) {
+      this.buf[pos] = size;
+      return;
+    }
+    let extra = 0;
+    for (let s = size; s >= 0x80; s = Math.floor(s / 128)) extra++;
+    this.ensure(extra);
+    this.buf.copyWithin(pos + 1 + extra, pos + 1, this.offset);
+    const end = this.offset + extra;
+    this.offset = pos;
+    this.uvarint(size);
+    this.offset = end;
+  }
+
+  /**
+   * Writes the raw unknown tagged fields whose tags lie in [lo, hi), ascending, so they
+   * interleave with known tags in the order Kafka requires.
+   */
+  unknownTags(tags: Map<number, Buffer>, lo: number, hi: number): void {
+    const keys: number[] = [];
+    for (const k of tags.keys()) if (k >= lo && k < hi) keys.push(k);
+    if (keys.length > 1) keys.sort((a, b) => a - b);
+    for (const k of keys) {
+      const b = tags.get(k)!;
+      this.uvarint(k);
+      this.uvarint(b.length);
+      this.raw(b);
+    }
+  }
+}

@@ -1,0 +1,140 @@
+// The sidecar's effective configuration: command line + the policy spec file (as the
+// operator renders it into a ConfigMap), validated by the one schema in api/.
+// Reload is three steps: read and validate the new file, work out what changed, apply
+// what can change live (mode, producer, dedup, topics, sessions, log level). Addresses
+// and listeners need a restart; a change to them is logged and ignored.
+import { readFileSync, watch, type FSWatcher } from 'node:fs';
+import { basename, dirname } from 'node:path';
+import type { Logger } from 'pino';
+import { parsePolicySpec, parseDuration, type PolicySpec } from '../../api/index.js';
+import { parse as parseYaml } from 'yaml';
+import { type CliOptions, type HostPort, type Mode, type LogLevel, type UpstreamTls, parseHostPorts } from './cli.js';
+
+export class ConfigError extends Error {}
+
+/** What can change without a restart. */
+export interface LiveConfig {
+  mode: Mode;
+  logLevel: LogLevel;
+  maxInFlight: number;
+  deliveryTimeoutMs: number;
+  requestTimeoutMs: number;
+  retryBackoff: { initialMs: number; maxMs: number };
+  dedup: { strategy: 'off' | 'content' | 'header'; header?: string; windowMs: number; maxEntries: number };
+  topics: { include: string[]; exclude: string[] };
+  maxSessions: number;
+  sessionIdleMs: number;
+}
+
+export interface SidecarConfig {
+  upstream: HostPort[];
+  listen: HostPort;
+  metricsListen: HostPort;
+  tls?: UpstreamTls;
+  maxFrameBytes: number;
+  /** The settings in force; replaced as a whole on reload. */
+  live: LiveConfig;
+}
+
+const DEFAULT_SPEC_INPUT = { selector: {} };
+
+function fromSpec(spec: PolicySpec, cli: CliOptions): LiveConfig {
+  return {
+    mode: cli.modeExplicit ? cli.mode : spec.mode,
+    logLevel: cli.logLevel !== 'info' ? cli.logLevel : spec.sidecar.logLevel,
+    maxInFlight: spec.producer.maxInFlightPerPartition,
+    deliveryTimeoutMs: parseDuration(spec.producer.deliveryTimeout),
+    requestTimeoutMs: parseDuration(spec.producer.requestTimeout),
+    retryBackoff: { initialMs: parseDuration(spec.producer.retryBackoff.initial), maxMs: parseDuration(spec.producer.retryBackoff.max) },
+    dedup: { strategy: spec.dedup.strategy, header: spec.dedup.header, windowMs: parseDuration(spec.dedup.window), maxEntries: spec.dedup.maxEntries },
+    topics: { include: spec.topics.include, exclude: spec.topics.exclude },
+    maxSessions: spec.sidecar.maxSessions,
+    sessionIdleMs: parseDuration(spec.sidecar.sessionIdleTimeout),
+  };
+}
+
+/** Reads and validates a policy file; throws ConfigError with one line naming the field. */
+export function readPolicyFile(path: string, cli: CliOptions): PolicySpec {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`--config ${path}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message}`);
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text); // YAML is a superset of JSON
+  } catch (err) {
+    throw new ConfigError(`--config ${path}: not valid JSON or YAML: ${(err as Error).message.split('\n')[0]}`);
+  }
+  if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) throw new ConfigError(`--config ${path}: spec: must be an object`);
+  // A file written by hand for one sidecar need not carry a selector or repeat --upstream.
+  const input = doc as Record<string, unknown>;
+  const spec = 'spec' in input && typeof input.spec === 'object' ? (input.spec as Record<string, unknown>) : input;
+  const withDefaults: Record<string, unknown> = { ...DEFAULT_SPEC_INPUT, ...spec };
+  const kafka = (withDefaults.kafka ?? {}) as Record<string, unknown>;
+  if (kafka.bootstrapServers === undefined && cli.upstream.length > 0) {
+    withDefaults.kafka = { ...kafka, bootstrapServers: cli.upstream.map((u) => `${u.host}:${u.port}`) };
+  }
+  const r = parsePolicySpec(withDefaults);
+  if (!r.ok) throw new ConfigError(`--config ${path}: ${r.errors[0]}${r.errors.length > 1 ? ` (and ${r.errors.length - 1} more)` : ''}`);
+  return r.spec;
+}
+
+export function loadSidecarConfig(cli: CliOptions): SidecarConfig {
+  const spec = cli.config ? readPolicyFile(cli.config, cli) : (parsePolicySpec({ selector: {}, kafka: { bootstrapServers: ['localhost:9092'] } }) as { ok: true; spec: PolicySpec }).spec;
+  let upstream = cli.upstream;
+  if (upstream.length === 0 && cli.config) upstream = parseHostPorts(spec.kafka.bootstrapServers.join(','), 'upstream');
+  if (upstream.length === 0) throw new ConfigError('--upstream: required (HOST:PORT[,HOST:PORT...]), or kafka.bootstrapServers in --config');
+  return {
+    upstream,
+    listen: cli.listen,
+    metricsListen: cli.metricsListen,
+    tls: cli.tls,
+    maxFrameBytes: cli.maxFrameBytes,
+    live: fromSpec(spec, cli),
+  };
+}
+
+/**
+ * Watches the config file. ConfigMap volumes swap a symlink (..data) atomically, so the
+ * directory is watched rather than the file, and the file is re-read and compared.
+ */
+export function watchConfig(path: string, cli: CliOptions, config: SidecarConfig, log: Logger, onChange: (next: LiveConfig) => void, onError: () => void): () => void {
+  let last = JSON.stringify(config.live);
+  let timer: NodeJS.Timeout | undefined;
+  const check = (): void => {
+    let next: LiveConfig;
+    try {
+      next = fromSpec(readPolicyFile(path, cli), cli);
+    } catch (err) {
+      onError();
+      log.error({ err: (err as Error).message }, 'config reload rejected; keeping the previous configuration');
+      return;
+    }
+    const text = JSON.stringify(next);
+    if (text === last) return;
+    last = text;
+    config.live = next;
+    log.info({ mode: next.mode, dedup: next.dedup.strategy }, 'configuration reloaded');
+    onChange(next);
+  };
+  let watcher: FSWatcher | undefined;
+  try {
+    watcher = watch(dirname(path), (_event, name) => {
+      if (name && name !== basename(path) && !name.startsWith('..')) return;
+      clearTimeout(timer);
+      timer = setTimeout(check, 100);
+    });
+  } catch (err) {
+    log.warn({ err: (err as Error).message }, 'cannot watch the config file; polling instead');
+  }
+  // Polling as well: inotify misses some volume updates, and it is cheap.
+  const poll = setInterval(check, 5_000);
+  poll.unref();
+  return () => {
+    watcher?.close();
+    clearInterval(poll);
+    clearTimeout(timer);
+  };
+}

@@ -1,0 +1,123 @@
+// Per-partition view of a Produce request and the builder of answers in the same shape.
+// Produce v3+ carries one RecordBatch v2 per partition (KAFKA-NOTES); the header is read
+// in place, nothing is copied.
+import { readBatchHeader, type BatchHeader } from '../codec/record-batch.js';
+import type { ProduceRequest } from '../codec/generated/produce-request.js';
+import { createPartitionProduceResponse, type ProduceResponse } from '../codec/generated/produce-response.js';
+import type { ClusterView } from '../proxy/cluster-view.js';
+
+export interface PartBatch {
+  /** Position in the request (topic index, partition index). */
+  readonly t: number;
+  readonly p: number;
+  readonly topic: string;
+  readonly partition: number;
+  readonly records: Buffer | null;
+  /** Undefined when the records are not exactly one v2 batch (the broker then judges). */
+  readonly header: BatchHeader | undefined;
+}
+
+export interface PartResult {
+  errorCode: number;
+  baseOffset: bigint;
+  logAppendTimeMs: bigint;
+  errorMessage?: string | null;
+}
+
+/** Splits a request into its partitions; topic names for v13 (topic ids) come from metadata. */
+export function partsOf(req: ProduceRequest, version: number, cluster: ClusterView): PartBatch[] {
+  const out: PartBatch[] = [];
+  for (let t = 0; t < req.topicData.length; t++) {
+    const td = req.topicData[t];
+    const topic = version >= 13 ? (cluster.topicName(td.topicId) ?? `id:${td.topicId.toString('hex')}`) : td.name;
+    for (let p = 0; p < td.partitionData.length; p++) {
+      const pd = td.partitionData[p];
+      out.push({ t, p, topic, partition: pd.index, records: pd.records, header: singleBatchHeader(pd.records) });
+    }
+  }
+  return out;
+}
+
+function singleBatchHeader(records: Buffer | null): BatchHeader | undefined {
+  if (!records || records.length < 61) return undefined;
+  try {
+    const h = readBatchHeader(records, 0);
+    return h.magic === 2 && h.batchLength + 12 === records.length ? h : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export const partKey = (b: { t: number; p: number }): string => `${b.t}/${b.p}`;
+
+/** Builds the answer to `req`, one entry per partition in request order. */
+export function buildResponse(req: ProduceRequest, results: ReadonlyMap<string, PartResult>): ProduceResponse {
+  return {
+    responses: req.topicData.map((td, t) => ({
+      name: td.name,
+      topicId: td.topicId,
+      partitionResponses: td.partitionData.map((pd, p) => {
+        const r = results.get(`${t}/${p}`);
+        const pr = createPartitionProduceResponse();
+        pr.index = pd.index;
+        if (r) {
+          pr.errorCode = r.errorCode;
+          pr.baseOffset = r.errorCode === 0 ? r.baseOffset : -1n;
+          pr.logAppendTimeMs = r.logAppendTimeMs;
+          pr.errorMessage = r.errorMessage ?? null;
+        } else {
+          pr.errorCode = 13; // NETWORK_EXCEPTION: never answer a partition without a result as success
+          pr.baseOffset = -1n;
+        }
+        return pr;
+      }),
+    })),
+    throttleTimeMs: 0,
+    nodeEndpoints: [],
+  };
+}
+
+/** Finds a partition's answer in a broker response by position of the same request. */
+export function resultsByPosition(req: ProduceRequest, resp: ProduceResponse): Map<string, PartResult & { raw: ProduceResponse['responses'][number]['partitionResponses'][number] }> {
+  const out = new Map<string, PartResult & { raw: ProduceResponse['responses'][number]['partitionResponses'][number] }>();
+  // Brokers answer topics/partitions in request order, but match by name/id + index to be safe.
+  const index = new Map<string, ProduceResponse['responses'][number]['partitionResponses'][number]>();
+  for (const tr of resp.responses) {
+    const tk = tr.name !== '' ? tr.name : tr.topicId.toString('hex');
+    for (const pr of tr.partitionResponses) index.set(`${tk}\u0000${pr.index}`, pr);
+  }
+  req.topicData.forEach((td, t) => {
+    const tk = td.name !== '' ? td.name : td.topicId.toString('hex');
+    td.partitionData.forEach((pd, p) => {
+      const pr = index.get(`${tk}\u0000${pd.index}`);
+      if (pr) out.set(`${t}/${p}`, { errorCode: pr.errorCode, baseOffset: pr.baseOffset, logAppendTimeMs: pr.logAppendTimeMs, errorMessage: pr.errorMessage, raw: pr });
+    });
+  });
+  return out;
+}
+
+/** Keeps only the listed partitions of a request (for forwarding what the sidecar did not answer). */
+export function subsetRequest(req: ProduceRequest, keep: ReadonlySet<string>): ProduceRequest {
+  return {
+    ...req,
+    topicData: req.topicData
+      .map((td, t) => ({ ...td, partitionData: td.partitionData.filter((_, p) => keep.has(`${t}/${p}`)) }))
+      .filter((td) => td.partitionData.length > 0),
+  };
+}
+
+/** Glob match for topics.include/exclude ("*" and "?" wildcards). */
+export function topicMatcher(include: readonly string[], exclude: readonly string[]): (topic: string) => boolean {
+  const toRe = (g: string): RegExp => new RegExp(`^${g.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
+  const inc = include.map(toRe);
+  const exc = exclude.map(toRe);
+  const cache = new Map<string, boolean>();
+  return (topic) => {
+    let v = cache.get(topic);
+    if (v === undefined) {
+      v = inc.some((r) => r.test(topic)) && !exc.some((r) => r.test(topic));
+      if (cache.size < 10_000) cache.set(topic, v);
+    }
+    return v;
+  };
+}

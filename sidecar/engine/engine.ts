@@ -1,0 +1,228 @@
+// Routes every Produce request by mode (DESIGN.md "Modes") and owns the idempotence state:
+//   observe  — forward every byte; track sessions and count duplicates / gaps;
+//   enforce  — refuse non-idempotent or acks!=all producers (POLICY_VIOLATION); validate the rest;
+//   upgrade  — stamp non-idempotent producers with the sidecar's producer id and retry safely;
+//              validate already-idempotent ones as enforce does.
+// Transactional requests pass through untouched in every mode (KAFKA-NOTES rule 6).
+import type { Logger } from 'pino';
+import { ErrorCode } from '../codec/errors.js';
+import { SessionTable } from '../idempotence/session-table.js';
+import { DedupCache, contentFingerprint, extractHeader } from '../idempotence/dedup.js';
+import type { SidecarMetrics } from '../metrics/metrics.js';
+import type { LiveConfig, SidecarConfig } from '../config/load.js';
+import type { Proxy } from '../proxy/server.js';
+import type { ProduceCall, ProduceDecision, ProduceHook } from '../proxy/produce-hook.js';
+import { buildResponse, partKey, partsOf, topicMatcher, type PartBatch, type PartResult } from './batches.js';
+import { Upgrader } from './upgrader.js';
+import { Validator } from './validator.js';
+
+export interface EngineDeps {
+  proxy: Proxy;
+  metrics: SidecarMetrics;
+  log: Logger;
+  config: SidecarConfig;
+  /** Names the policy in POLICY_VIOLATION messages. */
+  policyName?: string;
+}
+
+const BATCH_HEADER = 61;
+
+export class Engine {
+  private table: SessionTable;
+  private readonly validator: Validator;
+  private upgrader?: Upgrader;
+  private dedup?: DedupCache<PartResult>;
+  private readonly dedupWaiters = new Map<number, Promise<PartResult>>();
+  private covers: (topic: string) => boolean;
+  private readonly sweeper: NodeJS.Timeout;
+  private summary = { duplicates: 0, outOfSequence: 0, policy: 0 };
+
+  constructor(private readonly deps: EngineDeps) {
+    const live = deps.config.live;
+    this.table = this.newTable(live);
+    this.validator = new Validator(this.table, deps.metrics, deps.log);
+    this.covers = topicMatcher(live.topics.include, live.topics.exclude);
+    this.configureDedup(live);
+    this.sweeper = setInterval(() => this.sweep(), 1_000);
+    this.sweeper.unref();
+  }
+
+  hook(): ProduceHook {
+    return { needsDecoding: true, onProduce: (call) => this.onProduce(call) };
+  }
+
+  /** Applies a reloaded config; sessions and in-flight batches are kept. */
+  reconfigure(next: LiveConfig): void {
+    this.covers = topicMatcher(next.topics.include, next.topics.exclude);
+    this.configureDedup(next);
+  }
+
+  close(): void {
+    clearInterval(this.sweeper);
+    this.upgrader?.close();
+  }
+
+  private get live(): LiveConfig {
+    return this.deps.config.live;
+  }
+
+  private onProduce(call: ProduceCall): ProduceDecision {
+    const req = call.request;
+    if (req.transactionalId !== null) return { kind: 'forward' };
+    const parts = partsOf(req, call.version, this.deps.proxy.cluster);
+    if (parts.some((b) => b.header?.isTransactional)) return { kind: 'forward' };
+    const covered = parts.filter((b) => this.covers(b.topic));
+    if (covered.length === 0) return { kind: 'forward' };
+    const now = Date.now();
+    const mode = this.live.mode;
+    if (mode === 'observe') {
+      this.observeCopies(covered, now);
+      return this.validator.observe(call, covered, now);
+    }
+    const plain = covered.filter((b) => b.header !== undefined && b.header.producerId < 0n);
+    if (mode === 'enforce' && (plain.length > 0 || req.acks !== -1)) return this.refuse(call, covered);
+    if (mode === 'upgrade' && plain.length > 0) {
+      // A request is either from an idempotent producer or not; a mix is not something a client sends.
+      if (plain.length !== parts.length) return { kind: 'forward' };
+      return this.upgrade(call, parts);
+    }
+    return this.validator.enforce(call, covered, now);
+  }
+
+  /** enforce: POLICY_VIOLATION for every partition, with a message saying what to change (v8+). */
+  private refuse(call: ProduceCall, parts: PartBatch[]): ProduceDecision {
+    const why = call.request.acks !== -1 ? `acks=${call.request.acks}` : 'a non-idempotent producer';
+    const policy = this.deps.policyName ? `policy ${this.deps.policyName}` : 'the idempo policy';
+    const message = `${policy} (mode enforce) refuses ${why}: set enable.idempotence=true and acks=all`;
+    for (const b of parts) this.deps.metrics.produceBatches.inc({ topic: b.topic, outcome: 'policy_rejected' });
+    this.summary.policy++;
+    if (call.request.acks === 0) return { kind: 'close', reason: `acks=0 produce refused by ${policy} (mode enforce); an acks=0 request takes no answer, so the connection is closed` };
+    const results = new Map<string, PartResult>();
+    call.request.topicData.forEach((td, t) =>
+      td.partitionData.forEach((_, p) => results.set(`${t}/${p}`, { errorCode: ErrorCode.POLICY_VIOLATION, baseOffset: -1n, logAppendTimeMs: -1n, errorMessage: call.version >= 8 ? message : null })),
+    );
+    this.deps.log.debug({ conn: call.connectionId, clientId: call.header.clientId, why }, 'produce refused by policy');
+    return { kind: 'answer', response: Promise.resolve(buildResponse(call.request, results)) };
+  }
+
+  private upgrade(call: ProduceCall, parts: PartBatch[]): ProduceDecision {
+    const upgrader = (this.upgrader ??= new Upgrader(this.deps.proxy.pool, this.deps.metrics, this.deps.log, () => this.live));
+    const now = Date.now();
+    const results = new Map<string, Promise<PartResult>>();
+    const fresh: PartBatch[] = [];
+    const tickets = new Map<string, number>();
+    for (const b of parts) {
+      const key = this.dedupKey(b);
+      if (key && this.dedup) {
+        const hit = this.dedup.lookup(key, now);
+        if (hit.kind !== 'miss') {
+          // An application-level retry of a batch already written (or being written): answer with the original's result.
+          this.deps.metrics.duplicatesRejected.inc({ topic: b.topic });
+          this.deps.metrics.produceBatches.inc({ topic: b.topic, outcome: 'duplicate' });
+          this.summary.duplicates++;
+          this.deps.log.debug({ topic: b.topic, partition: b.partition, state: hit.kind }, 'application retry answered with the original result');
+          results.set(partKey(b), hit.kind === 'done' ? Promise.resolve(hit.result) : (this.dedupWaiters.get(hit.ticket) ?? Promise.resolve(networkError())));
+          continue;
+        }
+        tickets.set(partKey(b), this.dedup.begin(key, now));
+      }
+      fresh.push(b);
+    }
+    if (fresh.length > 0) {
+      const sent = upgrader.submit(fresh, call.version, call.request.timeoutMs);
+      for (const [k, promise] of sent) {
+        results.set(k, promise);
+        const ticket = tickets.get(k);
+        if (ticket !== undefined && this.dedup) {
+          const cache = this.dedup;
+          const settled = promise.then((r) => {
+            cache.finish(ticket as never, r.errorCode === ErrorCode.NONE ? { ok: true, result: r } : { ok: false }, Date.now());
+            this.dedupWaiters.delete(ticket);
+            return r;
+          });
+          this.dedupWaiters.set(ticket, settled);
+        }
+      }
+    }
+    const response = (async () => {
+      const done = new Map<string, PartResult>();
+      for (const [k, p] of results) done.set(k, await p);
+      return call.request.acks === 0 ? null : buildResponse(call.request, done);
+    })();
+    return { kind: 'answer', response };
+  }
+
+  /** observe: app-level copies are counted, never acted on. */
+  private observeCopies(parts: PartBatch[], now: number): void {
+    if (!this.dedup) return;
+    for (const b of parts) {
+      if (!b.header || b.header.producerId >= 0n) continue;
+      const key = this.dedupKey(b);
+      if (!key) continue;
+      if (this.dedup.lookup(key, now).kind !== 'miss') {
+        this.deps.metrics.duplicatesRejected.inc({ topic: b.topic });
+        this.summary.duplicates++;
+        continue;
+      }
+      const t = this.dedup.begin(key, now);
+      // Observe does not wait for the answer: a copy seen later within the window counts.
+      this.dedup.finish(t, { ok: true, result: networkError() }, now);
+    }
+  }
+
+  private dedupKey(b: PartBatch): { topic: string; partition: number; fingerprint: string | Buffer } | undefined {
+    const d = this.live.dedup;
+    if (d.strategy === 'off' || !b.records || !b.header) return undefined;
+    const section = b.records.subarray(BATCH_HEADER);
+    if (d.strategy === 'content') {
+      const fp = contentFingerprint(section, b.header.compression, b.header.recordsCount);
+      return { topic: b.topic, partition: b.partition, fingerprint: fp.fingerprint };
+    }
+    const value = extractHeader(section, b.header.compression, d.header!);
+    return value ? { topic: b.topic, partition: b.partition, fingerprint: value } : undefined;
+  }
+
+  private configureDedup(c: LiveConfig): void {
+    if (c.dedup.strategy === 'off') {
+      this.dedup = undefined;
+      return;
+    }
+    this.dedup = new DedupCache<PartResult>({ windowMs: c.dedup.windowMs, maxEntries: c.dedup.maxEntries });
+  }
+
+  private newTable(c: LiveConfig): SessionTable {
+    return new SessionTable({
+      idleMs: c.sessionIdleMs,
+      maxSessions: c.maxSessions,
+      maxInFlight: c.maxInFlight,
+      onEvict: (reason, count) => {
+        if (reason === 'capacity') this.deps.metrics.sessionsEvicted.inc(count);
+      },
+    });
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    this.table.sweep(now);
+    this.dedup?.sweep(now);
+    this.validator.expire(now, this.live.requestTimeoutMs * 2);
+    this.deps.metrics.producerSessions.set(this.table.sessionCount + (this.upgrader?.producer ? 1 : 0));
+    if (this.upgrader) this.deps.metrics.inflightBatches.set(this.upgrader.inFlight);
+    this.logSummary(now);
+  }
+
+  private lastSummary = 0;
+
+  /** Rate-limited info line (one per minute at most) of what the sidecar acted on. */
+  private logSummary(now: number): void {
+    const s = this.summary;
+    if (now - this.lastSummary < 60_000 || s.duplicates + s.outOfSequence + s.policy === 0) return;
+    this.lastSummary = now;
+    this.deps.log.info({ duplicates: s.duplicates, outOfSequence: s.outOfSequence, policyRejected: s.policy }, 'produce summary (last minute)');
+    this.summary = { duplicates: 0, outOfSequence: 0, policy: 0 };
+  }
+}
+
+function networkError(): PartResult {
+  return { errorCode: ErrorCode.NETWORK_EXCEPTION, baseOffset: -1n, logAppendTimeMs: -1n };
+}

@@ -1,0 +1,269 @@
+// Upgrade mode for producers that are not idempotent: the sidecar's own producer id,
+// epoch and per-partition sequences are stamped into their batches, which then go to the
+// partition leaders over the sidecar's own connections, with acks=all, at most 5 in
+// flight per partition, and re-sent byte for byte after any failure until
+// deliveryTimeout, so the broker drops the copies (KAFKA-NOTES rules 1, 2, 4).
+// The decisions live in idempotence/sequencer.ts; this file does the I/O.
+import type { Logger } from 'pino';
+import { ApiKey } from '../codec/api.js';
+import { ErrorCode } from '../codec/errors.js';
+import { stampIdempotence } from '../codec/record-batch.js';
+import { decodeProduceResponse } from '../codec/generated/produce-response.js';
+import { createPartitionProduceData, createProduceRequest, createTopicProduceData, encodeProduceRequest, type ProduceRequest } from '../codec/generated/produce-request.js';
+import { decodeInitProducerIdResponse } from '../codec/generated/init-producer-id-response.js';
+import { encodeInitProducerIdRequest } from '../codec/generated/init-producer-id-request.js';
+import { Sequencer, type SequencerAction, type TopicPartition } from '../idempotence/sequencer.js';
+import { toBatchOutcome, type BatchOutcome } from '../idempotence/errors.js';
+import type { SidecarMetrics } from '../metrics/metrics.js';
+import type { LiveConfig } from '../config/load.js';
+import type { BrokerPool } from '../proxy/broker-pool.js';
+import { UpstreamError } from '../proxy/broker-client.js';
+import { ZERO_UUID } from '../codec/runtime.js';
+import type { PartBatch, PartResult } from './batches.js';
+
+interface Pending {
+  readonly tp: TopicPartition;
+  readonly batch: Buffer;
+  readonly version: number;
+  readonly timeoutMs: number;
+  readonly resolve: (r: PartResult) => void;
+}
+
+type SendItem = { id: number; p: Pending };
+
+export class Upgrader {
+  private readonly seq: Sequencer;
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private bumping = false;
+  private readonly timer: NodeJS.Timeout;
+  private closed = false;
+
+  constructor(
+    private readonly pool: BrokerPool,
+    private readonly metrics: SidecarMetrics,
+    private readonly log: Logger,
+    private readonly config: () => LiveConfig,
+  ) {
+    const c = config();
+    this.seq = new Sequencer({
+      producer: null,
+      maxInFlight: c.maxInFlight,
+      retryBackoff: { initial: c.retryBackoff.initialMs, max: c.retryBackoff.maxMs },
+      deliveryTimeoutMs: c.deliveryTimeoutMs,
+    });
+    // deliveryTimeout must fire even when no answer ever comes.
+    this.timer = setInterval(() => this.run(this.seq.tick(Date.now())), 250);
+    this.timer.unref();
+  }
+
+  get inFlight(): number {
+    return this.seq.inFlightTotal();
+  }
+
+  get producer(): { producerId: bigint; epoch: number } | null {
+    return this.seq.currentProducer();
+  }
+
+  /** Takes the batches of one client request; resolves with one result per batch. */
+  submit(parts: PartBatch[], version: number, timeoutMs: number): Map<string, Promise<PartResult>> {
+    const out = new Map<string, Promise<PartResult>>();
+    const actions: SequencerAction[] = [];
+    const now = Date.now();
+    for (const b of parts) {
+      const h = b.header!;
+      const id = this.nextId++;
+      const tp = { topic: b.topic, partition: b.partition };
+      out.set(
+        `${b.t}/${b.p}`,
+        new Promise<PartResult>((resolve) => this.pending.set(id, { tp, batch: b.records!, version, timeoutMs, resolve })),
+      );
+      actions.push(...this.seq.submit(tp, { id, recordCount: h.lastOffsetDelta + 1 }, now));
+    }
+    this.run(actions);
+    return out;
+  }
+
+  close(): void {
+    this.closed = true;
+    clearInterval(this.timer);
+  }
+
+  private run(actions: SequencerAction[]): void {
+    if (actions.length === 0) return;
+    const now = Date.now();
+    const batch: SendItem[] = [];
+    for (const a of actions) {
+      switch (a.type) {
+        case 'send': {
+          const p = this.pending.get(a.id);
+          if (!p) break;
+          // Stamped once, before the first send; re-sends reuse these exact bytes (rule 2).
+          stampIdempotence(p.batch, a.producerId, a.epoch, a.baseSequence);
+          this.metrics.upgradedBatches.inc({ topic: p.tp.topic });
+          batch.push({ id: a.id, p });
+          break;
+        }
+        case 'resend': {
+          const p = this.pending.get(a.id);
+          if (!p) break;
+          this.metrics.retries.inc({ reason: a.reason });
+          this.log.debug({ topic: p.tp.topic, partition: p.tp.partition, seq: a.baseSequence, attempt: a.attempt, reason: a.reason }, 're-sending batch');
+          if (a.notBefore > now) {
+            const t = setTimeout(() => this.dispatch([{ id: a.id, p }]), a.notBefore - now);
+            t.unref();
+          } else batch.push({ id: a.id, p });
+          break;
+        }
+        case 'resolve':
+          this.finish(a.id, { errorCode: ErrorCode.NONE, baseOffset: a.baseOffset, logAppendTimeMs: a.logAppendTime }, 'written');
+          break;
+        case 'fail':
+          this.log.warn({ topic: a.tp.topic, partition: a.tp.partition, errorCode: a.errorCode, outcomeUnknown: a.outcomeUnknown }, 'giving up on a batch');
+          this.finish(a.id, { errorCode: a.errorCode, baseOffset: -1n, logAppendTimeMs: -1n }, 'failed');
+          break;
+        case 'need_epoch_bump':
+          if (a.reason !== 'no_producer_id') this.log.info({ reason: a.reason }, 'new producer id needed once every partition has drained');
+          break;
+        case 'epoch_bump_ready':
+          void this.bump();
+          break;
+      }
+    }
+    this.metrics.inflightBatches.set(this.seq.inFlightTotal());
+    if (batch.length > 0) this.dispatch(batch);
+  }
+
+  private finish(id: number, r: PartResult, outcome: 'written' | 'failed'): void {
+    const p = this.pending.get(id);
+    if (!p) return;
+    this.pending.delete(id);
+    this.metrics.produceBatches.inc({ topic: p.tp.topic, outcome });
+    p.resolve(r);
+  }
+
+  private report(tp: TopicPartition, id: number, outcome: BatchOutcome): void {
+    this.run(this.seq.onResult(tp, id, outcome, Date.now()));
+  }
+
+  /** Groups sends by leader and version; one Produce request per group, in action order. */
+  private dispatch(items: SendItem[]): void {
+    if (this.closed) return;
+    const groups = new Map<string, { leader: number; version: number; items: SendItem[] }>();
+    const noLeader: SendItem[] = [];
+    for (const it of items) {
+      const leader = this.pool.cluster.leaderOf(it.p.tp.topic, it.p.tp.partition);
+      if (leader === undefined || !this.pool.forNode(leader)) {
+        noLeader.push(it);
+        continue;
+      }
+      const key = `${leader}/${it.p.version}`;
+      let g = groups.get(key);
+      if (!g) groups.set(key, (g = { leader, version: it.p.version, items: [] }));
+      g.items.push(it);
+    }
+    if (noLeader.length > 0) {
+      void this.pool.refreshMetadata([...new Set(noLeader.map((i) => i.p.tp.topic))]).catch(() => undefined).finally(() => {
+        for (const it of noLeader) this.report(it.p.tp, it.id, { kind: 'retriable', reason: 'leader_not_available', errorCode: ErrorCode.LEADER_NOT_AVAILABLE });
+      });
+    }
+    for (const g of groups.values()) void this.sendGroup(g.leader, g.version, g.items);
+  }
+
+  private async sendGroup(leader: number, version: number, items: SendItem[]): Promise<void> {
+    const client = this.pool.forNode(leader)!;
+    const req = createProduceRequest();
+    req.acks = -1; // forced: a write that only the leader saw can vanish on failover
+    req.timeoutMs = Math.max(...items.map((i) => i.p.timeoutMs));
+    const topics = new Map<string, ProduceRequest['topicData'][number]>();
+    for (const it of items) {
+      let td = topics.get(it.p.tp.topic);
+      if (!td) {
+        td = createTopicProduceData();
+        if (version >= 13) td.topicId = this.pool.cluster.topicId(it.p.tp.topic) ?? ZERO_UUID;
+        else td.name = it.p.tp.topic;
+        topics.set(it.p.tp.topic, td);
+        req.topicData.push(td);
+      }
+      const pd = createPartitionProduceData();
+      pd.index = it.p.tp.partition;
+      pd.records = it.p.batch;
+      td.partitionData.push(pd);
+    }
+    let resp;
+    try {
+      const r = await client.request(ApiKey.Produce, version, (w) => encodeProduceRequest(w, req, version), req.timeoutMs + this.config().requestTimeoutMs);
+      resp = decodeProduceResponse(r, version);
+    } catch (err) {
+      const kind = err instanceof UpstreamError && err.kind === 'timeout' ? 'timeout' : 'connection_lost';
+      this.metrics.upstreamErrors.inc({ error: kind === 'timeout' ? 'timeout' : 'connection' });
+      this.log.debug({ leader, err: (err as Error).message }, 'produce to leader failed; outcome unknown');
+      void this.pool.refreshMetadata([...topics.keys()]).catch(() => undefined);
+      for (const it of items) this.report(it.p.tp, it.id, { kind: 'unknown', reason: kind });
+      return;
+    }
+    const byTp = new Map<string, { errorCode: number; baseOffset: bigint; logAppendTimeMs: bigint; leader: number }>();
+    for (const tr of resp.responses) {
+      const topic = version >= 13 ? this.pool.cluster.topicName(tr.topicId) : tr.name;
+      for (const pr of tr.partitionResponses) byTp.set(`${topic}\u0000${pr.index}`, { ...pr, leader: pr.currentLeader?.leaderId ?? -1 });
+    }
+    let stale = false;
+    for (const it of items) {
+      const r = byTp.get(`${it.p.tp.topic}\u0000${it.p.tp.partition}`);
+      if (!r) {
+        this.report(it.p.tp, it.id, { kind: 'unknown', reason: 'connection_lost' });
+        continue;
+      }
+      if (r.errorCode !== ErrorCode.NONE) {
+        this.metrics.upstreamErrors.inc({ error: String(r.errorCode) });
+        if (r.errorCode === ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER) this.metrics.outOfSequence.inc({ topic: it.p.tp.topic });
+        // KIP-951: the answer names the new leader; otherwise refresh metadata.
+        if (r.leader >= 0) this.pool.cluster.setLeader(it.p.tp.topic, it.p.tp.partition, r.leader);
+        else stale = true;
+      } else if (r.baseOffset < 0n) {
+        this.metrics.duplicatesRejected.inc({ topic: it.p.tp.topic });
+      }
+      this.report(it.p.tp, it.id, toBatchOutcome(r.errorCode, r.baseOffset, r.logAppendTimeMs));
+    }
+    if (stale) void this.pool.refreshMetadata([...topics.keys()]).catch(() => undefined);
+  }
+
+  /** Gets a fresh producer id from the cluster (null transactional id) and moves the sequencer to it. */
+  private async bump(): Promise<void> {
+    if (this.bumping || this.closed) return;
+    this.bumping = true;
+    let delay = this.config().retryBackoff.initialMs;
+    try {
+      for (;;) {
+        try {
+          const client = this.pool.any();
+          const v = await this.pool.version(client, ApiKey.InitProducerId);
+          const r = await client.request(
+            ApiKey.InitProducerId,
+            v,
+            (w) => encodeInitProducerIdRequest(w, { transactionalId: null, transactionTimeoutMs: 60_000, producerId: -1n, producerEpoch: -1, enable2Pc: false, keepPreparedTxn: false }, v),
+            this.config().requestTimeoutMs,
+          );
+          const resp = decodeInitProducerIdResponse(r, v);
+          if (resp.errorCode !== ErrorCode.NONE) throw new Error(`InitProducerId failed with error ${resp.errorCode}`);
+          const res = this.seq.bumpEpoch(resp.producerId, resp.producerEpoch, Date.now());
+          if (!res.ok) throw new Error(`cannot switch producer id: ${res.reason}`);
+          this.log.info({ producerId: String(resp.producerId), epoch: resp.producerEpoch }, 'sidecar producer id obtained');
+          this.bumping = false;
+          this.run(res.actions);
+          return;
+        } catch (err) {
+          this.metrics.upstreamErrors.inc({ error: 'init_producer_id' });
+          this.log.warn({ err: (err as Error).message, retryInMs: delay }, 'cannot get a producer id yet');
+          await new Promise((r) => setTimeout(r, delay));
+          delay = Math.min(delay * 2, this.config().retryBackoff.maxMs);
+          if (this.closed) return;
+          // Batches past their deadline fail meanwhile.
+          this.run(this.seq.tick(Date.now()));
+        }
+      }
+    } finally {
+      this.bumping = false;
+    }
+  }
+}

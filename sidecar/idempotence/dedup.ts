@@ -1,0 +1,330 @@
+/**
+ * App-level retry dedup (what no broker does): a non-idempotent client that re-sends a batch
+ * after its own timeout produces a new request with new (or no) sequences. Within `windowMs`
+ * the sidecar recognises the copy by a key per (topic, partition) and answers it with the
+ * original's result, or attaches it to the original still in flight.
+ *
+ * Keys:
+ * - strategy `content`: `contentFingerprint()` of the batch's records section (offset 61 to the
+ *   end of the batch). What is stable between an original and an app retry:
+ *     * NOT the header: baseTimestamp/maxTimestamp are taken at batching time, producerId/epoch/
+ *       baseSequence are stamped by the sidecar or the client, the CRC covers all of that;
+ *     * for each record: key, value and headers (hashed), and the record count;
+ *     * NOT timestampDelta (relative to a baseTimestamp that moved; differs when the retried
+ *       batch is assembled at a different pace) and NOT offsetDelta (= the index, implied).
+ *   Uncompressed, gzip and zstd batches are decoded and hashed per record as above; other
+ *   codecs (snappy, lz4) or undecodable bytes fall back to hashing the raw records bytes, which
+ *   still matches a byte-identical re-send of the same batch.
+ *   Consequence (by design of the strategy): two different sends of exactly the same records to
+ *   the same partition within the window are treated as one.
+ * - strategy `header`: `extractHeader()` of the configured record header.
+ */
+import { createHash } from 'node:crypto';
+import * as zlib from 'node:zlib';
+
+export type Compression = 0 | 1 | 2 | 3 | 4; // none, gzip, snappy, lz4, zstd (attributes bits 0-2)
+
+export interface DedupKey {
+  readonly topic: string;
+  readonly partition: number;
+  /** Fingerprint (content) or header-derived key; compared byte for byte. */
+  readonly fingerprint: string | Buffer;
+}
+
+export type DedupTicket = number & { readonly __dedupTicket: unique symbol };
+
+export type Lookup<R> = { kind: 'miss' } | { kind: 'done'; result: R } | { kind: 'in_flight'; ticket: DedupTicket };
+
+export interface DedupOptions {
+  windowMs: number;
+  /** LRU cap (default 100000). */
+  maxEntries?: number;
+  onEvict?: (reason: 'expired' | 'capacity', count: number) => void;
+}
+
+type Entry<R> = { state: 'in_flight'; ticket: DedupTicket; touched: number } | { state: 'done'; result: R; expiresAt: number; touched: number };
+
+/** Decompressed records larger than this are not decoded (fingerprint falls back to raw bytes). */
+export const MAX_DECOMPRESSED_BYTES = 64 * 1024 * 1024;
+
+export class DedupCache<R> {
+  private readonly windowMs: number;
+  private readonly maxEntries: number;
+  private readonly onEvict: DedupOptions['onEvict'];
+  /** Insertion order = least recently used first. */
+  private readonly entries = new Map<string, Entry<R>>();
+  private readonly tickets = new Map<DedupTicket, string>();
+  private nextTicket = 1;
+
+  constructor(opts: DedupOptions) {
+    if (!(opts.windowMs > 0)) throw new RangeError('windowMs must be > 0');
+    this.windowMs = opts.windowMs;
+    this.maxEntries = opts.maxEntries ?? 100_000;
+    if (this.maxEntries < 1) throw new RangeError('maxEntries must be >= 1');
+    this.onEvict = opts.onEvict;
+  }
+
+  lookup(key: DedupKey, now: number): Lookup<R> {
+    const k = mapKey(key);
+    const e = this.entries.get(k);
+    if (!e) return { kind: 'miss' };
+    if (e.state === 'done' && now >= e.expiresAt) {
+      this.entries.delete(k);
+      this.onEvict?.('expired', 1);
+      return { kind: 'miss' };
+    }
+    this.entries.delete(k);
+    e.touched = now;
+    this.entries.set(k, e);
+    return e.state === 'done' ? { kind: 'done', result: e.result } : { kind: 'in_flight', ticket: e.ticket };
+  }
+
+  /** Register an original as in flight (after a miss). Replaces an existing entry for the key. */
+  begin(key: DedupKey, now: number): DedupTicket {
+    const k = mapKey(key);
+    const old = this.entries.get(k);
+    if (old?.state === 'in_flight') this.tickets.delete(old.ticket);
+    this.entries.delete(k);
+    const ticket = this.nextTicket++ as DedupTicket;
+    this.entries.set(k, { state: 'in_flight', ticket, touched: now });
+    this.tickets.set(ticket, k);
+    this.enforceCapacity();
+    return ticket;
+  }
+
+  /**
+   * The original finished. Success keeps the result for windowMs (from now); failure removes the
+   * entry so that a retry can write. Returns false when the ticket is unknown (evicted/replaced).
+   */
+  finish(ticket: DedupTicket, outcome: { ok: true; result: R } | { ok: false }, now: number): boolean {
+    const k = this.tickets.get(ticket);
+    if (k === undefined) return false;
+    this.tickets.delete(ticket);
+    const e = this.entries.get(k);
+    if (!e || e.state !== 'in_flight' || e.ticket !== ticket) return false;
+    this.entries.delete(k);
+    if (outcome.ok) this.entries.set(k, { state: 'done', result: outcome.result, expiresAt: now + this.windowMs, touched: now });
+    return true;
+  }
+
+  /** Drop expired entries. Returns how many. */
+  sweep(now: number): number {
+    let n = 0;
+    for (const [k, e] of this.entries) {
+      if (e.state === 'done' && now >= e.expiresAt) {
+        this.entries.delete(k);
+        n++;
+      }
+    }
+    if (n > 0) this.onEvict?.('expired', n);
+    return n;
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  private enforceCapacity(): void {
+    let n = 0;
+    while (this.entries.size > this.maxEntries) {
+      const first = this.entries.entries().next();
+      if (first.done) break;
+      const [k, e] = first.value;
+      // LRU victim; an in-flight original evicted this way loses its ticket (finish() → false)
+      // and copies arriving later are written again: keep maxEntries well above the in-flight volume.
+      if (e.state === 'in_flight') this.tickets.delete(e.ticket);
+      this.entries.delete(k);
+      n++;
+    }
+    if (n > 0) this.onEvict?.('capacity', n);
+  }
+}
+
+function mapKey(k: DedupKey): string {
+  const fp = typeof k.fingerprint === 'string' ? `s${k.fingerprint}` : `b${k.fingerprint.toString('base64')}`;
+  return `${k.partition}\u0000${k.topic}\u0000${fp}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Records section decoding (RecordBatch v2 records, org.apache.kafka.common.record.DefaultRecord):
+// length varint, attributes int8, timestampDelta varlong, offsetDelta varint, keyLength varint,
+// key, valueLength varint, value, headerCount varint, headers [keyLength varint, key, valueLength varint, value].
+// Varints are zigzag encoded.
+// ---------------------------------------------------------------------------------------------
+
+export interface ParsedRecord {
+  key: Buffer | null;
+  value: Buffer | null;
+  headers: Array<{ key: string; value: Buffer | null }>;
+}
+
+class Cursor {
+  constructor(
+    readonly buf: Buffer,
+    public pos = 0,
+  ) {}
+  varint(): number {
+    let shift = 0;
+    let raw = 0n;
+    for (let i = 0; i < 10; i++) {
+      if (this.pos >= this.buf.length) throw new RangeError('truncated varint');
+      const byte = this.buf[this.pos++];
+      raw |= BigInt(byte & 0x7f) << BigInt(shift);
+      if ((byte & 0x80) === 0) {
+        const v = (raw >> 1n) ^ -(raw & 1n);
+        return Number(v);
+      }
+      shift += 7;
+    }
+    throw new RangeError('varint too long');
+  }
+  bytes(n: number): Buffer {
+    if (n < 0 || this.pos + n > this.buf.length) throw new RangeError('truncated record');
+    const b = this.buf.subarray(this.pos, this.pos + n);
+    this.pos += n;
+    return b;
+  }
+  nullableBytes(): Buffer | null {
+    const n = this.varint();
+    return n < 0 ? null : this.bytes(n);
+  }
+}
+
+/** Decode uncompressed records; throws RangeError on malformed input. */
+export function parseRecords(records: Buffer, count?: number): ParsedRecord[] {
+  const c = new Cursor(records);
+  const out: ParsedRecord[] = [];
+  while (c.pos < records.length && (count === undefined || out.length < count)) {
+    const len = c.varint();
+    const end = c.pos + len;
+    if (len < 0 || end > records.length) throw new RangeError('truncated record');
+    c.pos += 1; // attributes
+    c.varint(); // timestampDelta
+    c.varint(); // offsetDelta
+    const key = c.nullableBytes();
+    const value = c.nullableBytes();
+    const hc = c.varint();
+    if (hc < 0 || hc > records.length) throw new RangeError('bad header count');
+    const headers: ParsedRecord['headers'] = [];
+    for (let i = 0; i < hc; i++) {
+      const hk = c.bytes(c.varint()).toString('utf8');
+      headers.push({ key: hk, value: c.nullableBytes() });
+    }
+    if (c.pos !== end) throw new RangeError('record length mismatch');
+    out.push({ key, value, headers });
+  }
+  if (count !== undefined && out.length !== count) throw new RangeError(`expected ${count} records, found ${out.length}`);
+  return out;
+}
+
+/**
+ * The uncompressed records bytes, or null when the codec is not supported here (snappy, lz4,
+ * zstd on a Node without zlib zstd) or the data does not decompress.
+ */
+export function decompressRecords(recordsSection: Buffer, compression: number): Buffer | null {
+  try {
+    switch (compression) {
+      case 0:
+        return recordsSection;
+      case 1:
+        return zlib.gunzipSync(recordsSection, { maxOutputLength: MAX_DECOMPRESSED_BYTES });
+      case 4: {
+        const z = zlib as unknown as { zstdDecompressSync?: (b: Buffer, o?: { maxOutputLength?: number }) => Buffer };
+        return z.zstdDecompressSync ? z.zstdDecompressSync(recordsSection, { maxOutputLength: MAX_DECOMPRESSED_BYTES }) : null;
+      }
+      default:
+        return null;
+    }
+  } catch {
+    return null;
+  }
+}
+
+export interface Fingerprint {
+  /** Hex SHA-256. */
+  readonly fingerprint: string;
+  /** false: records could not be decoded (codec or malformed): the raw section was hashed. */
+  readonly decoded: boolean;
+}
+
+/** Content fingerprint of a batch's records (see the file comment for what is included). */
+export function contentFingerprint(recordsSection: Buffer, compression: number, recordsCount: number): Fingerprint {
+  const h = createHash('sha256');
+  const u32 = (n: number): void => {
+    const b = Buffer.allocUnsafe(4);
+    b.writeInt32BE(n);
+    h.update(b);
+  };
+  const field = (b: Buffer | null): void => {
+    if (b === null) u32(-1);
+    else {
+      u32(b.length);
+      h.update(b);
+    }
+  };
+  const plain = decompressRecords(recordsSection, compression);
+  let records: ParsedRecord[] | null = null;
+  if (plain) {
+    try {
+      records = parseRecords(plain, recordsCount);
+    } catch {
+      records = null;
+    }
+  }
+  if (records) {
+    h.update('v1:records');
+    u32(recordsCount);
+    for (const r of records) {
+      field(r.key);
+      field(r.value);
+      u32(r.headers.length);
+      for (const hd of r.headers) {
+        field(Buffer.from(hd.key, 'utf8'));
+        field(hd.value);
+      }
+    }
+    return { fingerprint: h.digest('hex'), decoded: true };
+  }
+  h.update('v1:raw');
+  u32(recordsCount);
+  u32(compression);
+  h.update(recordsSection);
+  return { fingerprint: h.digest('hex'), decoded: false };
+}
+
+/**
+ * Per-record values of header `name` (first occurrence in each record; null where absent), or
+ * null when the records cannot be decoded (unsupported compression: the caller counts it).
+ */
+export function extractHeaderValues(recordsSection: Buffer, compression: number, name: string): Array<Buffer | null> | null {
+  const plain = decompressRecords(recordsSection, compression);
+  if (!plain) return null;
+  try {
+    return parseRecords(plain).map((r) => {
+      const hd = r.headers.find((x) => x.key === name);
+      return hd && hd.value !== null ? Buffer.from(hd.value) : null;
+    });
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Dedup key of a batch for the `header` strategy: null when no record carries the header or the
+ * records cannot be decoded. A single-record batch gives the header value itself; a batch of
+ * several records gives an opaque key built from every record's value (so a retry that is
+ * batched differently is a different key; records without the header are marked).
+ */
+export function extractHeader(recordsSection: Buffer, compression: number, name: string): Buffer | null {
+  const values = extractHeaderValues(recordsSection, compression, name);
+  if (!values || values.every((v) => v === null)) return null;
+  if (values.length === 1) return values[0];
+  const parts: Buffer[] = [];
+  for (const v of values) {
+    const len = Buffer.allocUnsafe(4);
+    len.writeInt32BE(v === null ? -1 : v.length);
+    parts.push(len);
+    if (v) parts.push(v);
+  }
+  return Buffer.concat(parts);
+}

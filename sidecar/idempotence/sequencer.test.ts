@@ -1,0 +1,486 @@
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { ErrorCode, type BatchOutcome } from './errors.js';
+import { MAX_SEQUENCE } from './sequence.js';
+import { Sequencer, type SequencerAction, type TopicPartition } from './sequencer.js';
+import { ModelBroker } from './model-broker.test-support.js';
+
+const TP: TopicPartition = { topic: 't', partition: 0 };
+const TP1: TopicPartition = { topic: 't', partition: 1 };
+const ok = (o: number): BatchOutcome => ({ kind: 'ok', baseOffset: BigInt(o), logAppendTime: -1n });
+const notLeader: BatchOutcome = { kind: 'retriable', reason: 'not_leader_or_follower', errorCode: 6 };
+const lost: BatchOutcome = { kind: 'unknown', reason: 'connection_lost' };
+
+function mk(opts: Partial<ConstructorParameters<typeof Sequencer>[0]> = {}): Sequencer {
+  return new Sequencer({ producer: { producerId: 7n, epoch: 0 }, retryBackoff: { initial: 100, max: 1000 }, deliveryTimeoutMs: 10_000, ...opts });
+}
+/** Send and acknowledge one batch so the partition pipelines (the first batch of an epoch goes alone). */
+function warm(s: Sequencer, tp: TopicPartition, id: number, recordCount = 1): void {
+  const a = s.submit(tp, { id, recordCount }, 0);
+  expect(types(a)).toEqual([`send:${id}`]);
+  s.onResult(tp, id, ok(0), 0);
+}
+const types = (a: SequencerAction[]): string[] => a.map((x) => (x.type === 'send' || x.type === 'resend' || x.type === 'resolve' || x.type === 'fail' ? `${x.type}:${x.id}` : x.type));
+function only<T extends SequencerAction['type']>(a: SequencerAction[], t: T): Extract<SequencerAction, { type: T }>[] {
+  return a.filter((x): x is Extract<SequencerAction, { type: T }> => x.type === t);
+}
+
+describe('Sequencer: stamping and pipelining', () => {
+  it('sends the first batch of a partition alone, then assigns consecutive sequences with at most 5 in flight', () => {
+    const s = mk();
+    expect(types(s.submit(TP, { id: 1, recordCount: 3 }, 0))).toEqual(['send:1']);
+    expect(s.submit(TP, { id: 2, recordCount: 3 }, 0)).toEqual([]); // broker has no state yet: one at a time
+    expect(types(s.onResult(TP, 1, ok(0), 1))).toEqual(['resolve:1', 'send:2']);
+    const sends: SequencerAction[] = [];
+    for (let i = 3; i <= 7; i++) sends.push(...s.submit(TP, { id: i, recordCount: 3 }, 1));
+    expect(types(sends)).toEqual(['send:3', 'send:4', 'send:5', 'send:6']);
+    expect(s.inFlight(TP)).toBe(5);
+    const all = [...only(s.onResult(TP, 2, ok(3), 2), 'send'), ...only(sends, 'send')].sort((a, b) => a.id - b.id);
+    expect(all.map((x) => [x.id, x.baseSequence])).toEqual([
+      [3, 6],
+      [4, 9],
+      [5, 12],
+      [6, 15],
+      [7, 18],
+    ]);
+    expect(all.every((x) => x.producerId === 7n && x.epoch === 0)).toBe(true);
+  });
+
+  it('respects maxInFlight < 5 and rejects > 5', () => {
+    const s = mk({ maxInFlight: 2 });
+    warm(s, TP, 1);
+    const a = [2, 3, 4].flatMap((id) => s.submit(TP, { id, recordCount: 1 }, 0));
+    expect(types(a)).toEqual(['send:2', 'send:3']);
+    expect(() => mk({ maxInFlight: 6 })).toThrow(RangeError);
+  });
+
+  it('partitions are independent', () => {
+    const s = mk();
+    s.submit(TP, { id: 1, recordCount: 2 }, 0);
+    const a = s.submit(TP1, { id: 2, recordCount: 2 }, 0);
+    expect(only(a, 'send')[0].baseSequence).toBe(0);
+  });
+
+  it('wraps between batches after Int32.MAX, but bumps the epoch rather than wrap inside a batch', () => {
+    const s = mk();
+    s.submit(TP, { id: 1, recordCount: MAX_SEQUENCE }, 0); // sequences 0..MAX-1
+    s.onResult(TP, 1, ok(0), 0);
+    const a = s.submit(TP, { id: 2, recordCount: 1 }, 0);
+    expect(only(a, 'send')[0].baseSequence).toBe(MAX_SEQUENCE);
+    s.onResult(TP, 2, ok(1), 0);
+    const b = s.submit(TP, { id: 3, recordCount: 2 }, 0);
+    expect(only(b, 'send')[0].baseSequence).toBe(0); // after MAX comes 0
+    s.onResult(TP, 3, ok(2), 0);
+    // Now at sequence 2; a batch reaching past MAX would wrap inside.
+    const s2 = mk();
+    s2.submit(TP, { id: 1, recordCount: MAX_SEQUENCE }, 0);
+    s2.onResult(TP, 1, ok(0), 0);
+    const c = s2.submit(TP, { id: 2, recordCount: 2 }, 0); // base MAX, last would be 0
+    expect(c).toEqual([{ type: 'need_epoch_bump', reason: 'sequence_wrap' }, { type: 'epoch_bump_ready' }]);
+    const r = s2.bumpEpoch(7n, 1, 0);
+    expect(r.ok).toBe(true);
+    if (r.ok) expect(r.actions).toEqual([{ type: 'send', tp: TP, id: 2, producerId: 7n, epoch: 1, baseSequence: 0 }]);
+  });
+
+  it('without a producer id, queues and asks for one', () => {
+    const s = new Sequencer({ producer: null });
+    expect(s.submit(TP, { id: 1, recordCount: 1 }, 0)).toEqual([{ type: 'need_epoch_bump', reason: 'no_producer_id' }, { type: 'epoch_bump_ready' }]);
+    const r = s.bumpEpoch(42n, 0, 5);
+    expect(r.ok && r.actions).toEqual([{ type: 'send', tp: TP, id: 1, producerId: 42n, epoch: 0, baseSequence: 0 }]);
+  });
+
+  it('rejects reused ids and empty batches', () => {
+    const s = mk();
+    s.submit(TP, { id: 1, recordCount: 1 }, 0);
+    expect(() => s.submit(TP, { id: 1, recordCount: 1 }, 0)).toThrow();
+    expect(() => s.submit(TP, { id: 2, recordCount: 0 }, 0)).toThrow(RangeError);
+  });
+
+  it('ignores results for unknown ids or batches not in flight', () => {
+    const s = mk();
+    expect(s.onResult(TP, 99, ok(0), 0)).toEqual([]);
+    s.submit(TP, { id: 1, recordCount: 1 }, 0);
+    s.onResult(TP, 1, ok(0), 0);
+    expect(s.onResult(TP, 1, ok(0), 0)).toEqual([]);
+  });
+});
+
+describe('Sequencer: retries and recovery', () => {
+  it('waits for the partition to drain, re-sends the head alone with the same stamp, then pipelines', () => {
+    const s = mk();
+    warm(s, TP, 0, 2); // sequences 0..1
+    for (let i = 1; i <= 5; i++) s.submit(TP, { id: i, recordCount: 2 }, 0); // 5 in flight
+    s.submit(TP, { id: 6, recordCount: 2 }, 0); // queued
+    expect(s.onResult(TP, 1, notLeader, 10)).toEqual([]); // 2..5 still in flight: wait
+    expect(s.onResult(TP, 2, { kind: 'fatal', errorCode: 45 }, 11)).toEqual([]); // predecessor pending: retriable
+    expect(s.onResult(TP, 3, lost, 12)).toEqual([]);
+    expect(s.onResult(TP, 4, { kind: 'fatal', errorCode: 45 }, 13)).toEqual([]);
+    const a = s.onResult(TP, 5, { kind: 'fatal', errorCode: 45 }, 14);
+    expect(a).toEqual([{ type: 'resend', tp: TP, id: 1, producerId: 7n, epoch: 0, baseSequence: 2, attempt: 2, reason: 'not_leader_or_follower', notBefore: 114 }]);
+    expect(s.inFlight(TP)).toBe(1);
+    const b = s.onResult(TP, 1, ok(100), 120);
+    expect(types(b)).toEqual(['resolve:1', 'resend:2', 'resend:3', 'resend:4', 'resend:5', 'send:6']);
+    expect(only(b, 'resend').map((x) => [x.baseSequence, x.reason, x.notBefore])).toEqual([
+      [4, 'out_of_order_sequence_number', 120],
+      [6, 'connection_lost', 120],
+      [8, 'out_of_order_sequence_number', 120],
+      [10, 'out_of_order_sequence_number', 120],
+    ]);
+    expect(only(b, 'send')[0].baseSequence).toBe(12);
+    expect(Object.fromEntries(s.retriesByReason())).toEqual({ not_leader_or_follower: 1, out_of_order_sequence_number: 3, connection_lost: 1 });
+  });
+
+  it('keeps re-probing the head with exponential backoff capped at max', () => {
+    const s = mk();
+    warm(s, TP, 0);
+    s.submit(TP, { id: 1, recordCount: 1 }, 0);
+    s.submit(TP, { id: 2, recordCount: 1 }, 0);
+    let now = 0;
+    expect(s.onResult(TP, 2, { kind: 'fatal', errorCode: 45 }, now)).toEqual([]); // 1 still in flight
+    const delays: number[] = [];
+    let r = s.onResult(TP, 1, lost, now);
+    for (let i = 0; i < 6; i++) {
+      const rs = only(r, 'resend');
+      expect(rs.map((x) => x.id)).toEqual([1]); // only the head, alone
+      delays.push(rs[0].notBefore - now);
+      now = rs[0].notBefore;
+      r = s.onResult(TP, 1, lost, now);
+    }
+    expect(delays).toEqual([100, 200, 400, 800, 1000, 1000]);
+  });
+
+  it('OUT_OF_ORDER on the head batch: re-stamped under the next epoch when it cannot have been written', () => {
+    const s = mk();
+    s.submit(TP, { id: 1, recordCount: 1 }, 0);
+    const a = s.onResult(TP, 1, { kind: 'fatal', errorCode: 45 }, 1);
+    expect(a).toEqual([{ type: 'need_epoch_bump', reason: 'sequence_hole' }, { type: 'epoch_bump_ready' }]);
+    const r = s.bumpEpoch(7n, 1, 2);
+    expect(r.ok && r.actions).toEqual([{ type: 'send', tp: TP, id: 1, producerId: 7n, epoch: 1, baseSequence: 0 }]);
+  });
+
+  it('OUT_OF_ORDER on the head batch after an attempt with unknown outcome fails it (never renumber what may be written)', () => {
+    const s = mk();
+    s.submit(TP, { id: 1, recordCount: 1 }, 0);
+    const r = only(s.onResult(TP, 1, lost, 1), 'resend')[0];
+    const a = s.onResult(TP, 1, { kind: 'fatal', errorCode: 45 }, r.notBefore);
+    expect(a).toEqual([
+      { type: 'fail', tp: TP, id: 1, errorCode: 45, outcomeUnknown: true },
+      { type: 'need_epoch_bump', reason: 'sequence_hole' },
+      { type: 'epoch_bump_ready' },
+    ]);
+  });
+
+  it('gives up after deliveryTimeout with the last error (or REQUEST_TIMED_OUT when none)', () => {
+    const s = mk();
+    s.submit(TP, { id: 1, recordCount: 1 }, 0);
+    s.onResult(TP, 1, notLeader, 5000);
+    const a = s.onResult(TP, 1, notLeader, 10_000);
+    expect(a[0]).toEqual({ type: 'fail', tp: TP, id: 1, errorCode: 6, outcomeUnknown: false });
+    const s2 = mk();
+    s2.submit(TP, { id: 1, recordCount: 1 }, 0);
+    const b = s2.onResult(TP, 1, lost, 10_001);
+    expect(b[0]).toEqual({ type: 'fail', tp: TP, id: 1, errorCode: ErrorCode.REQUEST_TIMED_OUT, outcomeUnknown: true });
+    expect(types(b)).toContain('need_epoch_bump');
+  });
+
+  it('tick fails never-sent batches past their deadline without needing a bump', () => {
+    const s = mk({ maxInFlight: 1 });
+    s.submit(TP, { id: 1, recordCount: 1 }, 0);
+    s.submit(TP, { id: 2, recordCount: 1 }, 0);
+    expect(s.nextDeadline()).toBe(10_000);
+    expect(s.tick(9_999)).toEqual([]);
+    expect(s.tick(10_000)).toEqual([{ type: 'fail', tp: TP, id: 2, errorCode: 7, outcomeUnknown: false }]);
+    expect(s.epochBumpPending()).toBeNull();
+    expect(s.pendingTotal()).toBe(1);
+  });
+});
+
+describe('Sequencer: epoch bump', () => {
+  it('holds every partition until all drained, then restarts sequences at 0 with the new epoch', () => {
+    const s = mk();
+    warm(s, TP, 0);
+    s.submit(TP, { id: 1, recordCount: 1 }, 0);
+    s.submit(TP, { id: 2, recordCount: 1 }, 0);
+    s.submit(TP1, { id: 3, recordCount: 4 }, 0);
+    const a = s.onResult(TP, 1, { kind: 'fatal', errorCode: ErrorCode.MESSAGE_TOO_LARGE }, 1);
+    expect(a).toEqual([
+      { type: 'fail', tp: TP, id: 1, errorCode: 10, outcomeUnknown: false },
+      { type: 'need_epoch_bump', reason: 'sequence_hole' },
+    ]);
+    // New batches anywhere wait now.
+    expect(s.submit(TP1, { id: 4, recordCount: 1 }, 2)).toEqual([]);
+    expect(s.submit(TP, { id: 5, recordCount: 1 }, 2)).toEqual([]);
+    expect(s.bumpEpoch(7n, 1, 3)).toEqual({ ok: false, reason: 'not_drained' });
+    // Batch 2 (after the hole) gets 45 with no pending predecessor: not written, so it waits
+    // for the new epoch to be re-stamped.
+    const b = s.onResult(TP, 2, { kind: 'fatal', errorCode: 45 }, 4);
+    expect(b).toEqual([]);
+    expect(s.bumpEpoch(7n, 1, 4)).toEqual({ ok: false, reason: 'not_drained' }); // TP1 still has 3 in flight
+    const c = s.onResult(TP1, 3, ok(50), 5);
+    expect(types(c)).toEqual(['resolve:3', 'epoch_bump_ready']);
+    expect(s.drained()).toBe(true);
+    expect(s.bumpEpoch(7n, 0, 6)).toEqual({ ok: false, reason: 'epoch_not_newer' });
+    const r = s.bumpEpoch(7n, 1, 6);
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    expect(r.actions).toEqual([
+      { type: 'send', tp: TP, id: 2, producerId: 7n, epoch: 1, baseSequence: 0 }, // first of the partition: alone
+      { type: 'send', tp: TP1, id: 4, producerId: 7n, epoch: 1, baseSequence: 0 },
+    ]);
+    expect(only(s.onResult(TP, 2, ok(9), 7), 'send')).toEqual([{ type: 'send', tp: TP, id: 5, producerId: 7n, epoch: 1, baseSequence: 1 }]);
+    expect(s.epochBumpPending()).toBeNull();
+    expect(s.currentProducer()).toEqual({ producerId: 7n, epoch: 1 });
+  });
+
+  it('after a bump, the first batch of each partition goes alone again (the broker accepts any first sequence of a new producer)', () => {
+    const s = new Sequencer({ producer: null });
+    for (let i = 1; i <= 3; i++) s.submit(TP, { id: i, recordCount: 1 }, 0);
+    const r = s.bumpEpoch(9n, 0, 0);
+    expect(r.ok && types(r.actions)).toEqual(['send:1']);
+    expect(types(s.onResult(TP, 1, ok(0), 1))).toEqual(['resolve:1', 'send:2', 'send:3']);
+  });
+
+  it('a sent batch with unknown outcome is re-sent under its OLD epoch while a bump is pending, never under the new one', () => {
+    const s = mk();
+    s.submit(TP, { id: 1, recordCount: 1 }, 0);
+    s.submit(TP1, { id: 2, recordCount: 1 }, 0);
+    s.onResult(TP1, 2, { kind: 'fatal', errorCode: 87 }, 1); // bump pending
+    const a = s.onResult(TP, 1, lost, 2);
+    expect(only(a, 'resend')[0]).toMatchObject({ id: 1, epoch: 0, baseSequence: 0 });
+    // Still unknown at its deadline: it fails (outcome unknown) instead of moving to the new epoch.
+    const b = s.onResult(TP, 1, lost, 10_000);
+    expect(types(b)).toEqual(['fail:1', 'epoch_bump_ready']);
+    expect(only(b, 'fail')[0].outcomeUnknown).toBe(true);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Property test: the Sequencer against a MODEL broker over a faulty network.
+// ---------------------------------------------------------------------------------------------
+
+type Fault = 'ok' | 'lose_response' | 'drop_request' | 'not_leader' | 'too_large';
+type Cmd =
+  | { c: 'submit'; tp: number; records: number }
+  | { c: 'deliver'; tp: number; fault: Fault }
+  | { c: 'advance'; ms: number };
+
+const cmdArb: fc.Arbitrary<Cmd> = fc.oneof(
+  { weight: 3, arbitrary: fc.record({ c: fc.constant('submit' as const), tp: fc.integer({ min: 0, max: 2 }), records: fc.integer({ min: 1, max: 4 }) }) },
+  {
+    weight: 5,
+    arbitrary: fc.record({
+      c: fc.constant('deliver' as const),
+      tp: fc.integer({ min: 0, max: 2 }),
+      fault: fc.oneof(
+        { weight: 6, arbitrary: fc.constant<Fault>('ok') },
+        { weight: 2, arbitrary: fc.constant<Fault>('lose_response') },
+        { weight: 2, arbitrary: fc.constant<Fault>('drop_request') },
+        { weight: 2, arbitrary: fc.constant<Fault>('not_leader') },
+        { weight: 1, arbitrary: fc.constant<Fault>('too_large') },
+      ),
+    }),
+  },
+  { weight: 1, arbitrary: fc.record({ c: fc.constant('advance' as const), ms: fc.integer({ min: 0, max: 4000 }) }) },
+);
+
+interface Req {
+  id: number;
+  producerId: bigint;
+  epoch: number;
+  baseSequence: number;
+  notBefore: number;
+}
+
+interface Stats {
+  duplicatesAnswered: number;
+  resends: number;
+  bumps: number;
+  fails: number;
+  resolved: number;
+  restamps: number;
+  endTime: number;
+}
+
+function runScenario(cmds: Cmd[], maxInFlight: number): Stats {
+  let duplicatesAnswered = 0;
+  let resends = 0;
+  let restamps = 0;
+  const broker = new ModelBroker();
+  const s = new Sequencer({ producer: { producerId: 1n, epoch: 0 }, maxInFlight, retryBackoff: { initial: 50, max: 400 }, deliveryTimeoutMs: 10_000 });
+  const tps: TopicPartition[] = [0, 1, 2].map((p) => ({ topic: 'x', partition: p }));
+  const tpName = (tp: TopicPartition) => `${tp.topic}-${tp.partition}`;
+  const wire = new Map<string, Req[]>(tps.map((tp) => [tpName(tp), []]));
+  const records = new Map<number, number>();
+  const stamp = new Map<number, { producerId: bigint; epoch: number; baseSequence: number }>();
+  const settled = new Map<number, { kind: 'resolve'; offset: bigint } | { kind: 'fail'; unknown: boolean }>();
+  let now = 0;
+  let nextId = 1;
+  let pid = 1n;
+  let epoch = 0;
+  let bumps = 0;
+
+  const handle = (actions: SequencerAction[]): void => {
+    for (const a of actions) {
+      switch (a.type) {
+        case 'send':
+        case 'resend': {
+          const prev = stamp.get(a.id);
+          if (a.type === 'send') {
+            if (prev) {
+              // Re-stamped after a definitive OUT_OF_ORDER rejection: only under a new epoch or
+              // producer id, and only if it is not in the log.
+              expect(prev.producerId !== a.producerId || prev.epoch !== a.epoch).toBe(true);
+              expect(broker.log(tpName(a.tp))).not.toContain(a.id);
+              restamps++;
+            }
+            stamp.set(a.id, { producerId: a.producerId, epoch: a.epoch, baseSequence: a.baseSequence });
+          } else {
+            // Rule 2: a retry carries the byte-identical stamp.
+            expect({ producerId: a.producerId, epoch: a.epoch, baseSequence: a.baseSequence }).toEqual(prev);
+          }
+          if (a.type === 'resend') resends++;
+          const q = wire.get(tpName(a.tp))!;
+          q.push({ id: a.id, producerId: a.producerId, epoch: a.epoch, baseSequence: a.baseSequence, notBefore: a.type === 'resend' ? a.notBefore : now });
+          // Rule 1: at most maxInFlight requests per partition on the wire.
+          expect(q.length).toBeLessThanOrEqual(maxInFlight);
+          break;
+        }
+        case 'resolve':
+          expect(settled.has(a.id)).toBe(false);
+          settled.set(a.id, { kind: 'resolve', offset: a.baseOffset });
+          break;
+        case 'fail':
+          expect(settled.has(a.id)).toBe(false);
+          settled.set(a.id, { kind: 'fail', unknown: a.outcomeUnknown });
+          break;
+        case 'need_epoch_bump':
+          break;
+        case 'epoch_bump_ready': {
+          // Rule 4: only when nothing is on the wire for this producer.
+          for (const q of wire.values()) expect(q.length).toBe(0);
+          bumps++;
+          if (bumps % 2 === 0) {
+            pid += 1n;
+            epoch = 0;
+          } else epoch += 1;
+          const r = s.bumpEpoch(pid, epoch, now);
+          expect(r.ok).toBe(true);
+          if (r.ok) handle(r.actions);
+          break;
+        }
+      }
+    }
+  };
+
+  const deliver = (tp: TopicPartition, fault: Fault): void => {
+    const q = wire.get(tpName(tp))!;
+    const req = q.shift();
+    if (!req) return;
+    now = Math.max(now, req.notBefore);
+    const count = records.get(req.id)!;
+    const batch = { producerId: req.producerId, epoch: req.epoch, firstSeq: req.baseSequence, lastSeq: req.baseSequence + count - 1, payload: req.id };
+    let outcome: BatchOutcome;
+    if (fault === 'drop_request') outcome = { kind: 'unknown', reason: 'connection_lost' };
+    else if (fault === 'not_leader') outcome = { kind: 'retriable', reason: 'not_leader_or_follower', errorCode: 6 };
+    else if (fault === 'too_large') outcome = { kind: 'fatal', errorCode: 10 };
+    else {
+      const ans = broker.produce(tpName(tp), batch);
+      if (ans.duplicate) duplicatesAnswered++;
+      if (fault === 'lose_response') outcome = { kind: 'unknown', reason: 'timeout' };
+      else outcome = ans.errorCode === 0 ? { kind: 'ok', baseOffset: ans.baseOffset, logAppendTime: -1n } : { kind: 'fatal', errorCode: ans.errorCode };
+    }
+    handle(s.onResult(tp, req.id, outcome, now));
+  };
+
+  for (const cmd of cmds) {
+    if (cmd.c === 'submit') {
+      const id = nextId++;
+      records.set(id, cmd.records);
+      handle(s.submit(tps[cmd.tp], { id, recordCount: cmd.records }, now));
+    } else if (cmd.c === 'deliver') deliver(tps[cmd.tp], cmd.fault);
+    else {
+      now += cmd.ms;
+      handle(s.tick(now));
+    }
+    expect(s.inFlightTotal()).toBe([...wire.values()].reduce((n, q) => n + q.length, 0));
+  }
+  // Heal the network and run to quiescence.
+  for (let guard = 0; guard < 10_000 && (s.pendingTotal() > 0 || [...wire.values()].some((q) => q.length > 0)); guard++) {
+    const busy = tps.find((tp) => wire.get(tpName(tp))!.length > 0);
+    if (busy) deliver(busy, 'ok');
+    else {
+      now += 1000;
+      handle(s.tick(now));
+    }
+  }
+
+  // Every batch settled exactly once.
+  expect(s.pendingTotal()).toBe(0);
+  expect(settled.size).toBe(nextId - 1);
+  for (const tp of tps) {
+    const log = broker.log(tpName(tp));
+    // No duplicate writes.
+    expect(new Set(log).size).toBe(log.length);
+    // Log order = submission order (ids increase with submission).
+    for (let i = 1; i < log.length; i++) expect(log[i]).toBeGreaterThan(log[i - 1]);
+    log.forEach((id, offset) => {
+      const st = settled.get(id)!;
+      // Written batches are resolved with their offset, or failed as "outcome unknown".
+      if (st.kind === 'resolve') expect(st.offset).toBe(BigInt(offset));
+      else expect(st.unknown).toBe(true);
+    });
+  }
+  for (const [id, st] of settled) {
+    if (st.kind === 'resolve') {
+      const tpOf = [...broker.logs.entries()].find(([, log]) => log.includes(id));
+      expect(tpOf).toBeDefined(); // resolved ⇒ written
+    }
+  }
+  const fails = [...settled.values()].filter((x) => x.kind === 'fail').length;
+  return { duplicatesAnswered, resends, bumps, fails, resolved: settled.size - fails, restamps, endTime: now };
+}
+
+describe('Sequencer property: model broker + faulty network', () => {
+  it('never writes twice, keeps order, settles every batch exactly once', () => {
+    const total: Stats = { duplicatesAnswered: 0, resends: 0, bumps: 0, fails: 0, resolved: 0, restamps: 0, endTime: 0 };
+    fc.assert(
+      fc.property(fc.array(cmdArb, { minLength: 1, maxLength: 200, size: 'max' }), fc.integer({ min: 1, max: 5 }), (cmds, maxInFlight) => {
+        const st = runScenario(cmds, maxInFlight);
+        total.duplicatesAnswered += st.duplicatesAnswered;
+        total.resends += st.resends;
+        total.bumps += st.bumps;
+        total.fails += st.fails;
+        total.resolved += st.resolved;
+        total.restamps += st.restamps;
+      }),
+      { numRuns: Number(process.env.IDEMPO_PROP_RUNS ?? 500) },
+    );
+    // The generator really exercises broker-side dedup, re-sends, epoch bumps and failures.
+    expect(total.duplicatesAnswered).toBeGreaterThan(200);
+    expect(total.resends).toBeGreaterThan(1000);
+    expect(total.bumps).toBeGreaterThan(100);
+    expect(total.fails).toBeGreaterThan(100);
+    expect(total.resolved).toBeGreaterThan(5000);
+    expect(total.restamps).toBeGreaterThan(50);
+    if (process.env.IDEMPO_TEST_STATS) console.log(total);
+  });
+
+  it('transient faults alone (no fatal error, deadline not reached) resolve every batch', () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          cmdArb.filter((c) => !(c.c === 'deliver' && c.fault === 'too_large') && c.c !== 'advance'),
+          { minLength: 1, maxLength: 80, size: 'max' },
+        ),
+        (cmds) => {
+          const st = runScenario(cmds, 5);
+          if (st.endTime < 10_000) {
+            expect(st.fails).toBe(0);
+            expect(st.bumps).toBe(0);
+          }
+        },
+      ),
+      { numRuns: Number(process.env.IDEMPO_PROP_RUNS ?? 300) },
+    );
+  });
+});

@@ -1,0 +1,103 @@
+// Every metric the sidecar exports, defined once. Names and labels are a contract
+// (DESIGN.md "Metrics"): dashboards and alert rules depend on them. Label values come
+// from closed sets (topic names are bounded by the cluster, outcomes/reasons by code).
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export type BatchOutcome = 'written' | 'duplicate' | 'out_of_sequence' | 'policy_rejected' | 'failed';
+export type RetryReason = 'connection' | 'timeout' | 'not_leader' | 'retriable_error' | 'out_of_order_after_retry';
+
+export class SidecarMetrics {
+  readonly registry = new Registry();
+
+  readonly requests = new Counter({
+    name: 'idempo_requests_total',
+    help: 'Kafka requests received from clients, by API.',
+    labelNames: ['api'] as const,
+    registers: [this.registry],
+  });
+  readonly requestLatency = new Histogram({
+    name: 'idempo_request_latency_seconds',
+    help: 'Time from a client request in to its response out, by API.',
+    labelNames: ['api'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+  readonly duplicatesRejected = new Counter({
+    name: 'idempo_duplicates_rejected_total',
+    help: 'Batches recognised as copies and not written again (answered by the sidecar or by the broker as duplicates).',
+    labelNames: ['topic'] as const,
+    registers: [this.registry],
+  });
+  readonly outOfSequence = new Counter({
+    name: 'idempo_out_of_sequence_total',
+    help: 'Batches with a sequence gap (rejected by the sidecar or answered OUT_OF_ORDER_SEQUENCE_NUMBER by the broker).',
+    labelNames: ['topic'] as const,
+    registers: [this.registry],
+  });
+  readonly produceBatches = new Counter({
+    name: 'idempo_produce_batches_total',
+    help: 'Produce batches by outcome.',
+    labelNames: ['topic', 'outcome'] as const,
+    registers: [this.registry],
+  });
+  readonly upgradedBatches = new Counter({
+    name: 'idempo_upgraded_batches_total',
+    help: 'Batches stamped with a sidecar producer id (upgrade mode).',
+    labelNames: ['topic'] as const,
+    registers: [this.registry],
+  });
+  readonly retries = new Counter({
+    name: 'idempo_retries_total',
+    help: 'Upstream re-sends of the same batch, by reason.',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+  readonly inflightBatches = new Gauge({
+    name: 'idempo_inflight_batches',
+    help: 'Batches sent upstream and not yet answered.',
+    registers: [this.registry],
+  });
+  readonly producerSessions = new Gauge({
+    name: 'idempo_producer_sessions',
+    help: 'Live (producerId, epoch) sessions tracked.',
+    registers: [this.registry],
+  });
+  readonly sessionsEvicted = new Counter({
+    name: 'idempo_producer_sessions_evicted_total',
+    help: 'Producer sessions dropped because the session cap was reached (least recently used first).',
+    registers: [this.registry],
+  });
+  readonly produceLatency = new Histogram({
+    name: 'idempo_produce_latency_seconds',
+    help: 'Produce request in to response out, through the sidecar.',
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 120],
+    registers: [this.registry],
+  });
+  readonly upstreamErrors = new Counter({
+    name: 'idempo_upstream_errors_total',
+    help: 'Kafka error codes and connection failures from brokers.',
+    labelNames: ['error'] as const,
+    registers: [this.registry],
+  });
+  readonly clientConnections = new Gauge({
+    name: 'idempo_client_connections',
+    help: 'Open client connections.',
+    registers: [this.registry],
+  });
+  readonly rejectedFrames = new Counter({
+    name: 'idempo_rejected_frames_total',
+    help: 'Client connections closed for a malformed or oversized frame, by reason.',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+  readonly configReloads = new Counter({
+    name: 'idempo_config_reloads_total',
+    help: 'Configuration file reloads, by result.',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry, prefix: 'idempo_process_' });
+  }
+}

@@ -1,0 +1,157 @@
+// The sidecar's own connection to one broker: used for its Metadata refreshes,
+// InitProducerId and the upgrade engine's produce sends and re-sends. Requests are
+// pipelined; Kafka answers in order on a connection, and each answer is matched to its
+// request by correlation id. A closed or timed-out connection fails every pending request
+// with an UpstreamError whose outcome is unknown (the broker may have written it).
+import type net from 'node:net';
+import type { Logger } from 'pino';
+import { Reader } from '../codec/reader.js';
+import { Writer } from '../codec/writer.js';
+import { requestHeaderVersion, responseHeaderVersion } from '../codec/api.js';
+import { FrameSplitter } from './frames.js';
+import { responseBodyOffset, writeRequestHeader } from './headers.js';
+import { connectUpstream, type TlsMaterial } from './upstream-socket.js';
+
+export class UpstreamError extends Error {
+  constructor(
+    message: string,
+    /** connection: the socket failed or closed; timeout: no answer in time. Either way the outcome is unknown. */
+    readonly kind: 'connection' | 'timeout',
+  ) {
+    super(message);
+    this.name = 'UpstreamError';
+  }
+}
+
+interface Pending {
+  correlationId: number;
+  apiKey: number;
+  apiVersion: number;
+  resolve: (body: Reader) => void;
+  reject: (err: Error) => void;
+  timer?: NodeJS.Timeout;
+}
+
+export class BrokerClient {
+  private socket?: net.Socket;
+  private connecting?: Promise<net.Socket>;
+  private readonly pending = new Map<number, Pending>();
+  private nextCorrelation = 1;
+  private closed = false;
+
+  constructor(
+    readonly host: string,
+    readonly port: number,
+    private readonly opts: { tls?: TlsMaterial; clientId: string; maxFrameBytes: number; log: Logger; connectTimeoutMs?: number },
+  ) {}
+
+  get isConnected(): boolean {
+    return this.socket !== undefined && !this.socket.destroyed;
+  }
+
+  get pendingCount(): number {
+    return this.pending.size;
+  }
+
+  /**
+   * Sends one request. With expectResponse=false (acks=0) it resolves once written.
+   * The body is written by `encode` after the request header.
+   */
+  async request(apiKey: number, apiVersion: number, encode: (w: Writer) => void, timeoutMs: number, expectResponse = true): Promise<Reader> {
+    const socket = await this.connect();
+    const correlationId = this.nextCorrelation;
+    this.nextCorrelation = (this.nextCorrelation + 1) & 0x7fffffff;
+    const w = new Writer(256);
+    w.int32(0); // size, patched below
+    writeRequestHeader(w, apiKey, apiVersion, correlationId, this.opts.clientId, requestHeaderVersion(apiKey, apiVersion));
+    encode(w);
+    const buf = w.toBuffer();
+    buf.writeInt32BE(buf.length - 4, 0);
+    if (!expectResponse) {
+      socket.write(buf);
+      return new Reader(Buffer.alloc(0));
+    }
+    return new Promise<Reader>((resolve, reject) => {
+      const p: Pending = { correlationId, apiKey, apiVersion, resolve, reject };
+      p.timer = setTimeout(() => {
+        // A request without an answer leaves the connection's order unknowable: drop it.
+        this.fail(new UpstreamError(`no answer from broker ${this.host}:${this.port} within ${timeoutMs} ms`, 'timeout'));
+      }, timeoutMs);
+      this.pending.set(correlationId, p);
+      socket.write(buf);
+    });
+  }
+
+  close(): void {
+    this.closed = true;
+    this.fail(new UpstreamError('connection closed by the sidecar', 'connection'));
+  }
+
+  private connect(): Promise<net.Socket> {
+    if (this.closed) return Promise.reject(new UpstreamError('client closed', 'connection'));
+    if (this.socket && !this.socket.destroyed) return Promise.resolve(this.socket);
+    if (!this.connecting) {
+      this.connecting = connectUpstream(this.host, this.port, this.opts.tls, this.opts.connectTimeoutMs ?? 10_000)
+        .then((socket) => {
+          this.attach(socket);
+          return socket;
+        })
+        .catch((err: Error) => {
+          throw new UpstreamError(`connect to ${this.host}:${this.port} failed: ${err.message}`, 'connection');
+        })
+        .finally(() => {
+          this.connecting = undefined;
+        });
+    }
+    return this.connecting;
+  }
+
+  private attach(socket: net.Socket): void {
+    this.socket = socket;
+    const frames = new FrameSplitter(this.opts.maxFrameBytes);
+    socket.on('data', (chunk: Buffer) => {
+      let list: Buffer[];
+      try {
+        list = frames.push(chunk);
+      } catch (err) {
+        this.fail(new UpstreamError(`bad frame from broker: ${(err as Error).message}`, 'connection'));
+        return;
+      }
+      for (const payload of list) this.onResponse(payload);
+    });
+    socket.on('error', (err) => this.fail(new UpstreamError(`broker ${this.host}:${this.port}: ${err.message}`, 'connection')));
+    socket.on('close', () => {
+      if (this.socket === socket) this.fail(new UpstreamError(`broker ${this.host}:${this.port} closed the connection`, 'connection'));
+    });
+  }
+
+  private onResponse(payload: Buffer): void {
+    if (payload.length < 4) return this.fail(new UpstreamError('short response frame from broker', 'connection'));
+    const correlationId = payload.readInt32BE(0);
+    const p = this.pending.get(correlationId);
+    if (!p) {
+      this.opts.log.warn({ correlationId }, 'answer for an unknown correlation id from broker; dropping the connection');
+      return this.fail(new UpstreamError('unexpected correlation id', 'connection'));
+    }
+    this.pending.delete(correlationId);
+    clearTimeout(p.timer);
+    try {
+      const off = responseBodyOffset(payload, responseHeaderVersion(p.apiKey, p.apiVersion));
+      p.resolve(new Reader(payload, off));
+    } catch (err) {
+      p.reject(err as Error);
+    }
+  }
+
+  private fail(err: UpstreamError): void {
+    const socket = this.socket;
+    this.socket = undefined;
+    socket?.destroy();
+    const all = [...this.pending.values()];
+    this.pending.clear();
+    for (const p of all) {
+      clearTimeout(p.timer);
+      p.reject(err);
+    }
+  }
+}

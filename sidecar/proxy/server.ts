@@ -1,0 +1,122 @@
+// Wires the proxy together: listeners, client connections, rewriters, the sidecar's own
+// broker connections, and the produce hook in force (swapped on config reload).
+import type net from 'node:net';
+import type { Logger } from 'pino';
+import type { SidecarMetrics } from '../metrics/metrics.js';
+import type { HostPort } from '../config/cli.js';
+import { BrokerPool } from './broker-pool.js';
+import { ClusterView } from './cluster-view.js';
+import { ClientConnection } from './connection.js';
+import { ListenerRegistry, type Target } from './listeners.js';
+import { passThroughHook, type ProduceHook } from './produce-hook.js';
+import { buildRewriters, type ResponseRewriters } from './rewrite.js';
+import type { TlsMaterial } from './upstream-socket.js';
+
+export interface ProxyOptions {
+  upstream: HostPort[];
+  listen: HostPort;
+  tls?: TlsMaterial;
+  maxFrameBytes: number;
+  requestTimeoutMs: number;
+  log: Logger;
+  metrics: SidecarMetrics;
+}
+
+export class Proxy {
+  readonly cluster = new ClusterView();
+  readonly listeners: ListenerRegistry;
+  readonly pool: BrokerPool;
+  private readonly connections = new Set<ClientConnection>();
+  private readonly rewriters: ResponseRewriters;
+  private hook: ProduceHook = passThroughHook;
+  private bootstrapCursor = 0;
+  private listening = false;
+  listenPort = 0;
+
+  constructor(private readonly opts: ProxyOptions) {
+    this.listeners = new ListenerRegistry(opts.listen.host, (s, t) => this.accept(s, t), opts.log);
+    this.rewriters = buildRewriters({ cluster: this.cluster, listeners: this.listeners, log: opts.log });
+    this.pool = new BrokerPool(this.cluster, {
+      bootstrap: opts.upstream,
+      tls: opts.tls,
+      maxFrameBytes: opts.maxFrameBytes,
+      requestTimeoutMs: opts.requestTimeoutMs,
+      log: opts.log,
+    });
+  }
+
+  setHook(hook: ProduceHook): void {
+    this.hook = hook;
+  }
+
+  /** Binds the bootstrap listener, then learns the cluster in the background until it answers. */
+  async start(): Promise<void> {
+    this.listenPort = await this.listeners.listenBootstrap(this.opts.listen.port);
+    this.listening = true;
+    void this.learnCluster();
+  }
+
+  ready(): { ok: boolean; reason: string } {
+    if (!this.listening) return { ok: false, reason: 'listeners not bound' };
+    if (!this.cluster.metadataSeen) return { ok: false, reason: 'upstream metadata not fetched yet' };
+    return { ok: true, reason: `ok: ${this.cluster.brokers.size} brokers, ${this.listeners.listenerCount()} broker listeners` };
+  }
+
+  connectionCount(): number {
+    return this.connections.size;
+  }
+
+  /** SIGTERM: stop accepting, let every connection write its pending answers (bounded), close. */
+  async shutdown(timeoutMs: number): Promise<void> {
+    await this.listeners.close();
+    const drains = Promise.all([...this.connections].map((c) => c.drain()));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([drains, new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)))]);
+    clearTimeout(timer);
+    for (const c of this.connections) c.close('shutdown');
+    this.pool.close();
+  }
+
+  private async learnCluster(): Promise<void> {
+    let delay = 200;
+    while (this.listening) {
+      try {
+        await this.pool.refreshMetadata(null);
+        await this.listeners.sync(this.cluster.brokers.values());
+        this.opts.log.info({ brokers: [...this.cluster.brokers.values()].map((b) => `${b.nodeId}@${b.host}:${b.port}`) }, 'upstream metadata fetched');
+        return;
+      } catch (err) {
+        this.opts.log.warn({ err: (err as Error).message, retryInMs: delay }, 'cannot fetch upstream metadata yet');
+        await new Promise((r) => setTimeout(r, delay));
+        delay = Math.min(delay * 2, 5_000);
+      }
+    }
+  }
+
+  private accept(socket: net.Socket, target: Target): void {
+    const conn = new ClientConnection(socket, target, {
+      log: this.opts.log,
+      metrics: this.opts.metrics,
+      cluster: this.cluster,
+      listeners: this.listeners,
+      rewriters: this.rewriters,
+      hook: () => this.hook,
+      tls: this.opts.tls,
+      maxFrameBytes: this.opts.maxFrameBytes,
+      resolveUpstream: (t, attempt) => this.resolve(t, attempt),
+    });
+    this.connections.add(conn);
+    socket.once('close', () => this.connections.delete(conn));
+  }
+
+  private resolve(target: Target, attempt: number): { host: string; port: number } | undefined {
+    if (target.kind === 'broker') {
+      const b = this.cluster.brokers.get(target.nodeId);
+      return b ? { host: b.host, port: b.port } : undefined;
+    }
+    const list = this.opts.upstream;
+    const addr = list[(this.bootstrapCursor + attempt) % list.length];
+    if (attempt === 0) this.bootstrapCursor++;
+    return addr;
+  }
+}

@@ -1,0 +1,49 @@
+// Opens a socket to a broker: plain TCP or TLS (CA file, optional client cert, SNI +
+// hostname check). Credentials are never logged: SASL bytes pass through opaque.
+import net from 'node:net';
+import tls from 'node:tls';
+import { readFileSync } from 'node:fs';
+import type { UpstreamTls } from '../config/cli.js';
+
+export interface TlsMaterial {
+  ca?: Buffer;
+  cert?: Buffer;
+  key?: Buffer;
+  serverName?: string;
+}
+
+export function loadTls(opts: UpstreamTls | undefined): TlsMaterial | undefined {
+  if (!opts) return undefined;
+  return {
+    ca: opts.caFile ? readFileSync(opts.caFile) : undefined,
+    cert: opts.certFile ? readFileSync(opts.certFile) : undefined,
+    key: opts.keyFile ? readFileSync(opts.keyFile) : undefined,
+    serverName: opts.serverName,
+  };
+}
+
+/** Resolves once the connection (and TLS handshake) is up; rejects on error or timeout. */
+export function connectUpstream(host: string, port: number, tlsOpts: TlsMaterial | undefined, timeoutMs = 10_000): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    let socket: net.Socket;
+    const onError = (err: Error): void => {
+      clearTimeout(timer);
+      socket.destroy();
+      reject(err);
+    };
+    const timer = setTimeout(() => onError(new Error(`connect to ${host}:${port} timed out after ${timeoutMs} ms`)), timeoutMs);
+    const ready = (): void => {
+      clearTimeout(timer);
+      socket.off('error', onError);
+      socket.setNoDelay(true);
+      resolve(socket);
+    };
+    if (tlsOpts) {
+      const servername = tlsOpts.serverName ?? (net.isIP(host) ? undefined : host);
+      socket = tls.connect({ host, port, ca: tlsOpts.ca, cert: tlsOpts.cert, key: tlsOpts.key, servername }, ready);
+    } else {
+      socket = net.connect({ host, port }, ready);
+    }
+    socket.once('error', onError);
+  });
+}

@@ -1,0 +1,188 @@
+// The Java test client (IdempoClient.java, on Apache Kafka's kafka-clients) and the Kafka jars.
+// The client is compiled on demand into the cache and recompiled when its source changes.
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { runProcess, type RunResult } from './run.js';
+
+/** Repo root, found by walking up (this file also runs compiled from dist/). */
+export const repoRoot: string = (() => {
+  let d = import.meta.dirname;
+  while (!existsSync(path.join(d, 'scripts/kafka/fetch.sh'))) {
+    const up = path.dirname(d);
+    if (up === d) throw new Error(`cannot find the idempo repo root above ${import.meta.dirname}`);
+    d = up;
+  }
+  return d;
+})();
+
+export const cacheDir: string = process.env.IDEMPO_CACHE ?? path.join(os.homedir(), '.cache/idempo');
+
+let libsPromise: Promise<string> | undefined;
+/** Directory of the Kafka 4.3 jars (scripts/kafka/fetch.sh downloads them once). */
+export function kafkaLibsDir(): Promise<string> {
+  libsPromise ??= runProcess(path.join(repoRoot, 'scripts/kafka/fetch.sh'), [], { timeoutMs: 600_000 }).then((r) => {
+    if (r.code !== 0) throw new Error(`scripts/kafka/fetch.sh failed: ${r.stderr}`);
+    return r.stdout.trim().split('\n').pop()!;
+  });
+  return libsPromise;
+}
+
+let cpPromise: Promise<string> | undefined;
+/** Classpath with the compiled IdempoClient and every Kafka jar. */
+export function javaClasspath(): Promise<string> {
+  cpPromise ??= (async () => {
+    const libs = await kafkaLibsDir();
+    const src = path.join(repoRoot, 'test/support/clients/IdempoClient.java');
+    const hash = createHash('sha256').update(readFileSync(src)).update(libs).digest('hex').slice(0, 16);
+    const out = path.join(cacheDir, 'java-client', hash);
+    if (!existsSync(path.join(out, 'IdempoClient.class'))) {
+      // Compile into a private dir and rename: concurrent test processes never see half a build.
+      const tmp = `${out}.tmp-${process.pid}`;
+      rmSync(tmp, { recursive: true, force: true });
+      mkdirSync(tmp, { recursive: true });
+      const r = await runProcess('javac', ['-nowarn', '-encoding', 'UTF-8', '-d', tmp, '-cp', `${libs}/*`, src], { timeoutMs: 120_000 });
+      if (r.code !== 0) throw new Error(`javac IdempoClient.java failed:\n${r.stderr}`);
+      try {
+        renameSync(tmp, out);
+      } catch {
+        rmSync(tmp, { recursive: true, force: true }); // another process won the race
+      }
+    }
+    return `${out}:${libs}/*`;
+  })();
+  cpPromise.catch(() => (cpPromise = undefined));
+  return cpPromise;
+}
+
+/** JVM flags for short-lived clients: C1 only and serial GC start noticeably faster. */
+export const clientJvmOpts = ['-XX:TieredStopAtLevel=1', '-XX:+UseSerialGC', '-Xmx256m', '-Xshare:auto'];
+
+/** Runs `IdempoClient ARGS`; the JVM dies with this process (stdin watch) or at the timeout. */
+export async function runIdempoClient(args: string[], timeoutMs = 120_000, jvmOpts: string[] = clientJvmOpts): Promise<RunResult> {
+  const cp = await javaClasspath();
+  const log4j = path.join(repoRoot, 'scripts/kafka/log4j2-client.properties');
+  return runProcess('java', [...jvmOpts, `-Dlog4j2.configurationFile=${log4j}`, '-cp', cp, 'IdempoClient', ...args], {
+    timeoutMs,
+    holdStdin: true,
+    env: { ...process.env, IDEMPO_WATCH_STDIN: '1' },
+  });
+}
+
+function propsArgs(props?: Record<string, string | number | boolean>): string[] {
+  return Object.entries(props ?? {}).flatMap(([k, v]) => ['--prop', `${k}=${v}`]);
+}
+
+function lastJson<T>(r: RunResult, what: string): T {
+  const line = r.stdout.trim().split('\n').filter((l) => l.startsWith('{')).pop();
+  if (!line) {
+    throw new Error(
+      `${what}: no JSON result (exit ${r.code}${r.timedOut ? ', killed at timeout' : ''})\nstdout: ${r.stdout.slice(-2000)}\nstderr: ${r.stderr.slice(-4000)}`,
+    );
+  }
+  return JSON.parse(line) as T;
+}
+
+export interface JavaProducerOptions {
+  bootstrap: string;
+  topics: string[];
+  /** Records per topic: seq start..start+count-1, key = seq, value = "topic:seq" (or JSON). */
+  count: number;
+  start?: number;
+  partition?: number;
+  valueFormat?: 'text' | 'json';
+  /** Pause between sends (slow producers for failover tests). */
+  delayMs?: number;
+  /** Producer configs, e.g. { acks: 'all', 'enable.idempotence': false }. */
+  props?: Record<string, string | number | boolean>;
+  timeoutMs?: number;
+}
+
+export interface JavaProducerResult {
+  sent: number;
+  acked: number;
+  failed: number;
+  /** Failed records by exception class simple name, e.g. { PolicyViolationException: 3 }. */
+  errors: Record<string, number>;
+  errorMessages: string[];
+  /** "topic-partition" -> acked records and the offset range they got. */
+  partitions: Record<string, { count: number; minOffset: number; maxOffset: number }>;
+  elapsedMs: number;
+  /** Set when the producer hit a fatal error (send() threw, e.g. fenced or bad config). */
+  fatal: string | null;
+  exitCode: number | null;
+  stderr: string;
+}
+
+/** Java producer (kafka-clients 4.3). Resolves with the summary even when records failed. */
+export async function runJavaProducer(o: JavaProducerOptions): Promise<JavaProducerResult> {
+  const args = ['produce', '--bootstrap', o.bootstrap, '--topics', o.topics.join(','), '--count', String(o.count)];
+  if (o.start !== undefined) args.push('--start', String(o.start));
+  if (o.partition !== undefined) args.push('--partition', String(o.partition));
+  if (o.valueFormat) args.push('--value-format', o.valueFormat);
+  if (o.delayMs) args.push('--delay-ms', String(o.delayMs));
+  args.push(...propsArgs(o.props));
+  const r = await runIdempoClient(args, o.timeoutMs ?? 120_000);
+  const s = lastJson<Omit<JavaProducerResult, 'exitCode' | 'stderr'>>(r, 'java producer');
+  return { ...s, fatal: s.fatal ?? null, exitCode: r.code, stderr: r.stderr };
+}
+
+export interface ConsumedRecord {
+  topic: string;
+  partition: number;
+  offset: number;
+  key: string | null;
+  value: string | null;
+}
+
+export interface JavaConsumerOptions {
+  bootstrap: string;
+  topics: string[];
+  /** Stop after this many records (plus lingerMs), or at timeoutMs. */
+  expect: number;
+  group?: string;
+  timeoutMs?: number;
+  /** Keep polling this long after `expect` arrived, to catch duplicates. */
+  lingerMs?: number;
+  props?: Record<string, string | number | boolean>;
+}
+
+export interface JavaConsumerResult {
+  count: number;
+  timedOut: boolean;
+  elapsedMs: number;
+  records: ConsumedRecord[];
+  /** topic -> partition -> records in offset order. */
+  byPartition: Record<string, Record<number, ConsumedRecord[]>>;
+}
+
+/** Java consumer in a consumer group (auto.offset.reset=earliest unless props say otherwise). */
+export async function runJavaConsumer(o: JavaConsumerOptions): Promise<JavaConsumerResult> {
+  const timeoutMs = o.timeoutMs ?? 30_000;
+  const args = ['consume', '--bootstrap', o.bootstrap, '--topics', o.topics.join(','), '--expect', String(o.expect), '--timeout-ms', String(timeoutMs)];
+  if (o.group) args.push('--group', o.group);
+  if (o.lingerMs) args.push('--linger-ms', String(o.lingerMs));
+  args.push(...propsArgs(o.props));
+  const r = await runIdempoClient(args, timeoutMs + (o.lingerMs ?? 0) + 60_000);
+  const s = lastJson<{ count: number; timedOut: boolean; elapsedMs: number; records: { t: string; p: number; o: number; k: string | null; v: string | null }[]; fatal?: string }>(r, 'java consumer');
+  if (s.fatal) throw new Error(`java consumer: ${s.fatal}`);
+  const records = s.records.map((x) => ({ topic: x.t, partition: x.p, offset: x.o, key: x.k, value: x.v }));
+  return { count: s.count, timedOut: s.timedOut, elapsedMs: s.elapsedMs, records, byPartition: groupByPartition(records) };
+}
+
+export function groupByPartition(records: ConsumedRecord[]): Record<string, Record<number, ConsumedRecord[]>> {
+  const out: Record<string, Record<number, ConsumedRecord[]>> = {};
+  for (const r of records) ((out[r.topic] ??= {})[r.partition] ??= []).push(r);
+  for (const t of Object.values(out)) for (const l of Object.values(t)) l.sort((a, b) => a.offset - b.offset);
+  return out;
+}
+
+/** Java admin op (create-topic, describe-cluster, describe-topic, move-leader); returns its JSON. Throws on failure. */
+export async function runJavaAdmin<T = unknown>(op: string, bootstrap: string, args: Record<string, string | number> = {}, timeoutMs = 90_000): Promise<T> {
+  const a = ['admin', op, '--bootstrap', bootstrap, ...Object.entries(args).flatMap(([k, v]) => [`--${k}`, String(v)])];
+  const r = await runIdempoClient(a, timeoutMs);
+  const s = lastJson<T & { fatal?: string }>(r, `java admin ${op}`);
+  if (r.code !== 0 || s.fatal) throw new Error(`java admin ${op} failed (exit ${r.code}): ${s.fatal ?? r.stderr.slice(-2000)}`);
+  return s;
+}

@@ -1,0 +1,284 @@
+// Real Apache Kafka (KRaft, 4.3) for tests: one combined broker+controller, or three brokers
+// with one dedicated controller (killing or restarting a broker never touches the quorum, so
+// failover tests see broker failover only). Each node gets free ports and its own data dir
+// under one temp dir; stop() — or this process exiting — kills every JVM and removes the dir.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { probeMetadata } from '../../scripts/kafka/probe.js';
+import { javaClasspath, repoRoot } from './clients/java.js';
+import { runJavaAdmin } from './clients/java.js';
+import { kafkajsCreateTopics, kafkajsTopicMetadata, type PartitionInfo } from './clients/kafkajs.js';
+import { trackChild } from './clients/run.js';
+import { freePorts } from './ports.js';
+
+export interface BrokerInfo {
+  id: number;
+  host: string;
+  port: number;
+}
+
+export interface StartKafkaOptions {
+  brokers?: 1 | 3;
+  /** Extra server.properties for every node (override the defaults). */
+  serverProps?: Record<string, string>;
+  /** JVM heap per node (default 512m for one broker, 384m each for three). */
+  heap?: string;
+  /** How long start/waitReady may take (default 90 s). */
+  timeoutMs?: number;
+  /**
+   * JVM flags per node. Default: C1 JIT only + serial GC, which starts faster and burns far less
+   * CPU on a 2-core machine; pass [] (or G1 flags) for throughput runs such as benchmarks.
+   */
+  jvmOpts?: string[];
+}
+
+export interface KafkaCluster {
+  /** Comma-separated host:port of every broker. */
+  bootstrap: string;
+  brokers: BrokerInfo[];
+  clusterId: string;
+  /** Temp dir holding every node's config, data and logs (removed by stop()). */
+  dir: string;
+  /** Milliseconds from startKafka() to ready. */
+  startMs: number;
+  /** SIGKILL a broker and wait for the process to be gone. */
+  kill(id: number): Promise<void>;
+  /** SIGTERM (controlled shutdown), wait for exit (SIGKILL after 30 s). */
+  stopBroker(id: number): Promise<void>;
+  /** Start a stopped/killed broker again with the same port and data; waits until ready. */
+  startBroker(id: number): Promise<void>;
+  isRunning(id: number): boolean;
+  /** OS pid of a running broker's JVM (for CPU/RSS sampling), undefined when it is down. */
+  pid(id: number): number | undefined;
+  /** Waits until every running broker answers Metadata listing exactly the running brokers. */
+  waitReady(timeoutMs?: number): Promise<void>;
+  /** Creates a topic (no error if it exists) and waits until all its partitions have leaders. */
+  createTopic(name: string, partitions?: number, replicationFactor?: number): Promise<void>;
+  /** Partitions of a topic with leader, replicas (assignment order) and ISR, from fresh metadata. */
+  describeTopic(name: string): Promise<PartitionInfo[]>;
+  /** Makes `toBrokerId` the leader of topic-partition (reassign it first + preferred election). */
+  moveLeader(topic: string, partition: number, toBrokerId: number): Promise<void>;
+  /** Path of a node's server.log (broker id, or 'controller' in a 3-broker cluster). */
+  logFile(id: number | 'controller'): string;
+  /** Kills every process and removes the dir. Safe to call twice. */
+  stop(): Promise<void>;
+}
+
+interface Node {
+  id: number;
+  port: number;
+  dir: string;
+  config: string;
+  isBroker: boolean;
+  proc?: ChildProcess;
+  exited?: Promise<void>;
+}
+
+const CONTROLLER_ID = 100;
+const clusters = new Set<() => void>();
+let exitHook = false;
+
+function kafkaUuid(): string {
+  // Kafka's Uuid: 16 random bytes, URL-safe base64 without padding, never starting with '-'.
+  for (;;) {
+    const s = randomBytes(16).toString('base64url');
+    if (!s.startsWith('-')) return s;
+  }
+}
+
+function propsText(p: Record<string, string>): string {
+  return Object.entries(p).map(([k, v]) => `${k}=${v}`).join('\n') + '\n';
+}
+
+export async function startKafka(opts: StartKafkaOptions = {}): Promise<KafkaCluster> {
+  const t0 = Date.now();
+  const n = opts.brokers ?? 1;
+  const timeoutMs = opts.timeoutMs ?? 90_000;
+  const heap = opts.heap ?? (n === 1 ? '512m' : '384m');
+  const jvmOpts = opts.jvmOpts ?? ['-XX:TieredStopAtLevel=1', '-XX:+UseSerialGC'];
+  const cp = await javaClasspath();
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'idempo-kafka-'));
+  const clusterId = kafkaUuid();
+  const defaults = readFileSync(path.join(repoRoot, 'scripts/kafka/broker-defaults.properties'), 'utf8');
+  const log4j = path.join(dir, 'log4j2.properties');
+  writeFileSync(log4j, readFileSync(path.join(repoRoot, 'scripts/kafka/log4j2.properties')));
+
+  const ports = await freePorts(n + 1);
+  const cport = ports[n];
+  const common: Record<string, string> = {
+    'controller.listener.names': 'CONTROLLER',
+    'listener.security.protocol.map': 'PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
+    // Static voters: formatting needs no --standalone/--initial-controllers step.
+    'controller.quorum.voters': `${n === 1 ? 1 : CONTROLLER_ID}@127.0.0.1:${cport}`,
+  };
+  if (n === 3) {
+    // Internal topics and auto-created topics survive the loss of a broker.
+    Object.assign(common, {
+      'default.replication.factor': '3',
+      'offsets.topic.replication.factor': '3',
+      'transaction.state.log.replication.factor': '3',
+      'transaction.state.log.min.isr': '1',
+      'share.coordinator.state.topic.replication.factor': '3',
+    });
+  }
+  const nodes: Node[] = [];
+  const addNode = (id: number, port: number, props: Record<string, string>, isBroker: boolean) => {
+    const ndir = path.join(dir, isBroker ? `broker-${id}` : 'controller');
+    mkdirSync(ndir, { recursive: true });
+    const config = path.join(ndir, 'server.properties');
+    writeFileSync(config, defaults + propsText({ ...common, ...props, 'node.id': String(id), 'log.dirs': path.join(ndir, 'data'), ...opts.serverProps }));
+    nodes.push({ id, port, dir: ndir, config, isBroker });
+  };
+  if (n === 1) {
+    addNode(1, ports[0], {
+      'process.roles': 'broker,controller',
+      listeners: `PLAINTEXT://127.0.0.1:${ports[0]},CONTROLLER://127.0.0.1:${cport}`,
+      'advertised.listeners': `PLAINTEXT://127.0.0.1:${ports[0]}`,
+      'inter.broker.listener.name': 'PLAINTEXT',
+    }, true);
+  } else {
+    addNode(CONTROLLER_ID, cport, { 'process.roles': 'controller', listeners: `CONTROLLER://127.0.0.1:${cport}` }, false);
+    for (let i = 0; i < n; i++) {
+      addNode(i + 1, ports[i], {
+        'process.roles': 'broker',
+        listeners: `PLAINTEXT://127.0.0.1:${ports[i]}`,
+        'advertised.listeners': `PLAINTEXT://127.0.0.1:${ports[i]}`,
+        'inter.broker.listener.name': 'PLAINTEXT',
+      }, true);
+    }
+  }
+  const brokerNodes = nodes.filter((x) => x.isBroker);
+  const brokers: BrokerInfo[] = brokerNodes.map((x) => ({ id: x.id, host: '127.0.0.1', port: x.port }));
+  const bootstrap = brokers.map((b) => `${b.host}:${b.port}`).join(',');
+  let stopped = false;
+
+  const launch = (node: Node) => {
+    const out = openSync(path.join(node.dir, 'stdout.log'), 'a');
+    // The node formats its own storage in-process (IdempoClient broker), then runs kafka.Kafka.
+    // stdin stays an open pipe: the JVM halts when it closes, i.e. when this process dies.
+    const proc = spawn(
+      'java',
+      [
+        `-Xmx${heap}`, '-Xms128m', ...jvmOpts, '-Djava.awt.headless=true',
+        `-Dlog4j2.configurationFile=${log4j}`, `-Didempo.kafka.logfile=${path.join(node.dir, 'server.log')}`,
+        '-cp', cp, 'IdempoClient', 'broker', '--config', node.config, '--cluster-id', clusterId,
+      ],
+      { stdio: ['pipe', out, out], env: { ...process.env, IDEMPO_WATCH_STDIN: '1' } },
+    );
+    closeSync(out);
+    proc.stdin!.on('error', () => {});
+    trackChild(proc);
+    node.proc = proc;
+    node.exited = new Promise((res) => proc.once('exit', () => res()));
+    proc.once('exit', () => {
+      if (node.proc === proc) node.proc = undefined;
+    });
+  };
+
+  const running = (id: number) => nodes.find((x) => x.id === id && x.isBroker)?.proc !== undefined;
+  const nodeOf = (id: number): Node => {
+    const node = brokerNodes.find((x) => x.id === id);
+    if (!node) throw new Error(`no broker ${id} (brokers: ${brokers.map((b) => b.id).join(',')})`);
+    return node;
+  };
+
+  const waitReady = async (ms = timeoutMs) => {
+    const deadline = Date.now() + ms;
+    let last = '';
+    for (;;) {
+      if (stopped) throw new Error('cluster stopped');
+      const dead = nodes.find((x) => !x.isBroker && !x.proc);
+      if (dead) throw new Error(`controller exited; see ${path.join(dead.dir, 'server.log')}`);
+      const live = brokerNodes.filter((x) => x.proc);
+      const want = live.map((x) => x.id).join(',');
+      const answers = await Promise.all(
+        live.map((x) => probeMetadata('127.0.0.1', x.port, 1000).then((r) => r.brokers.map((b) => b.id).join(','), (e: Error) => `error: ${e.message}`)),
+      );
+      if (live.length > 0 && answers.every((a) => a === want)) return;
+      last = live.map((x, i) => `broker ${x.id} sees [${answers[i]}]`).join('; ') || 'no broker running';
+      if (Date.now() > deadline) throw new Error(`Kafka not ready after ${ms} ms (want [${want}]): ${last}; logs in ${dir}`);
+      await new Promise((r) => setTimeout(r, 100)); // poll interval
+    }
+  };
+
+  const killNode = async (node: Node, sig: NodeJS.Signals, graceMs: number) => {
+    const proc = node.proc;
+    if (!proc) return;
+    proc.kill(sig);
+    const t = setTimeout(() => proc.kill('SIGKILL'), graceMs);
+    await node.exited;
+    clearTimeout(t);
+  };
+
+  const cleanupSync = () => {
+    stopped = true;
+    for (const x of nodes) x.proc?.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  };
+  clusters.add(cleanupSync);
+  if (!exitHook) {
+    exitHook = true;
+    process.once('exit', () => {
+      for (const c of clusters) c();
+    });
+  }
+
+  const cluster: KafkaCluster = {
+    bootstrap,
+    brokers,
+    clusterId,
+    dir,
+    startMs: 0,
+    kill: (id) => killNode(nodeOf(id), 'SIGKILL', 0),
+    stopBroker: (id) => killNode(nodeOf(id), 'SIGTERM', 30_000),
+    async startBroker(id) {
+      const node = nodeOf(id);
+      if (node.proc) return;
+      launch(node);
+      await waitReady();
+    },
+    isRunning: running,
+    pid: (id) => nodeOf(id).proc?.pid,
+    waitReady,
+    async createTopic(name, partitions = 1, replicationFactor = 1) {
+      await kafkajsCreateTopics(bootstrap, [{ topic: name, numPartitions: partitions, replicationFactor }]);
+    },
+    describeTopic: (name) => kafkajsTopicMetadata(bootstrap, name),
+    async moveLeader(topic, partition, toBrokerId) {
+      await runJavaAdmin('move-leader', liveBootstrap(), { topic, partition, to: toBrokerId, 'timeout-ms': 60_000 });
+    },
+    logFile: (id) => path.join(id === 'controller' ? nodes.find((x) => !x.isBroker)!.dir : nodeOf(id).dir, 'server.log'),
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      // Data is thrown away, so no controlled shutdown: SIGKILL is fast and always works.
+      await Promise.all(nodes.map((x) => killNode(x, 'SIGKILL', 0)));
+      clusters.delete(cleanupSync);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  // Admin tools only need one reachable broker; avoid listing killed ones first.
+  const liveBootstrap = () => brokerNodes.filter((x) => x.proc).map((x) => `127.0.0.1:${x.port}`).join(',') || bootstrap;
+
+  try {
+    for (const x of nodes) launch(x);
+    await waitReady();
+  } catch (e) {
+    const logs = nodes.map((x) => `--- ${x.dir}/server.log (tail)\n${tailFile(path.join(x.dir, 'server.log'))}\n${tailFile(path.join(x.dir, 'stdout.log'))}`).join('\n');
+    await cluster.stop();
+    throw new Error(`${(e as Error).message}\n${logs}`);
+  }
+  cluster.startMs = Date.now() - t0;
+  return cluster;
+}
+
+function tailFile(f: string, lines = 15): string {
+  try {
+    return readFileSync(f, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '(none)';
+  }
+}

@@ -1,0 +1,110 @@
+// Starts the built sidecar (bin/idempo-sidecar, as users run it) on free ports and stops it.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import { freePort } from './ports.js';
+
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const SIDECAR_BIN = path.join(repo, 'bin/idempo-sidecar');
+
+export interface Sidecar {
+  /** host:port clients bootstrap from. */
+  bootstrap: string;
+  listenPort: number;
+  metricsUrl: string;
+  proc: ChildProcess;
+  /** Every log line (JSON) so far. */
+  logs(): string[];
+  metrics(): Promise<string>;
+  /** Sum of a metric's samples whose labels include `labels`. */
+  metric(name: string, labels?: Record<string, string>): Promise<number>;
+  /** SIGTERM and wait for exit; resolves with the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+export interface SidecarOptions {
+  upstream: string;
+  mode?: 'observe' | 'enforce' | 'upgrade';
+  config?: string;
+  extraArgs?: string[];
+  env?: Record<string, string>;
+  logLevel?: string;
+}
+
+const running = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const p of running) p.kill('SIGKILL');
+});
+
+export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
+  const listenPort = await freePort();
+  const metricsPort = await freePort();
+  const args = ['--upstream', opts.upstream, '--listen', `127.0.0.1:${listenPort}`, '--metrics-listen', `127.0.0.1:${metricsPort}`, '--log-level', opts.logLevel ?? 'info'];
+  if (opts.mode) args.push('--mode', opts.mode);
+  if (opts.config) args.push('--config', opts.config);
+  args.push(...(opts.extraArgs ?? []));
+  const proc = spawn(SIDECAR_BIN, args, { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  running.add(proc);
+  const lines: string[] = [];
+  let buf = '';
+  const onData = (d: Buffer): void => {
+    buf += d.toString();
+    const parts = buf.split('\n');
+    buf = parts.pop() ?? '';
+    lines.push(...parts.filter(Boolean));
+  };
+  proc.stdout!.on('data', onData);
+  proc.stderr!.on('data', onData);
+  const exited = once(proc, 'exit').then(([code]) => {
+    running.delete(proc);
+    return code as number | null;
+  });
+  const metricsUrl = `http://127.0.0.1:${metricsPort}`;
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (proc.exitCode !== null) throw new Error(`sidecar exited with ${proc.exitCode}:\n${lines.join('\n')}`);
+    try {
+      const r = await fetch(`${metricsUrl}/readyz`);
+      if (r.ok) break;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) {
+      proc.kill('SIGKILL');
+      throw new Error(`sidecar not ready within 30 s:\n${lines.slice(-20).join('\n')}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const metrics = async (): Promise<string> => (await fetch(`${metricsUrl}/metrics`)).text();
+  return {
+    bootstrap: `127.0.0.1:${listenPort}`,
+    listenPort,
+    metricsUrl,
+    proc,
+    logs: () => lines,
+    metrics,
+    metric: async (name, labels = {}) => sumMetric(await metrics(), name, labels),
+    stop: async (signal = 'SIGTERM') => {
+      if (proc.exitCode === null) proc.kill(signal);
+      const t = setTimeout(() => proc.kill('SIGKILL'), 30_000);
+      const code = await exited;
+      clearTimeout(t);
+      return code;
+    },
+  };
+}
+
+/** Sums the samples of a Prometheus text exposition for `name` whose labels include `labels`. */
+export function sumMetric(text: string, name: string, labels: Record<string, string> = {}): number {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name)) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([^}]*)\})?\s+(\S+)/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const got: Record<string, string> = {};
+    for (const kv of (m[3] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) got[kv[1]] = kv[2];
+    if (Object.entries(labels).every(([k, v]) => got[k] === v)) sum += Number(m[4]);
+  }
+  return sum;
+}
