@@ -1,5 +1,5 @@
 // crds/ is generated from api/schema.ts; this fails when someone changes one without the other.
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { CRD_FILE, renderCrdYaml } from './index.js';
@@ -8,6 +8,12 @@ describe('crds/', () => {
   it('is up to date with api/schema.ts (run `npm run gen:crds`)', () => {
     const onDisk = readFileSync(new URL(`../${CRD_FILE}`, import.meta.url), 'utf8');
     expect(onDisk === renderCrdYaml(), `${CRD_FILE} is stale: run npm run gen:crds`).toBe(true);
+  });
+
+  it('the Helm chart carries the same CRD (when the chart has one)', () => {
+    const chartCopy = new URL('../charts/idempo/crds/idempo.dev_idempotentproducerpolicies.yaml', import.meta.url);
+    if (!existsSync(chartCopy)) return;
+    expect(readFileSync(chartCopy, 'utf8') === renderCrdYaml(), 'charts/idempo/crds/ is stale: run npm run gen:crds').toBe(true);
   });
 
   it('renders deterministically', () => {

@@ -26,7 +26,6 @@ const CERT_CHECK_MS = 10 * 60_000;
 type Tls = { certPem: string; keyPem: string; caPem?: string };
 
 async function main(): Promise<void> {
-  const t0 = performance.now();
   let cfg: OperatorConfig;
   try {
     const parsed = parseConfig(process.argv.slice(2));
@@ -121,7 +120,7 @@ async function main(): Promise<void> {
       try {
         await register(tls.caPem);
         webhookRegistered = true;
-        log.info({ url: cfg.webhookUrl?.toString(), msSinceStart: Math.round(performance.now() - t0) }, 'webhook ready');
+        log.info({ url: cfg.webhookUrl?.toString(), msSinceProcessStart: Math.round(performance.now()) }, 'webhook ready');
         return;
       } catch (e) {
         const ms = Math.min(30_000, 250 * 2 ** attempt);

@@ -68,8 +68,9 @@ async function main(): Promise<void> {
     stopWatching();
     await proxy.shutdown(config.live.deliveryTimeoutMs);
     engine.close();
-    await new Promise<void>((r) => metricsServer.close(() => r()));
-    metricsServer.closeAllConnections();
+    const closed = new Promise<void>((r) => metricsServer.close(() => r()));
+    metricsServer.closeAllConnections(); // keep-alive scrapers would hold close() open
+    await closed;
     log.info('stopped');
     process.exit(0);
   };

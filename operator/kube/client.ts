@@ -137,6 +137,10 @@ export class KubeClient {
     };
     signal.addEventListener('abort', abort, { once: true });
     res.once('close', () => lines.close());
+    // The server ends every watch within timeoutSeconds (and sends bookmarks meanwhile), so a
+    // stream silent for longer sits on a dead connection: drop it and let the caller re-watch.
+    const idleMs = ((Number(query?.timeoutSeconds) || 300) + 60) * 1000;
+    res.socket?.setTimeout(idleMs, () => res.destroy());
     try {
       for await (const line of lines) {
         if (!line.trim()) continue;

@@ -161,10 +161,12 @@ describe('admission handler', () => {
     expect(r.json.response).toEqual({ uid: 'u-1', allowed: true });
   });
 
-  it('admits with a warning when the pod object is garbage', async () => {
+  it('admits a pod object of the wrong shape untouched', async () => {
+    decisions.length = 0;
     const r = await post(JSON.stringify(review({}, { metadata: 'x', spec: { containers: 'nope' } })));
     expect(r.status).toBe(200);
-    expect(r.json.response.allowed).toBe(true);
+    expect(r.json.response).toEqual({ uid: 'u-1', allowed: true });
+    expect(decisions).toEqual([['not_a_pod', false]]);
   });
 
   it.each([

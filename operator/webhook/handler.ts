@@ -129,7 +129,8 @@ export function createAdmissionHandler(deps: AdmissionDeps): (req: IncomingMessa
 
     const pod = request.object;
     const kind = isObj(request.kind) ? request.kind.kind : undefined;
-    if (request.operation !== 'CREATE' || kind !== 'Pod' || request.subResource || !isObj(pod)) {
+    const podShaped = isObj(pod) && isObj(pod.spec) && Array.isArray(pod.spec.containers);
+    if (request.operation !== 'CREATE' || kind !== 'Pod' || request.subResource || !podShaped) {
       answer('not_a_pod', false, HANDLER_REASONS.not_a_pod);
       return;
     }

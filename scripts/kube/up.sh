@@ -16,9 +16,7 @@ RUN=${IDEMPO_KUBE_RUN_DIR:-$CACHE/run/kube}
 TIMEOUT=${IDEMPO_KUBE_TIMEOUT:-120}
 
 log() { echo "kube/up: $*" >&2; }
-# Running = exists and not a zombie: PID 1 in some containers never reaps orphans.
-running() { local st; st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null) && [[ ${st:0:1} != [ZX] ]]; }
-alive() { [[ -f $1 ]] && running "$(cat "$1")"; }
+. "$here/lib.sh"
 
 # Already up (make kube-up twice): say where it is instead of starting a second one.
 if alive "$RUN/apiserver.pid" && alive "$RUN/etcd.pid" && [[ -f $RUN/kubeconfig ]]; then
@@ -105,8 +103,10 @@ start_etcd() {
 
 start_apiserver() {
   API_PORT=$(free_port)
+  # --endpoint-reconciler-type=none: the default one would publish 127.0.0.1 as the
+  # endpoint of Service "kubernetes", which validation rejects (loopback), every 10s.
   setsid "$BIN/kube-apiserver" \
-    --advertise-address=127.0.0.1 --bind-address=127.0.0.1 --secure-port="$API_PORT" \
+    --advertise-address=127.0.0.1 --endpoint-reconciler-type=none --bind-address=127.0.0.1 --secure-port="$API_PORT" \
     --cert-dir="$RUN/apiserver-certs" \
     --tls-cert-file="$PKI/serving.crt" --tls-private-key-file="$PKI/serving.key" \
     --client-ca-file="$PKI/ca.crt" \
@@ -124,15 +124,14 @@ start_apiserver() {
     "https://127.0.0.1:$API_PORT/readyz"
 }
 
-stop_pid() { alive "$1" && kill "$(cat "$1")" 2>/dev/null; rm -f "$1"; }
-
 started=$(date +%s%N)
 ok=""
 for attempt in 1 2 3; do
   if start_etcd; then
     if start_apiserver; then ok=1; break; else rc=$?; fi
   else rc=$?; fi
-  stop_pid "$RUN/apiserver.pid"; stop_pid "$RUN/etcd.pid"
+  stop_pidfile "$RUN/apiserver.pid" kube-apiserver
+  stop_pidfile "$RUN/etcd.pid" etcd
   ((rc == 1)) || break # a timeout isn't a port race; retrying would only double the wait
   log "attempt $attempt failed; retrying with fresh ports"
 done

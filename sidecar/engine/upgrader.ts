@@ -99,8 +99,9 @@ export class Upgrader {
           const p = this.pending.get(a.id);
           if (!p) break;
           // Stamped once, before the first send; re-sends reuse these exact bytes (rule 2).
+          // (A `restamped` send is a batch that was never written, moved to a new epoch.)
           stampIdempotence(p.batch, a.producerId, a.epoch, a.baseSequence);
-          this.metrics.upgradedBatches.inc({ topic: p.tp.topic });
+          if (!a.restamped) this.metrics.upgradedBatches.inc({ topic: p.tp.topic });
           batch.push({ id: a.id, p });
           break;
         }

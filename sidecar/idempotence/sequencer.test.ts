@@ -155,7 +155,7 @@ describe('Sequencer: retries and recovery', () => {
     const a = s.onResult(TP, 1, { kind: 'fatal', errorCode: 45 }, 1);
     expect(a).toEqual([{ type: 'need_epoch_bump', reason: 'sequence_hole' }, { type: 'epoch_bump_ready' }]);
     const r = s.bumpEpoch(7n, 1, 2);
-    expect(r.ok && r.actions).toEqual([{ type: 'send', tp: TP, id: 1, producerId: 7n, epoch: 1, baseSequence: 0 }]);
+    expect(r.ok && r.actions).toEqual([{ type: 'send', tp: TP, id: 1, producerId: 7n, epoch: 1, baseSequence: 0, restamped: true }]);
   });
 
   it('OUT_OF_ORDER on the head batch after an attempt with unknown outcome fails it (never renumber what may be written)', () => {
@@ -181,6 +181,19 @@ describe('Sequencer: retries and recovery', () => {
     const b = s2.onResult(TP, 1, lost, 10_001);
     expect(b[0]).toEqual({ type: 'fail', tp: TP, id: 1, errorCode: ErrorCode.REQUEST_TIMED_OUT, outcomeUnknown: true });
     expect(types(b)).toContain('need_epoch_bump');
+  });
+
+  it('a batch that only saw OUT_OF_ORDER behind a pending predecessor fails at its deadline with REQUEST_TIMED_OUT', () => {
+    const s = mk();
+    warm(s, TP, 0);
+    s.submit(TP, { id: 1, recordCount: 1 }, 0);
+    s.submit(TP, { id: 2, recordCount: 1 }, 1);
+    expect(s.onResult(TP, 1, lost, 9_000)).toEqual([]); // 2 still in flight: wait
+    const a = s.onResult(TP, 2, { kind: 'fatal', errorCode: 45 }, 10_001); // both past their deadline
+    expect(only(a, 'fail')).toEqual([
+      { type: 'fail', tp: TP, id: 2, errorCode: 7, outcomeUnknown: false },
+      { type: 'fail', tp: TP, id: 1, errorCode: 7, outcomeUnknown: true },
+    ]);
   });
 
   it('tick fails never-sent batches past their deadline without needing a bump', () => {
@@ -224,7 +237,7 @@ describe('Sequencer: epoch bump', () => {
     expect(r.ok).toBe(true);
     if (!r.ok) return;
     expect(r.actions).toEqual([
-      { type: 'send', tp: TP, id: 2, producerId: 7n, epoch: 1, baseSequence: 0 }, // first of the partition: alone
+      { type: 'send', tp: TP, id: 2, producerId: 7n, epoch: 1, baseSequence: 0, restamped: true }, // first of the partition: alone
       { type: 'send', tp: TP1, id: 4, producerId: 7n, epoch: 1, baseSequence: 0 },
     ]);
     expect(only(s.onResult(TP, 2, ok(9), 7), 'send')).toEqual([{ type: 'send', tp: TP, id: 5, producerId: 7n, epoch: 1, baseSequence: 1 }]);
@@ -326,6 +339,7 @@ function runScenario(cmds: Cmd[], maxInFlight: number): Stats {
         case 'resend': {
           const prev = stamp.get(a.id);
           if (a.type === 'send') {
+            expect(a.restamped === true).toBe(prev !== undefined);
             if (prev) {
               // Re-stamped after a definitive OUT_OF_ORDER rejection: only under a new epoch or
               // producer id, and only if it is not in the log.

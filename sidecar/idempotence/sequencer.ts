@@ -21,8 +21,12 @@
  * - Call `tick(now)` at `nextDeadline()` (or periodically) so batches that wait past
  *   deliveryTimeout fail even when no response arrives.
  *
+ * - A second `send` (with `restamped: true`) for the same id can come after an epoch bump: the
+ *   batch was rejected with OUT_OF_ORDER_SEQUENCE_NUMBER on every attempt, i.e. never written,
+ *   so it gets a new stamp. Stamp the bytes again for every `send`; never for a `resend`.
+ *
  * Sequences are assigned when a batch is FIRST sent (in FIFO order, which is also sequence
- * order) and never changed afterwards. This is equivalent to stamping at admission and
+ * order) and never changed afterwards (except the re-stamp of a never-written batch above). This is equivalent to stamping at admission and
  * re-stamping never-sent batches after an epoch bump, without the re-stamping.
  */
 import { ErrorCode, type BatchOutcome, type RetryReason } from './errors.js';
@@ -51,7 +55,19 @@ export interface SequencerOptions {
 export type EpochBumpReason = 'no_producer_id' | 'sequence_hole' | 'sequence_wrap';
 
 export type SequencerAction =
-  | { type: 'send'; tp: TopicPartition; id: number; producerId: bigint; epoch: number; baseSequence: number }
+  | {
+      type: 'send';
+      tp: TopicPartition;
+      id: number;
+      producerId: bigint;
+      epoch: number;
+      baseSequence: number;
+      /**
+       * Present on a second `send` of the same id: the batch was sent under an older epoch, rejected
+       * with OUT_OF_ORDER_SEQUENCE_NUMBER on every attempt (so never written) and is now stamped anew.
+       */
+      restamped?: true;
+    }
   | {
       type: 'resend';
       tp: TopicPartition;
@@ -94,6 +110,8 @@ interface Batch {
   lastErrorCode: number | null;
   lastReason: RetryReason;
   mayBeWritten: boolean;
+  /** Re-queued after a definitive rejection: its next send is a re-stamp. */
+  restamped: boolean;
 }
 
 interface PartitionState {
@@ -157,6 +175,7 @@ export class Sequencer {
       lastErrorCode: null,
       lastReason: 'timeout',
       mayBeWritten: false,
+      restamped: false,
     });
     if (this.producer === null) this.requestBump('no_producer_id', out);
     this.pump(ps, now, out);
@@ -328,8 +347,10 @@ export class Sequencer {
 
   // --- internals ---
 
+  /** The last Kafka error seen, or REQUEST_TIMED_OUT when none (or only OUT_OF_ORDER caused by a predecessor). */
   private deadlineErrorCode(b: Batch): number {
-    return b.lastErrorCode ?? ErrorCode.REQUEST_TIMED_OUT;
+    if (b.lastErrorCode === null || b.lastErrorCode === ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER) return ErrorCode.REQUEST_TIMED_OUT;
+    return b.lastErrorCode;
   }
 
   private backoff(failures: number): number {
@@ -351,6 +372,7 @@ export class Sequencer {
     b.producerId = -1n;
     b.epoch = -1;
     b.attempts = 0;
+    b.restamped = true;
     if (ps.probeId === b.id) ps.probeId = null;
   }
 
@@ -440,7 +462,9 @@ export class Sequencer {
       b.attempts = 1;
       ps.nextSeq = nextSequence(lastSequence(b.baseSequence, b.recordCount), 1);
       sent++;
-      out.push({ type: 'send', tp: ps.tp, id: b.id, producerId: p.producerId, epoch: p.epoch, baseSequence: b.baseSequence });
+      const send: SequencerAction = { type: 'send', tp: ps.tp, id: b.id, producerId: p.producerId, epoch: p.epoch, baseSequence: b.baseSequence };
+      if (b.restamped) send.restamped = true;
+      out.push(send);
     }
   }
 

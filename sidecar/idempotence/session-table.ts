@@ -32,7 +32,12 @@ export type Ticket = number & { readonly __ticket: unique symbol };
 export type Verdict =
   /** Forward it. */
   | { kind: 'accept' }
-  /** Same epoch and exact (firstSeq, lastSeq) of one of the last 5 acknowledged batches: answer NONE with this offset, write nothing. */
+  /**
+   * Same epoch and exact (firstSeq, lastSeq) of one of the last 5 acknowledged batches: answer NONE
+   * with this offset, write nothing. logAppendTime is the one of the original's response (the broker
+   * itself answers a duplicate with the cached batch timestamp: UnifiedLog.append,
+   * `appendInfo.setLogAppendTime(duplicate.timestamp)`).
+   */
   | { kind: 'duplicate'; baseOffset: bigint; logAppendTime: bigint }
   /** Same epoch and range as a batch in flight: wait for that ticket's answer and give the same one. */
   | { kind: 'duplicate_in_flight'; ticket: Ticket }

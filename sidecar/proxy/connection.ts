@@ -13,6 +13,7 @@ import { Writer } from '../codec/writer.js';
 import { ApiKey, apiName, requestHeaderVersion, responseHeaderVersion } from '../codec/api.js';
 import { decodeProduceRequest, encodeProduceRequest } from '../codec/generated/produce-request.js';
 import { decodeProduceResponse, encodeProduceResponse, type ProduceResponse } from '../codec/generated/produce-response.js';
+import { SUPPORTED_VERSIONS } from '../codec/supported.js';
 import type { SidecarMetrics } from '../metrics/metrics.js';
 import { FrameError, FrameSplitter } from './frames.js';
 import { parseRequestHeader, peekRequest, responseBodyOffset, writeResponseHeader } from './headers.js';
@@ -22,6 +23,8 @@ import { rewriteProduceResponse } from './rewrite.js';
 import type { ListenerRegistry, Target } from './listeners.js';
 import type { ClusterView } from './cluster-view.js';
 import { connectUpstream, type TlsMaterial } from './upstream-socket.js';
+
+const PRODUCE_MIN_DECODED = SUPPORTED_VERSIONS.get(ApiKey.Produce)!.min;
 
 /** Requests a client may have waiting for answers before the sidecar stops reading from it. */
 const MAX_PENDING_SLOTS = 1024;
@@ -183,7 +186,9 @@ export class ClientConnection {
     const header = parseRequestHeader(frame, requestHeaderVersion(ApiKey.Produce, version));
     const hook = this.deps.hook();
     const body = new Reader(frame, header.bodyOffset);
-    if (!hook.needsDecoding) {
+    // Kafka 4 still advertises Produce v0-2 (for old librdkafka) and so do we; those carry
+    // message sets the sidecar does not parse, so they go through untouched.
+    if (!hook.needsDecoding || version < PRODUCE_MIN_DECODED) {
       const acks = peekProduceAcks(body, version);
       const slot = acks === 0 ? undefined : this.newSlot(header.correlationId, ApiKey.Produce, version);
       // Below v10 an answer carries no broker address: its bytes go back untouched.
@@ -378,8 +383,9 @@ function encodeAnswer(correlationId: number, version: number, resp: ProduceRespo
   return w.toBuffer();
 }
 
-/** Reads acks without decoding the rest: transactional_id then acks (int16). */
+/** Reads acks without decoding the rest: (transactional_id from v3, then) acks (int16). */
 function peekProduceAcks(r: Reader, version: number): number {
+  if (version < 3) return r.int16('acks');
   if (version >= 9) r.compactNullableString('transactional id');
   else r.nullableString('transactional id');
   return r.int16('acks');

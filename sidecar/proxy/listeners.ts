@@ -65,14 +65,17 @@ export class ListenerRegistry {
     return this.servers.size;
   }
 
-  /** Stops accepting connections; open connections are drained by their owners. */
-  async close(): Promise<void> {
+  /**
+   * Stops accepting connections. Open connections are drained by their owners: server.close()'s
+   * callback would wait for them, so it is not awaited here.
+   */
+  close(): void {
     this.closed = true;
     const all = [...this.servers.values()];
     if (this.bootstrapServer) all.push(this.bootstrapServer);
     this.servers.clear();
     this.ports.clear();
-    await Promise.all(all.map((s) => new Promise<void>((r) => s.close(() => r()))));
+    for (const s of all) s.close();
   }
 
   private async open(nodeId: number): Promise<number> {

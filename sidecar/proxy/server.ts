@@ -68,7 +68,7 @@ export class Proxy {
 
   /** SIGTERM: stop accepting, let every connection write its pending answers (bounded), close. */
   async shutdown(timeoutMs: number): Promise<void> {
-    await this.listeners.close();
+    this.listeners.close();
     const drains = Promise.all([...this.connections].map((c) => c.drain()));
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([drains, new Promise<void>((r) => (timer = setTimeout(r, timeoutMs)))]);

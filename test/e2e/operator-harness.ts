@@ -46,7 +46,10 @@ export function ensureBuilt(): void {
   if (!existsSync(join(repoRoot, 'dist/operator/main.js'))) throw new Error('dist/operator/main.js is missing: run `make build` first');
 }
 
-export async function startOperator(kube: KubeEnv, opts: { extraArgs?: string[]; name?: string } = {}): Promise<OperatorProcess> {
+export async function startOperator(
+  kube: Pick<KubeEnv, 'kubeconfigPath'>,
+  opts: { extraArgs?: string[]; name?: string; /** In-cluster style: no own webhook registration. */ noWebhookUrl?: boolean } = {},
+): Promise<OperatorProcess> {
   ensureBuilt();
   const [webhookPort, metricsPort] = await freePorts(2);
   const args = [
@@ -54,7 +57,7 @@ export async function startOperator(kube: KubeEnv, opts: { extraArgs?: string[];
     '--namespace', OPERATOR_NS,
     '--metrics-listen', `127.0.0.1:${metricsPort}`,
     '--webhook-listen', `127.0.0.1:${webhookPort}`,
-    '--webhook-url', `https://127.0.0.1:${webhookPort}/mutate-pods`,
+    ...(opts.noWebhookUrl ? [] : ['--webhook-url', `https://127.0.0.1:${webhookPort}/mutate-pods`]),
     ...(opts.extraArgs ?? []),
   ];
   // IDEMPO_TEST_OPERATOR_MAIN runs another build of main.js (e.g. while bisecting) with this node.

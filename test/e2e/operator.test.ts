@@ -200,3 +200,20 @@ describe('idempo-operator on a real API server', () => {
     expect(lease.spec.holderIdentity ?? '').toBe('');
   });
 });
+
+describe('idempo-operator command line', () => {
+  it('exits 2 with one line naming the flag on bad input', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const { join } = await import('node:path');
+    const { repoRoot } = await import('./operator-harness.js');
+    for (const [args, re] of [
+      [['--bogus'], /bogus/],
+      [['--webhook-listen', 'nope'], /--webhook-listen/],
+    ] as const) {
+      const r = spawnSync(join(repoRoot, 'bin/idempo-operator'), [...args], { encoding: 'utf8' });
+      expect(r.status).toBe(2);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toMatch(re);
+    }
+  });
+});

@@ -33,7 +33,7 @@ describe('one broker', () => {
     await kafka.createTopic('harness', 3, 1);
     expect((await kafka.describeTopic('harness')).map((p) => p.leader)).toEqual([1, 1, 1]);
 
-    const java = await runJavaProducer({ bootstrap: kafka.bootstrap, topics: ['harness'], count: 300, props: { acks: 'all', linger: 5 } as never });
+    const java = await runJavaProducer({ bootstrap: kafka.bootstrap, topics: ['harness'], count: 300, props: { acks: 'all', 'linger.ms': 5 } });
     expect(java).toMatchObject({ sent: 300, acked: 300, failed: 0, fatal: null, exitCode: 0 });
     expect(Object.keys(java.partitions).sort()).toEqual(['harness-0', 'harness-1', 'harness-2']);
 
@@ -71,15 +71,13 @@ describe('one broker', () => {
   });
 
   test('java producer reports per-record errors without throwing', async () => {
-    // Records larger than the broker's limit fail with RecordTooLargeException.
-    const r = await runJavaProducer({
-      bootstrap: kafka.bootstrap,
-      topics: ['harness-small'],
-      count: 3,
-      props: { 'max.request.size': 10_000_000, 'batch.size': 1, 'enable.idempotence': false, 'delivery.timeout.ms': 5000, 'request.timeout.ms': 2000, linger: 0 } as never,
-      valueFormat: 'text',
-    });
-    expect(r.acked).toBe(3); // sanity: small records work on an auto-created topic
+    // Records over max.request.size fail one by one (RecordTooLargeException, in the callback).
+    const r = await runJavaProducer({ bootstrap: kafka.bootstrap, topics: ['harness-big'], count: 3, valueSize: 20_000, props: { 'max.request.size': 10_000 } });
+    expect(r).toMatchObject({ sent: 3, acked: 0, failed: 3, errors: { RecordTooLargeException: 3 }, fatal: null, exitCode: 2 });
+    // A bad config is fatal: the summary says why and the exit code is 1.
+    const bad = await runJavaProducer({ bootstrap: kafka.bootstrap, topics: ['harness-big'], count: 1, props: { acks: 'sometimes' } });
+    expect(bad.exitCode).toBe(1);
+    expect(bad.fatal).toMatch(/acks/);
   });
 
   test('a stopped broker restarts with its data', async () => {

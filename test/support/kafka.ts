@@ -18,6 +18,9 @@ export interface BrokerInfo {
   id: number;
   host: string;
   port: number;
+  /** With `externalListener`: the EXTERNAL listener's own port and the port it advertises. */
+  externalPort?: number;
+  advertisedExternalPort?: number;
 }
 
 export interface StartKafkaOptions {
@@ -33,11 +36,20 @@ export interface StartKafkaOptions {
    * CPU on a 2-core machine; pass [] (or G1 flags) for throughput runs such as benchmarks.
    */
   jvmOpts?: string[];
+  /**
+   * Adds a second listener per broker, EXTERNAL, whose advertised port this returns (given the
+   * broker id and the listener's real port), e.g. a fault relay's port in front of it. Clients
+   * bootstrapped on `externalBootstrap` then reach every broker through those ports, while the
+   * brokers replicate, and `bootstrap` keeps answering, on the direct PLAINTEXT listener.
+   */
+  externalListener?: (brokerId: number, externalPort: number) => number | Promise<number>;
 }
 
 export interface KafkaCluster {
   /** Comma-separated host:port of every broker. */
   bootstrap: string;
+  /** With `externalListener`: the advertised EXTERNAL addresses of every broker. */
+  externalBootstrap?: string;
   brokers: BrokerInfo[];
   clusterId: string;
   /** Temp dir holding every node's config, data and logs (removed by stop()). */
@@ -106,11 +118,20 @@ export async function startKafka(opts: StartKafkaOptions = {}): Promise<KafkaClu
   const log4j = path.join(dir, 'log4j2.properties');
   writeFileSync(log4j, readFileSync(path.join(repoRoot, 'scripts/kafka/log4j2.properties')));
 
-  const ports = await freePorts(n + 1);
+  const ext = opts.externalListener;
+  const ports = await freePorts(ext ? 2 * n + 1 : n + 1);
   const cport = ports[n];
+  // EXTERNAL listener per broker (only with externalListener): real port, advertised port.
+  const extPorts = new Map<number, { port: number; advertised: number }>();
+  if (ext) for (let i = 0; i < n; i++) extPorts.set(i + 1, { port: ports[n + 1 + i], advertised: await ext(i + 1, ports[n + 1 + i]) });
+  const withExternal = (id: number, p: Record<string, string>): Record<string, string> => {
+    const e = extPorts.get(id);
+    if (!e) return p;
+    return { ...p, listeners: `${p.listeners},EXTERNAL://127.0.0.1:${e.port}`, 'advertised.listeners': `${p['advertised.listeners']},EXTERNAL://127.0.0.1:${e.advertised}` };
+  };
   const common: Record<string, string> = {
     'controller.listener.names': 'CONTROLLER',
-    'listener.security.protocol.map': 'PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT',
+    'listener.security.protocol.map': `PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT${ext ? ',EXTERNAL:PLAINTEXT' : ''}`,
     // Static voters: formatting needs no --standalone/--initial-controllers step.
     'controller.quorum.voters': `${n === 1 ? 1 : CONTROLLER_ID}@127.0.0.1:${cport}`,
   };
@@ -133,25 +154,25 @@ export async function startKafka(opts: StartKafkaOptions = {}): Promise<KafkaClu
     nodes.push({ id, port, dir: ndir, config, isBroker });
   };
   if (n === 1) {
-    addNode(1, ports[0], {
+    addNode(1, ports[0], withExternal(1, {
       'process.roles': 'broker,controller',
       listeners: `PLAINTEXT://127.0.0.1:${ports[0]},CONTROLLER://127.0.0.1:${cport}`,
       'advertised.listeners': `PLAINTEXT://127.0.0.1:${ports[0]}`,
       'inter.broker.listener.name': 'PLAINTEXT',
-    }, true);
+    }), true);
   } else {
     addNode(CONTROLLER_ID, cport, { 'process.roles': 'controller', listeners: `CONTROLLER://127.0.0.1:${cport}` }, false);
     for (let i = 0; i < n; i++) {
-      addNode(i + 1, ports[i], {
+      addNode(i + 1, ports[i], withExternal(i + 1, {
         'process.roles': 'broker',
         listeners: `PLAINTEXT://127.0.0.1:${ports[i]}`,
         'advertised.listeners': `PLAINTEXT://127.0.0.1:${ports[i]}`,
         'inter.broker.listener.name': 'PLAINTEXT',
-      }, true);
+      }), true);
     }
   }
   const brokerNodes = nodes.filter((x) => x.isBroker);
-  const brokers: BrokerInfo[] = brokerNodes.map((x) => ({ id: x.id, host: '127.0.0.1', port: x.port }));
+  const brokers: BrokerInfo[] = brokerNodes.map((x) => ({ id: x.id, host: '127.0.0.1', port: x.port, externalPort: extPorts.get(x.id)?.port, advertisedExternalPort: extPorts.get(x.id)?.advertised }));
   const bootstrap = brokers.map((b) => `${b.host}:${b.port}`).join(',');
   let stopped = false;
 
@@ -228,6 +249,7 @@ export async function startKafka(opts: StartKafkaOptions = {}): Promise<KafkaClu
 
   const cluster: KafkaCluster = {
     bootstrap,
+    externalBootstrap: ext ? brokers.map((b) => `127.0.0.1:${b.advertisedExternalPort}`).join(',') : undefined,
     brokers,
     clusterId,
     dir,

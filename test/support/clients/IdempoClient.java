@@ -2,8 +2,9 @@
 // producer/consumer/admin that no one in this project wrote. Compiled on demand by java.ts.
 //
 //   produce  --bootstrap B --topics t1,t2 --count N [--start S] [--partition P] [--value-format text|json]
-//            [--delay-ms D] [--props k=v,k=v] [--prop k=v]...
-//       Sends seq S..S+N-1 to every topic (key = seq, value = "topic:seq" or JSON), prints one JSON
+//            [--delay-ms D] [--value-size BYTES] [--props k=v,k=v] [--prop k=v]...
+//       Sends seq S..S+N-1 to every topic (key = seq, value = "topic:seq" or JSON, padded with '.'
+//       to --value-size when given), prints one JSON
 //       summary line. Exit 0: all acked; 2: some records failed; 1: fatal error (bad config, fenced...).
 //   consume  --bootstrap B --topics t1,t2 [--group G] --expect N [--timeout-ms T] [--linger-ms L] [--props ...]
 //       Reads with a consumer group until N records arrived (then L ms more, to catch extra copies)
@@ -67,6 +68,7 @@ public final class IdempoClient {
     long count = a.longv("count", 10), start = a.longv("start", 0), delay = a.longv("delay-ms", 0);
     Integer partition = a.has("partition") ? Integer.valueOf(a.get("partition")) : null;
     boolean json = "json".equals(a.get("value-format", "text"));
+    int valueSize = (int) a.longv("value-size", 0);
     Properties p = new Properties();
     p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, a.req("bootstrap"));
     p.put(ProducerConfig.CLIENT_ID_CONFIG, "idempo-test-producer");
@@ -87,6 +89,7 @@ public final class IdempoClient {
         for (String topic : topics) {
           String key = Long.toString(seq);
           String value = json ? "{\"topic\":" + q(topic) + ",\"seq\":" + seq + "}" : topic + ":" + seq;
+          if (value.length() < valueSize) value = value + ".".repeat(valueSize - value.length());
           try {
             producer.send(new ProducerRecord<>(topic, partition, key, value), (md, e) -> {
               synchronized (errors) {

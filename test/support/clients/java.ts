@@ -92,6 +92,8 @@ export interface JavaProducerOptions {
   start?: number;
   partition?: number;
   valueFormat?: 'text' | 'json';
+  /** Pad each value with '.' to this many bytes. */
+  valueSize?: number;
   /** Pause between sends (slow producers for failover tests). */
   delayMs?: number;
   /** Producer configs, e.g. { acks: 'all', 'enable.idempotence': false }. */
@@ -122,6 +124,7 @@ export async function runJavaProducer(o: JavaProducerOptions): Promise<JavaProdu
   if (o.partition !== undefined) args.push('--partition', String(o.partition));
   if (o.valueFormat) args.push('--value-format', o.valueFormat);
   if (o.delayMs) args.push('--delay-ms', String(o.delayMs));
+  if (o.valueSize) args.push('--value-size', String(o.valueSize));
   args.push(...propsArgs(o.props));
   const r = await runIdempoClient(args, o.timeoutMs ?? 120_000);
   const s = lastJson<Omit<JavaProducerResult, 'exitCode' | 'stderr'>>(r, 'java producer');

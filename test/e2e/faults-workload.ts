@@ -1,0 +1,196 @@
+// Shared by the fault tests (faults-*.test.ts): a numbered, non-idempotent workload per
+// client (value "topic:seq", key "seq"), its read-back straight from the brokers, and the
+// exactly-once verdict. Not a test file itself.
+import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Kafka, Partitioners, logLevel } from 'kafkajs';
+import { kcatConsume, kcatProduce } from '../support/clients/kcat.js';
+import { runJavaProducer } from '../support/clients/java.js';
+
+export type ClientName = 'kafkajs' | 'kcat' | 'java';
+
+export interface ProduceRun {
+  client: ClientName;
+  topics: string[];
+  /** Records per topic (seq 0..count-1). */
+  count: number;
+  sent: number;
+  /** Records the client saw acknowledged / failed after its own retries. */
+  acked: number;
+  failed: number;
+  /** Values the client saw fail (kafkajs only: the others report counts). */
+  failedValues?: Set<string>;
+  /** kafkajs only: partition batches acknowledged per topic (one per partition per send call). */
+  ackedBatches?: Record<string, number>;
+  elapsedMs: number;
+  error?: string;
+}
+
+export interface ClientTimeouts {
+  /** Client request timeout (also the produce timeout it sends). */
+  requestMs: number;
+  /** How long a record may take overall before the client gives up on it. */
+  deliveryMs: number;
+}
+
+/** kafkajs 2.2.4, idempotence off, its own retries on; sequential sendBatch calls of `batch` records per topic. */
+export async function produceKafkajs(bootstrap: string, topics: string[], count: number, t: ClientTimeouts, batch = 250): Promise<ProduceRun> {
+  const t0 = Date.now();
+  const kafka = new Kafka({
+    clientId: 'faults-kafkajs',
+    brokers: bootstrap.split(','),
+    logLevel: logLevel.NOTHING,
+    connectionTimeout: 3000,
+    requestTimeout: t.requestMs,
+    // Enough retries to ride out a stall and a reconnect; a send that still fails counts as failed.
+    retry: { retries: 15, initialRetryTime: 100, maxRetryTime: 2000 },
+  });
+  const producer = kafka.producer({ idempotent: false, createPartitioner: Partitioners.DefaultPartitioner, allowAutoTopicCreation: false });
+  const run: ProduceRun = { client: 'kafkajs', topics, count, sent: 0, acked: 0, failed: 0, failedValues: new Set(), ackedBatches: {}, elapsedMs: 0 };
+  await producer.connect();
+  try {
+    for (let i = 0; i < count; i += batch) {
+      const seqs = Array.from({ length: Math.min(batch, count - i) }, (_, k) => i + k);
+      const topicMessages = topics.map((topic) => ({ topic, messages: seqs.map((s) => ({ key: String(s), value: `${topic}:${s}` })) }));
+      const n = seqs.length * topics.length;
+      run.sent += n;
+      try {
+        const md = await producer.sendBatch({ topicMessages, acks: -1, timeout: t.requestMs });
+        run.acked += n;
+        for (const m of md) run.ackedBatches![m.topicName] = (run.ackedBatches![m.topicName] ?? 0) + 1;
+      } catch {
+        run.failed += n;
+        for (const tm of topicMessages) for (const m of tm.messages) run.failedValues!.add(m.value);
+      }
+    }
+  } finally {
+    await producer.disconnect().catch(() => undefined);
+  }
+  run.elapsedMs = Date.now() - t0;
+  return run;
+}
+
+/** librdkafka via kcat, one process per topic (run together), enable.idempotence=false. */
+export async function produceKcat(bootstrap: string, topics: string[], count: number, t: ClientTimeouts): Promise<ProduceRun> {
+  const t0 = Date.now();
+  const results = await Promise.all(
+    topics.map((topic) =>
+      kcatProduce({
+        bootstrap,
+        topic,
+        lines: Array.from({ length: count }, (_, s) => `${s}|${topic}:${s}`),
+        keyDelimiter: '|',
+        props: {
+          'enable.idempotence': false,
+          acks: 'all',
+          'message.send.max.retries': 1000,
+          'retry.backoff.ms': 100,
+          'request.timeout.ms': t.requestMs,
+          'socket.timeout.ms': t.requestMs,
+          'message.timeout.ms': t.deliveryMs,
+          'linger.ms': 5,
+        },
+        timeoutMs: t.deliveryMs + 120_000,
+      }),
+    ),
+  );
+  const failed = results.reduce((s, r) => s + r.deliveryFailures, 0);
+  const bad = results.find((r) => r.exitCode !== 0 && r.deliveryFailures === 0);
+  return {
+    client: 'kcat',
+    topics,
+    count,
+    sent: count * topics.length,
+    acked: count * topics.length - failed,
+    failed,
+    elapsedMs: Date.now() - t0,
+    error: bad ? `kcat exit ${bad.exitCode}: ${bad.stderr.slice(-500)}` : undefined,
+  };
+}
+
+/** The Java producer (kafka-clients 4.3) with enable.idempotence=false, acks=all, retries on. */
+export async function produceJava(bootstrap: string, topics: string[], count: number, t: ClientTimeouts): Promise<ProduceRun> {
+  const r = await runJavaProducer({
+    bootstrap,
+    topics,
+    count,
+    props: {
+      'enable.idempotence': false,
+      acks: 'all',
+      retries: 2147483647,
+      'max.in.flight.requests.per.connection': 5,
+      'request.timeout.ms': t.requestMs,
+      'delivery.timeout.ms': t.deliveryMs,
+      'retry.backoff.ms': 100,
+      'linger.ms': 5,
+    },
+    timeoutMs: t.deliveryMs + 120_000,
+  });
+  return { client: 'java', topics, count, sent: r.sent, acked: r.acked, failed: r.failed, elapsedMs: r.elapsedMs, error: r.fatal ?? undefined };
+}
+
+export function produce(client: ClientName, bootstrap: string, topics: string[], count: number, t: ClientTimeouts): Promise<ProduceRun> {
+  if (client === 'kafkajs') return produceKafkajs(bootstrap, topics, count, t);
+  if (client === 'kcat') return produceKcat(bootstrap, topics, count, t);
+  return produceJava(bootstrap, topics, count, t);
+}
+
+export interface Verdict {
+  client: ClientName;
+  records: number;
+  /** Distinct values found / expected. */
+  present: number;
+  missing: number;
+  /** Extra copies of values already present (sum over values of copies - 1). */
+  duplicates: number;
+  /** Records (after the first copy) whose key is not above the previous key of its partition. */
+  orderViolations: number;
+  /** Values the client saw acknowledged and that are absent (kafkajs only). */
+  ackedMissing: number;
+  /** Values the client saw fail and that are present more than once. */
+  failedTwice: number;
+}
+
+/** Reads every topic of a run straight from the broker and compares with what was sent. */
+export async function verify(directBootstrap: string, run: ProduceRun): Promise<Verdict> {
+  const v: Verdict = { client: run.client, records: 0, present: 0, missing: 0, duplicates: 0, orderViolations: 0, ackedMissing: 0, failedTwice: 0 };
+  for (const topic of run.topics) {
+    const recs = await kcatConsume({ bootstrap: directBootstrap, topic, timeoutMs: 120_000 });
+    v.records += recs.length;
+    const copies = new Map<string, number>();
+    const lastKey = new Map<number, number>();
+    for (const r of recs.sort((a, b) => a.partition - b.partition || a.offset - b.offset)) {
+      const value = r.value ?? '';
+      const n = (copies.get(value) ?? 0) + 1;
+      copies.set(value, n);
+      if (n > 1) continue;
+      // Each producer's sequence, per partition, must appear in order (first copies only).
+      const key = Number(r.key);
+      const prev = lastKey.get(r.partition);
+      if (prev !== undefined && key <= prev) v.orderViolations++;
+      lastKey.set(r.partition, key);
+    }
+    for (let s = 0; s < run.count; s++) {
+      const value = `${topic}:${s}`;
+      const n = copies.get(value) ?? 0;
+      if (n === 0) {
+        v.missing++;
+        if (run.failedValues && !run.failedValues.has(value)) v.ackedMissing++;
+      } else v.present++;
+      if (n > 1) {
+        v.duplicates += n - 1;
+        if (run.failedValues?.has(value)) v.failedTwice++;
+      }
+    }
+  }
+  return v;
+}
+
+/** A policy file for the sidecar (JSON is YAML): short upstream timeouts so stalls are detected. */
+export function sidecarConfig(spec: Record<string, unknown>): { file: string; cleanup: () => void } {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'idempo-faults-'));
+  const file = path.join(dir, 'policy.json');
+  writeFileSync(file, JSON.stringify(spec));
+  return { file, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
