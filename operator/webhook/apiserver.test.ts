@@ -172,7 +172,7 @@ describe('injection through the API server', () => {
     await kubectlOk(['apply', '-f', '-'], pod('job', 'legacy', { app: 'job' }));
     const p = await get('job', 'legacy');
     expect(p.spec?.containers.map((c) => c.name)).toEqual(['idempo-sidecar', 'app']);
-    expect(p.spec?.containers[0].args).toContain('enforce');
+    expect(p.spec?.containers[0].args).toContain('--upstream-ca-file');
     // (the API server defaults missing requests from limits)
     expect(p.spec?.containers[0].resources).toMatchObject({ requests: { cpu: '10m' }, limits: { cpu: '1', memory: '256Mi' } });
     expect(p.spec?.volumes?.map((v) => v.name)).toEqual(expect.arrayContaining(['idempo-config', 'idempo-kafka-ca', 'idempo-kafka-client']));

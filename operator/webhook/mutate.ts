@@ -31,16 +31,25 @@ export const SIDECAR_UID = 65532;
 const DEFAULT_CONTAINER_ANNOTATION = 'kubectl.kubernetes.io/default-container';
 
 /** The sidecar's command line (DESIGN.md "The sidecar's command line"). */
-export function sidecarArgs(spec: PolicySpec): string[] {
-  return [
+export function sidecarArgs(spec: PolicySpec, policyName: string): string[] {
+  const args = [
     '--upstream', spec.kafka.bootstrapServers.join(','),
     '--listen', `127.0.0.1:${spec.injection.listenPort}`,
-    '--mode', spec.mode,
     // 0.0.0.0 so kubelet probes and Prometheus reach it from outside the pod.
     '--metrics-listen', `0.0.0.0:${spec.sidecar.metricsPort}`,
+    // Mode and log level come from the mounted policy file (no --mode flag, which would win
+    // over the file), so a policy change reaches running sidecars by hot reload.
     '--config', POLICY_CONFIG_PATH,
-    '--log-level', spec.sidecar.logLevel,
+    '--policy-name', policyName,
   ];
+  const tls = spec.kafka.tls;
+  if (tls.enabled) {
+    args.push('--upstream-tls');
+    if (tls.caSecretRef) args.push('--upstream-ca-file', `${KAFKA_CA_DIR}/${KAFKA_CA_FILE}`);
+    if (tls.clientCertSecretRef) args.push('--upstream-cert-file', `${KAFKA_CLIENT_CERT_DIR}/tls.crt`, '--upstream-key-file', `${KAFKA_CLIENT_CERT_DIR}/tls.key`);
+    if (tls.serverName) args.push('--upstream-server-name', tls.serverName);
+  }
+  return args;
 }
 
 function quantities(m: Record<string, string | number> | undefined): Record<string, string> | undefined {
@@ -69,7 +78,7 @@ function sidecarContainer(policy: IdempotentProducerPolicy, opts: MutateOptions,
     name: SIDECAR_CONTAINER_NAME,
     image: opts.image ?? spec.injection.image,
     imagePullPolicy: 'IfNotPresent',
-    args: sidecarArgs(spec),
+    args: sidecarArgs(spec, policy.metadata?.name ?? ''),
     env: [
       { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
       { name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } },

@@ -35,8 +35,8 @@ const topicsOf = (client: string, path: 'sc' | 'direct') => [`${client}-${path}-
 beforeAll(async () => {
   relay = new FaultRelay({
     seed: SEED,
-    // Requests (up) are large: a fault every 64-256 KiB; answers (down) small: every 2-6 KiB.
-    gapBytes: { up: [64 * 1024, 256 * 1024], down: [2 * 1024, 6 * 1024] },
+    // Requests (up) are large: a fault every 16-64 KiB; answers (down) small: every 0.5-2 KiB.
+    gapBytes: { up: [16 * 1024, 64 * 1024], down: [512, 2048] },
     weights: { reset: 2, half_write: 2, stall: 1 },
     stallMs: STALL_MS,
     limits,

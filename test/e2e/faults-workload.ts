@@ -35,7 +35,7 @@ export interface ClientTimeouts {
 }
 
 /** kafkajs 2.2.4, idempotence off, its own retries on; sequential sendBatch calls of `batch` records per topic. */
-export async function produceKafkajs(bootstrap: string, topics: string[], count: number, t: ClientTimeouts, batch = 250): Promise<ProduceRun> {
+export async function produceKafkajs(bootstrap: string, topics: string[], count: number, t: ClientTimeouts, batch = 100): Promise<ProduceRun> {
   const t0 = Date.now();
   const kafka = new Kafka({
     clientId: 'faults-kafkajs',

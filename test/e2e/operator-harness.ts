@@ -42,7 +42,6 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | undefined |
 }
 
 export function ensureBuilt(): void {
-  if (process.env.IDEMPO_TEST_OPERATOR_MAIN) return;
   if (!existsSync(join(repoRoot, 'dist/operator/main.js'))) throw new Error('dist/operator/main.js is missing: run `make build` first');
 }
 
@@ -60,9 +59,7 @@ export async function startOperator(
     ...(opts.noWebhookUrl ? [] : ['--webhook-url', `https://127.0.0.1:${webhookPort}/mutate-pods`]),
     ...(opts.extraArgs ?? []),
   ];
-  // IDEMPO_TEST_OPERATOR_MAIN runs another build of main.js (e.g. while bisecting) with this node.
-  const alt = process.env.IDEMPO_TEST_OPERATOR_MAIN;
-  const proc = spawn(alt ? process.execPath : join(repoRoot, 'bin/idempo-operator'), alt ? [alt, ...args] : args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, POD_NAME: opts.name ?? 'op' } });
+  const proc = spawn(join(repoRoot, 'bin/idempo-operator'), args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, POD_NAME: opts.name ?? 'op' } });
   let out = '';
   proc.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
   proc.stderr!.setEncoding('utf8').on('data', (d: string) => (out += d));

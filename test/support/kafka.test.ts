@@ -5,6 +5,8 @@ import { startKafka, type KafkaCluster } from './kafka.js';
 import { runJavaAdmin, runJavaConsumer, runJavaProducer, type ConsumedRecord } from './clients/java.js';
 import { kafkajsConsume, kafkajsProduce } from './clients/kafkajs.js';
 import { kcatConsume, kcatMetadata, kcatProduce } from './clients/kcat.js';
+import { runProducerPerf, parseProducerPerfLine } from '../../bench/producer-perf.js';
+import { sampleProcess } from '../../bench/proc-stats.js';
 
 // Each value once, and values of one key stay in one partition in order.
 function expectExactlyOnce(records: ConsumedRecord[], expected: string[]) {
@@ -78,6 +80,23 @@ describe('one broker', () => {
     const bad = await runJavaProducer({ bootstrap: kafka.bootstrap, topics: ['harness-big'], count: 1, props: { acks: 'sometimes' } });
     expect(bad.exitCode).toBe(1);
     expect(bad.fatal).toMatch(/acks/);
+  });
+
+  test('bench pieces: ProducerPerformance summary and /proc sampling', async () => {
+    const pid = kafka.pid(1)!;
+    const before = sampleProcess(pid);
+    const r = await runProducerPerf({ bootstrap: kafka.bootstrap, topic: 'perf', records: 5000, recordSize: 1024, acks: 'all' });
+    expect(r.records).toBe(5000);
+    expect(r.recordsPerSec).toBeGreaterThan(0);
+    expect(r.p99Ms).toBeGreaterThanOrEqual(r.p50Ms);
+    const after = sampleProcess(pid);
+    expect(after.cpuSeconds).toBeGreaterThan(before.cpuSeconds);
+    expect(after.peakRssBytes).toBeGreaterThanOrEqual(after.rssBytes);
+    expect(after.peakRssBytes).toBeGreaterThan(50 * 2 ** 20);
+    expect(parseProducerPerfLine('1000 records sent, 2000.5 records/sec (1.95 MB/sec), 3.25 ms avg latency, 40.00 ms max latency, 2 ms 50th, 9 ms 95th, 30 ms 99th, 40 ms 99.9th.')).toMatchObject({
+      records: 1000, recordsPerSec: 2000.5, mbPerSec: 1.95, avgLatencyMs: 3.25, maxLatencyMs: 40, p50Ms: 2, p95Ms: 9, p99Ms: 30, p999Ms: 40,
+    });
+    expect(parseProducerPerfLine('5001 records sent, 1000.2 records/sec (0.98 MB/sec), 2.1 ms avg latency, 30.0 ms max latency.')).toBeNull();
   });
 
   test('a stopped broker restarts with its data', async () => {

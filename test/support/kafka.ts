@@ -4,11 +4,11 @@
 // under one temp dir; stop() — or this process exiting — kills every JVM and removes the dir.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { probeMetadata } from '../../scripts/kafka/probe.js';
-import { javaClasspath, repoRoot } from './clients/java.js';
+import { javaClientBuild, repoRoot } from './clients/java.js';
 import { runJavaAdmin } from './clients/java.js';
 import { kafkajsCreateTopics, kafkajsTopicMetadata, type PartitionInfo } from './clients/kafkajs.js';
 import { trackChild } from './clients/run.js';
@@ -110,8 +110,10 @@ export async function startKafka(opts: StartKafkaOptions = {}): Promise<KafkaClu
   const n = opts.brokers ?? 1;
   const timeoutMs = opts.timeoutMs ?? 90_000;
   const heap = opts.heap ?? (n === 1 ? '512m' : '384m');
-  const jvmOpts = opts.jvmOpts ?? ['-XX:TieredStopAtLevel=1', '-XX:+UseSerialGC'];
-  const cp = await javaClasspath();
+  // Skipping bytecode verification of the (Maven Central) jars saves another ~10% start CPU.
+  const jvmOpts = opts.jvmOpts ?? ['-XX:TieredStopAtLevel=1', '-XX:+UseSerialGC', '-XX:+UnlockDiagnosticVMOptions', '-XX:-BytecodeVerificationRemote'];
+  const build = await javaClientBuild();
+  const cp = `${build.jar}:${build.libs}/*`;
   const dir = mkdtempSync(path.join(os.tmpdir(), 'idempo-kafka-'));
   const clusterId = kafkaUuid();
   const defaults = readFileSync(path.join(repoRoot, 'scripts/kafka/broker-defaults.properties'), 'utf8');
@@ -175,6 +177,30 @@ export async function startKafka(opts: StartKafkaOptions = {}): Promise<KafkaClu
   const brokers: BrokerInfo[] = brokerNodes.map((x) => ({ id: x.id, host: '127.0.0.1', port: x.port, externalPort: extPorts.get(x.id)?.port, advertisedExternalPort: extPorts.get(x.id)?.advertised }));
   const bootstrap = brokers.map((b) => `${b.host}:${b.port}`).join(',');
   let stopped = false;
+  let dumping: { node: Node; tmp: string } | undefined;
+
+  // Class-data sharing: with no archive yet, the first node launched records the classes it
+  // loads and writes them into one when it exits normally (stopBroker, or stop() which ends it
+  // gracefully for that reason); later JVMs map the archive and start with ~30% less CPU.
+  // The archive sits beside the client jar (same classpath). IDEMPO_KAFKA_CDS=0 turns it off.
+  const cdsFile = path.join(build.dir, 'kafka-node.jsa');
+  const cdsOpts = (node: Node): string[] => {
+    if (process.env.IDEMPO_KAFKA_CDS === '0') return [];
+    if (existsSync(cdsFile)) return [`-XX:SharedArchiveFile=${cdsFile}`];
+    if (dumping) return [];
+    dumping = { node, tmp: `${cdsFile}.${process.pid}-${node.id}-${Date.now()}.tmp` };
+    return [`-XX:ArchiveClassesAtExit=${dumping.tmp}`];
+  };
+  const finishDump = (node: Node) => {
+    if (dumping?.node !== node) return;
+    try {
+      if (existsSync(dumping.tmp) && !existsSync(cdsFile)) renameSync(dumping.tmp, cdsFile);
+    } catch {
+      /* another process got there first */
+    }
+    rmSync(dumping.tmp, { force: true });
+    dumping = undefined; // killed before dumping: the next launch tries again
+  };
 
   const launch = (node: Node) => {
     const out = openSync(path.join(node.dir, 'stdout.log'), 'a');
@@ -183,7 +209,7 @@ export async function startKafka(opts: StartKafkaOptions = {}): Promise<KafkaClu
     const proc = spawn(
       'java',
       [
-        `-Xmx${heap}`, '-Xms128m', ...jvmOpts, '-Djava.awt.headless=true',
+        `-Xmx${heap}`, '-Xms128m', ...jvmOpts, ...cdsOpts(node), '-Djava.awt.headless=true',
         `-Dlog4j2.configurationFile=${log4j}`, `-Didempo.kafka.logfile=${path.join(node.dir, 'server.log')}`,
         '-cp', cp, 'IdempoClient', 'broker', '--config', node.config, '--cluster-id', clusterId,
       ],
@@ -193,7 +219,12 @@ export async function startKafka(opts: StartKafkaOptions = {}): Promise<KafkaClu
     proc.stdin!.on('error', () => {});
     trackChild(proc);
     node.proc = proc;
-    node.exited = new Promise((res) => proc.once('exit', () => res()));
+    node.exited = new Promise((res) =>
+      proc.once('exit', () => {
+        finishDump(node);
+        res();
+      }),
+    );
     proc.once('exit', () => {
       if (node.proc === proc) node.proc = undefined;
     });
@@ -276,6 +307,8 @@ export async function startKafka(opts: StartKafkaOptions = {}): Promise<KafkaClu
     async stop() {
       if (stopped) return;
       stopped = true;
+      // A node recording the class-data archive must exit normally to write it (once per cache).
+      if (dumping?.node.proc) await killNode(dumping.node, 'SIGTERM', 20_000);
       // Data is thrown away, so no controlled shutdown: SIGKILL is fast and always works.
       await Promise.all(nodes.map((x) => killNode(x, 'SIGKILL', 0)));
       clusters.delete(cleanupSync);

@@ -1,7 +1,7 @@
 // The Java test client (IdempoClient.java, on Apache Kafka's kafka-clients) and the Kafka jars.
 // The client is compiled on demand into the cache and recompiled when its source changes.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { runProcess, type RunResult } from './run.js';
@@ -29,35 +29,46 @@ export function kafkaLibsDir(): Promise<string> {
   return libsPromise;
 }
 
-let cpPromise: Promise<string> | undefined;
-/** Classpath with the compiled IdempoClient and every Kafka jar. */
-export function javaClasspath(): Promise<string> {
-  cpPromise ??= (async () => {
+let builtPromise: Promise<{ dir: string; jar: string; libs: string }> | undefined;
+/** Compiles IdempoClient.java into a jar in the cache (once per source + jar set). */
+export function javaClientBuild(): Promise<{ dir: string; jar: string; libs: string }> {
+  builtPromise ??= (async () => {
     const libs = await kafkaLibsDir();
     const src = path.join(repoRoot, 'test/support/clients/IdempoClient.java');
-    const hash = createHash('sha256').update(readFileSync(src)).update(libs).digest('hex').slice(0, 16);
-    const out = path.join(cacheDir, 'java-client', hash);
-    if (!existsSync(path.join(out, 'IdempoClient.class'))) {
-      // Compile into a private dir and rename: concurrent test processes never see half a build.
-      const tmp = `${out}.tmp-${process.pid}`;
+    const hash = createHash('sha256').update(readFileSync(src)).update(libs).update(readdirSync(libs).join(',')).digest('hex').slice(0, 16);
+    const dir = path.join(cacheDir, 'java-client', hash);
+    // A jar, not a class dir: class-data-sharing archives (kafka.ts) refuse directories on the classpath.
+    const jar = path.join(dir, 'idempo-client.jar');
+    if (!existsSync(jar)) {
+      // Build in a private dir and rename: concurrent test processes never see half a build.
+      const tmp = `${dir}.tmp-${process.pid}`;
       rmSync(tmp, { recursive: true, force: true });
-      mkdirSync(tmp, { recursive: true });
-      const r = await runProcess('javac', ['-nowarn', '-encoding', 'UTF-8', '-d', tmp, '-cp', `${libs}/*`, src], { timeoutMs: 120_000 });
+      mkdirSync(path.join(tmp, 'classes'), { recursive: true });
+      const r = await runProcess('javac', ['-nowarn', '-encoding', 'UTF-8', '-d', path.join(tmp, 'classes'), '-cp', `${libs}/*`, src], { timeoutMs: 120_000 });
       if (r.code !== 0) throw new Error(`javac IdempoClient.java failed:\n${r.stderr}`);
+      const j = await runProcess('jar', ['cf', path.join(tmp, 'idempo-client.jar'), '-C', path.join(tmp, 'classes'), '.'], { timeoutMs: 60_000 });
+      if (j.code !== 0) throw new Error(`jar failed:\n${j.stderr}`);
+      rmSync(dir, { recursive: true, force: true }); // leftovers of an interrupted build
       try {
-        renameSync(tmp, out);
+        renameSync(tmp, dir);
       } catch {
         rmSync(tmp, { recursive: true, force: true }); // another process won the race
       }
     }
-    return `${out}:${libs}/*`;
+    return { dir, jar, libs };
   })();
-  cpPromise.catch(() => (cpPromise = undefined));
-  return cpPromise;
+  builtPromise.catch(() => (builtPromise = undefined));
+  return builtPromise;
+}
+
+/** Classpath with the compiled IdempoClient and every Kafka jar. */
+export async function javaClasspath(): Promise<string> {
+  const b = await javaClientBuild();
+  return `${b.jar}:${b.libs}/*`;
 }
 
 /** JVM flags for short-lived clients: C1 only and serial GC start noticeably faster. */
-export const clientJvmOpts = ['-XX:TieredStopAtLevel=1', '-XX:+UseSerialGC', '-Xmx256m', '-Xshare:auto'];
+export const clientJvmOpts = ['-XX:TieredStopAtLevel=1', '-XX:+UseSerialGC', '-Xmx256m', '-XX:+UnlockDiagnosticVMOptions', '-XX:-BytecodeVerificationRemote'];
 
 /** Runs `IdempoClient ARGS`; the JVM dies with this process (stdin watch) or at the timeout. */
 export async function runIdempoClient(args: string[], timeoutMs = 120_000, jvmOpts: string[] = clientJvmOpts): Promise<RunResult> {
