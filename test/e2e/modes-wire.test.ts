@@ -2,11 +2,13 @@
 // broker: exact re-sends, sequence gaps, app-level retries, what the broker stores (read back
 // with a raw Fetch straight from the broker, never through the sidecar) and the metrics.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startKafka, type KafkaCluster } from '../support/kafka.js';
-import { startSidecar, type Sidecar } from '../support/sidecar.js';
+import { SIDECAR_BIN, startSidecar, type Sidecar } from '../support/sidecar.js';
+import { kafkajsProduce } from '../support/clients/kafkajs.js';
 import { RawConnection } from '../support/raw-kafka.js';
 import { ApiKey, requestHeaderVersion } from '../../sidecar/codec/api.js';
 import { Writer } from '../../sidecar/codec/writer.js';
@@ -128,17 +130,27 @@ async function sendFrame(c: RawConnection, f: { frame: Buffer; corr: number }): 
   return readProduceAnswer(c, f.corr);
 }
 
-/** A fresh producer id from the cluster: InitProducerId (null transactional id) through `bootstrap`. */
+/**
+ * A fresh producer id from the cluster: InitProducerId (null transactional id) through `bootstrap`.
+ * Right after start the broker answers COORDINATOR_LOAD_IN_PROGRESS (14) for a while: ask again.
+ */
 async function initProducerId(bootstrap: string): Promise<{ producerId: bigint; epoch: number }> {
   const c = await RawConnection.connect(bootstrap);
   try {
     const v = 4;
-    c.send(ApiKey.InitProducerId, v, (w) => encodeInitProducerIdRequest(w, { ...createInitProducerIdRequest(), transactionalId: null, transactionTimeoutMs: 60_000, producerId: -1n, producerEpoch: -1 }, v));
-    const { body } = await c.receive(ApiKey.InitProducerId, v);
-    const r = decodeInitProducerIdResponse(body, v);
-    expect(r.errorCode).toBe(0);
-    expect(r.producerId >= 0n).toBe(true);
-    return { producerId: r.producerId, epoch: r.producerEpoch };
+    let last = { errorCode: -1, producerId: -1n, producerEpoch: -1 };
+    await expect
+      .poll(
+        async () => {
+          c.send(ApiKey.InitProducerId, v, (w) => encodeInitProducerIdRequest(w, { ...createInitProducerIdRequest(), transactionalId: null, transactionTimeoutMs: 60_000, producerId: -1n, producerEpoch: -1 }, v));
+          last = decodeInitProducerIdResponse((await c.receive(ApiKey.InitProducerId, v)).body, v);
+          return last.errorCode;
+        },
+        { timeout: 30_000, interval: 250 },
+      )
+      .toBe(0);
+    expect(last.producerId >= 0n).toBe(true);
+    return { producerId: last.producerId, epoch: last.producerEpoch };
   } finally {
     c.close();
   }
@@ -295,7 +307,7 @@ describe('observe: counts, never changes a byte', () => {
 
       const gap = await sendFrame(c, produceFrame(topic, 0, encodeBatch([{ value: 'gap' }], { producerId, epoch, baseSequence: 10 })));
       expect(gap.errorCode).toBe(45); // OUT_OF_ORDER_SEQUENCE_NUMBER
-      expect(gap.errorMessage ?? '').not.toMatch(/^idempo:/); // observe never answers itself
+      expect(gap.errorMessage).toBeNull(); // the broker's 45 carries no message; the sidecar's says "idempo: ..."
       expect(await obs.metric('idempo_out_of_sequence_total', { topic })).toBe(1);
     } finally {
       c.close();
@@ -310,5 +322,323 @@ describe('observe: counts, never changes a byte', () => {
     expect(await obs.metric('idempo_produce_batches_total', { topic, outcome: 'written' })).toBe(1);
     expect(await obs.metric('idempo_produce_batches_total', { topic, outcome: 'duplicate' })).toBe(1);
     expect(await obs.metric('idempo_produce_batches_total', { topic, outcome: 'out_of_sequence' })).toBe(1);
+  });
+});
+
+// enforce, and upgrade for producers that are already idempotent, answer copies and gaps themselves.
+describe.each(['enforce', 'upgrade'] as const)('%s: idempotent producers are validated by the sidecar', (mode) => {
+  let sc: Sidecar;
+  beforeAll(async () => {
+    sc = await sidecar({ upstream: kafka.bootstrap, mode, extraArgs: ['--policy-name', `wire-${mode}`] });
+  });
+
+  it('an exact re-send gets NONE with the original offset from the sidecar; a gap gets 45 from the sidecar', async () => {
+    const topic = await newTopic(`${mode}-seq`);
+    const { producerId, epoch } = await initProducerId(sc.bootstrap);
+    const first = produceFrame(topic, 0, encodeBatch(threeRecords(mode), { producerId, epoch, baseSequence: 0 }));
+    const c = await RawConnection.connect(sc.bootstrap);
+    try {
+      const a = await sendFrame(c, first);
+      expect(a.errorCode).toBe(0);
+      expect(await sc.metric('idempo_produce_batches_total', { topic, outcome: 'written' })).toBe(1);
+
+      const again = await sendFrame(c, first);
+      expect(again.errorCode).toBe(0);
+      expect(again.baseOffset).toBe(a.baseOffset);
+      // Answered by the sidecar: counted as acted on, and never forwarded (still one written).
+      expect(await sc.metric('idempo_duplicates_rejected_total', { topic })).toBe(1);
+      expect(await sc.metric('idempo_produce_batches_total', { topic, outcome: 'duplicate' })).toBe(1);
+      expect(await sc.metric('idempo_produce_batches_total', { topic, outcome: 'written' })).toBe(1);
+
+      const gap = await sendFrame(c, produceFrame(topic, 0, encodeBatch([{ value: 'gap' }], { producerId, epoch, baseSequence: 10 })));
+      expect(gap.errorCode).toBe(45);
+      expect(gap.errorMessage).toBe('idempo: expected sequence 3, got 10');
+      expect(await sc.metric('idempo_out_of_sequence_total', { topic })).toBe(1);
+      expect(await sc.metric('idempo_produce_batches_total', { topic, outcome: 'out_of_sequence' })).toBe(1);
+
+      // The producer goes on in sequence: written.
+      const next = await sendFrame(c, produceFrame(topic, 0, encodeBatch([{ value: `${mode}-3` }], { producerId, epoch, baseSequence: 3 })));
+      expect(next.errorCode).toBe(0);
+      expect(next.baseOffset).toBe(a.baseOffset + 3n);
+    } finally {
+      c.close();
+    }
+    const stored = await fetchBatches(kafka.bootstrap, topic, 0);
+    expect(written(stored)).toEqual([`${mode}-0`, `${mode}-1`, `${mode}-2`, `${mode}-3`]);
+    expect(stored.filter((b) => b.header.producerId === producerId).map((b) => b.header.baseSequence)).toEqual([0, 3]);
+    // One producer session tracked (plus the sidecar's own producer in upgrade mode, once it has one).
+    await expect.poll(() => sc.metric('idempo_producer_sessions')).toBe(1);
+  });
+
+  it('rule 3: a gap behind a batch still in flight is left to the broker, never a sidecar 45', async () => {
+    const topic = await newTopic(`${mode}-rule3`);
+    const { producerId, epoch } = await initProducerId(sc.bootstrap);
+    const c = await RawConnection.connect(sc.bootstrap);
+    try {
+      // Both frames in one write: the sidecar judges the second while the first is in flight.
+      const a = produceFrame(topic, 0, encodeBatch(threeRecords('r3'), { producerId, epoch, baseSequence: 0 }));
+      const b = produceFrame(topic, 0, encodeBatch([{ value: 'r3-gap' }], { producerId, epoch, baseSequence: 20 }));
+      c.write(Buffer.concat([a.frame, b.frame]));
+      expect((await readProduceAnswer(c, a.corr)).errorCode).toBe(0);
+      const gap = await readProduceAnswer(c, b.corr);
+      expect(gap.errorCode).toBe(45);
+      expect(gap.errorMessage).toBeNull(); // the broker's own 45 (the sidecar's would say "idempo: expected sequence 3, got 20")
+      expect(await sc.metric('idempo_out_of_sequence_total', { topic })).toBe(1);
+    } finally {
+      c.close();
+    }
+    expect(written(await fetchBatches(kafka.bootstrap, topic, 0))).toEqual(['r3-0', 'r3-1', 'r3-2']);
+  });
+
+  it('a copy sent while the original is in flight gets the original answer and is not written', async () => {
+    const topic = await newTopic(`${mode}-inflight`);
+    const { producerId, epoch } = await initProducerId(sc.bootstrap);
+    const c = await RawConnection.connect(sc.bootstrap);
+    try {
+      const batch = encodeBatch(threeRecords('if'), { producerId, epoch, baseSequence: 0 });
+      const a = produceFrame(topic, 0, batch);
+      const b = produceFrame(topic, 0, batch);
+      c.write(Buffer.concat([a.frame, b.frame]));
+      const ra = await readProduceAnswer(c, a.corr);
+      const rb = await readProduceAnswer(c, b.corr);
+      expect(ra.errorCode).toBe(0);
+      expect(rb.errorCode).toBe(0);
+      expect(rb.baseOffset).toBe(ra.baseOffset);
+    } finally {
+      c.close();
+    }
+    expect(written(await fetchBatches(kafka.bootstrap, topic, 0))).toEqual(['if-0', 'if-1', 'if-2']);
+    expect(await sc.metric('idempo_duplicates_rejected_total', { topic })).toBe(1);
+    expect(await sc.metric('idempo_produce_batches_total', { topic, outcome: 'duplicate' })).toBe(1);
+    expect(await sc.metric('idempo_produce_batches_total', { topic, outcome: 'written' })).toBe(1);
+  });
+});
+
+describe('enforce: what is refused', () => {
+  let enf: Sidecar;
+  beforeAll(async () => {
+    enf = await sidecar({ upstream: kafka.bootstrap, mode: 'enforce', extraArgs: ['--policy-name', 'wire-refuse'] });
+  });
+
+  it('a non-idempotent batch gets POLICY_VIOLATION naming the policy; nothing is written', async () => {
+    const topic = await newTopic('enf-plain');
+    const c = await RawConnection.connect(enf.bootstrap);
+    try {
+      const r = await sendFrame(c, produceFrame(topic, 0, encodeBatch(threeRecords('plain'))));
+      expect(r.errorCode).toBe(44); // POLICY_VIOLATION
+      expect(r.errorMessage).toBe('policy wire-refuse (mode enforce) refuses a non-idempotent producer: set enable.idempotence=true and acks=all');
+    } finally {
+      c.close();
+    }
+    expect(written(await fetchBatches(kafka.bootstrap, topic, 0))).toEqual([]);
+    expect(await enf.metric('idempo_produce_batches_total', { topic, outcome: 'policy_rejected' })).toBe(1);
+  });
+
+  it('an idempotent producer with acks=1 is refused too', async () => {
+    const topic = await newTopic('enf-acks1');
+    const { producerId, epoch } = await initProducerId(enf.bootstrap);
+    const c = await RawConnection.connect(enf.bootstrap);
+    try {
+      const r = await sendFrame(c, produceFrame(topic, 0, encodeBatch(threeRecords('a1'), { producerId, epoch, baseSequence: 0 }), 1));
+      expect(r.errorCode).toBe(44);
+      expect(r.errorMessage).toMatch(/^policy wire-refuse \(mode enforce\) refuses acks=1/);
+    } finally {
+      c.close();
+    }
+    expect(written(await fetchBatches(kafka.bootstrap, topic, 0))).toEqual([]);
+  });
+
+  it('acks=0 from a non-idempotent producer: the connection is closed with a logged reason; nothing is written', async () => {
+    const topic = await newTopic('enf-acks0');
+    const c = await RawConnection.connect(enf.bootstrap);
+    try {
+      c.write(produceFrame(topic, 0, encodeBatch(threeRecords('a0')), 0).frame);
+      expect(await c.waitClosed(10_000)).toBe(true);
+    } finally {
+      c.close();
+    }
+    await expect.poll(() => enf.logs().some((l) => l.includes('closing client connection: acks=0 produce refused by policy wire-refuse (mode enforce)'))).toBe(true);
+    expect(written(await fetchBatches(kafka.bootstrap, topic, 0))).toEqual([]);
+    expect(await enf.metric('idempo_produce_batches_total', { topic, outcome: 'policy_rejected' })).toBe(1);
+  });
+});
+
+describe('upgrade: non-idempotent producers are stamped; app-level copies are written once', () => {
+  let up: Sidecar;
+  beforeAll(async () => {
+    const config = policyFile('upgrade-content', { mode: 'upgrade', dedup: { strategy: 'content', window: '5m' }, producer: { deliveryTimeout: '30s' } });
+    up = await sidecar({ upstream: kafka.bootstrap, config });
+  });
+
+  it('the stored batch carries the sidecar producer id, sequences in order, a valid CRC', async () => {
+    const topic = await newTopic('up-stamp');
+    const c = await RawConnection.connect(up.bootstrap);
+    try {
+      for (let i = 0; i < 3; i++) {
+        const r = await sendFrame(c, produceFrame(topic, 0, encodeBatch([{ value: `stamp-${i}a` }, { value: `stamp-${i}b` }])));
+        expect(r.errorCode).toBe(0);
+      }
+    } finally {
+      c.close();
+    }
+    const stored = (await fetchBatches(kafka.bootstrap, topic, 0)).filter((b) => written([b]).length > 0);
+    expect(written(stored)).toEqual(['stamp-0a', 'stamp-0b', 'stamp-1a', 'stamp-1b', 'stamp-2a', 'stamp-2b']);
+    const pids = new Set(stored.map((b) => b.header.producerId));
+    expect(pids.size).toBe(1);
+    expect([...pids][0] >= 0n).toBe(true);
+    expect(stored.every((b) => b.header.producerEpoch >= 0 && verifyCrc(b.bytes))).toBe(true);
+    expect(stored.map((b) => b.header.baseSequence)).toEqual([0, 2, 4]);
+    expect(await up.metric('idempo_upgraded_batches_total', { topic })).toBe(3);
+    expect(await up.metric('idempo_produce_batches_total', { topic, outcome: 'written' })).toBe(3);
+    // The sidecar's own producer is a live session.
+    await expect.poll(() => up.metric('idempo_producer_sessions')).toBeGreaterThanOrEqual(1);
+  });
+
+  it('content dedup: the same non-idempotent batch sent twice (an app retry) is written once', async () => {
+    const topic = await newTopic('up-content');
+    const batch = encodeBatch(threeRecords('retry'));
+    const c = await RawConnection.connect(up.bootstrap);
+    try {
+      const a = await sendFrame(c, produceFrame(topic, 0, batch));
+      expect(a.errorCode).toBe(0);
+      const b = await sendFrame(c, produceFrame(topic, 0, batch));
+      expect(b.errorCode).toBe(0);
+      expect(b.baseOffset).toBe(a.baseOffset);
+      // A copy with other timestamps (re-batched later by the client) is still the same content.
+      const later = await sendFrame(c, produceFrame(topic, 0, encodeBatch(threeRecords('retry'), { timestamp: BigInt(Date.now() + 5_000) })));
+      expect(later.errorCode).toBe(0);
+      expect(later.baseOffset).toBe(a.baseOffset);
+      // Different records are a different write.
+      expect((await sendFrame(c, produceFrame(topic, 0, encodeBatch(threeRecords('other'))))).errorCode).toBe(0);
+    } finally {
+      c.close();
+    }
+    expect(written(await fetchBatches(kafka.bootstrap, topic, 0))).toEqual(['retry-0', 'retry-1', 'retry-2', 'other-0', 'other-1', 'other-2']);
+    expect(await up.metric('idempo_duplicates_rejected_total', { topic })).toBe(2);
+    expect(await up.metric('idempo_produce_batches_total', { topic, outcome: 'duplicate' })).toBe(2);
+    expect(await up.metric('idempo_produce_batches_total', { topic, outcome: 'written' })).toBe(2);
+    expect(await up.metric('idempo_upgraded_batches_total', { topic })).toBe(2);
+  });
+
+  it('content dedup with a real client: kafkajs send() called twice with the same messages writes them once, stamped', async () => {
+    const topic = await newTopic('up-kafkajs');
+    const messages = [0, 1, 2].map((i) => ({ key: `k${i}`, value: `app-${i}`, partition: 0, headers: { trace: `t${i}` } }));
+    // Not idempotent (kafkajs's default); the second send() is what an application's own retry does.
+    const acks = await kafkajsProduce({ bootstrap: up.bootstrap, topic, messages: [...messages, ...messages], batchSize: 3 });
+    expect(acks).toHaveLength(2);
+    expect(acks.every((a) => a.errorCode === 0)).toBe(true);
+    expect(acks[1].baseOffset).toBe(acks[0].baseOffset);
+    const stored = (await fetchBatches(kafka.bootstrap, topic, 0)).filter((b) => written([b]).length > 0);
+    expect(written(stored)).toEqual(['app-0', 'app-1', 'app-2']);
+    expect(stored).toHaveLength(1);
+    // kafkajs sent producerId -1; the broker holds the sidecar's stamp.
+    expect(stored[0].header.producerId >= 0n).toBe(true);
+    expect(stored[0].header.baseSequence).toBe(0);
+    expect(await up.metric('idempo_duplicates_rejected_total', { topic })).toBe(1);
+    expect(await up.metric('idempo_produce_batches_total', { topic, outcome: 'duplicate' })).toBe(1);
+    expect(await up.metric('idempo_produce_batches_total', { topic, outcome: 'written' })).toBe(1);
+    expect(await up.metric('idempo_upgraded_batches_total', { topic })).toBe(1);
+  });
+
+  it('content dedup: a copy arriving while the original is in flight gets the original answer', async () => {
+    const topic = await newTopic('up-content-inflight');
+    const batch = encodeBatch(threeRecords('twin'));
+    const c = await RawConnection.connect(up.bootstrap);
+    try {
+      const a = produceFrame(topic, 0, batch);
+      const b = produceFrame(topic, 0, batch);
+      c.write(Buffer.concat([a.frame, b.frame]));
+      const ra = await readProduceAnswer(c, a.corr);
+      const rb = await readProduceAnswer(c, b.corr);
+      expect(ra.errorCode).toBe(0);
+      expect(rb.errorCode).toBe(0);
+      expect(rb.baseOffset).toBe(ra.baseOffset);
+    } finally {
+      c.close();
+    }
+    expect(written(await fetchBatches(kafka.bootstrap, topic, 0))).toEqual(['twin-0', 'twin-1', 'twin-2']);
+    expect(await up.metric('idempo_duplicates_rejected_total', { topic })).toBe(1);
+  });
+});
+
+describe('upgrade with dedup.strategy header: the record header is the idempotency key', () => {
+  let hdr: Sidecar;
+  beforeAll(async () => {
+    const config = policyFile('upgrade-header', { mode: 'upgrade', dedup: { strategy: 'header', header: 'idempotency-key', window: '5m' }, producer: { deliveryTimeout: '30s' } });
+    hdr = await sidecar({ upstream: kafka.bootstrap, config });
+  });
+
+  it('two different payloads with the same key are one write; another key is another write', async () => {
+    const topic = await newTopic('up-header');
+    const acks = await kafkajsProduce({
+      bootstrap: hdr.bootstrap,
+      topic,
+      batchSize: 1,
+      messages: [
+        { value: 'order-1 first attempt', partition: 0, headers: { 'idempotency-key': 'order-1' } },
+        { value: 'order-1 second attempt, other bytes', partition: 0, headers: { 'idempotency-key': 'order-1' } },
+        { value: 'order-2', partition: 0, headers: { 'idempotency-key': 'order-2' } },
+        { value: 'no key', partition: 0 },
+        { value: 'no key', partition: 0 },
+      ],
+    });
+    expect(acks.every((a) => a.errorCode === 0)).toBe(true);
+    expect(acks[1].baseOffset).toBe(acks[0].baseOffset);
+    expect(written(await fetchBatches(kafka.bootstrap, topic, 0))).toEqual(['order-1 first attempt', 'order-2', 'no key', 'no key']);
+    expect(await hdr.metric('idempo_duplicates_rejected_total', { topic })).toBe(1);
+    expect(await hdr.metric('idempo_produce_batches_total', { topic, outcome: 'written' })).toBe(4);
+  });
+});
+
+describe('config reload', () => {
+  const spec = (mode: string, extra: Record<string, unknown> = {}) => JSON.stringify({ selector: {}, mode, kafka: { bootstrapServers: [kafka.bootstrap] }, ...extra });
+  /** Replaces the file atomically, as a ConfigMap volume update does. */
+  const rewrite = (file: string, text: string) => {
+    writeFileSync(`${file}.tmp`, text);
+    renameSync(`${file}.tmp`, file);
+  };
+
+  it('observe -> enforce without a restart; an open connection stays open; a bad file is rejected and the previous config kept', async () => {
+    const topic = await newTopic('reload');
+    const file = path.join(tmp, 'reload.json');
+    writeFileSync(file, spec('observe'));
+    // No --mode: the file decides.
+    const sc = await sidecar({ upstream: kafka.bootstrap, config: file, extraArgs: ['--policy-name', 'reloaded'] });
+    const c = await RawConnection.connect(sc.bootstrap);
+    try {
+      expect((await sendFrame(c, produceFrame(topic, 0, encodeBatch([{ value: 'observed' }])))).errorCode).toBe(0);
+
+      rewrite(file, spec('enforce'));
+      await expect.poll(() => sc.metric('idempo_config_reloads_total', { result: 'ok' }), { timeout: 10_000 }).toBe(1);
+      // The same connection, still open, now meets the new mode.
+      const refused = await sendFrame(c, produceFrame(topic, 0, encodeBatch([{ value: 'refused' }])));
+      expect(refused.errorCode).toBe(44);
+      expect(refused.errorMessage).toMatch(/^policy reloaded \(mode enforce\)/);
+      await expect(kafkajsProduce({ bootstrap: sc.bootstrap, topic, messages: [{ value: 'kafkajs refused', partition: 0 }] })).rejects.toMatchObject({ type: 'POLICY_VIOLATION' });
+
+      rewrite(file, spec('observe', { dedup: { strategy: 'content', window: 'soon' } }));
+      await expect.poll(() => sc.metric('idempo_config_reloads_total', { result: 'error' }), { timeout: 10_000 }).toBe(1);
+      const rejected = sc.logs().filter((l) => l.includes('config reload rejected'));
+      expect(rejected).toHaveLength(1);
+      expect(rejected[0]).toContain('spec.dedup.window');
+      // Still enforce, on the same connection.
+      expect((await sendFrame(c, produceFrame(topic, 0, encodeBatch([{ value: 'still refused' }])))).errorCode).toBe(44);
+      expect(c.closed).toBe(false);
+      expect(await sc.metric('idempo_config_reloads_total', { result: 'ok' })).toBe(1);
+    } finally {
+      c.close();
+    }
+    expect(written(await fetchBatches(kafka.bootstrap, topic, 0))).toEqual(['observed']);
+    expect(sc.proc.exitCode).toBeNull();
+  });
+
+  it('a bad file at start exits non-zero with one line naming the field', () => {
+    const file = path.join(tmp, 'bad-start.json');
+    writeFileSync(file, spec('enforce', { producer: { maxInFlightPerPartition: 9 } }));
+    const r = spawnSync(SIDECAR_BIN, ['--upstream', kafka.bootstrap, '--listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0', '--config', file], { encoding: 'utf8', timeout: 30_000 });
+    expect(r.status).toBe(2);
+    const lines = r.stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(new RegExp(`^idempo-sidecar: --config ${file}: spec\\.producer\\.maxInFlightPerPartition: `));
   });
 });

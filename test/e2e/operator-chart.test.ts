@@ -114,7 +114,7 @@ const helm = ['helm', join(process.env.IDEMPO_CACHE ?? join(homedir(), '.cache/i
 describe.skipIf(!helm)('helm template', () => {
   type Doc = { kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> }; [k: string]: any };
   const render = (...set: string[]): Doc[] => {
-    const out = execFileSync(helm!, ['template', 'idempo', chart, '--namespace', 'idempo-system', '--include-crds', ...set.flatMap((s) => ['--set', s])], { encoding: 'utf8' });
+    const out = execFileSync(helm!, ['template', 'idempo', chart, '--namespace', 'idempo-system', '--kube-version', '1.35.0', '--include-crds', ...set.flatMap((s) => ['--set', s])], { encoding: 'utf8' });
     return parseAllDocuments(out).map((d) => d.toJS()).filter(Boolean) as Doc[];
   };
   const find = (docs: Doc[], kind: string) => docs.filter((d) => d.kind === kind);

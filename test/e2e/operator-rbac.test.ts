@@ -29,7 +29,7 @@ describe.skipIf(!helm)('chart RBAC against a real API server', () => {
     admin = new KubeClient(kube.kubeConfig);
     await installCrds(kube);
     await ensureNamespace(admin, 'rbac', { 'idempo.dev/injection': 'enabled' });
-    const out = execFileSync(helm!, ['template', 'idempo', join(repoRoot, 'charts/idempo'), '--namespace', OPERATOR_NS], { encoding: 'utf8' });
+    const out = execFileSync(helm!, ['template', 'idempo', join(repoRoot, 'charts/idempo'), '--namespace', OPERATOR_NS, '--kube-version', '1.35.0'], { encoding: 'utf8' });
     docs = parseAllDocuments(out).map((d) => d.toJS()).filter(Boolean) as Doc[];
     const wanted = ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding', 'MutatingWebhookConfiguration'];
     const apply = await kube.kubectl(['apply', '-f', '-'], docs.filter((d) => wanted.includes(d.kind)).map((d) => stringify(d)).join('---\n'));
@@ -68,6 +68,13 @@ describe.skipIf(!helm)('chart RBAC against a real API server', () => {
     if (tmp) rmSync(tmp, { recursive: true, force: true });
   });
 
+  it('renders manifests the API server accepts (server-side dry run)', async () => {
+    const core = docs.filter((d) => ['Deployment', 'Service', 'PodDisruptionBudget', 'ConfigMap'].includes(d.kind));
+    expect(core.length).toBeGreaterThanOrEqual(3);
+    const r = await kube.kubectl(['apply', '--dry-run=server', '-f', '-'], core.map((d) => stringify(d)).join('---\n'));
+    expect(r.code, r.stderr).toBe(0);
+  });
+
   it('manages its certificate Secret and patches the chart webhook caBundle', async () => {
     const mwcName = docs.find((d) => d.kind === 'MutatingWebhookConfiguration')!.metadata!.name!;
     const secret = await admin.get<KubeObject & { data: Record<string, string> }>(resourcePath('', 'v1', 'secrets', OPERATOR_NS, 'idempo-webhook-tls'));
@@ -89,6 +96,8 @@ describe.skipIf(!helm)('chart RBAC against a real API server', () => {
 
   it('releases the Lease on SIGTERM', async () => {
     expect(await op.stop()).toBe(0);
+    const l = await admin.get<KubeObject & { spec: { holderIdentity?: string } }>(resourcePath('coordination.k8s.io', 'v1', 'leases', OPERATOR_NS, 'idempo-operator-leader'));
+    expect(l.spec.holderIdentity ?? '').toBe('');
     expect(op.logs()).not.toMatch(/forbidden/i);
   });
 });

@@ -185,7 +185,8 @@ export async function startKafka(opts: StartKafkaOptions = {}): Promise<KafkaClu
   // The archive sits beside the client jar (same classpath). IDEMPO_KAFKA_CDS=0 turns it off.
   const cdsFile = path.join(build.dir, 'kafka-node.jsa');
   const cdsOpts = (node: Node): string[] => {
-    if (process.env.IDEMPO_KAFKA_CDS === '0') return [];
+    // Only with the default flags: an archive is refused by JVMs with other verification settings.
+    if (process.env.IDEMPO_KAFKA_CDS === '0' || opts.jvmOpts) return [];
     if (existsSync(cdsFile)) return [`-XX:SharedArchiveFile=${cdsFile}`];
     if (dumping) return [];
     dumping = { node, tmp: `${cdsFile}.${process.pid}-${node.id}-${Date.now()}.tmp` };

@@ -1,12 +1,11 @@
 // Starts the built sidecar (bin/idempo-sidecar, as users run it) on free ports and stops it.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { freePort } from './ports.js';
+import { repoRoot } from './clients/java.js';
 
-const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-export const SIDECAR_BIN = path.join(repo, 'bin/idempo-sidecar');
+export const SIDECAR_BIN = path.join(repoRoot, 'bin/idempo-sidecar');
 
 export interface Sidecar {
   /** host:port clients bootstrap from. */

@@ -1,20 +1,20 @@
 // The Java test client (IdempoClient.java, on Apache Kafka's kafka-clients) and the Kafka jars.
 // The client is compiled on demand into the cache and recompiled when its source changes.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { runProcess, type RunResult } from './run.js';
 
-/** Repo root, found by walking up (this file also runs compiled from dist/). */
+/** Repo root, found by walking up (this file also runs compiled from dist/), else the cwd. */
 export const repoRoot: string = (() => {
-  let d = import.meta.dirname;
-  while (!existsSync(path.join(d, 'scripts/kafka/fetch.sh'))) {
-    const up = path.dirname(d);
-    if (up === d) throw new Error(`cannot find the idempo repo root above ${import.meta.dirname}`);
-    d = up;
+  for (const start of [import.meta.dirname, process.cwd()]) {
+    for (let d = start; ; d = path.dirname(d)) {
+      if (existsSync(path.join(d, 'scripts/kafka/fetch.sh'))) return d;
+      if (path.dirname(d) === d) break;
+    }
   }
-  return d;
+  throw new Error(`cannot find the idempo repo root above ${import.meta.dirname} or ${process.cwd()}`);
 })();
 
 export const cacheDir: string = process.env.IDEMPO_CACHE ?? path.join(os.homedir(), '.cache/idempo');
@@ -55,10 +55,24 @@ export function javaClientBuild(): Promise<{ dir: string; jar: string; libs: str
         rmSync(tmp, { recursive: true, force: true }); // another process won the race
       }
     }
+    pruneOldBuilds(dir);
     return { dir, jar, libs };
   })();
   builtPromise.catch(() => (builtPromise = undefined));
   return builtPromise;
+}
+
+// Builds of older sources (each may hold a ~50 MB class-data archive) go after a day unused.
+function pruneOldBuilds(keep: string): void {
+  const root = path.dirname(keep);
+  for (const name of readdirSync(root)) {
+    const d = path.join(root, name);
+    try {
+      if (d !== keep && Date.now() - statSync(d).mtimeMs > 86_400_000) rmSync(d, { recursive: true, force: true });
+    } catch {
+      /* raced with another process */
+    }
+  }
 }
 
 /** Classpath with the compiled IdempoClient and every Kafka jar. */
