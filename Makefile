@@ -7,7 +7,8 @@ export IDEMPO_CACHE ?= $(HOME)/.cache/idempo
 .PHONY: build deps test demo bench kafka-up kafka-down kube-up kube-down crds clean tools
 
 node_modules/.installed: package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+	@# npm ci rejects this lock (npm 11 leaves foreign-platform optional packages out of it); install honours it.
+	npm install --no-audit --no-fund --loglevel=error
 	@touch $@
 
 deps: node_modules/.installed
@@ -24,8 +25,8 @@ test: build tools
 	@rm -rf test-results
 	npx vitest run; status=$$?; node scripts/test-summary.mjs test-results/vitest.json; exit $$status
 
-demo: build
-	scripts/demo.sh
+demo: build tools
+	node dist/scripts/demo.js
 
 bench: build tools
 	node dist/bench/run.js

@@ -11,24 +11,45 @@ export interface ProbeBroker {
   port: number;
 }
 
+export interface ProbePartition {
+  partition: number;
+  errorCode: number;
+  leader: number;
+  replicas: number[];
+  isr: number[];
+}
+
+export interface ProbeTopic {
+  name: string;
+  errorCode: number;
+  partitions: ProbePartition[];
+}
+
 export interface ProbeResult {
   brokers: ProbeBroker[];
   controllerId: number;
   clusterId: string | null;
+  /** Only the topics asked for (never auto-created by the probe). */
+  topics: ProbeTopic[];
 }
 
-/** One Metadata v4 round trip (no topics). Rejects on connection errors or timeout. */
-export function probeMetadata(host: string, port: number, timeoutMs = 2000): Promise<ProbeResult> {
+/** One Metadata v4 round trip (brokers, plus `topics` if given). Rejects on connection errors or timeout. */
+export function probeMetadata(host: string, port: number, timeoutMs = 2000, topics: string[] = []): Promise<ProbeResult> {
   return new Promise((resolve, reject) => {
     const clientId = Buffer.from('idempo-probe');
-    const body = Buffer.alloc(2 + 2 + 4 + 2 + clientId.length + 4 + 1);
+    const names = topics.map((t) => Buffer.from(t));
+    const body = Buffer.alloc(2 + 2 + 4 + 2 + clientId.length + 4 + names.reduce((n, b) => n + 2 + b.length, 0) + 1);
     let o = 0;
     o = body.writeInt16BE(3, o); // Metadata
     o = body.writeInt16BE(4, o); // v4: oldest version Kafka 4.x still accepts, not flexible
     o = body.writeInt32BE(1, o); // correlation id
     o = body.writeInt16BE(clientId.length, o);
     o += clientId.copy(body, o);
-    o = body.writeInt32BE(0, o); // empty topic list: brokers only
+    o = body.writeInt32BE(names.length, o); // empty list: brokers only
+    for (const b of names) {
+      o = body.writeInt16BE(b.length, o);
+      o += b.copy(body, o);
+    }
     body.writeInt8(0, o); // allow_auto_topic_creation = false
     const frame = Buffer.concat([Buffer.alloc(4), body]);
     frame.writeInt32BE(body.length, 0);
@@ -81,7 +102,31 @@ function parseMetadataV4(b: Buffer): ProbeResult {
   }
   const clusterId = str();
   const controllerId = b.readInt32BE(o);
-  return { brokers: brokers.sort((a, b2) => a.id - b2.id), controllerId, clusterId };
+  o += 4;
+  const i16 = () => {
+    o += 2;
+    return b.readInt16BE(o - 2);
+  };
+  const i32 = () => {
+    o += 4;
+    return b.readInt32BE(o - 4);
+  };
+  const i32s = () => Array.from({ length: i32() }, i32);
+  const topics: ProbeTopic[] = [];
+  for (let t = i32(); t > 0; t--) {
+    const errorCode = i16();
+    const name = str() ?? '';
+    o += 1; // is_internal
+    const partitions: ProbePartition[] = [];
+    for (let p = i32(); p > 0; p--) {
+      const perr = i16();
+      const partition = i32();
+      const leader = i32();
+      partitions.push({ partition, errorCode: perr, leader, replicas: i32s(), isr: i32s() });
+    }
+    topics.push({ name, errorCode, partitions: partitions.sort((x, y) => x.partition - y.partition) });
+  }
+  return { brokers: brokers.sort((a, b2) => a.id - b2.id), controllerId, clusterId, topics };
 }
 
 /** Polls until the broker at host:port answers Metadata listing at least `expectBrokers` brokers. */

@@ -102,16 +102,28 @@ export function loadSidecarConfig(cli: CliOptions): SidecarConfig {
  */
 export function watchConfig(path: string, cli: CliOptions, config: SidecarConfig, log: Logger, onChange: (next: LiveConfig) => void, onError: () => void): () => void {
   let last = JSON.stringify(config.live);
+  // The file text last rejected: the 5 s poll would otherwise count and log the same bad file
+  // again on every tick (idempo_config_reloads_total{result="error"} counts rejections of a change).
+  let rejected: string | undefined;
   let timer: NodeJS.Timeout | undefined;
   const check = (): void => {
     let next: LiveConfig;
+    let raw: string | undefined;
+    try {
+      raw = readFileSync(path, 'utf8');
+    } catch {
+      raw = undefined; // readPolicyFile reports it
+    }
+    if (raw !== undefined && raw === rejected) return;
     try {
       next = fromSpec(readPolicyFile(path, cli), cli);
     } catch (err) {
+      rejected = raw;
       onError();
       log.error({ err: (err as Error).message }, 'config reload rejected; keeping the previous configuration');
       return;
     }
+    rejected = undefined;
     const text = JSON.stringify(next);
     if (text === last) return;
     last = text;

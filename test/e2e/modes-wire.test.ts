@@ -623,6 +623,10 @@ describe('config reload', () => {
       expect(rejected[0]).toContain('spec.dedup.window');
       // Still enforce, on the same connection.
       expect((await sendFrame(c, produceFrame(topic, 0, encodeBatch([{ value: 'still refused' }])))).errorCode).toBe(44);
+      // The sidecar also re-reads the file every 5 s: the same bad file is not rejected (nor logged) again.
+      await new Promise((r) => setTimeout(r, 5_500));
+      expect(await sc.metric('idempo_config_reloads_total', { result: 'error' })).toBe(1);
+      expect(sc.logs().filter((l) => l.includes('config reload rejected'))).toHaveLength(1);
       expect(c.closed).toBe(false);
       expect(await sc.metric('idempo_config_reloads_total', { result: 'ok' })).toBe(1);
     } finally {

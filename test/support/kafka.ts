@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { probeMetadata } from '../../scripts/kafka/probe.js';
+import { probeMetadata, type ProbePartition } from '../../scripts/kafka/probe.js';
 import { javaClientBuild, repoRoot } from './clients/java.js';
 import { runJavaAdmin } from './clients/java.js';
 import { kafkajsCreateTopics, kafkajsTopicMetadata, type PartitionInfo } from './clients/kafkajs.js';
@@ -257,6 +257,19 @@ export async function startKafka(opts: StartKafkaOptions = {}): Promise<KafkaClu
     }
   };
 
+  const waitForTopic = async (topic: string, ok: (ps: ProbePartition[]) => boolean, what: string, ms = 30_000) => {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const live = brokerNodes.filter((x) => x.proc);
+      const views = await Promise.all(
+        live.map((x) => probeMetadata('127.0.0.1', x.port, 1000, [topic]).then((r) => r.topics[0]?.partitions ?? [], () => null)),
+      );
+      if (views.every((v) => v !== null && ok(v))) return;
+      if (Date.now() > deadline) throw new Error(`topic ${topic}: not every broker reports ${what} after ${ms} ms: ${JSON.stringify(views)}`);
+      await new Promise((r) => setTimeout(r, 100)); // poll interval
+    }
+  };
+
   const killNode = async (node: Node, sig: NodeJS.Signals, graceMs: number) => {
     const proc = node.proc;
     if (!proc) return;
@@ -298,11 +311,15 @@ export async function startKafka(opts: StartKafkaOptions = {}): Promise<KafkaClu
     pid: (id) => nodeOf(id).proc?.pid,
     waitReady,
     async createTopic(name, partitions = 1, replicationFactor = 1) {
-      await kafkajsCreateTopics(bootstrap, [{ topic: name, numPartitions: partitions, replicationFactor }]);
+      await kafkajsCreateTopics(liveBootstrap(), [{ topic: name, numPartitions: partitions, replicationFactor }]);
+      // Every live broker knows the topic and its leaders: no client sees UNKNOWN_TOPIC_OR_PARTITION.
+      await waitForTopic(name, (ps) => ps.length === partitions && ps.every((p) => p.leader >= 0), `${partitions} partitions with leaders`);
     },
     describeTopic: (name) => kafkajsTopicMetadata(bootstrap, name),
     async moveLeader(topic, partition, toBrokerId) {
       await runJavaAdmin('move-leader', liveBootstrap(), { topic, partition, to: toBrokerId, 'timeout-ms': 60_000 });
+      // The tool saw the change on one broker; wait until every live broker's metadata agrees.
+      await waitForTopic(topic, (ps) => ps.find((p) => p.partition === partition)?.leader === toBrokerId, `leader of partition ${partition} = ${toBrokerId}`);
     },
     logFile: (id) => path.join(id === 'controller' ? nodes.find((x) => !x.isBroker)!.dir : nodeOf(id).dir, 'server.log'),
     async stop() {
