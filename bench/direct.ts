@@ -5,9 +5,23 @@
 import { startKafka, type KafkaCluster } from '../test/support/kafka.js';
 import { kafkajsCreateTopics } from '../test/support/clients/kafkajs.js';
 import { sampleProcess, cpuBetween } from './proc-stats.js';
+import { cacheDir } from '../test/support/clients/java.js';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { runProducerPerf } from './producer-perf.js';
 
 const records = Number(process.argv[2] ?? 200_000);
+
+// The broker of scripts/kafka/up.sh, when $KAFKA_BOOTSTRAP is its address (for CPU/RSS figures).
+function upPid(bootstrap: string): number | undefined {
+  try {
+    const run = path.join(cacheDir, 'run/kafka');
+    if (readFileSync(path.join(run, 'bootstrap'), 'utf8').trim() !== bootstrap) return undefined;
+    return Number(readFileSync(path.join(run, 'pid'), 'utf8').trim());
+  } catch {
+    return undefined;
+  }
+}
 let kafka: KafkaCluster | undefined;
 try {
   let bootstrap = process.env.KAFKA_BOOTSTRAP;
@@ -19,7 +33,7 @@ try {
   }
   const topic = `bench-direct-${Date.now()}`;
   await kafkajsCreateTopics(bootstrap, [{ topic, numPartitions: 3, replicationFactor: 1 }]);
-  const pid = kafka?.pid(1);
+  const pid = kafka ? kafka.pid(1) : upPid(bootstrap);
 
   // Warm-up so JIT compilation in broker and producer does not count in the measured run.
   await runProducerPerf({ bootstrap, topic, records: Math.min(50_000, records), recordSize: 1024, acks: 'all' });

@@ -159,6 +159,7 @@ async function main(): Promise<void> {
       policies,
       log: log.child({ module: 'reconcile' }),
       resyncMs: cfg.resyncMs,
+      mayWrite: () => !elector || elector.holdsValidLease(),
       onReconcile: (r, s) => metrics.onReconcile(r, s),
     });
     controller = c;

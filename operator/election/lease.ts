@@ -49,6 +49,15 @@ export class LeaderElector {
     return this.leading;
   }
 
+  /**
+   * True only while our last successful renewal is recent enough that nobody else can have
+   * taken the Lease. Checked before each reconcile: after a long pause (GC, SIGSTOP, a
+   * frozen VM) queued work must not run before the election loop notices the loss.
+   */
+  holdsValidLease(now = Date.now()): boolean {
+    return this.leading && now - this.lastRenew < this.renewDeadlineMs;
+  }
+
   private get retryMs(): number {
     return this.o.retryPeriodMs ?? Math.max(200, Math.round(this.o.leaseDurationMs / 7.5));
   }

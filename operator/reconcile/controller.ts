@@ -17,6 +17,8 @@ export type ControllerOptions = {
   log: Logger;
   workers?: number;
   resyncMs?: number;
+  /** Whether writes are allowed right now (leader election); when false, work waits. */
+  mayWrite?(): boolean;
   onReconcile?(result: ReconcileOutcome | 'error', seconds: number): void;
 };
 
@@ -128,6 +130,12 @@ export class PolicyController {
     for (;;) {
       const key = await this.queue.get();
       if (key === undefined) return;
+      if (this.o.mayWrite && !this.o.mayWrite()) {
+        // Not sure we still lead: put the key back; the elector stops us or renews shortly.
+        this.queue.done(key);
+        this.queue.addAfter(key, 500);
+        continue;
+      }
       const t0 = performance.now();
       try {
         const result = await reconcilePolicy(

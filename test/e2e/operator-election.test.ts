@@ -69,4 +69,23 @@ describe('leader election', () => {
     expect(JSON.parse(cm.data['policy.json']).mode).toBe('observe');
     expect(await standby.metric('idempo_operator_reconciles_total')).toBeGreaterThan(0);
   });
+
+  it('a paused leader loses the Lease, and stands down when it wakes up', async () => {
+    const third = await startOperator(kube, { name: 'op-c', extraArgs: [...LEASE_ARGS, '--webhook-config-name', 'idempo-op-c'] });
+    ops.push(third);
+    await third.waitReady();
+    const paused = standby; // the leader since the failover
+    paused.proc.kill('SIGSTOP');
+    try {
+      await waitFor('the third takes the lease', async () => (await lease())?.spec.holderIdentity === third.identity(), 20_000);
+      await client.mergePatch(policyPath(NS, 'p'), { spec: { mode: 'enforce' } });
+      await waitFor('the third reconciles', async () => (await getOrUndefined<Policy>(client, policyPath(NS, 'p')))?.status?.observedGeneration === 3);
+    } finally {
+      paused.proc.kill('SIGCONT');
+    }
+    await waitFor('the woken leader stands down', async () => (await paused.metric('idempo_operator_leader')) === 0, 10_000);
+    expect(paused.logs()).toContain('stopped leading');
+    expect((await lease())!.spec.holderIdentity).toBe(third.identity());
+    expect(await third.metric('idempo_operator_leader')).toBe(1);
+  });
 });

@@ -109,13 +109,15 @@ describe('idempo-operator on a real API server', () => {
     expect(injected(again)).toBe(true);
 
     expect(pod.metadata?.annotations?.['idempo.dev/injected']).toBe('payments');
+    expect(pod.metadata?.labels?.['idempo.dev/injected']).toBe('payments'); // the chart's PodMonitor selects on it
     const sidecar = pod.spec.initContainers?.[0] ?? pod.spec.containers.find((c) => c.name === 'idempo-sidecar')!;
     expect(sidecar.name).toBe('idempo-sidecar');
     expect(sidecar.restartPolicy).toBe('Always'); // a native sidecar: starts before the app, outlives it
     const args = (sidecar.args ?? []).join(' ');
     expect(args).toContain('--upstream');
     expect(args).toContain('kafka.kafka:9092');
-    expect(args).toMatch(/--mode[ =]upgrade/);
+    // The mode and the rest of the policy reach the sidecar through the mounted ConfigMap.
+    expect(args).toMatch(/--config[ =]\/etc\/idempo\/policy\.json/);
     const app = pod.spec.containers.find((c) => c.name === 'app')!;
     const boot = app.env?.find((e) => e.name === 'KAFKA_BOOTSTRAP_SERVERS')?.value;
     expect(boot).toMatch(/^(127\.0\.0\.1|localhost):19092$/);

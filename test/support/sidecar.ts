@@ -29,6 +29,8 @@ export interface SidecarOptions {
   extraArgs?: string[];
   env?: Record<string, string>;
   logLevel?: string;
+  /** Wait for /readyz (default) or only for /healthz (for sidecars that must not become ready). */
+  waitReady?: boolean;
 }
 
 const running = new Set<ChildProcess>();
@@ -64,7 +66,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   for (;;) {
     if (proc.exitCode !== null) throw new Error(`sidecar exited with ${proc.exitCode}:\n${lines.join('\n')}`);
     try {
-      const r = await fetch(`${metricsUrl}/readyz`);
+      const r = await fetch(`${metricsUrl}/${opts.waitReady === false ? 'healthz' : 'readyz'}`);
       if (r.ok) break;
     } catch {
       // not listening yet

@@ -35,7 +35,7 @@ export function javaClientBuild(): Promise<{ dir: string; jar: string; libs: str
   builtPromise ??= (async () => {
     const libs = await kafkaLibsDir();
     const src = path.join(repoRoot, 'test/support/clients/IdempoClient.java');
-    const hash = createHash('sha256').update(readFileSync(src)).update(libs).update(readdirSync(libs).join(',')).digest('hex').slice(0, 16);
+    const hash = createHash('sha256').update(readFileSync(src)).update(libs).update(readdirSync(libs).join(',') + statSync(libs).mtimeMs).digest('hex').slice(0, 16);
     const dir = path.join(cacheDir, 'java-client', hash);
     // A jar, not a class dir: class-data-sharing archives (kafka.ts) refuse directories on the classpath.
     const jar = path.join(dir, 'idempo-client.jar');
@@ -48,7 +48,7 @@ export function javaClientBuild(): Promise<{ dir: string; jar: string; libs: str
       if (r.code !== 0) throw new Error(`javac IdempoClient.java failed:\n${r.stderr}`);
       const j = await runProcess('jar', ['cf', path.join(tmp, 'idempo-client.jar'), '-C', path.join(tmp, 'classes'), '.'], { timeoutMs: 60_000 });
       if (j.code !== 0) throw new Error(`jar failed:\n${j.stderr}`);
-      rmSync(dir, { recursive: true, force: true }); // leftovers of an interrupted build
+      if (!existsSync(jar)) rmSync(dir, { recursive: true, force: true }); // leftovers of an interrupted build
       try {
         renameSync(tmp, dir);
       } catch {
