@@ -38,6 +38,7 @@ async function main(): Promise<void> {
     upstream: config.upstream,
     listen: config.listen,
     tls: loadTls(config.tls),
+    sasl: config.sasl,
     maxFrameBytes: config.maxFrameBytes,
     requestTimeoutMs: config.live.requestTimeoutMs,
     log,

@@ -3,7 +3,8 @@
 # Idempotent: when it is already running, prints its address again. Last line printed:
 #   KAFKA_BOOTSTRAP=127.0.0.1:PORT
 # Env: IDEMPO_CACHE (run dir lives in $IDEMPO_CACHE/run/kafka), IDEMPO_KAFKA_HEAP (default 512m),
-#      IDEMPO_KAFKA_TIMEOUT_MS (readiness timeout, default 60000).
+#      IDEMPO_KAFKA_TIMEOUT_MS (readiness timeout, default 60000),
+#      IDEMPO_KAFKA_JVM_OPTS (GC/JIT flags; default G1 with full JIT, as benchmarks want).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
@@ -57,7 +58,8 @@ java -XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Xmx256m \
   -cp "$libs/*" kafka.tools.StorageTool format -t "$cluster_id" -c "$run/server.properties" --standalone \
   > "$run/format.out" 2>&1 || { cat "$run/format.out" >&2; exit 1; }
 
-nohup java -Xmx"$heap" -Xms128m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
+# shellcheck disable=SC2086 # word splitting of the JVM flags is intended
+nohup java -Xmx"$heap" -Xms128m ${IDEMPO_KAFKA_JVM_OPTS:--XX:+UseG1GC -XX:MaxGCPauseMillis=20} -Djava.awt.headless=true \
   -Dlog4j2.configurationFile="$run/log4j2.properties" -Didempo.kafka.logfile="$run/server.log" \
   -cp "$libs/*" kafka.Kafka "$run/server.properties" > "$run/stdout.log" 2>&1 < /dev/null &
 pid=$!

@@ -1,5 +1,6 @@
 // The sidecar's command line (DESIGN.md): every flag also reads an IDEMPO_* env var; flags win.
 import { parseArgs } from 'node:util';
+import { SASL_MECHANISMS, type SaslMechanism } from '../proxy/sasl.js';
 
 export type Mode = 'observe' | 'enforce' | 'upgrade';
 export const MODES: readonly Mode[] = ['observe', 'enforce', 'upgrade'];
@@ -31,6 +32,8 @@ export interface CliOptions {
   tls?: UpstreamTls;
   /** The IdempotentProducerPolicy this sidecar enforces, for error messages and logs. */
   policyName?: string;
+  /** SASL for the sidecar's own broker connections (clients authenticate themselves, through it). */
+  sasl?: { mechanism: SaslMechanism; username: string; passwordFile: string };
 }
 
 /** A bad flag or value: main prints the message as one line and exits 2. */
@@ -50,6 +53,9 @@ const FLAGS = {
   'upstream-key-file': { type: 'string', env: 'IDEMPO_UPSTREAM_KEY_FILE' },
   'upstream-server-name': { type: 'string', env: 'IDEMPO_UPSTREAM_SERVER_NAME' },
   'policy-name': { type: 'string', env: 'IDEMPO_POLICY_NAME' },
+  'upstream-sasl-mechanism': { type: 'string', env: 'IDEMPO_UPSTREAM_SASL_MECHANISM' },
+  'upstream-sasl-username': { type: 'string', env: 'IDEMPO_UPSTREAM_SASL_USERNAME' },
+  'upstream-sasl-password-file': { type: 'string', env: 'IDEMPO_UPSTREAM_SASL_PASSWORD_FILE' },
   help: { type: 'boolean', env: '' },
 } as const;
 
@@ -57,6 +63,7 @@ export const USAGE = `usage: idempo-sidecar --upstream HOST:PORT[,HOST:PORT...] 
        [--mode observe|enforce|upgrade] [--metrics-listen 127.0.0.1:9464] [--config FILE]
        [--log-level info] [--max-frame-bytes 104857600] [--policy-name NAME]
        [--upstream-tls] [--upstream-ca-file F] [--upstream-cert-file F] [--upstream-key-file F] [--upstream-server-name N]
+       [--upstream-sasl-mechanism PLAIN|SCRAM-SHA-256|SCRAM-SHA-512 --upstream-sasl-username U --upstream-sasl-password-file F]
 Every flag also reads IDEMPO_<FLAG> from the environment (e.g. IDEMPO_UPSTREAM); flags win.`;
 
 export function parseHostPort(value: string, flag: string): HostPort {
@@ -115,8 +122,20 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv): CliOptions & {
   if ((certFile === undefined) !== (keyFile === undefined)) {
     throw new UsageError('--upstream-cert-file and --upstream-key-file must be given together');
   }
+  const saslMechanism = get('upstream-sasl-mechanism');
+  let sasl: CliOptions['sasl'];
+  if (saslMechanism !== undefined) {
+    if (!SASL_MECHANISMS.includes(saslMechanism as SaslMechanism)) {
+      throw new UsageError(`--upstream-sasl-mechanism: expected one of ${SASL_MECHANISMS.join(', ')}, got "${saslMechanism}"`);
+    }
+    const username = get('upstream-sasl-username');
+    const passwordFile = get('upstream-sasl-password-file');
+    if (!username || !passwordFile) throw new UsageError('--upstream-sasl-mechanism needs --upstream-sasl-username and --upstream-sasl-password-file');
+    sasl = { mechanism: saslMechanism as SaslMechanism, username, passwordFile };
+  }
   return {
     help: v.help === true,
+    sasl,
     upstream: upstreamRaw !== undefined ? parseHostPorts(upstreamRaw, 'upstream') : [],
     upstreamGiven: upstreamRaw !== undefined,
     listen: parseHostPort(get('listen') ?? '127.0.0.1:19092', 'listen'),

@@ -8,6 +8,7 @@ import { basename, dirname } from 'node:path';
 import type { Logger } from 'pino';
 import { parsePolicySpec, parseDuration, type PolicySpec } from '../../api/index.js';
 import { parse as parseYaml } from 'yaml';
+import type { SaslCredentials } from '../proxy/sasl.js';
 import { type CliOptions, type HostPort, type Mode, type LogLevel, type UpstreamTls, parseHostPorts } from './cli.js';
 
 export class ConfigError extends Error {}
@@ -31,6 +32,7 @@ export interface SidecarConfig {
   listen: HostPort;
   metricsListen: HostPort;
   tls?: UpstreamTls;
+  sasl?: SaslCredentials;
   maxFrameBytes: number;
   /** The settings in force; replaced as a whole on reload. */
   live: LiveConfig;
@@ -81,6 +83,15 @@ export function readPolicyFile(path: string, cli: CliOptions): PolicySpec {
   return r.spec;
 }
 
+/** Reads a secret file (trailing newline dropped); the content never appears in errors or logs. */
+function readSecret(path: string): string {
+  try {
+    return readFileSync(path, 'utf8').replace(/\r?\n$/, '');
+  } catch (err) {
+    throw new ConfigError(`--upstream-sasl-password-file ${path}: ${(err as NodeJS.ErrnoException).code ?? 'cannot read'}`);
+  }
+}
+
 export function loadSidecarConfig(cli: CliOptions): SidecarConfig {
   const spec = cli.config ? readPolicyFile(cli.config, cli) : (parsePolicySpec({ selector: {}, kafka: { bootstrapServers: ['localhost:9092'] } }) as { ok: true; spec: PolicySpec }).spec;
   let upstream = cli.upstream;
@@ -91,6 +102,7 @@ export function loadSidecarConfig(cli: CliOptions): SidecarConfig {
     listen: cli.listen,
     metricsListen: cli.metricsListen,
     tls: cli.tls,
+    sasl: cli.sasl ? { mechanism: cli.sasl.mechanism, username: cli.sasl.username, password: readSecret(cli.sasl.passwordFile) } : undefined,
     maxFrameBytes: cli.maxFrameBytes,
     live: fromSpec(spec, cli),
   };

@@ -11,6 +11,7 @@ import { requestHeaderVersion, responseHeaderVersion } from '../codec/api.js';
 import { FrameSplitter } from './frames.js';
 import { responseBodyOffset, writeRequestHeader } from './headers.js';
 import { connectUpstream, type TlsMaterial } from './upstream-socket.js';
+import { authenticate, type SaslCredentials } from './sasl.js';
 
 export class UpstreamError extends Error {
   constructor(
@@ -42,7 +43,7 @@ export class BrokerClient {
   constructor(
     readonly host: string,
     readonly port: number,
-    private readonly opts: { tls?: TlsMaterial; clientId: string; maxFrameBytes: number; log: Logger; connectTimeoutMs?: number },
+    private readonly opts: { tls?: TlsMaterial; sasl?: SaslCredentials; clientId: string; maxFrameBytes: number; log: Logger; connectTimeoutMs?: number },
   ) {}
 
   get isConnected(): boolean {
@@ -59,6 +60,10 @@ export class BrokerClient {
    */
   async request(apiKey: number, apiVersion: number, encode: (w: Writer) => void, timeoutMs: number, expectResponse = true): Promise<Reader> {
     const socket = await this.connect();
+    return this.send(socket, apiKey, apiVersion, encode, timeoutMs, expectResponse);
+  }
+
+  private send(socket: net.Socket, apiKey: number, apiVersion: number, encode: (w: Writer) => void, timeoutMs: number, expectResponse = true): Promise<Reader> {
     const correlationId = this.nextCorrelation;
     this.nextCorrelation = (this.nextCorrelation + 1) & 0x7fffffff;
     const w = new Writer(256);
@@ -69,7 +74,7 @@ export class BrokerClient {
     buf.writeInt32BE(buf.length - 4, 0);
     if (!expectResponse) {
       socket.write(buf);
-      return new Reader(Buffer.alloc(0));
+      return Promise.resolve(new Reader(Buffer.alloc(0)));
     }
     return new Promise<Reader>((resolve, reject) => {
       const p: Pending = { correlationId, apiKey, apiVersion, resolve, reject };
@@ -92,8 +97,13 @@ export class BrokerClient {
     if (this.socket && !this.socket.destroyed) return Promise.resolve(this.socket);
     if (!this.connecting) {
       this.connecting = connectUpstream(this.host, this.port, this.opts.tls, this.opts.connectTimeoutMs ?? 10_000)
-        .then((socket) => {
+        .then(async (socket) => {
           this.attach(socket);
+          // Requests only go out on an authenticated connection: this.socket is set after SASL.
+          const sasl = this.opts.sasl;
+          if (sasl) await authenticate((k, v, enc) => this.send(socket, k, v, enc, this.opts.connectTimeoutMs ?? 10_000), sasl);
+          if (socket.destroyed) throw new Error('connection closed during authentication');
+          this.socket = socket;
           return socket;
         })
         .catch((err: Error) => {
@@ -107,22 +117,19 @@ export class BrokerClient {
   }
 
   private attach(socket: net.Socket): void {
-    this.socket = socket;
     const frames = new FrameSplitter(this.opts.maxFrameBytes);
     socket.on('data', (chunk: Buffer) => {
       let list: Buffer[];
       try {
         list = frames.push(chunk);
       } catch (err) {
-        this.fail(new UpstreamError(`bad frame from broker: ${(err as Error).message}`, 'connection'));
+        this.fail(new UpstreamError(`bad frame from broker: ${(err as Error).message}`, 'connection'), socket);
         return;
       }
       for (const payload of list) this.onResponse(payload);
     });
-    socket.on('error', (err) => this.fail(new UpstreamError(`broker ${this.host}:${this.port}: ${err.message}`, 'connection')));
-    socket.on('close', () => {
-      if (this.socket === socket) this.fail(new UpstreamError(`broker ${this.host}:${this.port} closed the connection`, 'connection'));
-    });
+    socket.on('error', (err) => this.fail(new UpstreamError(`broker ${this.host}:${this.port}: ${err.message}`, 'connection'), socket));
+    socket.on('close', () => this.fail(new UpstreamError(`broker ${this.host}:${this.port} closed the connection`, 'connection'), socket));
   }
 
   private onResponse(payload: Buffer): void {
@@ -143,7 +150,10 @@ export class BrokerClient {
     }
   }
 
-  private fail(err: UpstreamError): void {
+  /** Fails every pending request; with `from`, only if that socket is still the current one (or the one connecting). */
+  private fail(err: UpstreamError, from?: net.Socket): void {
+    if (from && this.socket && this.socket !== from) return;
+    from?.destroy();
     const socket = this.socket;
     this.socket = undefined;
     socket?.destroy();

@@ -12,10 +12,12 @@ import { BrokerClient } from './broker-client.js';
 import type { ClusterView } from './cluster-view.js';
 import { learnMetadata } from './rewrite.js';
 import type { TlsMaterial } from './upstream-socket.js';
+import type { SaslCredentials } from './sasl.js';
 
 export interface PoolOptions {
   bootstrap: HostPort[];
   tls?: TlsMaterial;
+  sasl?: SaslCredentials;
   maxFrameBytes: number;
   requestTimeoutMs: number;
   log: Logger;
@@ -129,6 +131,7 @@ export class BrokerPool {
     if (this.closed) throw new Error('broker pool closed');
     return new BrokerClient(host, port, {
       tls: this.opts.tls,
+      sasl: this.opts.sasl,
       clientId: 'idempo-sidecar',
       maxFrameBytes: this.opts.maxFrameBytes,
       log: this.opts.log,

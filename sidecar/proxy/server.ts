@@ -11,11 +11,13 @@ import { ListenerRegistry, type Target } from './listeners.js';
 import { passThroughHook, type ProduceHook } from './produce-hook.js';
 import { buildRewriters, type ResponseRewriters } from './rewrite.js';
 import type { TlsMaterial } from './upstream-socket.js';
+import type { SaslCredentials } from './sasl.js';
 
 export interface ProxyOptions {
   upstream: HostPort[];
   listen: HostPort;
   tls?: TlsMaterial;
+  sasl?: SaslCredentials;
   maxFrameBytes: number;
   requestTimeoutMs: number;
   log: Logger;
@@ -39,6 +41,7 @@ export class Proxy {
     this.pool = new BrokerPool(this.cluster, {
       bootstrap: opts.upstream,
       tls: opts.tls,
+      sasl: opts.sasl,
       maxFrameBytes: opts.maxFrameBytes,
       requestTimeoutMs: opts.requestTimeoutMs,
       log: opts.log,

@@ -1,0 +1,193 @@
+import { describe, expect, it } from 'vitest';
+import { buildResponse, partKey, partsOf, resultsByPosition, subsetRequest, topicMatcher, type PartResult } from './batches.js';
+import { ClusterView } from '../proxy/cluster-view.js';
+import { Reader } from '../codec/reader.js';
+import { Writer } from '../codec/writer.js';
+import { createPartitionProduceData, createProduceRequest, createTopicProduceData, type ProduceRequest } from '../codec/generated/produce-request.js';
+import { createPartitionProduceResponse, createProduceResponse, createTopicProduceResponse, decodeProduceResponse, encodeProduceResponse, type ProduceResponse } from '../codec/generated/produce-response.js';
+
+/** A v2 batch header (61 bytes) followed by `extra` opaque record bytes; CRC not needed here. */
+function batch(o: { producerId?: bigint; baseSequence?: number; records?: number; magic?: number; extra?: number } = {}): Buffer {
+  const n = o.records ?? 1;
+  const b = Buffer.alloc(61 + (o.extra ?? 0));
+  b.writeInt32BE(b.length - 12, 8);
+  b.writeInt8(o.magic ?? 2, 16);
+  b.writeInt32BE(n - 1, 23);
+  b.writeBigInt64BE(o.producerId ?? -1n, 43);
+  b.writeInt16BE(o.producerId === undefined ? -1 : 0, 51);
+  b.writeInt32BE(o.baseSequence ?? -1, 53);
+  b.writeInt32BE(n, 57);
+  return b;
+}
+
+function request(topics: Array<[string, Array<[number, Buffer | null]>]>): ProduceRequest {
+  const req = createProduceRequest();
+  req.acks = -1;
+  req.timeoutMs = 1000;
+  for (const [name, parts] of topics) {
+    const td = createTopicProduceData();
+    td.name = name;
+    for (const [index, records] of parts) {
+      const pd = createPartitionProduceData();
+      pd.index = index;
+      pd.records = records;
+      td.partitionData.push(pd);
+    }
+    req.topicData.push(td);
+  }
+  return req;
+}
+
+const ok = (offset: bigint): PartResult => ({ errorCode: 0, baseOffset: offset, logAppendTimeMs: -1n });
+
+describe('topicMatcher', () => {
+  it('"*" covers every topic; exclude wins over include', () => {
+    const m = topicMatcher(['*'], ['__*', 'audit']);
+    expect(m('orders')).toBe(true);
+    expect(m('__consumer_offsets')).toBe(false);
+    expect(m('audit')).toBe(false);
+    expect(m('audit-eu')).toBe(true);
+  });
+
+  it('globs are anchored; "?" is one character; regex characters are literal', () => {
+    const m = topicMatcher(['orders.*', 'log-?', 'a+b'], []);
+    expect(m('orders.eu')).toBe(true);
+    expect(m('ordersXeu')).toBe(false); // the dot is a dot
+    expect(m('my-orders.eu')).toBe(false);
+    expect(m('log-1')).toBe(true);
+    expect(m('log-12')).toBe(false);
+    expect(m('a+b')).toBe(true);
+    expect(m('aab')).toBe(false);
+  });
+
+  it('an empty include list covers nothing, and answers stay the same when cached', () => {
+    const none = topicMatcher([], []);
+    expect(none('orders')).toBe(false);
+    const m = topicMatcher(['t*'], []);
+    for (let i = 0; i < 3; i++) expect([m('t1'), m('x1')]).toEqual([true, false]);
+  });
+});
+
+describe('partsOf', () => {
+  it('one entry per partition with its position, topic and header; no header unless exactly one v2 batch', () => {
+    const one = batch({ producerId: 7n, baseSequence: 3, records: 2 });
+    const two = Buffer.concat([batch(), batch()]);
+    const req = request([
+      ['a', [[0, one], [5, null]]],
+      ['b', [[1, batch({ magic: 1 })], [2, two], [3, Buffer.alloc(10)]]],
+    ]);
+    const parts = partsOf(req, 9, new ClusterView());
+    expect(parts.map((p) => [partKey(p), p.topic, p.partition])).toEqual([
+      ['0/0', 'a', 0],
+      ['0/1', 'a', 5],
+      ['1/0', 'b', 1],
+      ['1/1', 'b', 2],
+      ['1/2', 'b', 3],
+    ]);
+    expect(parts[0].header).toMatchObject({ producerId: 7n, baseSequence: 3, recordsCount: 2, lastOffsetDelta: 1 });
+    expect(parts.slice(1).map((p) => p.header)).toEqual([undefined, undefined, undefined, undefined]);
+    expect(parts[0].records).toBe(one); // a view, not a copy
+  });
+
+  it('Produce v13 names topics by id: the name comes from metadata', () => {
+    const cluster = new ClusterView();
+    const id = Buffer.alloc(16, 7);
+    cluster.setTopic('by-id', id, [{ partition: 0, leader: 1 }]);
+    const req = request([['', [[0, batch()]]]]);
+    req.topicData[0].topicId = id;
+    expect(partsOf(req, 13, cluster)[0].topic).toBe('by-id');
+    const unknown = request([['', [[0, batch()]]]]);
+    unknown.topicData[0].topicId = Buffer.alloc(16, 9);
+    expect(partsOf(unknown, 13, cluster)[0].topic).toBe(`id:${'09'.repeat(16)}`);
+  });
+});
+
+describe('subsetRequest', () => {
+  it('keeps the listed positions in order, drops emptied topics, leaves the original alone', () => {
+    const req = request([
+      ['a', [[0, batch()], [1, batch()]]],
+      ['b', [[0, batch()]]],
+      ['c', [[4, batch()], [5, batch()]]],
+    ]);
+    const sub = subsetRequest(req, new Set(['0/1', '2/0', '2/1']));
+    expect(sub.topicData.map((t) => [t.name, t.partitionData.map((p) => p.index)])).toEqual([
+      ['a', [1]],
+      ['c', [4, 5]],
+    ]);
+    expect(sub.acks).toBe(-1);
+    expect(req.topicData.map((t) => t.partitionData.length)).toEqual([2, 1, 2]);
+  });
+});
+
+describe('buildResponse', () => {
+  it('answers every partition in request order; one without a result is never a success', () => {
+    const req = request([
+      ['a', [[3, batch()], [1, batch()]]],
+      ['b', [[0, batch()]]],
+    ]);
+    const results = new Map<string, PartResult>([
+      ['0/0', ok(42n)],
+      ['1/0', { errorCode: 45, baseOffset: 99n, logAppendTimeMs: -1n, errorMessage: 'idempo: expected sequence 3, got 10' }],
+    ]);
+    const resp = buildResponse(req, results);
+    expect(resp.responses.map((t) => t.name)).toEqual(['a', 'b']);
+    const [p3, p1] = resp.responses[0].partitionResponses;
+    expect([p3.index, p3.errorCode, p3.baseOffset]).toEqual([3, 0, 42n]);
+    expect([p1.index, p1.errorCode, p1.baseOffset]).toEqual([1, 13, -1n]); // NETWORK_EXCEPTION
+    const b0 = resp.responses[1].partitionResponses[0];
+    expect([b0.errorCode, b0.baseOffset, b0.errorMessage]).toEqual([45, -1n, 'idempo: expected sequence 3, got 10']); // an error never carries an offset
+  });
+
+  it('encodes and decodes at every version the sidecar answers', () => {
+    const req = request([['t', [[0, batch()]]]]);
+    const resp = buildResponse(req, new Map([['0/0', { ...ok(7n), errorMessage: null }]]));
+    for (const v of [3, 8, 9, 12]) {
+      const w = new Writer();
+      encodeProduceResponse(w, resp, v);
+      const back = decodeProduceResponse(new Reader(w.toBuffer()), v);
+      expect(back.responses[0].partitionResponses[0]).toMatchObject({ index: 0, errorCode: 0, baseOffset: 7n });
+    }
+  });
+});
+
+describe('resultsByPosition', () => {
+  it('matches answers by topic and partition, whatever their order', () => {
+    const req = request([
+      ['a', [[0, batch()], [1, batch()]]],
+      ['b', [[2, batch()]]],
+    ]);
+    const resp: ProduceResponse = createProduceResponse();
+    for (const [name, parts] of [
+      ['b', [[2, 30n]]],
+      ['a', [[1, 11n], [0, 10n]]],
+    ] as const) {
+      const tr = createTopicProduceResponse();
+      tr.name = name;
+      for (const [index, off] of parts) {
+        const pr = createPartitionProduceResponse();
+        pr.index = index;
+        pr.baseOffset = off;
+        tr.partitionResponses.push(pr);
+      }
+      resp.responses.push(tr);
+    }
+    const byPos = resultsByPosition(req, resp);
+    expect([...byPos.entries()].map(([k, r]) => [k, r.baseOffset]).sort()).toEqual([
+      ['0/0', 10n],
+      ['0/1', 11n],
+      ['1/0', 30n],
+    ]);
+  });
+
+  it('a partition the broker did not answer has no entry', () => {
+    const req = request([['a', [[0, batch()], [1, batch()]]]]);
+    const resp = createProduceResponse();
+    const tr = createTopicProduceResponse();
+    tr.name = 'a';
+    const pr = createPartitionProduceResponse();
+    pr.index = 1;
+    tr.partitionResponses.push(pr);
+    resp.responses.push(tr);
+    expect([...resultsByPosition(req, resp).keys()]).toEqual(['0/1']);
+  });
+});
