@@ -16,10 +16,13 @@ deps: node_modules/.installed
 build: deps
 	npx tsc -p tsconfig.json
 
-# Real parts the tests need: a Kafka broker (Maven Central), kcat (Debian), kube-apiserver + etcd (Go proxy).
+# Real parts the tests need: a Kafka broker (Maven Central), kcat and Prometheus (Debian),
+# kube-apiserver + etcd and helm (built from the Go module proxy). Each is cached in $(IDEMPO_CACHE).
 tools:
 	scripts/kafka/fetch.sh >/dev/null
 	scripts/tools/install-debian.sh
+	scripts/kube/build.sh >/dev/null
+	scripts/tools/install-helm.sh >/dev/null
 
 test: build tools
 	@rm -rf test-results

@@ -109,7 +109,7 @@ async function main(): Promise<void> {
         caBundle: caPem ?? '',
         namespaceSelector: { matchLabels: { [LABEL_INJECTION]: INJECTION_ENABLED } },
       });
-    } else if (caPem) {
+    } else if (caPem && !cfg.certDir) {
       // Chart mode with self-managed certificates: the chart created the configuration, we fill in the CA.
       await patchCABundle(kc, cfg.caBundleSelector, caPem);
     }

@@ -40,7 +40,10 @@ export class Engine {
   constructor(private readonly deps: EngineDeps) {
     const live = deps.config.live;
     this.table = this.newTable(live);
-    this.validator = new Validator(this.table, deps.metrics, deps.log);
+    this.validator = new Validator(this.table, deps.metrics, deps.log, (kind) => {
+      if (kind === 'duplicate') this.summary.duplicates++;
+      else this.summary.outOfSequence++;
+    });
     this.covers = topicMatcher(live.topics.include, live.topics.exclude);
     this.configureDedup(live);
     this.sweeper = setInterval(() => this.sweep(), 1_000);
@@ -82,8 +85,10 @@ export class Engine {
     const plain = covered.filter((b) => b.header !== undefined && b.header.producerId < 0n);
     if (mode === 'enforce' && (plain.length > 0 || req.acks !== -1)) return this.refuse(call, covered);
     if (mode === 'upgrade' && plain.length > 0) {
-      // A request is either from an idempotent producer or not; a mix is not something a client sends.
-      if (plain.length !== parts.length) return { kind: 'forward' };
+      // A request comes from one producer, idempotent or not; anything else (a batch the
+      // sidecar cannot read, a mix) goes to the broker as is. A request that mixes covered
+      // and excluded topics is upgraded whole: one producer's request is one unit.
+      if (parts.some((b) => b.header === undefined || b.header.producerId >= 0n)) return { kind: 'forward' };
       return this.upgrade(call, parts);
     }
     return this.validator.enforce(call, covered, now);
@@ -182,12 +187,14 @@ export class Engine {
     return value ? { topic: b.topic, partition: b.partition, fingerprint: value } : undefined;
   }
 
+  private dedupSettings = '';
+
+  /** A new cache only when the dedup settings changed: a reload keeps what was remembered. */
   private configureDedup(c: LiveConfig): void {
-    if (c.dedup.strategy === 'off') {
-      this.dedup = undefined;
-      return;
-    }
-    this.dedup = new DedupCache<PartResult>({ windowMs: c.dedup.windowMs, maxEntries: c.dedup.maxEntries });
+    const settings = JSON.stringify(c.dedup);
+    if (settings === this.dedupSettings) return;
+    this.dedupSettings = settings;
+    this.dedup = c.dedup.strategy === 'off' ? undefined : new DedupCache<PartResult>({ windowMs: c.dedup.windowMs, maxEntries: c.dedup.maxEntries });
   }
 
   private newTable(c: LiveConfig): SessionTable {

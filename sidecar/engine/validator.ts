@@ -24,6 +24,8 @@ export class Validator {
     readonly table: SessionTable,
     private readonly metrics: SidecarMetrics,
     private readonly log: Logger,
+    /** Feeds the engine's rate-limited summary line. */
+    private readonly onCounted: (kind: 'duplicate' | 'out_of_sequence') => void = () => {},
   ) {}
 
   /**
@@ -173,6 +175,7 @@ export class Validator {
   private count(topic: string, v: Verdict, call: ProduceCall, acting: boolean): void {
     if (v.kind === 'duplicate' || v.kind === 'duplicate_in_flight') {
       this.metrics.duplicatesRejected.inc({ topic });
+      this.onCounted('duplicate');
       if (acting) this.metrics.produceBatches.inc({ topic, outcome: 'duplicate' });
       this.log.debug({ topic, verdict: v.kind, conn: call.connectionId }, acting ? 'duplicate batch answered by the sidecar' : 'duplicate batch seen');
     } else if (v.kind === 'out_of_sequence') {

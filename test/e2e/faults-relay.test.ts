@@ -18,8 +18,14 @@ const SEED = 0x1de3905;
 const TIMEOUTS: ClientTimeouts = { requestMs: 3000, deliveryMs: 120_000 };
 const STALL_MS = 8000;
 // Records per topic (2 topics x 3 partitions each): 2 x 10,000 = 20,000 for kafkajs.
-const PLAN: { client: ClientName; perTopic: number; stalls: number }[] = [
-  { client: 'kafkajs', perTopic: 10_000, stalls: 2 },
+const WEIGHTS = { reset: 2, half_write: 2, stall: 1 };
+// kafkajs 2.2.4 keeps its frame buffer (Connection.chunks/bytesNeeded) across reconnects: after
+// a half-written answer the next connection's bytes are parsed behind the stale half frame and
+// its socket handler throws RangeError (uncaught). So answers to kafkajs are never cut; its
+// requests still are, and it gets resets and stalls both ways (same plan with and without sidecar).
+const KAFKAJS_DOWN = { reset: 2, half_write: 0, stall: 1 };
+const PLAN: { client: ClientName; perTopic: number; stalls: number; weightsDown?: typeof WEIGHTS }[] = [
+  { client: 'kafkajs', perTopic: 10_000, stalls: 2, weightsDown: KAFKAJS_DOWN },
   { client: 'kcat', perTopic: 3000, stalls: 1 },
   { client: 'java', perTopic: 3000, stalls: 1 },
 ];
@@ -37,7 +43,7 @@ beforeAll(async () => {
     seed: SEED,
     // Requests (up) are large: a fault every 16-64 KiB; answers (down) small: every 0.5-2 KiB.
     gapBytes: { up: [16 * 1024, 64 * 1024], down: [512, 2048] },
-    weights: { reset: 2, half_write: 2, stall: 1 },
+    weights: WEIGHTS,
     stallMs: STALL_MS,
     limits,
   });
@@ -71,14 +77,14 @@ describe('relay faults between sidecar and a 1-broker cluster', () => {
       const m0 = await sc.metrics();
 
       limits.stall = p.stalls;
-      rl.restart(SEED);
+      rl.restart(SEED, { weightsDown: p.weightsDown });
       rl.start();
       const viaSidecar = await produce(p.client, sc.bootstrap, topicsOf(p.client, 'sc'), p.perTopic, TIMEOUTS);
       rl.stop();
       const faultsSidecar = { ...rl.counters.faults };
       const m1 = await sc.metrics();
 
-      rl.restart(SEED);
+      rl.restart(SEED, { weightsDown: p.weightsDown });
       rl.start();
       const direct = await produce(p.client, k.externalBootstrap!, topicsOf(p.client, 'direct'), p.perTopic, TIMEOUTS);
       rl.stop();
@@ -104,11 +110,12 @@ describe('relay faults between sidecar and a 1-broker cluster', () => {
           client: p.client,
           seed: SEED,
           records: viaSidecar.sent,
-          sidecar: { faults: faultsSidecar, acked: viaSidecar.acked, failed: viaSidecar.failed, ms: viaSidecar.elapsedMs, ...vs, metrics },
+          sidecar: { faults: faultsSidecar, acked: viaSidecar.acked, failed: viaSidecar.failed, failures: viaSidecar.failures, ms: viaSidecar.elapsedMs, ...vs, metrics },
           direct: { faults: faultsDirect, acked: direct.acked, failed: direct.failed, ms: direct.elapsedMs, ...vd },
         }),
       );
 
+      if (viaSidecar.failed > 0 || vs.duplicates > 0) console.log(sc.logs().filter((l) => /"level":(40|50)/.test(l)).slice(-30).join('\n'));
       expect(viaSidecar.error).toBeUndefined();
       // Through the sidecar: zero duplicates, order kept, nothing acknowledged lost.
       expect(vs.duplicates).toBe(0);

@@ -5,7 +5,8 @@ import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Kafka, Partitioners, logLevel } from 'kafkajs';
-import { kcatConsume, kcatProduce } from '../support/clients/kcat.js';
+import { kcatConsume } from '../support/clients/kcat.js';
+import { runProcess } from '../support/clients/run.js';
 import { runJavaProducer } from '../support/clients/java.js';
 
 export type ClientName = 'kafkajs' | 'kcat' | 'java';
@@ -25,6 +26,8 @@ export interface ProduceRun {
   ackedBatches?: Record<string, number>;
   elapsedMs: number;
   error?: string;
+  /** Why records failed, as the client put it (Java: exception classes and messages). */
+  failures?: string;
 }
 
 export interface ClientTimeouts {
@@ -35,7 +38,7 @@ export interface ClientTimeouts {
 }
 
 /** kafkajs 2.2.4, idempotence off, its own retries on; sequential sendBatch calls of `batch` records per topic. */
-export async function produceKafkajs(bootstrap: string, topics: string[], count: number, t: ClientTimeouts, batch = 100): Promise<ProduceRun> {
+export async function produceKafkajs(bootstrap: string, topics: string[], count: number, t: ClientTimeouts, start = 0, batch = 100): Promise<ProduceRun> {
   const t0 = Date.now();
   const kafka = new Kafka({
     clientId: 'faults-kafkajs',
@@ -51,7 +54,7 @@ export async function produceKafkajs(bootstrap: string, topics: string[], count:
   await producer.connect();
   try {
     for (let i = 0; i < count; i += batch) {
-      const seqs = Array.from({ length: Math.min(batch, count - i) }, (_, k) => i + k);
+      const seqs = Array.from({ length: Math.min(batch, count - i) }, (_, k) => start + i + k);
       const topicMessages = topics.map((topic) => ({ topic, messages: seqs.map((s) => ({ key: String(s), value: `${topic}:${s}` })) }));
       const n = seqs.length * topics.length;
       run.sent += n;
@@ -71,32 +74,33 @@ export async function produceKafkajs(bootstrap: string, topics: string[], count:
   return run;
 }
 
-/** librdkafka via kcat, one process per topic (run together), enable.idempotence=false. */
-export async function produceKcat(bootstrap: string, topics: string[], count: number, t: ClientTimeouts): Promise<ProduceRun> {
+/**
+ * librdkafka via kcat, one process per topic (run together), enable.idempotence=false.
+ * -E: kcat otherwise exits on any error event, e.g. "all broker connections are down" after
+ * one lost connection to a single broker, instead of letting librdkafka reconnect and retry.
+ */
+export async function produceKcat(bootstrap: string, topics: string[], count: number, t: ClientTimeouts, start = 0): Promise<ProduceRun> {
   const t0 = Date.now();
+  const props: Record<string, string | number | boolean> = {
+    'enable.idempotence': false,
+    acks: 'all',
+    'message.send.max.retries': 1000,
+    'retry.backoff.ms': 100,
+    'request.timeout.ms': t.requestMs,
+    'socket.timeout.ms': t.requestMs,
+    'message.timeout.ms': t.deliveryMs,
+    'linger.ms': 5,
+  };
   const results = await Promise.all(
-    topics.map((topic) =>
-      kcatProduce({
-        bootstrap,
-        topic,
-        lines: Array.from({ length: count }, (_, s) => `${s}|${topic}:${s}`),
-        keyDelimiter: '|',
-        props: {
-          'enable.idempotence': false,
-          acks: 'all',
-          'message.send.max.retries': 1000,
-          'retry.backoff.ms': 100,
-          'request.timeout.ms': t.requestMs,
-          'socket.timeout.ms': t.requestMs,
-          'message.timeout.ms': t.deliveryMs,
-          'linger.ms': 5,
-        },
-        timeoutMs: t.deliveryMs + 120_000,
-      }),
-    ),
+    topics.map(async (topic) => {
+      const args = ['-P', '-E', '-b', bootstrap, '-t', topic, '-K', '|', ...Object.entries(props).flatMap(([k, v]) => ['-X', `${k}=${v}`])];
+      const input = Array.from({ length: count }, (_, i) => `${start + i}|${topic}:${start + i}`).join('\n') + '\n';
+      const r = await runProcess('kcat', args, { input, timeoutMs: t.deliveryMs + 120_000 });
+      return { exitCode: r.code, deliveryFailures: (r.stderr.match(/Delivery failed/g) ?? []).length, stderr: r.stderr, timedOut: r.timedOut };
+    }),
   );
   const failed = results.reduce((s, r) => s + r.deliveryFailures, 0);
-  const bad = results.find((r) => r.exitCode !== 0 && r.deliveryFailures === 0);
+  const bad = results.find((r) => r.timedOut || (r.exitCode !== 0 && r.deliveryFailures === 0));
   return {
     client: 'kcat',
     topics,
@@ -110,11 +114,12 @@ export async function produceKcat(bootstrap: string, topics: string[], count: nu
 }
 
 /** The Java producer (kafka-clients 4.3) with enable.idempotence=false, acks=all, retries on. */
-export async function produceJava(bootstrap: string, topics: string[], count: number, t: ClientTimeouts): Promise<ProduceRun> {
+export async function produceJava(bootstrap: string, topics: string[], count: number, t: ClientTimeouts, start = 0): Promise<ProduceRun> {
   const r = await runJavaProducer({
     bootstrap,
     topics,
     count,
+    start,
     props: {
       'enable.idempotence': false,
       acks: 'all',
@@ -127,13 +132,31 @@ export async function produceJava(bootstrap: string, topics: string[], count: nu
     },
     timeoutMs: t.deliveryMs + 120_000,
   });
-  return { client: 'java', topics, count, sent: r.sent, acked: r.acked, failed: r.failed, elapsedMs: r.elapsedMs, error: r.fatal ?? undefined };
+  const failures = r.failed > 0 ? `${JSON.stringify(r.errors)} ${r.errorMessages.join('; ')}` : undefined;
+  return { client: 'java', topics, count, sent: r.sent, acked: r.acked, failed: r.failed, elapsedMs: r.elapsedMs, error: r.fatal ?? undefined, failures };
 }
 
-export function produce(client: ClientName, bootstrap: string, topics: string[], count: number, t: ClientTimeouts): Promise<ProduceRun> {
-  if (client === 'kafkajs') return produceKafkajs(bootstrap, topics, count, t);
-  if (client === 'kcat') return produceKcat(bootstrap, topics, count, t);
-  return produceJava(bootstrap, topics, count, t);
+/** Produces seq start..start+count-1 to every topic. */
+export function produce(client: ClientName, bootstrap: string, topics: string[], count: number, t: ClientTimeouts, start = 0): Promise<ProduceRun> {
+  if (client === 'kafkajs') return produceKafkajs(bootstrap, topics, count, t, start);
+  if (client === 'kcat') return produceKcat(bootstrap, topics, count, t, start);
+  return produceJava(bootstrap, topics, count, t, start);
+}
+
+/** One run out of consecutive chunks (seq ranges in order) of the same client and topics. */
+export function mergeRuns(runs: ProduceRun[]): ProduceRun {
+  const out: ProduceRun = { ...runs[0], count: 0, sent: 0, acked: 0, failed: 0, elapsedMs: 0, failedValues: runs[0].failedValues ? new Set() : undefined, ackedBatches: runs[0].ackedBatches ? {} : undefined };
+  for (const r of runs) {
+    out.count += r.count;
+    out.sent += r.sent;
+    out.acked += r.acked;
+    out.failed += r.failed;
+    out.elapsedMs += r.elapsedMs;
+    out.error ??= r.error;
+    for (const v of r.failedValues ?? []) out.failedValues?.add(v);
+    for (const [t, n] of Object.entries(r.ackedBatches ?? {})) out.ackedBatches![t] = (out.ackedBatches![t] ?? 0) + n;
+  }
+  return out;
 }
 
 export interface Verdict {

@@ -322,6 +322,29 @@ describe('observe: counts, never changes a byte', () => {
     expect(await obs.metric('idempo_produce_batches_total', { topic, outcome: 'written' })).toBe(1);
     expect(await obs.metric('idempo_produce_batches_total', { topic, outcome: 'duplicate' })).toBe(1);
     expect(await obs.metric('idempo_produce_batches_total', { topic, outcome: 'out_of_sequence' })).toBe(1);
+    await expect.poll(() => obs.metric('idempo_producer_sessions')).toBe(1);
+  });
+});
+
+describe('observe with dedup.strategy content: app-level copies are counted, and still written', () => {
+  it('the same non-idempotent batch twice: +1 duplicate, two writes, bytes untouched', async () => {
+    const sc = await sidecar({ upstream: kafka.bootstrap, config: policyFile('observe-content', { mode: 'observe', dedup: { strategy: 'content', window: '5m' } }) });
+    const topic = await newTopic('obs-content');
+    const batch = encodeBatch(threeRecords('seen'));
+    const c = await RawConnection.connect(sc.bootstrap);
+    try {
+      const a = await sendFrame(c, produceFrame(topic, 0, batch));
+      const b = await sendFrame(c, produceFrame(topic, 0, batch));
+      expect([a.errorCode, b.errorCode]).toEqual([0, 0]);
+      expect(b.baseOffset).toBe(a.baseOffset + 3n);
+    } finally {
+      c.close();
+    }
+    const stored = (await fetchBatches(kafka.bootstrap, topic, 0)).filter((x) => x.header.recordsCount === 3);
+    expect(written(stored)).toEqual(['seen-0', 'seen-1', 'seen-2', 'seen-0', 'seen-1', 'seen-2']);
+    expect(stored.every((x) => x.bytes.subarray(16).equals(batch.subarray(16)))).toBe(true);
+    expect(await sc.metric('idempo_duplicates_rejected_total', { topic })).toBe(1);
+    expect(await sc.metric('idempo_produce_batches_total', { topic, outcome: 'written' })).toBe(2);
   });
 });
 
@@ -446,6 +469,7 @@ describe('enforce: what is refused', () => {
       c.close();
     }
     expect(written(await fetchBatches(kafka.bootstrap, topic, 0))).toEqual([]);
+    expect(await enf.metric('idempo_produce_batches_total', { topic, outcome: 'policy_rejected' })).toBe(1);
   });
 
   it('acks=0 from a non-idempotent producer: the connection is closed with a logged reason; nothing is written', async () => {
@@ -492,6 +516,25 @@ describe('upgrade: non-idempotent producers are stamped; app-level copies are wr
     expect(await up.metric('idempo_produce_batches_total', { topic, outcome: 'written' })).toBe(3);
     // The sidecar's own producer is a live session.
     await expect.poll(() => up.metric('idempo_producer_sessions')).toBeGreaterThanOrEqual(1);
+  });
+
+  it('acks=0 is upgraded too, and its upstream answer is swallowed (KAFKA-NOTES rule 7)', async () => {
+    const topic = await newTopic('up-acks0');
+    const c = await RawConnection.connect(up.bootstrap);
+    try {
+      const zero = produceFrame(topic, 0, encodeBatch([{ value: 'fire-and-forget' }]), 0);
+      const all = produceFrame(topic, 0, encodeBatch([{ value: 'acks-all' }]));
+      c.write(Buffer.concat([zero.frame, all.frame]));
+      // The first answer on the wire is the acks=all one: nothing came back for acks=0.
+      expect((await readProduceAnswer(c, all.corr)).errorCode).toBe(0);
+      expect(c.closed).toBe(false);
+    } finally {
+      c.close();
+    }
+    const stored = (await fetchBatches(kafka.bootstrap, topic, 0)).filter((b) => written([b]).length > 0);
+    expect(written(stored)).toEqual(['fire-and-forget', 'acks-all']);
+    expect(stored.every((b) => b.header.producerId >= 0n)).toBe(true);
+    expect(await up.metric('idempo_upgraded_batches_total', { topic })).toBe(2);
   });
 
   it('content dedup: the same non-idempotent batch sent twice (an app retry) is written once', async () => {
@@ -634,6 +677,29 @@ describe('config reload', () => {
     }
     expect(written(await fetchBatches(kafka.bootstrap, topic, 0))).toEqual(['observed']);
     expect(sc.proc.exitCode).toBeNull();
+  });
+
+  it('a reload that does not touch dedup keeps its window: an app retry after it is still answered, not written', async () => {
+    const topic = await newTopic('reload-dedup');
+    const file = path.join(tmp, 'reload-dedup.json');
+    const dedup = { strategy: 'content', window: '5m' };
+    writeFileSync(file, spec('upgrade', { dedup }));
+    const sc = await sidecar({ upstream: kafka.bootstrap, config: file });
+    const batch = encodeBatch(threeRecords('kept'));
+    const c = await RawConnection.connect(sc.bootstrap);
+    try {
+      const a = await sendFrame(c, produceFrame(topic, 0, batch));
+      expect(a.errorCode).toBe(0);
+      rewrite(file, spec('upgrade', { dedup, topics: { include: ['*'], exclude: ['not-this-one'] } }));
+      await expect.poll(() => sc.metric('idempo_config_reloads_total', { result: 'ok' }), { timeout: 10_000 }).toBe(1);
+      const b = await sendFrame(c, produceFrame(topic, 0, batch));
+      expect(b.errorCode).toBe(0);
+      expect(b.baseOffset).toBe(a.baseOffset);
+    } finally {
+      c.close();
+    }
+    expect(written(await fetchBatches(kafka.bootstrap, topic, 0))).toEqual(['kept-0', 'kept-1', 'kept-2']);
+    expect(await sc.metric('idempo_duplicates_rejected_total', { topic })).toBe(1);
   });
 
   it('a bad file at start exits non-zero with one line naming the field', () => {

@@ -46,6 +46,8 @@ export interface FaultPlanOptions {
   gapBytes: Record<Direction, [number, number]>;
   /** Relative weights of the kinds (0 disables a kind). */
   weights: Record<FaultKind, number>;
+  /** Weights for the down direction only (answers), when they differ. */
+  weightsDown?: Record<FaultKind, number>;
 }
 
 export interface FaultDecision {
@@ -96,12 +98,13 @@ export class FaultPlan {
 
   private pick(allow: (k: FaultKind) => boolean): FaultKind | undefined {
     const r = this.rng();
-    const kinds = FAULT_KINDS.filter((k) => this.opts.weights[k] > 0 && allow(k));
-    const total = kinds.reduce((s, k) => s + this.opts.weights[k], 0);
+    const w = (this.dir === 'down' && this.opts.weightsDown) || this.opts.weights;
+    const kinds = FAULT_KINDS.filter((k) => w[k] > 0 && allow(k));
+    const total = kinds.reduce((s, k) => s + w[k], 0);
     if (total === 0) return undefined;
     let x = r * total;
     for (const k of kinds) {
-      x -= this.opts.weights[k];
+      x -= w[k];
       if (x < 0) return k;
     }
     return kinds[kinds.length - 1];
@@ -147,7 +150,7 @@ const DEFAULT_PLAN: FaultPlanOptions = {
 
 export class FaultRelay {
   readonly host: string;
-  private readonly plan: FaultPlanOptions;
+  private plan: FaultPlanOptions;
   private readonly links = new Map<number, Link>();
   private readonly pairs = new Set<Pair>();
   private connectionNo = 0;
@@ -164,7 +167,7 @@ export class FaultRelay {
   constructor(private readonly opts: FaultRelayOptions) {
     this.host = opts.host ?? '127.0.0.1';
     this.seed = opts.seed;
-    this.plan = { gapBytes: opts.gapBytes ?? DEFAULT_PLAN.gapBytes, weights: opts.weights ?? DEFAULT_PLAN.weights };
+    this.plan = { gapBytes: opts.gapBytes ?? DEFAULT_PLAN.gapBytes, weights: opts.weights ?? DEFAULT_PLAN.weights, weightsDown: opts.weightsDown };
   }
 
   /** Opens a listening port forwarding to `target`; resolves with the port. */
@@ -187,10 +190,11 @@ export class FaultRelay {
   /**
    * Starts a new round with `seed`: counters to zero, connections numbered from 0 again, so a
    * second workload (e.g. without the sidecar) meets the same fault sequence. Open connections
-   * keep their plans.
+   * keep their plans. `plan` changes gaps or weights for the connections of the new round.
    */
-  restart(seed: number): void {
+  restart(seed: number, plan: Partial<FaultPlanOptions> = {}): void {
     this.seed = seed;
+    this.plan = { ...this.plan, ...plan };
     this.connectionNo = 0;
     Object.assign(this.counters, { connections: 0, connectFailures: 0, faults: { reset: 0, half_write: 0, stall: 0 }, bytes: { up: 0, down: 0 } });
   }

@@ -315,7 +315,7 @@ export async function startKafka(opts: StartKafkaOptions = {}): Promise<KafkaClu
       // Every live broker knows the topic and its leaders: no client sees UNKNOWN_TOPIC_OR_PARTITION.
       await waitForTopic(name, (ps) => ps.length === partitions && ps.every((p) => p.leader >= 0), `${partitions} partitions with leaders`);
     },
-    describeTopic: (name) => kafkajsTopicMetadata(bootstrap, name),
+    describeTopic: (name) => kafkajsTopicMetadata(liveBootstrap(), name),
     async moveLeader(topic, partition, toBrokerId) {
       await runJavaAdmin('move-leader', liveBootstrap(), { topic, partition, to: toBrokerId, 'timeout-ms': 60_000 });
       // The tool saw the change on one broker; wait until every live broker's metadata agrees.

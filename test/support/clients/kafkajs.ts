@@ -77,7 +77,7 @@ export async function kafkajsProduce(o: KafkajsProduceOptions): Promise<RecordMe
       out.push(
         ...(await producer.send({
           topic: o.topic,
-          acks: o.acks ?? (o.idempotent ? -1 : -1),
+          acks: o.acks ?? -1,
           timeout: o.timeoutMs ?? 30_000,
           messages: o.messages.slice(i, i + size),
         })),

@@ -1,0 +1,391 @@
+// Monitoring against the real thing (DESIGN.md "Metrics", "Real parts in tests"): promtool
+// checks and unit-tests the alert rules; a real Prometheus scrapes a real sidecar (upgrade mode,
+// real Kafka) that saw written batches, an application-level duplicate and a refused gap; every
+// query of the Grafana dashboard is then evaluated against it, and the alert rules are loaded.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { startKafka, type KafkaCluster } from '../support/kafka.js';
+import { startSidecar, type Sidecar } from '../support/sidecar.js';
+import { startPrometheus, PROMTOOL_BIN, type Prometheus } from '../support/prometheus.js';
+import { kafkajsProduce } from '../support/clients/kafkajs.js';
+import { RawConnection } from '../support/raw-kafka.js';
+import { repoRoot } from '../support/clients/java.js';
+import { ApiKey } from '../../sidecar/codec/api.js';
+import { Writer } from '../../sidecar/codec/writer.js';
+import { computeCrc } from '../../sidecar/codec/record-batch.js';
+import { createPartitionProduceData, createProduceRequest, createTopicProduceData, encodeProduceRequest } from '../../sidecar/codec/generated/produce-request.js';
+import { decodeProduceResponse } from '../../sidecar/codec/generated/produce-response.js';
+import { createInitProducerIdRequest, encodeInitProducerIdRequest } from '../../sidecar/codec/generated/init-producer-id-request.js';
+import { decodeInitProducerIdResponse } from '../../sidecar/codec/generated/init-producer-id-response.js';
+
+const ALERTS = path.join(repoRoot, 'charts/idempo/files/alerts.yaml');
+const ALERT_TESTS = path.join(repoRoot, 'test/e2e/testdata/alerts.test.yaml');
+const DASHBOARD = path.join(repoRoot, 'dashboards/idempo.json');
+// Target labels a PodMonitor would add in a cluster; the dashboard and alerts filter on them.
+const NAMESPACE = 'shop';
+const POD = 'payments-0';
+const TOPIC = 'prom-orders';
+
+// ---------------------------------------------------------------------------------------------
+// promtool
+// ---------------------------------------------------------------------------------------------
+
+describe('promtool', () => {
+  it('check rules: the chart alert file is valid', () => {
+    const r = spawnSync(PROMTOOL_BIN, ['check', 'rules', ALERTS], { encoding: 'utf8' });
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/SUCCESS: \d+ rules found/);
+  });
+
+  it('test rules: IdempoOutOfSequence and IdempoDuplicatesRising fire when their counters rise', () => {
+    const r = spawnSync(PROMTOOL_BIN, ['test', 'rules', ALERT_TESTS], { encoding: 'utf8' });
+    expect(r.status, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toContain('SUCCESS');
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Raw frames for the one thing kafkajs cannot do: an idempotent batch with a sequence gap.
+// ---------------------------------------------------------------------------------------------
+
+/** An uncompressed RecordBatch v2 (one record per value) with the producer's stamp. */
+function batch(values: string[], producerId: bigint, epoch: number, baseSequence: number): Buffer {
+  const body = new Writer(128);
+  values.forEach((v, i) => {
+    const rec = new Writer(64);
+    rec.int8(0);
+    rec.varlong(0n);
+    rec.varint(i);
+    rec.varint(-1); // null key
+    const b = Buffer.from(v);
+    rec.varint(b.length);
+    rec.raw(b);
+    rec.varint(0); // no headers
+    const bytes = rec.toBuffer();
+    body.varint(bytes.length);
+    body.raw(bytes);
+  });
+  const ts = BigInt(Date.now());
+  const w = new Writer(128);
+  w.int64(0n);
+  w.int32(0); // batchLength, set below
+  w.int32(-1);
+  w.int8(2);
+  w.uint32(0); // crc, set below
+  w.int16(0);
+  w.int32(values.length - 1);
+  w.int64(ts);
+  w.int64(ts);
+  w.int64(producerId);
+  w.int16(epoch);
+  w.int32(baseSequence);
+  w.int32(values.length);
+  w.raw(body.toBuffer());
+  const out = Buffer.from(w.toBuffer());
+  out.writeInt32BE(out.length - 12, 8);
+  out.writeUInt32BE(computeCrc(out), 17);
+  return out;
+}
+
+const PRODUCE_V = 9;
+
+/** Sends one Produce (acks=all) for partition 0 and returns the partition's error code. */
+async function produceRaw(c: RawConnection, topic: string, records: Buffer): Promise<number> {
+  c.send(ApiKey.Produce, PRODUCE_V, (w) => {
+    const req = createProduceRequest();
+    req.acks = -1;
+    req.timeoutMs = 10_000;
+    const td = createTopicProduceData();
+    td.name = topic;
+    const pd = createPartitionProduceData();
+    pd.index = 0;
+    pd.records = records;
+    td.partitionData.push(pd);
+    req.topicData.push(td);
+    encodeProduceRequest(w, req, PRODUCE_V);
+  });
+  const resp = decodeProduceResponse((await c.receive(ApiKey.Produce, PRODUCE_V)).body, PRODUCE_V);
+  return resp.responses[0].partitionResponses[0].errorCode;
+}
+
+/** InitProducerId through the sidecar; the broker answers COORDINATOR_LOAD_IN_PROGRESS for a while after start. */
+async function initProducerId(c: RawConnection): Promise<{ producerId: bigint; epoch: number }> {
+  const v = 4;
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    c.send(ApiKey.InitProducerId, v, (w) =>
+      encodeInitProducerIdRequest(w, { ...createInitProducerIdRequest(), transactionalId: null, transactionTimeoutMs: 60_000, producerId: -1n, producerEpoch: -1 }, v),
+    );
+    const r = decodeInitProducerIdResponse((await c.receive(ApiKey.InitProducerId, v)).body, v);
+    if (r.errorCode === 0) return { producerId: r.producerId, epoch: r.producerEpoch };
+    if (Date.now() > deadline) throw new Error(`InitProducerId: error ${r.errorCode}`);
+    await new Promise((res) => setTimeout(res, 250));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Grafana dashboard: every query, with the variables Grafana would fill in.
+// ---------------------------------------------------------------------------------------------
+
+interface PanelQuery {
+  panel: string;
+  legend?: string;
+  expr: string;
+}
+
+interface Panel {
+  title?: string;
+  panels?: Panel[];
+  targets?: Array<{ expr?: string; legendFormat?: string }>;
+}
+
+const dashboard = JSON.parse(readFileSync(DASHBOARD, 'utf8')) as { panels: Panel[]; templating?: { list: Array<{ name: string; type: string; query?: unknown; definition?: string }> } };
+
+function panelQueries(): PanelQuery[] {
+  const out: PanelQuery[] = [];
+  const walk = (ps: Panel[]): void => {
+    for (const p of ps) {
+      for (const t of p.targets ?? []) if (t.expr) out.push({ panel: p.title ?? '(untitled)', legend: t.legendFormat, expr: t.expr });
+      walk(p.panels ?? []); // collapsed rows keep their panels inside
+    }
+  };
+  walk(dashboard.panels);
+  return out;
+}
+
+// What Grafana substitutes for its built-ins at a 1m-ish zoom with a 1s scrape interval.
+const BUILTINS: Record<string, string> = {
+  __rate_interval: '1m',
+  __interval: '15s',
+  __interval_ms: '15000',
+  __range: '5m',
+  __range_s: '300',
+  __range_ms: '300000',
+};
+
+/** Replaces $var, ${var} and ${var:format}; an unknown variable is an error (a typo in the dashboard). */
+function substitute(expr: string, vars: Record<string, string>): string {
+  return expr.replace(/\$\{(\w+)(?::\w+)?\}|\$(\w+)/g, (_, a: string | undefined, b: string | undefined) => {
+    const name = (a ?? b)!;
+    const v = vars[name] ?? BUILTINS[name];
+    if (v === undefined) throw new Error(`unknown Grafana variable $${name} in ${expr}`);
+    return v;
+  });
+}
+
+/** Metric names a query reads (identifiers followed by a selector or range). */
+function metricsOf(expr: string): string[] {
+  return [...new Set([...expr.matchAll(/\b(idempo_[a-zA-Z0-9_:]+)\s*[{[]/g)].map((m) => m[1]))];
+}
+
+function exposes(text: string, name: string): boolean {
+  return text.split('\n').some((l) => l.startsWith(`${name}{`) || l.startsWith(`${name} `));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Real Kafka, a real sidecar, a real Prometheus
+// ---------------------------------------------------------------------------------------------
+
+describe('Prometheus scraping a sidecar', () => {
+  let kafka: KafkaCluster | undefined;
+  let sidecar: Sidecar | undefined;
+  let prom: Prometheus | undefined;
+  let raw: RawConnection | undefined;
+  let producer: { producerId: bigint; epoch: number };
+  let nextSeq = 0;
+
+  beforeAll(async () => {
+    kafka = await startKafka({ brokers: 1 });
+    await kafka.createTopic(TOPIC, 1);
+    // Default policy: upgrade mode with content dedup (api/ defaults).
+    sidecar = await startSidecar({ upstream: kafka.bootstrap, mode: 'upgrade' });
+    prom = await startPrometheus({
+      targets: [{ job: 'idempo-sidecar', url: sidecar.metricsUrl, labels: { namespace: NAMESPACE, pod: POD, policy: 'payments' } }],
+      ruleFiles: [ALERTS],
+    });
+    raw = await RawConnection.connect(sidecar.bootstrap);
+    producer = await initProducerId(raw);
+  });
+
+  afterAll(async () => {
+    // Each in its own finally: one failing stop must not leave the others running.
+    try {
+      raw?.close();
+    } finally {
+      try {
+        await prom?.stop();
+      } finally {
+        try {
+          await sidecar?.stop();
+        } finally {
+          await kafka?.stop();
+        }
+      }
+    }
+  });
+
+  /**
+   * One round of traffic: two written batches from a non-idempotent kafkajs producer (stamped by
+   * the sidecar), the same batch sent twice (the copy answered by the sidecar with the original's
+   * offset), an idempotent batch in sequence and one with a gap (refused with 45).
+   */
+  async function traffic(round: number): Promise<void> {
+    const fresh = Array.from({ length: 4 }, (_, i) => ({ key: `k${i}`, value: `r${round}-${i}`, partition: 0 }));
+    const acks = await kafkajsProduce({ bootstrap: sidecar!.bootstrap, topic: TOPIC, messages: fresh, batchSize: 2 });
+    expect(acks.map((a) => a.errorCode)).toEqual([0, 0]);
+
+    const dup = [{ key: 'dup', value: `dup-${round}`, partition: 0 }];
+    const twice = await kafkajsProduce({ bootstrap: sidecar!.bootstrap, topic: TOPIC, messages: [...dup, ...dup], batchSize: 1 });
+    expect(twice.map((a) => a.errorCode)).toEqual([0, 0]);
+    expect(twice[1].baseOffset).toBe(twice[0].baseOffset); // the copy was not written again
+
+    const { producerId, epoch } = producer;
+    expect(await produceRaw(raw!, TOPIC, batch([`seq-${round}-a`, `seq-${round}-b`], producerId, epoch, nextSeq))).toBe(0);
+    nextSeq += 2;
+    expect(await produceRaw(raw!, TOPIC, batch([`gap-${round}`], producerId, epoch, nextSeq + 10))).toBe(45); // OUT_OF_ORDER_SEQUENCE_NUMBER
+  }
+
+  /** Waits until Prometheus holds the sidecar's current counter values (a scrape after the traffic). */
+  async function waitScraped(): Promise<void> {
+    const want = {
+      written: await sidecar!.metric('idempo_produce_batches_total', { topic: TOPIC, outcome: 'written' }),
+      dups: await sidecar!.metric('idempo_duplicates_rejected_total', { topic: TOPIC }),
+      oos: await sidecar!.metric('idempo_out_of_sequence_total', { topic: TOPIC }),
+    };
+    const one = async (expr: string): Promise<number> => (await prom!.vector(expr))[0]?.value ?? -1;
+    await expect
+      .poll(
+        async () => ({
+          written: await one(`sum(idempo_produce_batches_total{topic="${TOPIC}", outcome="written"})`),
+          dups: await one(`sum(idempo_duplicates_rejected_total{topic="${TOPIC}"})`),
+          oos: await one(`sum(idempo_out_of_sequence_total{topic="${TOPIC}"})`),
+        }),
+        { timeout: 20_000, interval: 250 },
+      )
+      .toEqual(want);
+  }
+
+  let exposedAfterTraffic = '';
+
+  it('scrapes the sidecar: target up, counters from two rounds of traffic visible', async () => {
+    await expect.poll(() => prom!.targetsUp(), { timeout: 20_000, interval: 200 }).toBe(true);
+    const [t] = await prom!.targets();
+    expect(t.labels).toMatchObject({ job: 'idempo-sidecar', namespace: NAMESPACE, pod: POD });
+
+    // Two rounds with a scrape in between: labelled counters only appear when first incremented,
+    // so rate() is > 0 only for increases Prometheus saw happen.
+    await traffic(1);
+    await waitScraped();
+    await traffic(2);
+    await waitScraped();
+    exposedAfterTraffic = await sidecar!.metrics();
+    // One more scrape, so every series exposed now has two samples in any rate() window.
+    const last = async (): Promise<number> => (await prom!.vector('timestamp(up{job="idempo-sidecar"})'))[0]?.value ?? 0;
+    const t0 = await last();
+    await expect.poll(last, { timeout: 10_000, interval: 200 }).toBeGreaterThan(t0);
+
+    expect((await prom!.vector('sum(idempo_duplicates_rejected_total)'))[0].value).toBeGreaterThanOrEqual(2);
+    expect((await prom!.vector('sum(idempo_out_of_sequence_total)'))[0].value).toBeGreaterThanOrEqual(2);
+    expect((await prom!.vector(`sum(idempo_upgraded_batches_total{topic="${TOPIC}"})`))[0].value).toBeGreaterThanOrEqual(4);
+  });
+
+  it('every dashboard query parses and evaluates; those over metrics the sidecar exposes return data', async () => {
+    const queries = panelQueries();
+    expect(queries.length).toBeGreaterThan(0);
+    const all = { namespace: '.*', topic: '.*', pod: '.*', datasource: 'prometheus' };
+    const mine = { namespace: NAMESPACE, topic: TOPIC, pod: POD, datasource: 'prometheus' };
+    const problems: string[] = [];
+    for (const q of queries) {
+      for (const vars of [all, mine]) {
+        const expr = substitute(q.expr, vars);
+        let data;
+        try {
+          data = await prom!.query(expr);
+        } catch (e) {
+          problems.push(`${q.panel}: ${(e as Error).message}`);
+          continue;
+        }
+        // Operator metrics (no operator runs here) and counters never incremented (retries,
+        // upstream errors) are legitimately empty; anything the sidecar exposes must show up.
+        const needed = metricsOf(q.expr).filter((m) => !m.startsWith('idempo_operator_'));
+        if (needed.length && needed.every((m) => exposes(exposedAfterTraffic, m)) && (data.resultType !== 'vector' || data.result.length === 0)) {
+          problems.push(`${q.panel}: ${expr} returned no data although the sidecar exposes ${needed.join(', ')}`);
+        }
+      }
+      // The namespace filter really filters: another namespace shows nothing.
+      if (q.expr.includes('$namespace')) {
+        const other = await prom!.query(substitute(q.expr, { ...all, namespace: 'no-such-namespace' }));
+        if (other.resultType === 'vector' && other.result.length > 0) problems.push(`${q.panel}: ${q.expr} ignores $namespace`);
+      }
+    }
+    expect(problems).toEqual([]);
+  });
+
+  it('the headline panels show the traffic', async () => {
+    const vars = { namespace: NAMESPACE, topic: TOPIC };
+    const byPanel = (title: string, legend?: string): string => {
+      const q = panelQueries().find((x) => x.panel === title && (legend === undefined || x.legend === legend));
+      if (!q) throw new Error(`dashboard has no panel "${title}"${legend ? ` with legend ${legend}` : ''}`);
+      return substitute(q.expr, vars);
+    };
+    const scalar = async (title: string, legend?: string): Promise<number> => {
+      const v = await prom!.vector(byPanel(title, legend));
+      expect(v, title).toHaveLength(1);
+      return v[0].value;
+    };
+    expect(await scalar('Batches written /s')).toBeGreaterThan(0);
+    expect(await scalar('Duplicates rejected /s')).toBeGreaterThan(0);
+    expect(await scalar('Out-of-sequence /s')).toBeGreaterThan(0);
+    expect(await scalar('Producer sessions')).toBeGreaterThanOrEqual(1);
+
+    const outcomes = Object.fromEntries((await prom!.vector(byPanel('Batches by outcome'))).map((s) => [s.metric.outcome, s.value]));
+    expect(Object.keys(outcomes)).toEqual(expect.arrayContaining(['written', 'duplicate', 'out_of_sequence']));
+    for (const o of ['written', 'duplicate', 'out_of_sequence']) expect(outcomes[o], o).toBeGreaterThan(0);
+
+    for (const title of ['Duplicates rejected by topic', 'Out-of-sequence by topic', 'Upgraded batches by topic']) {
+      const v = await prom!.vector(byPanel(title));
+      expect(v.map((s) => s.metric.topic), title).toEqual([TOPIC]);
+      expect(v[0].value, title).toBeGreaterThan(0);
+    }
+    for (const legend of ['p50', 'p99']) {
+      const q = await scalar('Produce latency', legend);
+      expect(Number.isFinite(q) && q > 0, `${legend} = ${q}`).toBe(true);
+    }
+
+    // The variables' own queries (Grafana's label_values) as label-values API calls.
+    for (const v of dashboard.templating?.list ?? []) {
+      if (v.type !== 'query' || !v.definition) continue;
+      const m = /^label_values\((?:(.+),\s*)?(\w+)\)$/.exec(v.definition.trim());
+      expect(m, `variable ${v.name}: ${v.definition}`).not.toBeNull();
+      const match = m![1] ? `?${new URLSearchParams({ 'match[]': substitute(m![1], { namespace: '.*', topic: '.*' }) })}` : '';
+      const values = await prom!.api<string[]>(`label/${m![2]}/values${match}`);
+      expect(values, `variable ${v.name}`).toContain(v.name === 'topic' ? TOPIC : NAMESPACE);
+    }
+  });
+
+  it('loads the alert rules (health ok) and IdempoOutOfSequence goes pending on the live gaps', async () => {
+    await expect
+      .poll(
+        async () => {
+          const groups = await prom!.rules();
+          return groups.flatMap((g) => g.rules.map((r) => `${g.name}/${r.name}: ${r.health}${r.lastError ? ` ${r.lastError}` : ''}`)).sort();
+        },
+        { timeout: 10_000, interval: 250 },
+      )
+      .toEqual(
+        [
+          ...['IdempoDuplicatesRising', 'IdempoOutOfSequence', 'IdempoUpstreamErrors'].map((n) => `idempo-sidecar/${n}: ok`),
+          ...['IdempoOperatorReconcileErrors', 'IdempoWebhookFailures'].map((n) => `idempo-operator/${n}: ok`),
+        ].sort(),
+      );
+    // rate > 0 with `for: 5m`: pending (not firing) within this test's lifetime.
+    await expect
+      .poll(
+        async () => (await prom!.alerts()).filter((a) => a.labels.alertname === 'IdempoOutOfSequence').map((a) => ({ state: a.state, namespace: a.labels.namespace, topic: a.labels.topic })),
+        { timeout: 10_000, interval: 250 },
+      )
+      .toEqual([{ state: 'pending', namespace: NAMESPACE, topic: TOPIC }]);
+  });
+});
