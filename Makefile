@@ -26,7 +26,7 @@ tools:
 
 test: build tools
 	@rm -rf test-results
-	npx vitest run; status=$$?; node scripts/test-summary.mjs test-results/vitest.json; exit $$status
+	npx vitest run; status=$$?; node scripts/test-summary.mjs test-results/vitest.json $$status; exit $$status
 
 demo: build tools
 	node dist/scripts/demo.js

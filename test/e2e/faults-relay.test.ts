@@ -55,7 +55,7 @@ beforeAll(async () => {
   );
   config = sidecarConfig({ mode: 'upgrade', producer: { requestTimeout: '2s', deliveryTimeout: '120s', retryBackoff: { initial: '50ms', max: '1s' } } });
   // The sidecar bootstraps through the relay, so every broker address it learns is a relay port.
-  sidecar = await startSidecar({ upstream: kafka.externalBootstrap!, mode: 'upgrade', config: config.file });
+  sidecar = await startSidecar({ upstream: kafka.externalBootstrap!, mode: 'upgrade', config: config.file, logLevel: process.env.FAULTS_LOG_LEVEL });
 });
 
 afterAll(async () => {
@@ -115,7 +115,10 @@ describe('relay faults between sidecar and a 1-broker cluster', () => {
         }),
       );
 
-      if (viaSidecar.failed > 0 || vs.duplicates > 0) console.log(sc.logs().filter((l) => /"level":(40|50)/.test(l)).slice(-30).join('\n'));
+      if (viaSidecar.failed > 0 || vs.duplicates > 0 || metrics.failed > 0) {
+        console.log(sc.logs().filter((l) => /"level":(40|50)/.test(l)).slice(-30).join('\n'));
+        if (process.env.FAULTS_DUMP) (await import('node:fs')).writeFileSync(process.env.FAULTS_DUMP, sc.logs().join('\n'));
+      }
       expect(viaSidecar.error).toBeUndefined();
       // Through the sidecar: zero duplicates, order kept, nothing acknowledged lost.
       expect(vs.duplicates).toBe(0);

@@ -91,8 +91,13 @@ let nextCorr = 1000;
 
 /** A complete Produce frame (size prefix included): the same bytes can be written twice. */
 function produceFrame(topic: string, partition: number, batch: Buffer, acks = -1): { frame: Buffer; corr: number } {
+  return produceFrameMulti(topic, [[partition, batch]], acks);
+}
+
+/** One topic, several partitions (one batch each) in one request. */
+function produceFrameMulti(topic: string, parts: Array<[number, Buffer]>, acks = -1): { frame: Buffer; corr: number } {
   const corr = nextCorr++;
-  const w = new Writer(batch.length + 128);
+  const w = new Writer(256);
   w.int32(0);
   w.int16(ApiKey.Produce);
   w.int16(PRODUCE_V);
@@ -104,10 +109,12 @@ function produceFrame(topic: string, partition: number, batch: Buffer, acks = -1
   req.timeoutMs = 10_000;
   const td = createTopicProduceData();
   td.name = topic;
-  const pd = createPartitionProduceData();
-  pd.index = partition;
-  pd.records = Buffer.from(batch); // a private copy: the frame never aliases the caller's batch
-  td.partitionData.push(pd);
+  for (const [partition, batch] of parts) {
+    const pd = createPartitionProduceData();
+    pd.index = partition;
+    pd.records = Buffer.from(batch); // a private copy: the frame never aliases the caller's batch
+    td.partitionData.push(pd);
+  }
   req.topicData.push(td);
   encodeProduceRequest(w, req, PRODUCE_V);
   const frame = Buffer.from(w.toBuffer());
@@ -435,6 +442,37 @@ describe.each(['enforce', 'upgrade'] as const)('%s: idempotent producers are val
     expect(await sc.metric('idempo_produce_batches_total', { topic, outcome: 'duplicate' })).toBe(1);
     expect(await sc.metric('idempo_produce_batches_total', { topic, outcome: 'written' })).toBe(1);
   });
+
+  it('a request with a copy for one partition and a new batch for another: only the new one is forwarded, both answered in order', async () => {
+    const topic = await newTopic(`${mode}-mixed`, 2);
+    const { producerId, epoch } = await initProducerId(sc.bootstrap);
+    const p0 = encodeBatch([{ value: 'p0-first' }], { producerId, epoch, baseSequence: 0 });
+    const c = await RawConnection.connect(sc.bootstrap);
+    try {
+      const first = await sendFrame(c, produceFrame(topic, 0, p0));
+      expect(first.errorCode).toBe(0);
+      const f = produceFrameMulti(topic, [
+        [0, p0],
+        [1, encodeBatch([{ value: 'p1-a' }, { value: 'p1-b' }], { producerId, epoch, baseSequence: 0 })],
+      ]);
+      c.write(f.frame);
+      const { correlationId, body } = await c.receive(ApiKey.Produce, PRODUCE_V);
+      expect(correlationId).toBe(f.corr);
+      const resp = decodeProduceResponse(body, PRODUCE_V);
+      expect(resp.responses.map((t) => t.name)).toEqual([topic]);
+      expect(resp.responses[0].partitionResponses.map((p) => [p.index, p.errorCode])).toEqual([
+        [0, 0],
+        [1, 0],
+      ]);
+      expect(resp.responses[0].partitionResponses[0].baseOffset).toBe(first.baseOffset);
+    } finally {
+      c.close();
+    }
+    expect(written(await fetchBatches(kafka.bootstrap, topic, 0))).toEqual(['p0-first']);
+    expect(written(await fetchBatches(kafka.bootstrap, topic, 1))).toEqual(['p1-a', 'p1-b']);
+    expect(await sc.metric('idempo_produce_batches_total', { topic, outcome: 'duplicate' })).toBe(1);
+    expect(await sc.metric('idempo_produce_batches_total', { topic, outcome: 'written' })).toBe(2);
+  });
 });
 
 describe('enforce: what is refused', () => {
@@ -470,6 +508,21 @@ describe('enforce: what is refused', () => {
     }
     expect(written(await fetchBatches(kafka.bootstrap, topic, 0))).toEqual([]);
     expect(await enf.metric('idempo_produce_batches_total', { topic, outcome: 'policy_rejected' })).toBe(1);
+  });
+
+  it('topics.exclude: a topic the policy does not cover passes through untouched', async () => {
+    const sc = await sidecar({ upstream: kafka.bootstrap, config: policyFile('enforce-exclude', { mode: 'enforce', topics: { include: ['*'], exclude: ['free-*'] } }) });
+    const free = await newTopic('free-topic');
+    const covered = await newTopic('covered-topic');
+    const c = await RawConnection.connect(sc.bootstrap);
+    try {
+      expect((await sendFrame(c, produceFrame(free, 0, encodeBatch([{ value: 'free' }])))).errorCode).toBe(0);
+      expect((await sendFrame(c, produceFrame(covered, 0, encodeBatch([{ value: 'covered' }])))).errorCode).toBe(44);
+    } finally {
+      c.close();
+    }
+    expect(written(await fetchBatches(kafka.bootstrap, free, 0))).toEqual(['free']);
+    expect(written(await fetchBatches(kafka.bootstrap, covered, 0))).toEqual([]);
   });
 
   it('acks=0 from a non-idempotent producer: the connection is closed with a logged reason; nothing is written', async () => {
@@ -514,8 +567,8 @@ describe('upgrade: non-idempotent producers are stamped; app-level copies are wr
     expect(stored.map((b) => b.header.baseSequence)).toEqual([0, 2, 4]);
     expect(await up.metric('idempo_upgraded_batches_total', { topic })).toBe(3);
     expect(await up.metric('idempo_produce_batches_total', { topic, outcome: 'written' })).toBe(3);
-    // The sidecar's own producer is a live session.
-    await expect.poll(() => up.metric('idempo_producer_sessions')).toBeGreaterThanOrEqual(1);
+    // The sidecar's own producer is the one live session (no client here is idempotent).
+    await expect.poll(() => up.metric('idempo_producer_sessions')).toBe(1);
   });
 
   it('acks=0 is upgraded too, and its upstream answer is swallowed (KAFKA-NOTES rule 7)', async () => {
@@ -581,6 +634,35 @@ describe('upgrade: non-idempotent producers are stamped; app-level copies are wr
     expect(await up.metric('idempo_produce_batches_total', { topic, outcome: 'duplicate' })).toBe(1);
     expect(await up.metric('idempo_produce_batches_total', { topic, outcome: 'written' })).toBe(1);
     expect(await up.metric('idempo_upgraded_batches_total', { topic })).toBe(1);
+  });
+
+  it('content dedup per partition: a request with a copy for one partition and new records for another', async () => {
+    const topic = await newTopic('up-content-mixed', 2);
+    const again = encodeBatch(threeRecords('mixed'));
+    const c = await RawConnection.connect(up.bootstrap);
+    try {
+      const first = await sendFrame(c, produceFrame(topic, 0, again));
+      expect(first.errorCode).toBe(0);
+      const f = produceFrameMulti(topic, [
+        [0, again],
+        [1, encodeBatch([{ value: 'fresh' }])],
+      ]);
+      c.write(f.frame);
+      const { correlationId, body } = await c.receive(ApiKey.Produce, PRODUCE_V);
+      expect(correlationId).toBe(f.corr);
+      const parts = decodeProduceResponse(body, PRODUCE_V).responses[0].partitionResponses;
+      expect(parts.map((p) => [p.index, p.errorCode])).toEqual([
+        [0, 0],
+        [1, 0],
+      ]);
+      expect(parts[0].baseOffset).toBe(first.baseOffset);
+    } finally {
+      c.close();
+    }
+    expect(written(await fetchBatches(kafka.bootstrap, topic, 0))).toEqual(['mixed-0', 'mixed-1', 'mixed-2']);
+    expect(written(await fetchBatches(kafka.bootstrap, topic, 1))).toEqual(['fresh']);
+    expect(await up.metric('idempo_duplicates_rejected_total', { topic })).toBe(1);
+    expect(await up.metric('idempo_upgraded_batches_total', { topic })).toBe(2);
   });
 
   it('content dedup: a copy arriving while the original is in flight gets the original answer', async () => {
@@ -700,6 +782,24 @@ describe('config reload', () => {
     }
     expect(written(await fetchBatches(kafka.bootstrap, topic, 0))).toEqual(['kept-0', 'kept-1', 'kept-2']);
     expect(await sc.metric('idempo_duplicates_rejected_total', { topic })).toBe(1);
+  });
+
+  it('a YAML file works too, and --mode on the command line wins over the file', async () => {
+    const topic = await newTopic('flag-wins');
+    const file = path.join(tmp, 'policy.yaml');
+    writeFileSync(file, `selector: {}\nmode: observe\nkafka:\n  bootstrapServers: ["${kafka.bootstrap}"]\ndedup:\n  strategy: content\n  window: 5m\n`);
+    const sc = await sidecar({ upstream: kafka.bootstrap, config: file, mode: 'enforce' });
+    const c = await RawConnection.connect(sc.bootstrap);
+    try {
+      expect((await sendFrame(c, produceFrame(topic, 0, encodeBatch([{ value: 'refused' }])))).errorCode).toBe(44);
+      // A reload of the file does not override the flag either.
+      rewrite(file, `selector: {}\nmode: upgrade\nkafka:\n  bootstrapServers: ["${kafka.bootstrap}"]\ndedup:\n  strategy: content\n  window: 10m\n`);
+      await expect.poll(() => sc.metric('idempo_config_reloads_total', { result: 'ok' }), { timeout: 10_000 }).toBe(1);
+      expect((await sendFrame(c, produceFrame(topic, 0, encodeBatch([{ value: 'refused again' }])))).errorCode).toBe(44);
+    } finally {
+      c.close();
+    }
+    expect(written(await fetchBatches(kafka.bootstrap, topic, 0))).toEqual([]);
   });
 
   it('a bad file at start exits non-zero with one line naming the field', () => {

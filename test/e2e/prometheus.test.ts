@@ -1,6 +1,7 @@
 // Monitoring against the real thing (DESIGN.md "Metrics", "Real parts in tests"): promtool
 // checks and unit-tests the alert rules; a real Prometheus scrapes a real sidecar (upgrade mode,
-// real Kafka) that saw written batches, an application-level duplicate and a refused gap; every
+// real Kafka) that saw written batches, application-level duplicates and refused gaps, and a
+// real operator (real kube-apiserver) that reconciled a policy and answered admissions; every
 // query of the Grafana dashboard is then evaluated against it, and the alert rules are loaded.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
@@ -12,6 +13,9 @@ import { startPrometheus, PROMTOOL_BIN, type Prometheus } from '../support/prome
 import { kafkajsProduce } from '../support/clients/kafkajs.js';
 import { RawConnection } from '../support/raw-kafka.js';
 import { repoRoot } from '../support/clients/java.js';
+import { startKube, type KubeEnv } from '../support/kube.js';
+import { KubeClient, resourcePath, type KubeObject } from '../../operator/kube/client.js';
+import { OPERATOR_NS, ensureNamespace, installCrds, startOperator, waitFor, type OperatorProcess } from './operator-harness.js';
 import { ApiKey } from '../../sidecar/codec/api.js';
 import { Writer } from '../../sidecar/codec/writer.js';
 import { computeCrc } from '../../sidecar/codec/record-batch.js';
@@ -27,6 +31,7 @@ const DASHBOARD = path.join(repoRoot, 'dashboards/idempo.json');
 const NAMESPACE = 'shop';
 const POD = 'payments-0';
 const TOPIC = 'prom-orders';
+const OPERATOR_POD = 'idempo-operator-0';
 
 // ---------------------------------------------------------------------------------------------
 // promtool
@@ -191,40 +196,83 @@ function exposes(text: string, name: string): boolean {
 describe('Prometheus scraping a sidecar', () => {
   let kafka: KafkaCluster | undefined;
   let sidecar: Sidecar | undefined;
+  let kube: KubeEnv | undefined;
+  let op: OperatorProcess | undefined;
   let prom: Prometheus | undefined;
   let raw: RawConnection | undefined;
   let producer: { producerId: bigint; epoch: number };
   let nextSeq = 0;
 
   beforeAll(async () => {
-    kafka = await startKafka({ brokers: 1 });
-    await kafka.createTopic(TOPIC, 1);
-    // Default policy: upgrade mode with content dedup (api/ defaults).
-    sidecar = await startSidecar({ upstream: kafka.bootstrap, mode: 'upgrade' });
+    // Kafka + sidecar and kube-apiserver + operator start side by side; allSettled so that a
+    // failure on one side still leaves the other assigned (and stopped by afterAll).
+    const started = await Promise.allSettled([
+      (async () => {
+        kafka = await startKafka({ brokers: 1 });
+        await kafka.createTopic(TOPIC, 1);
+        // Default policy: upgrade mode with content dedup (api/ defaults).
+        sidecar = await startSidecar({ upstream: kafka.bootstrap, mode: 'upgrade' });
+      })(),
+      (async () => {
+        kube = await startKube();
+        await installCrds(kube);
+        op = await startOperator(kube, { name: OPERATOR_POD, extraArgs: ['--leader-elect', '--lease-duration', '4s', '--lease-renew', '1s'] });
+        await op.waitReady();
+      })(),
+    ]);
+    for (const r of started) if (r.status === 'rejected') throw r.reason;
     prom = await startPrometheus({
-      targets: [{ job: 'idempo-sidecar', url: sidecar.metricsUrl, labels: { namespace: NAMESPACE, pod: POD, policy: 'payments' } }],
+      targets: [
+        { job: 'idempo-sidecar', url: sidecar!.metricsUrl, labels: { namespace: NAMESPACE, pod: POD, policy: 'payments' } },
+        { job: 'idempo-operator', url: `http://127.0.0.1:${op!.metricsPort}`, labels: { namespace: OPERATOR_NS, pod: OPERATOR_POD } },
+      ],
       ruleFiles: [ALERTS],
     });
-    raw = await RawConnection.connect(sidecar.bootstrap);
+    raw = await RawConnection.connect(sidecar!.bootstrap);
     producer = await initProducerId(raw);
   });
 
   afterAll(async () => {
     // Each in its own finally: one failing stop must not leave the others running.
-    try {
-      raw?.close();
-    } finally {
+    const steps = [() => raw?.close(), () => prom?.stop(), () => sidecar?.stop(), () => kafka?.stop(), () => op?.stop(), () => kube?.stop()];
+    const errors: unknown[] = [];
+    for (const step of steps) {
       try {
-        await prom?.stop();
-      } finally {
-        try {
-          await sidecar?.stop();
-        } finally {
-          await kafka?.stop();
-        }
+        await step();
+      } catch (e) {
+        errors.push(e);
       }
     }
+    if (errors.length) throw errors[0];
   });
+
+  /**
+   * Operator work: a policy reconciled, a pod injected by the webhook the API server calls, one
+   * skipped (no policy selects it).
+   */
+  async function operatorWork(): Promise<void> {
+    const client = new KubeClient(kube!.kubeConfig);
+    await ensureNamespace(client, NAMESPACE, { 'idempo.dev/injection': 'enabled' });
+    await client.create(resourcePath('idempo.dev', 'v1alpha1', 'idempotentproducerpolicies', NAMESPACE), {
+      apiVersion: 'idempo.dev/v1alpha1',
+      kind: 'IdempotentProducerPolicy',
+      metadata: { name: 'payments', namespace: NAMESPACE },
+      spec: { selector: { matchLabels: { app: 'payments' } }, kafka: { bootstrapServers: ['kafka.kafka:9092'] } },
+    });
+    let n = 0;
+    const pod = (app: string) =>
+      client.create<KubeObject & { spec: { containers: Array<{ name: string }> } }>(resourcePath('', 'v1', 'pods', NAMESPACE), {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: `${app}-${++n}`, namespace: NAMESPACE, labels: { app } },
+        spec: { containers: [{ name: 'app', image: 'example/app:1' }] },
+      });
+    // The API server picks up the operator's webhook configuration asynchronously, and the
+    // policy must be Ready first: create pods until one comes back injected.
+    await waitFor('an injected pod', async () => (await pod('payments')).spec.containers.some((c) => c.name === 'idempo-sidecar') || undefined, 30_000, 200);
+    await pod('other');
+    await expect.poll(() => op!.metric('idempo_operator_admissions_total', { decision: 'skipped', reason: 'no_policy' }), { timeout: 10_000 }).toBeGreaterThanOrEqual(1);
+  }
 
   /**
    * One round of traffic: two written batches from a non-idempotent kafkajs producer (stamped by
@@ -271,18 +319,22 @@ describe('Prometheus scraping a sidecar', () => {
 
   it('scrapes the sidecar: target up, counters from two rounds of traffic visible', async () => {
     await expect.poll(() => prom!.targetsUp(), { timeout: 20_000, interval: 200 }).toBe(true);
-    const [t] = await prom!.targets();
-    expect(t.labels).toMatchObject({ job: 'idempo-sidecar', namespace: NAMESPACE, pod: POD });
+    const jobs = (await prom!.targets()).map((t) => ({ job: t.labels.job, namespace: t.labels.namespace, pod: t.labels.pod })).sort((a, b) => a.job.localeCompare(b.job));
+    expect(jobs).toEqual([
+      { job: 'idempo-operator', namespace: OPERATOR_NS, pod: OPERATOR_POD },
+      { job: 'idempo-sidecar', namespace: NAMESPACE, pod: POD },
+    ]);
 
     // Two rounds with a scrape in between: labelled counters only appear when first incremented,
     // so rate() is > 0 only for increases Prometheus saw happen.
     await traffic(1);
     await waitScraped();
+    await operatorWork();
     await traffic(2);
     await waitScraped();
-    exposedAfterTraffic = await sidecar!.metrics();
+    exposedAfterTraffic = (await sidecar!.metrics()) + (await op!.metrics());
     // One more scrape, so every series exposed now has two samples in any rate() window.
-    const last = async (): Promise<number> => (await prom!.vector('timestamp(up{job="idempo-sidecar"})'))[0]?.value ?? 0;
+    const last = async (): Promise<number> => Math.min(...(await prom!.vector('timestamp(up)')).map((s) => s.value));
     const t0 = await last();
     await expect.poll(last, { timeout: 10_000, interval: 200 }).toBeGreaterThan(t0);
 
@@ -307,11 +359,11 @@ describe('Prometheus scraping a sidecar', () => {
           problems.push(`${q.panel}: ${(e as Error).message}`);
           continue;
         }
-        // Operator metrics (no operator runs here) and counters never incremented (retries,
-        // upstream errors) are legitimately empty; anything the sidecar exposes must show up.
-        const needed = metricsOf(q.expr).filter((m) => !m.startsWith('idempo_operator_'));
+        // Counters never incremented here (retries, upstream errors) are legitimately empty;
+        // anything the sidecar or the operator exposes must show up.
+        const needed = metricsOf(q.expr);
         if (needed.length && needed.every((m) => exposes(exposedAfterTraffic, m)) && (data.resultType !== 'vector' || data.result.length === 0)) {
-          problems.push(`${q.panel}: ${expr} returned no data although the sidecar exposes ${needed.join(', ')}`);
+          problems.push(`${q.panel}: ${expr} returned no data although ${needed.join(', ')} is exposed`);
         }
       }
       // The namespace filter really filters: another namespace shows nothing.
@@ -353,6 +405,14 @@ describe('Prometheus scraping a sidecar', () => {
       const q = await scalar('Produce latency', legend);
       expect(Number.isFinite(q) && q > 0, `${legend} = ${q}`).toBe(true);
     }
+
+    // Operator panels: the series exist (their rates may be 0: labelled counters first appear
+    // already incremented, and each happened once here).
+    const labelsOf = async (title: string, ...names: string[]): Promise<string[]> =>
+      (await prom!.vector(byPanel(title))).map((s) => names.map((n) => s.metric[n]).join(' '));
+    expect(await prom!.vector(byPanel('Leader'))).toEqual([{ metric: { pod: OPERATOR_POD }, value: 1 }]);
+    expect(await labelsOf('Reconciles by result', 'result')).toContain('reconciled');
+    expect(await labelsOf('Admissions by decision and reason', 'decision', 'reason')).toEqual(expect.arrayContaining(['injected injected', 'skipped no_policy']));
 
     // The variables' own queries (Grafana's label_values) as label-values API calls.
     for (const v of dashboard.templating?.list ?? []) {

@@ -78,14 +78,23 @@ export interface Prometheus {
   stop(): Promise<void>;
 }
 
-// Synchronous cleanup for a test process that exits without calling stop().
+// Synchronous cleanup for a test process that exits without calling stop(): on exit, and on
+// SIGINT/SIGTERM (how vitest ends a worker after a timeout), which skip 'exit' handlers.
 const live = new Map<ChildProcess, string>();
-process.on('exit', () => {
+function killAll(): void {
   for (const [p, dir] of live) {
     p.kill('SIGKILL');
     rmSync(dir, { recursive: true, force: true });
   }
-});
+  live.clear();
+}
+process.once('exit', killAll);
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    killAll();
+    process.kill(process.pid, sig); // our listener is gone now: the default action ends us
+  });
+}
 
 function yamlString(s: string): string {
   return JSON.stringify(s); // a JSON string is a valid YAML double-quoted scalar
