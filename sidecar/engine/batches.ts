@@ -11,6 +11,8 @@ export interface PartBatch {
   readonly t: number;
   readonly p: number;
   readonly topic: string;
+  /** Produce v13 named a topic id that metadata has not mapped to a name yet. */
+  readonly topicUnknown: boolean;
   readonly partition: number;
   readonly records: Buffer | null;
   /** Undefined when the records are not exactly one v2 batch (the broker then judges). */
@@ -29,10 +31,11 @@ export function partsOf(req: ProduceRequest, version: number, cluster: ClusterVi
   const out: PartBatch[] = [];
   for (let t = 0; t < req.topicData.length; t++) {
     const td = req.topicData[t];
-    const topic = version >= 13 ? (cluster.topicName(td.topicId) ?? `id:${td.topicId.toString('hex')}`) : td.name;
+    const name = version >= 13 ? cluster.topicName(td.topicId) : td.name;
+    const topic = name ?? `id:${td.topicId.toString('hex')}`;
     for (let p = 0; p < td.partitionData.length; p++) {
       const pd = td.partitionData[p];
-      out.push({ t, p, topic, partition: pd.index, records: pd.records, header: singleBatchHeader(pd.records) });
+      out.push({ t, p, topic, topicUnknown: name === undefined, partition: pd.index, records: pd.records, header: singleBatchHeader(pd.records) });
     }
   }
   return out;

@@ -74,6 +74,13 @@ export class Engine {
     if (req.transactionalId !== null) return { kind: 'forward' };
     const parts = partsOf(req, call.version, this.deps.proxy.cluster);
     if (parts.some((b) => b.header?.isTransactional)) return { kind: 'forward' };
+    if (parts.some((b) => b.topicUnknown)) {
+      // Produce v13 names topics by id; clients learn ids from Metadata that passes through here,
+      // so this is rare (a topic created a moment ago). Forward it and learn the ids for next time.
+      this.deps.log.warn({ conn: call.connectionId }, 'produce names a topic id the sidecar has not seen yet; forwarded as is, refreshing metadata');
+      void this.deps.proxy.pool.refreshMetadata(null).catch(() => undefined);
+      return { kind: 'forward' };
+    }
     const covered = parts.filter((b) => this.covers(b.topic));
     if (covered.length === 0) return { kind: 'forward' };
     const now = Date.now();

@@ -269,7 +269,12 @@ describe('Prometheus scraping a sidecar', () => {
       });
     // The API server picks up the operator's webhook configuration asynchronously, and the
     // policy must be Ready first: create pods until one comes back injected.
-    await waitFor('an injected pod', async () => (await pod('payments')).spec.containers.some((c) => c.name === 'idempo-sidecar') || undefined, 30_000, 200);
+    try {
+      await waitFor('an injected pod', async () => (await pod('payments')).spec.containers.some((c) => c.name === 'idempo-sidecar') || undefined, 30_000, 200);
+    } catch (e) {
+      const admissions = (await op!.metrics()).split('\n').filter((l) => l.startsWith('idempo_operator_admissions_total'));
+      throw new Error(`${(e as Error).message}\n${admissions.join('\n')}\n${op!.logs().slice(-3000)}`);
+    }
     await pod('other');
     await expect.poll(() => op!.metric('idempo_operator_admissions_total', { decision: 'skipped', reason: 'no_policy' }), { timeout: 10_000 }).toBeGreaterThanOrEqual(1);
   }
