@@ -1,6 +1,6 @@
 // Whether a pod gets the sidecar, and why: a pure function of (pod, namespace, policies),
 // in the Istio/Linkerd style. Reason codes are stable snake_case values reused as the
-// `reason` label of idempo_operator_webhook_admissions_total, in logs and in warnings.
+// `reason` label of idempo_operator_admissions_total, in logs and in warnings.
 import type { V1Namespace, V1Pod } from '@kubernetes/client-node';
 import {
   ANNOTATION_INJECT,

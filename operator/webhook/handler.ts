@@ -26,7 +26,7 @@ export interface AdmissionDeps {
   nativeSidecarsSupported?: boolean;
   /** Overrides every policy's spec.injection.image. */
   image?: string;
-  /** Called once per answered review: for idempo_operator_webhook_* metrics. */
+  /** Called once per answered review: for idempo_operator_admissions_total and idempo_operator_webhook_latency_seconds. */
   onDecision?(reason: string, injected: boolean, seconds: number): void;
   maxBodyBytes?: number;
 }

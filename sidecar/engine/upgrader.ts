@@ -151,6 +151,7 @@ export class Upgrader {
   private dispatch(items: SendItem[]): void {
     if (this.closed) return;
     const groups = new Map<string, { leader: number; version: number; items: SendItem[] }>();
+    const rounds = new Map<string, number>();
     const noLeader: SendItem[] = [];
     for (const it of items) {
       const leader = this.pool.cluster.leaderOf(it.p.tp.topic, it.p.tp.partition);
@@ -158,7 +159,16 @@ export class Upgrader {
         noLeader.push(it);
         continue;
       }
-      const key = `${leader}/${it.p.version}`;
+      // At most one batch per partition in one Produce request: the broker keeps a request's
+      // partitions in a map (KafkaApis.handleProduceRequest, authorizedRequestInfo), so a second
+      // batch of the same partition replaces the first, which is never appended, and the one
+      // answer (often OUT_OF_ORDER_SEQUENCE_NUMBER) would be applied to both. Later batches of a
+      // partition go in later requests ("rounds") on the same connection, which Kafka handles in
+      // order, so per-partition order is kept. Seen with pipelined re-sends after a lost connection.
+      const slot = `${leader}/${it.p.version}/${it.p.tp.topic}\u0000${it.p.tp.partition}`;
+      const round = rounds.get(slot) ?? 0;
+      rounds.set(slot, round + 1);
+      const key = `${leader}/${it.p.version}/${round}`;
       let g = groups.get(key);
       if (!g) groups.set(key, (g = { leader, version: it.p.version, items: [] }));
       g.items.push(it);

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
 import { startKafka, type KafkaCluster } from '../support/kafka.js';
 import { startSidecar, type Sidecar } from '../support/sidecar.js';
 import { startPrometheus, PROMTOOL_BIN, type Prometheus } from '../support/prometheus.js';
@@ -42,6 +43,13 @@ describe('promtool', () => {
     const r = spawnSync(PROMTOOL_BIN, ['check', 'rules', ALERTS], { encoding: 'utf8' });
     expect(r.status, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).toMatch(/SUCCESS: \d+ rules found/);
+  });
+
+  it('the rules read only metrics the sidecar or the operator define', () => {
+    const doc = parseYaml(readFileSync(ALERTS, 'utf8')) as { groups: Array<{ rules: Array<{ alert?: string; record?: string; expr: string }> }> };
+    const defined = definedMetrics();
+    const unknown = doc.groups.flatMap((g) => g.rules.flatMap((r) => metricsOf(r.expr).filter((m) => !defined.has(m)).map((m) => `${r.alert ?? r.record}: ${m}`)));
+    expect(unknown).toEqual([]);
   });
 
   it('test rules: IdempoOutOfSequence and IdempoDuplicatesRising fire when their counters rise', () => {
@@ -170,12 +178,22 @@ const BUILTINS: Record<string, string> = {
   __range_ms: '300000',
 };
 
-/** Replaces $var, ${var} and ${var:format}; an unknown variable is an error (a typo in the dashboard). */
+/** The dashboard's own variables: each one's value from `values`, else its "All" value `.*`. */
+function dashboardVars(values: Record<string, string>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const v of dashboard.templating?.list ?? []) out[v.name] = values[v.name] ?? '.*';
+  return out;
+}
+
+/**
+ * Replaces $var, ${var} and ${var:format}. A variable the dashboard does not define is an error:
+ * Grafana would send it literally and the panel would break or match nothing.
+ */
 function substitute(expr: string, vars: Record<string, string>): string {
   return expr.replace(/\$\{(\w+)(?::\w+)?\}|\$(\w+)/g, (_, a: string | undefined, b: string | undefined) => {
     const name = (a ?? b)!;
     const v = vars[name] ?? BUILTINS[name];
-    if (v === undefined) throw new Error(`unknown Grafana variable $${name} in ${expr}`);
+    if (v === undefined) throw new Error(`variable $${name} is not defined by the dashboard: ${expr}`);
     return v;
   });
 }
@@ -183,6 +201,17 @@ function substitute(expr: string, vars: Record<string, string>): string {
 /** Metric names a query reads (identifiers followed by a selector or range). */
 function metricsOf(expr: string): string[] {
   return [...new Set([...expr.matchAll(/\b(idempo_[a-zA-Z0-9_:]+)\s*[{[]/g)].map((m) => m[1]))];
+}
+
+/** Every metric the sidecar and the operator define (prom-client `name: '...'`), histogram series included. */
+function definedMetrics(): Set<string> {
+  const out = new Set<string>();
+  for (const f of ['sidecar/metrics/metrics.ts', 'operator/metrics.ts']) {
+    for (const m of readFileSync(path.join(repoRoot, f), 'utf8').matchAll(/name:\s*'(idempo_[a-z0-9_]+)'/g)) {
+      for (const suffix of ['', '_bucket', '_sum', '_count']) out.add(m[1] + suffix);
+    }
+  }
+  return out;
 }
 
 function exposes(text: string, name: string): boolean {
@@ -193,7 +222,7 @@ function exposes(text: string, name: string): boolean {
 // Real Kafka, a real sidecar, a real Prometheus
 // ---------------------------------------------------------------------------------------------
 
-describe('Prometheus scraping a sidecar', () => {
+describe('Prometheus scraping a sidecar and the operator', () => {
   let kafka: KafkaCluster | undefined;
   let sidecar: Sidecar | undefined;
   let kube: KubeEnv | undefined;
@@ -233,7 +262,7 @@ describe('Prometheus scraping a sidecar', () => {
   });
 
   afterAll(async () => {
-    // Each in its own finally: one failing stop must not leave the others running.
+    // Every stop runs even when an earlier one fails: nothing is left behind.
     const steps = [() => raw?.close(), () => prom?.stop(), () => sidecar?.stop(), () => kafka?.stop(), () => op?.stop(), () => kube?.stop()];
     const errors: unknown[] = [];
     for (const step of steps) {
@@ -261,16 +290,19 @@ describe('Prometheus scraping a sidecar', () => {
     });
     let n = 0;
     const pod = (app: string) =>
-      client.create<KubeObject & { spec: { containers: Array<{ name: string }> } }>(resourcePath('', 'v1', 'pods', NAMESPACE), {
+      client.create<KubeObject & { spec: { containers: Array<{ name: string }>; initContainers?: Array<{ name: string }> } }>(resourcePath('', 'v1', 'pods', NAMESPACE), {
         apiVersion: 'v1',
         kind: 'Pod',
         metadata: { name: `${app}-${++n}`, namespace: NAMESPACE, labels: { app } },
         spec: { containers: [{ name: 'app', image: 'example/app:1' }] },
       });
     // The API server picks up the operator's webhook configuration asynchronously, and the
-    // policy must be Ready first: create pods until one comes back injected.
+    // policy must be Ready first: create pods until one comes back injected (the sidecar is a
+    // native sidecar, i.e. an init container, on servers that support it).
+    const injected = (p: { spec: { containers: Array<{ name: string }>; initContainers?: Array<{ name: string }> } }) =>
+      [...(p.spec.initContainers ?? []), ...p.spec.containers].some((c) => c.name === 'idempo-sidecar');
     try {
-      await waitFor('an injected pod', async () => (await pod('payments')).spec.containers.some((c) => c.name === 'idempo-sidecar') || undefined, 30_000, 200);
+      await waitFor('an injected pod', async () => injected(await pod('payments')) || undefined, 30_000, 200);
     } catch (e) {
       const admissions = (await op!.metrics()).split('\n').filter((l) => l.startsWith('idempo_operator_admissions_total'));
       throw new Error(`${(e as Error).message}\n${admissions.join('\n')}\n${op!.logs().slice(-3000)}`);
@@ -322,7 +354,7 @@ describe('Prometheus scraping a sidecar', () => {
 
   let exposedAfterTraffic = '';
 
-  it('scrapes the sidecar: target up, counters from two rounds of traffic visible', async () => {
+  it('scrapes both targets; counters from two rounds of traffic visible', async () => {
     await expect.poll(() => prom!.targetsUp(), { timeout: 20_000, interval: 200 }).toBe(true);
     const jobs = (await prom!.targets()).map((t) => ({ job: t.labels.job, namespace: t.labels.namespace, pod: t.labels.pod })).sort((a, b) => a.job.localeCompare(b.job));
     expect(jobs).toEqual([
@@ -337,28 +369,34 @@ describe('Prometheus scraping a sidecar', () => {
     await operatorWork();
     await traffic(2);
     await waitScraped();
+    const snapshot = Date.now() / 1000;
     exposedAfterTraffic = (await sidecar!.metrics()) + (await op!.metrics());
-    // One more scrape, so every series exposed now has two samples in any rate() window.
-    const last = async (): Promise<number> => Math.min(...(await prom!.vector('timestamp(up)')).map((s) => s.value));
-    const t0 = await last();
-    await expect.poll(last, { timeout: 10_000, interval: 200 }).toBeGreaterThan(t0);
+    // Two more scrapes of every target (the latest started 1.5 intervals after the snapshot, so
+    // the one before it also started after it): every series exposed now has two samples in
+    // any rate() window.
+    const oldestScrape = async (): Promise<number> => Math.min(...(await prom!.vector('timestamp(up)')).map((s) => s.value));
+    await expect.poll(oldestScrape, { timeout: 10_000, interval: 200 }).toBeGreaterThan(snapshot + 1.5);
 
     expect((await prom!.vector('sum(idempo_duplicates_rejected_total)'))[0].value).toBeGreaterThanOrEqual(2);
     expect((await prom!.vector('sum(idempo_out_of_sequence_total)'))[0].value).toBeGreaterThanOrEqual(2);
     expect((await prom!.vector(`sum(idempo_upgraded_batches_total{topic="${TOPIC}"})`))[0].value).toBeGreaterThanOrEqual(4);
   });
 
-  it('every dashboard query parses and evaluates; those over metrics the sidecar exposes return data', async () => {
+  it('every dashboard query parses and evaluates; those over exposed metrics return data', async () => {
     const queries = panelQueries();
     expect(queries.length).toBeGreaterThan(0);
-    const all = { namespace: '.*', topic: '.*', pod: '.*', datasource: 'prometheus' };
-    const mine = { namespace: NAMESPACE, topic: TOPIC, pod: POD, datasource: 'prometheus' };
+    const all = dashboardVars({});
+    const mine = dashboardVars({ namespace: NAMESPACE, topic: TOPIC });
     const problems: string[] = [];
+    const defined = definedMetrics();
     for (const q of queries) {
+      // A misspelt metric would evaluate fine and stay empty: names must be ones the code defines.
+      for (const m of metricsOf(q.expr)) if (!defined.has(m)) problems.push(`${q.panel}: ${m} is defined by neither the sidecar nor the operator`);
       for (const vars of [all, mine]) {
-        const expr = substitute(q.expr, vars);
+        let expr = q.expr;
         let data;
         try {
+          expr = substitute(q.expr, vars);
           data = await prom!.query(expr);
         } catch (e) {
           problems.push(`${q.panel}: ${(e as Error).message}`);
@@ -371,8 +409,10 @@ describe('Prometheus scraping a sidecar', () => {
           problems.push(`${q.panel}: ${expr} returned no data although ${needed.join(', ')} is exposed`);
         }
       }
-      // The namespace filter really filters: another namespace shows nothing.
-      if (q.expr.includes('$namespace')) {
+      // Sidecar panels follow the dashboard's namespace selector (operator panels need not: one
+      // operator serves the cluster), and the filter really filters.
+      if (metricsOf(q.expr).some((m) => !m.startsWith('idempo_operator_')) && !q.expr.includes('$namespace')) problems.push(`${q.panel}: ${q.expr} ignores $namespace`);
+      if (q.expr.includes('$namespace') && !problems.some((p) => p.startsWith(`${q.panel}: `))) {
         const other = await prom!.query(substitute(q.expr, { ...all, namespace: 'no-such-namespace' }));
         if (other.resultType === 'vector' && other.result.length > 0) problems.push(`${q.panel}: ${q.expr} ignores $namespace`);
       }
@@ -381,7 +421,7 @@ describe('Prometheus scraping a sidecar', () => {
   });
 
   it('the headline panels show the traffic', async () => {
-    const vars = { namespace: NAMESPACE, topic: TOPIC };
+    const vars = dashboardVars({ namespace: NAMESPACE, topic: TOPIC });
     const byPanel = (title: string, legend?: string): string => {
       const q = panelQueries().find((x) => x.panel === title && (legend === undefined || x.legend === legend));
       if (!q) throw new Error(`dashboard has no panel "${title}"${legend ? ` with legend ${legend}` : ''}`);
@@ -424,9 +464,11 @@ describe('Prometheus scraping a sidecar', () => {
       if (v.type !== 'query' || !v.definition) continue;
       const m = /^label_values\((?:(.+),\s*)?(\w+)\)$/.exec(v.definition.trim());
       expect(m, `variable ${v.name}: ${v.definition}`).not.toBeNull();
-      const match = m![1] ? `?${new URLSearchParams({ 'match[]': substitute(m![1], { namespace: '.*', topic: '.*' }) })}` : '';
+      const match = m![1] ? `?${new URLSearchParams({ 'match[]': substitute(m![1], dashboardVars({})) })}` : '';
       const values = await prom!.api<string[]>(`label/${m![2]}/values${match}`);
-      expect(values, `variable ${v.name}`).toContain(v.name === 'topic' ? TOPIC : NAMESPACE);
+      const want = ({ namespace: NAMESPACE, topic: TOPIC } as Record<string, string>)[v.name];
+      if (want) expect(values, `variable ${v.name}`).toContain(want);
+      else expect(values.length, `variable ${v.name} offers no values`).toBeGreaterThan(0);
     }
   });
 
