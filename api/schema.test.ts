@@ -65,7 +65,7 @@ describe('schema and types agree', () => {
       dedup: { strategy: 'content', window: '5m', maxEntries: 100000 },
       topics: { include: ['*'], exclude: [] },
       injection: { bootstrapEnvVars: ['KAFKA_BOOTSTRAP_SERVERS'], listenPort: 19092, image: 'ghcr.io/idempo/idempo-sidecar:0.1.0', nativeSidecar: true },
-      sidecar: { metricsPort: 9464, logLevel: 'info', resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '128Mi' } }, maxSessions: 10000, sessionIdleTimeout: '15m' },
+      sidecar: { metricsPort: 9464, logLevel: 'info', resources: { requests: { cpu: '50m', memory: '128Mi' }, limits: { memory: '256Mi' } }, maxSessions: 10000, sessionIdleTimeout: '15m' },
     };
     expect(d).toEqual(expected);
   });

@@ -122,7 +122,7 @@ function expandDefaults(s: SchemaProps): SchemaProps {
 }
 
 export const DEFAULT_IMAGE = 'ghcr.io/idempo/idempo-sidecar:0.1.0';
-export const DEFAULT_RESOURCES = { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '128Mi' } };
+export const DEFAULT_RESOURCES = { requests: { cpu: '50m', memory: '128Mi' }, limits: { memory: '256Mi' } };
 
 const labelSelector: SchemaProps = obj(
   'Pods in the policy\'s namespace that it covers (a standard LabelSelector; {} selects every pod).',

@@ -13,7 +13,8 @@ run="$CACHE/run/kafka"
 heap="${IDEMPO_KAFKA_HEAP:-512m}"
 timeout_ms="${IDEMPO_KAFKA_TIMEOUT_MS:-60000}"
 command -v java >/dev/null || { echo "up.sh: java (17+) not found on PATH" >&2; exit 1; }
-command -v node >/dev/null || export PATH="$("$repo/scripts/ensure-node.sh"):$PATH"
+# Node >= 24 (the probe is TypeScript run by Node directly), whatever node the machine has.
+export PATH="$("$repo/scripts/ensure-node.sh"):$PATH"
 
 if [ -f "$run/pid" ] && kill -0 "$(cat "$run/pid")" 2>/dev/null && [ -f "$run/bootstrap" ]; then
   echo "KAFKA_BOOTSTRAP=$(cat "$run/bootstrap")"

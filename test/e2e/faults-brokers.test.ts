@@ -127,13 +127,19 @@ async function runPhases(k: KafkaCluster, bootstrap: (c: ClientName) => string, 
     },
     async () => {},
   ];
+  // Each phase's chunk goes in two halves: the first while the fault happens (kill/SIGTERM right
+  // as it starts), the second while the broker restarts and catches up.
+  const half = (c: ClientName, phase: number, second: boolean) => {
+    const n = CHUNK[c] / 2;
+    return produce(c, bootstrap(c), topicsOf(c, path), n, TIMEOUTS, phase * CHUNK[c] + (second ? n : 0));
+  };
   for (let phase = 0; phase < PHASES; phase++) {
-    const produced = Promise.all(CLIENTS.map((c) => produce(c, bootstrap(c), topicsOf(c, path), CHUNK[c], TIMEOUTS, phase * CHUNK[c])));
-    // kill/SIGTERM right as the chunk starts; the restart once the chunk is written.
-    await phaseFault[phase](phase);
-    const runs = await produced;
-    runs.forEach((r, i) => chunks.get(CLIENTS[i])!.push(r));
-    await afterPhase[phase](phase);
+    for (const second of [false, true]) {
+      const produced = Promise.all(CLIENTS.map((c) => half(c, phase, second)));
+      await (second ? afterPhase : phaseFault)[phase](phase);
+      const runs = await produced;
+      runs.forEach((r, i) => chunks.get(CLIENTS[i])!.push(r));
+    }
   }
   return { runs: CLIENTS.map((c) => mergeRuns(chunks.get(c)!)), faults };
 }
@@ -200,5 +206,5 @@ describe('broker restarts and leader moves on a 3-broker cluster (RF 3, min ISR 
     expect(metrics.written).toBeGreaterThan(0);
     expect(metrics.retries).toBeGreaterThan(0);
     expect(metrics.duplicatesRejected).toBeGreaterThanOrEqual(metrics.duplicateAnswered);
-  });
+  }, 400_000);
 });

@@ -90,6 +90,9 @@ export async function produceKcat(bootstrap: string, topics: string[], count: nu
     'socket.timeout.ms': t.requestMs,
     'message.timeout.ms': t.deliveryMs,
     'linger.ms': 5,
+    // librdkafka fills batches up to 1 MB from a fast stdin; requests that large are cut by
+    // nearly every relay fault window and retried for ever. ~200 records keeps them ~10 KB.
+    'batch.num.messages': 200,
   };
   const results = await Promise.all(
     topics.map(async (topic) => {
@@ -129,6 +132,7 @@ export async function produceJava(bootstrap: string, topics: string[], count: nu
       'delivery.timeout.ms': t.deliveryMs,
       'retry.backoff.ms': 100,
       'linger.ms': 5,
+      'batch.size': 8192, // ~10 KB requests, as for kcat and kafkajs
     },
     timeoutMs: t.deliveryMs + 120_000,
   });
