@@ -221,7 +221,8 @@ export class Engine {
     this.dedup?.sweep(now);
     this.validator.expire(now, this.live.requestTimeoutMs * 2);
     this.deps.metrics.producerSessions.set(this.table.sessionCount + (this.upgrader?.producer ? 1 : 0));
-    if (this.upgrader) this.deps.metrics.inflightBatches.set(this.upgrader.inFlight);
+    // Batches forwarded for idempotent clients plus the sidecar's own upgrade-mode sends.
+    this.deps.metrics.inflightBatches.set(this.table.inFlightCount + (this.upgrader?.inFlight ?? 0));
     this.logSummary(now);
   }
 

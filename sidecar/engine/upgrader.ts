@@ -131,7 +131,6 @@ export class Upgrader {
           break;
       }
     }
-    this.metrics.inflightBatches.set(this.seq.inFlightTotal());
     if (batch.length > 0) this.dispatch(batch);
   }
 
