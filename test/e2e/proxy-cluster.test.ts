@@ -8,6 +8,11 @@ import { startKafka, type KafkaCluster } from '../support/kafka.js';
 import { startSidecar, type Sidecar } from '../support/sidecar.js';
 import { runJavaProducer } from '../support/clients/java.js';
 import { kcatConsume } from '../support/clients/kcat.js';
+import net from 'node:net';
+import { RawConnection } from '../support/raw-kafka.js';
+import { ApiKey } from '../../sidecar/codec/api.js';
+import { createMetadataRequest, encodeMetadataRequest } from '../../sidecar/codec/generated/metadata-request.js';
+import { decodeMetadataResponse } from '../../sidecar/codec/generated/metadata-response.js';
 
 let kafka: KafkaCluster;
 let sidecar: Sidecar;
@@ -89,5 +94,41 @@ describe('three brokers', () => {
     }
     expect(total).toBe(3000);
     expect(values.size).toBe(3000);
+  });
+
+  it('opens a listener per broker as it appears and closes it as it vanishes', async () => {
+    const brokersSeen = async (): Promise<Map<number, number>> => {
+      const c = await RawConnection.connect(sidecar.bootstrap);
+      try {
+        c.send(ApiKey.Metadata, 12, (w) => encodeMetadataRequest(w, { ...createMetadataRequest(), topics: null }, 12));
+        const md = decodeMetadataResponse((await c.receive(ApiKey.Metadata, 12)).body, 12);
+        return new Map(md.brokers.map((b) => [b.nodeId, b.port]));
+      } finally {
+        c.close();
+      }
+    };
+    const accepts = (port: number): Promise<boolean> =>
+      new Promise((resolve) => {
+        const s = net.connect({ host: '127.0.0.1', port }, () => {
+          s.destroy();
+          resolve(true);
+        });
+        s.on('error', () => resolve(false));
+      });
+    const before = await brokersSeen();
+    expect([...before.keys()].sort()).toEqual([1, 2, 3]);
+    const port3 = before.get(3)!;
+    expect(await accepts(port3)).toBe(true);
+
+    await kafka.stopBroker(3);
+    await kafka.waitReady();
+    await expect.poll(async () => [...(await brokersSeen()).keys()].sort(), { timeout: 30_000 }).toEqual([1, 2]);
+    expect(await accepts(port3)).toBe(false);
+
+    await kafka.startBroker(3);
+    await expect.poll(async () => [...(await brokersSeen()).keys()].sort(), { timeout: 30_000 }).toEqual([1, 2, 3]);
+    // The returning broker gets its old port back, so clients holding old metadata still reach it.
+    expect((await brokersSeen()).get(3)).toBe(port3);
+    expect(await accepts(port3)).toBe(true);
   });
 });
