@@ -6,14 +6,16 @@ import { Reader } from '../../sidecar/codec/reader.js';
 import { requestHeaderVersion, responseHeaderVersion } from '../../sidecar/codec/api.js';
 
 export class RawConnection {
-  private buf = Buffer.alloc(0);
+  private chunks: Buffer[] = [];
+  private buffered = 0;
   private waiters: Array<() => void> = [];
   closed = false;
   private corr = 1;
 
   private constructor(readonly socket: net.Socket) {
     socket.on('data', (d: Buffer) => {
-      this.buf = Buffer.concat([this.buf, d]);
+      this.chunks.push(d);
+      this.buffered += d.length;
       this.wake();
     });
     socket.on('close', () => {
@@ -56,11 +58,16 @@ export class RawConnection {
   async receive(apiKey: number, version: number, timeoutMs = 10_000): Promise<{ correlationId: number; body: Reader }> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      if (this.buf.length >= 4) {
-        const size = this.buf.readInt32BE(0);
-        if (this.buf.length >= 4 + size) {
-          const frame = this.buf.subarray(4, 4 + size);
-          this.buf = this.buf.subarray(4 + size);
+      if (this.buffered >= 4) {
+        // Join chunks only once a whole frame is here (large answers arrive in many chunks).
+        if (this.chunks[0].length < 4) this.chunks = [Buffer.concat(this.chunks)];
+        const size = this.chunks[0].readInt32BE(0);
+        if (this.buffered >= 4 + size) {
+          const all = this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks);
+          const frame = all.subarray(4, 4 + size);
+          const rest = all.subarray(4 + size);
+          this.chunks = rest.length > 0 ? [rest] : [];
+          this.buffered = rest.length;
           const r = new Reader(frame);
           const correlationId = r.int32();
           if (responseHeaderVersion(apiKey, version) >= 1) r.taggedFields();
