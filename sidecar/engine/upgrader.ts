@@ -202,7 +202,8 @@ export class Upgrader {
     }
     let resp;
     try {
-      const r = await client.request(ApiKey.Produce, version, (w) => encodeProduceRequest(w, req, version), req.timeoutMs + this.config().requestTimeoutMs);
+      const size = items.reduce((n, it) => n + it.p.batch.length + 64, 256);
+      const r = await client.request(ApiKey.Produce, version, (w) => encodeProduceRequest(w, req, version), req.timeoutMs + this.config().requestTimeoutMs, true, size);
       resp = decodeProduceResponse(r, version);
     } catch (err) {
       const kind = err instanceof UpstreamError && err.kind === 'timeout' ? 'timeout' : 'connection_lost';

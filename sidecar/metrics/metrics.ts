@@ -100,4 +100,21 @@ export class SidecarMetrics {
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'idempo_process_' });
   }
+
+  private readonly perApi = new Map<number, { count: { inc(): void }; latency: { observe(v: number): void } }>();
+
+  /**
+   * Per-request metrics by API. The labelled children are looked up once per API key: on the
+   * hot path, prom-client's label hashing per call showed up in profiles.
+   */
+  forApi(apiKey: number, name: string): { count: { inc(): void }; latency: { observe(v: number): void } } {
+    let m = this.perApi.get(apiKey);
+    if (!m) {
+      // API keys Kafka does not define share one label value: clients cannot grow the label set.
+      const label = name.startsWith('Unknown(') ? 'unknown' : name;
+      m = { count: this.requests.labels(label), latency: this.requestLatency.labels(label) };
+      this.perApi.set(apiKey, m);
+    }
+    return m;
+  }
 }

@@ -58,15 +58,16 @@ export class BrokerClient {
    * Sends one request. With expectResponse=false (acks=0) it resolves once written.
    * The body is written by `encode` after the request header.
    */
-  async request(apiKey: number, apiVersion: number, encode: (w: Writer) => void, timeoutMs: number, expectResponse = true): Promise<Reader> {
+  async request(apiKey: number, apiVersion: number, encode: (w: Writer) => void, timeoutMs: number, expectResponse = true, sizeHint = 256): Promise<Reader> {
     const socket = await this.connect();
-    return this.send(socket, apiKey, apiVersion, encode, timeoutMs, expectResponse);
+    return this.send(socket, apiKey, apiVersion, encode, timeoutMs, expectResponse, sizeHint);
   }
 
-  private send(socket: net.Socket, apiKey: number, apiVersion: number, encode: (w: Writer) => void, timeoutMs: number, expectResponse = true): Promise<Reader> {
+  private send(socket: net.Socket, apiKey: number, apiVersion: number, encode: (w: Writer) => void, timeoutMs: number, expectResponse = true, sizeHint = 256): Promise<Reader> {
     const correlationId = this.nextCorrelation;
     this.nextCorrelation = (this.nextCorrelation + 1) & 0x7fffffff;
-    const w = new Writer(256);
+    // Sized up front: produce requests are large and the writer would otherwise grow by copies.
+    const w = new Writer(sizeHint);
     w.int32(0); // size, patched below
     writeRequestHeader(w, apiKey, apiVersion, correlationId, this.opts.clientId, requestHeaderVersion(apiKey, apiVersion));
     encode(w);

@@ -154,13 +154,20 @@ export class ClientConnection {
     } catch (err) {
       return this.reject(err as Error);
     }
-    for (const f of frames) {
-      if (this.closed) return;
-      try {
-        this.onRequest(f);
-      } catch (err) {
-        return this.reject(err as Error);
+    // Every frame of this chunk leaves in one writev.
+    const up = this.upstream;
+    up?.cork();
+    try {
+      for (const f of frames) {
+        if (this.closed) return;
+        try {
+          this.onRequest(f);
+        } catch (err) {
+          return this.reject(err as Error);
+        }
       }
+    } finally {
+      up?.uncork();
     }
   }
 
@@ -174,7 +181,7 @@ export class ClientConnection {
 
   private onRequest(frame: Buffer): void {
     const { apiKey, apiVersion, correlationId } = peekRequest(frame);
-    this.deps.metrics.requests.inc({ api: apiName(apiKey) });
+    this.deps.metrics.forApi(apiKey, apiName(apiKey)).count.inc();
     if (apiKey === ApiKey.Produce) return this.onProduce(frame, apiVersion);
     const slot = this.newSlot(correlationId, apiKey, apiVersion);
     const rewrite = this.deps.rewriters.get(apiKey);
@@ -334,8 +341,7 @@ export class ClientConnection {
     while (this.slots.length > 0 && this.slots[0].done) {
       const slot = this.slots.shift()!;
       const seconds = Number(process.hrtime.bigint() - slot.start) / 1e9;
-      const api = apiName(slot.apiKey);
-      this.deps.metrics.requestLatency.observe({ api }, seconds);
+      this.deps.metrics.forApi(slot.apiKey, apiName(slot.apiKey)).latency.observe(seconds);
       if (slot.apiKey === ApiKey.Produce) this.deps.metrics.produceLatency.observe(seconds);
       if (slot.silent || !slot.out) continue;
       if (!wrote) this.client.cork();
