@@ -8,36 +8,10 @@
  * rd_kafka_handle_Produce_error.
  */
 
-/** Kafka error codes the idempotence logic names. Values from org.apache.kafka.common.protocol.Errors. */
-export const ErrorCode = {
-  UNKNOWN_SERVER_ERROR: -1,
-  NONE: 0,
-  CORRUPT_MESSAGE: 2,
-  UNKNOWN_TOPIC_OR_PARTITION: 3,
-  LEADER_NOT_AVAILABLE: 5,
-  NOT_LEADER_OR_FOLLOWER: 6,
-  REQUEST_TIMED_OUT: 7,
-  MESSAGE_TOO_LARGE: 10,
-  NETWORK_EXCEPTION: 13,
-  RECORD_LIST_TOO_LARGE: 18,
-  NOT_ENOUGH_REPLICAS: 19,
-  NOT_ENOUGH_REPLICAS_AFTER_APPEND: 20,
-  INVALID_REQUIRED_ACKS: 21,
-  TOPIC_AUTHORIZATION_FAILED: 29,
-  CLUSTER_AUTHORIZATION_FAILED: 31,
-  INVALID_TIMESTAMP: 32,
-  POLICY_VIOLATION: 44,
-  OUT_OF_ORDER_SEQUENCE_NUMBER: 45,
-  DUPLICATE_SEQUENCE_NUMBER: 46,
-  INVALID_PRODUCER_EPOCH: 47,
-  CONCURRENT_TRANSACTIONS: 51,
-  KAFKA_STORAGE_ERROR: 56,
-  UNKNOWN_PRODUCER_ID: 59,
-  FENCED_LEADER_EPOCH: 74,
-  UNKNOWN_LEADER_EPOCH: 75,
-  INVALID_RECORD: 87,
-  THROTTLING_QUOTA_EXCEEDED: 89,
-} as const;
+// The one table of Kafka error codes lives in the codec (sidecar/codec/errors.ts).
+import { ErrorCode } from '../codec/errors.js';
+
+export { ErrorCode };
 
 /**
  * Error codes after which the same bytes may be re-sent. These are the produce-relevant errors
