@@ -5,6 +5,7 @@
 import net from 'node:net';
 import type { Logger } from 'pino';
 import type { BrokerAddr } from './cluster-view.js';
+import { SOCKET_BUFFER_BYTES } from './upstream-socket.js';
 
 export type Target = { kind: 'bootstrap' } | { kind: 'broker'; nodeId: number };
 
@@ -101,7 +102,7 @@ export class ListenerRegistry {
   }
 
   private makeServer(target: Target): net.Server {
-    const server = net.createServer({ noDelay: true }, (socket) => this.onConnection(socket, target));
+    const server = net.createServer({ noDelay: true, highWaterMark: SOCKET_BUFFER_BYTES }, (socket) => this.onConnection(socket, target));
     server.on('error', (err) => this.log.error({ err, target }, 'listener error'));
     return server;
   }

@@ -22,6 +22,13 @@ export function loadTls(opts: UpstreamTls | undefined): TlsMaterial | undefined 
   };
 }
 
+/**
+ * Bytes a socket may hold in its write buffer before the proxy pauses the other side. Node's
+ * default (16 KiB) is smaller than one produce request, so every request would pause and
+ * resume the client; 1 MiB keeps requests flowing and still bounds memory per connection.
+ */
+export const SOCKET_BUFFER_BYTES = 1 << 20;
+
 /** Resolves once the connection (and TLS handshake) is up; rejects on error or timeout. */
 export function connectUpstream(host: string, port: number, tlsOpts: TlsMaterial | undefined, timeoutMs = 10_000): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
@@ -42,7 +49,8 @@ export function connectUpstream(host: string, port: number, tlsOpts: TlsMaterial
       const servername = tlsOpts.serverName ?? (net.isIP(host) ? undefined : host);
       socket = tls.connect({ host, port, ca: tlsOpts.ca, cert: tlsOpts.cert, key: tlsOpts.key, servername }, ready);
     } else {
-      socket = net.connect({ host, port }, ready);
+      // net.Socket passes writableHighWaterMark on to its stream (Node's typings omit it).
+      socket = net.connect({ host, port, writableHighWaterMark: SOCKET_BUFFER_BYTES } as net.NetConnectOpts, ready);
     }
     socket.once('error', onError);
   });
