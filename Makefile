@@ -4,7 +4,7 @@ NODE_BIN := $(shell scripts/ensure-node.sh)
 export PATH := $(NODE_BIN):$(PATH)
 export IDEMPO_CACHE ?= $(HOME)/.cache/idempo
 
-.PHONY: build deps test demo bench kafka-up kafka-down kube-up kube-down crds clean tools
+.PHONY: build deps test demo bench kafka-up kafka-down kube-up kube-down clean tools e2e-kind
 
 node_modules/.installed: package.json package-lock.json
 	@# npm ci rejects this lock (npm 11 leaves foreign-platform optional packages out of it); install honours it.
@@ -45,6 +45,10 @@ kube-up:
 
 kube-down:
 	@scripts/kube/down.sh
+
+# For machines with Docker and kind (not CI): images, a kind cluster, the chart, an injection smoke check.
+e2e-kind:
+	scripts/e2e-kind.sh
 
 clean:
 	rm -rf dist test-results
