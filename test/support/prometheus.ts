@@ -8,6 +8,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort } from './ports.js';
+import { collectLines } from './clients/run.js';
 
 export const PROMETHEUS_BIN = process.env.IDEMPO_PROMETHEUS_BIN ?? '/usr/bin/prometheus';
 export const PROMTOOL_BIN = process.env.IDEMPO_PROMTOOL_BIN ?? '/usr/bin/promtool';
@@ -153,16 +154,7 @@ export async function startPrometheus(o: StartPrometheusOptions): Promise<Promet
     { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   live.set(proc, dir);
-  const lines: string[] = [];
-  let buf = '';
-  const onData = (d: Buffer): void => {
-    buf += d.toString();
-    const parts = buf.split('\n');
-    buf = parts.pop() ?? '';
-    lines.push(...parts.filter(Boolean));
-  };
-  proc.stdout!.on('data', onData);
-  proc.stderr!.on('data', onData);
+  const lines = collectLines(proc);
   const exited = once(proc, 'exit').then(() => undefined);
   let stopped = false;
   const stop = async (): Promise<void> => {

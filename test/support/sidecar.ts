@@ -4,6 +4,7 @@ import { once } from 'node:events';
 import path from 'node:path';
 import { freePort } from './ports.js';
 import { repoRoot } from './clients/java.js';
+import { collectLines } from './clients/run.js';
 
 export const SIDECAR_BIN = path.join(repoRoot, 'bin/idempo-sidecar');
 
@@ -47,16 +48,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   args.push(...(opts.extraArgs ?? []));
   const proc = spawn(SIDECAR_BIN, args, { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   running.add(proc);
-  const lines: string[] = [];
-  let buf = '';
-  const onData = (d: Buffer): void => {
-    buf += d.toString();
-    const parts = buf.split('\n');
-    buf = parts.pop() ?? '';
-    lines.push(...parts.filter(Boolean));
-  };
-  proc.stdout!.on('data', onData);
-  proc.stderr!.on('data', onData);
+  const lines = collectLines(proc);
   const exited = once(proc, 'exit').then(([code]) => {
     running.delete(proc);
     return code as number | null;

@@ -80,3 +80,18 @@ export function runProcess(cmd: string, args: string[], opts: RunOptions = {}): 
     });
   });
 }
+
+/** Collects a long-running child's stdout and stderr as lines (e.g. JSON log lines). */
+export function collectLines(child: ChildProcess): string[] {
+  const lines: string[] = [];
+  let buf = '';
+  const onData = (d: Buffer): void => {
+    buf += d.toString();
+    const parts = buf.split('\n');
+    buf = parts.pop() ?? '';
+    lines.push(...parts.filter(Boolean));
+  };
+  child.stdout?.on('data', onData);
+  child.stderr?.on('data', onData);
+  return lines;
+}
