@@ -103,11 +103,11 @@ export class Validator {
       return buildResponse(call.request, results);
     };
     if (forward.size === 0) return { kind: 'answer', response: call.request.acks === 0 ? answerLocal().then(() => null) : answerLocal() };
+    const sub = subsetRequest(call.request, forward);
     return {
       kind: 'forward-modified',
-      request: subsetRequest(call.request, forward),
+      request: sub,
       onResponse: async (resp) => {
-        const sub = subsetRequest(call.request, forward);
         const byPos = resultsByPosition(sub, resp);
         // Map positions of the subset back to positions in the client's request.
         const back = new Map<string, PartResult>();
