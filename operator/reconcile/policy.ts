@@ -109,7 +109,37 @@ export async function reconcilePolicy(deps: PolicyReconcilerDeps, key: string): 
     }
     deps.log.info({ policy: key, reason: ready.reason, generation }, 'policy status updated');
   }
+  const was = prev.conditions?.find((c) => c.type === CONDITION_READY);
+  if (!was || was.status !== ready.status || was.reason !== ready.reason) await recordEvent(deps, policy, ready);
   return outcome;
+}
+
+/**
+ * One Event per Ready transition, on the policy, with the condition's reason and message, so
+ * `kubectl describe ipp` tells the story. Best effort: a failed Event never fails a reconcile.
+ */
+async function recordEvent(deps: PolicyReconcilerDeps, policy: PolicyObject, ready: Omit<Condition, 'lastTransitionTime'>): Promise<void> {
+  const { namespace, name, uid } = policy.metadata ?? {};
+  const now = (deps.now?.() ?? new Date()).toISOString();
+  try {
+    await deps.client.create(resourcePath('', 'v1', 'events', namespace), {
+      apiVersion: 'v1',
+      kind: 'Event',
+      metadata: { generateName: `${name}.`, namespace },
+      involvedObject: { apiVersion: API_VERSION, kind: KIND, name, namespace, uid },
+      type: ready.status === 'True' ? 'Normal' : 'Warning',
+      reason: ready.reason,
+      message: ready.message,
+      source: { component: MANAGED_BY },
+      reportingComponent: MANAGED_BY,
+      reportingInstance: process.env.HOSTNAME ?? MANAGED_BY,
+      firstTimestamp: now,
+      lastTimestamp: now,
+      count: 1,
+    });
+  } catch (e) {
+    deps.log.warn({ policy: `${namespace}/${name}`, err: (e as Error).message }, 'cannot record event');
+  }
 }
 
 /**

@@ -148,6 +148,14 @@ describe('idempo-operator on a real API server', () => {
     const b = await waitPolicy(NS_TWO, 'b', (p) => readyOf(p)?.reason === 'ConflictingPolicies', 'twins/b ConflictingPolicies');
     expect(readyOf(b)).toMatchObject({ status: 'False', observedGeneration: 1 });
     expect(readyOf(b)?.message).toContain('policy a (app=x)');
+    // The transition is also an Event on the policy (kubectl describe ipp b).
+    const events = await waitFor('a ConflictingPolicies event on b', async () => {
+      const list = await client.get<{ items: Array<{ reason: string; type: string; message: string; involvedObject: { name: string; kind: string } }> }>(resourcePath('', 'v1', 'events', NS_TWO));
+      const mine = list.items.filter((e) => e.involvedObject.kind === 'IdempotentProducerPolicy' && e.involvedObject.name === 'b' && e.reason === 'ConflictingPolicies');
+      return mine.length ? mine : undefined;
+    }, 10_000, 100);
+    expect(events[0]).toMatchObject({ type: 'Warning' });
+    expect(events[0].message).toContain('policy a (app=x)');
     // The older policy keeps working, and says which pods it loses.
     const a = await waitPolicy(NS_TWO, 'a', (p) => (readyOf(p)?.message ?? '').includes('newer policy b'), 'twins/a notes the overlap');
     expect(readyOf(a)).toMatchObject({ status: 'True', reason: 'Reconciled' });
