@@ -4,7 +4,7 @@ NODE_BIN := $(shell scripts/ensure-node.sh)
 export PATH := $(NODE_BIN):$(PATH)
 export IDEMPO_CACHE ?= $(HOME)/.cache/idempo
 
-.PHONY: build deps test demo bench kafka-up kafka-down kube-up kube-down clean tools e2e-kind
+.PHONY: build deps test demo bench kafka-up kafka-down kube-up kube-down clean tools kafka-tools e2e-kind
 
 node_modules/.installed: package.json package-lock.json
 	@# npm ci rejects this lock (npm 11 leaves foreign-platform optional packages out of it); install honours it.
@@ -18,20 +18,23 @@ build: deps
 
 # Real parts the tests need: a Kafka broker (Maven Central), kcat and Prometheus (Debian),
 # kube-apiserver + etcd and helm (built from the Go module proxy). Each is cached in $(IDEMPO_CACHE).
-tools:
-	scripts/kafka/fetch.sh >/dev/null
-	scripts/tools/install-debian.sh
+tools: kafka-tools
 	scripts/kube/build.sh >/dev/null
 	scripts/tools/install-helm.sh >/dev/null
+
+# What the demo and the benchmarks need: the broker jars, kcat.
+kafka-tools:
+	scripts/kafka/fetch.sh >/dev/null
+	scripts/tools/install-debian.sh
 
 test: build tools
 	@rm -rf test-results
 	npx vitest run; status=$$?; node scripts/test-summary.mjs test-results/vitest.json $$status; exit $$status
 
-demo: build tools
+demo: build kafka-tools
 	node dist/scripts/demo.js
 
-bench: build tools
+bench: build kafka-tools
 	node dist/bench/run.js
 
 kafka-up:
