@@ -266,6 +266,20 @@ function policyFile(name: string, spec: Record<string, unknown>): string {
 
 const threeRecords = (tag: string): Rec[] => [0, 1, 2].map((i) => ({ key: `k${i}`, value: `${tag}-${i}`, headers: [['h', `v${i}`]] }));
 
+
+/** Sends the same batch as two Produce requests in one socket write (the copy arrives while the original is in flight). */
+async function sendTwiceInOneWrite(bootstrap: string, topic: string, batch: Buffer): Promise<[PartitionProduceResponse, PartitionProduceResponse]> {
+  const c = await RawConnection.connect(bootstrap);
+  try {
+    const a = produceFrame(topic, 0, batch);
+    const b = produceFrame(topic, 0, batch);
+    c.write(Buffer.concat([a.frame, b.frame]));
+    return [await readProduceAnswer(c, a.corr), await readProduceAnswer(c, b.corr)];
+  } finally {
+    c.close();
+  }
+}
+
 describe('observe: counts, never changes a byte', () => {
   let obs: Sidecar;
   beforeAll(async () => {
@@ -423,20 +437,10 @@ describe.each(['enforce', 'upgrade'] as const)('%s: idempotent producers are val
   it('a copy sent while the original is in flight gets the original answer and is not written', async () => {
     const topic = await newTopic(`${mode}-inflight`);
     const { producerId, epoch } = await initProducerId(sc.bootstrap);
-    const c = await RawConnection.connect(sc.bootstrap);
-    try {
-      const batch = encodeBatch(threeRecords('if'), { producerId, epoch, baseSequence: 0 });
-      const a = produceFrame(topic, 0, batch);
-      const b = produceFrame(topic, 0, batch);
-      c.write(Buffer.concat([a.frame, b.frame]));
-      const ra = await readProduceAnswer(c, a.corr);
-      const rb = await readProduceAnswer(c, b.corr);
-      expect(ra.errorCode).toBe(0);
-      expect(rb.errorCode).toBe(0);
-      expect(rb.baseOffset).toBe(ra.baseOffset);
-    } finally {
-      c.close();
-    }
+    const [ra, rb] = await sendTwiceInOneWrite(sc.bootstrap, topic, encodeBatch(threeRecords('if'), { producerId, epoch, baseSequence: 0 }));
+    expect(ra.errorCode).toBe(0);
+    expect(rb.errorCode).toBe(0);
+    expect(rb.baseOffset).toBe(ra.baseOffset);
     expect(written(await fetchBatches(kafka.bootstrap, topic, 0))).toEqual(['if-0', 'if-1', 'if-2']);
     expect(await sc.metric('idempo_duplicates_rejected_total', { topic })).toBe(1);
     expect(await sc.metric('idempo_produce_batches_total', { topic, outcome: 'duplicate' })).toBe(1);
@@ -667,20 +671,10 @@ describe('upgrade: non-idempotent producers are stamped; app-level copies are wr
 
   it('content dedup: a copy arriving while the original is in flight gets the original answer', async () => {
     const topic = await newTopic('up-content-inflight');
-    const batch = encodeBatch(threeRecords('twin'));
-    const c = await RawConnection.connect(up.bootstrap);
-    try {
-      const a = produceFrame(topic, 0, batch);
-      const b = produceFrame(topic, 0, batch);
-      c.write(Buffer.concat([a.frame, b.frame]));
-      const ra = await readProduceAnswer(c, a.corr);
-      const rb = await readProduceAnswer(c, b.corr);
-      expect(ra.errorCode).toBe(0);
-      expect(rb.errorCode).toBe(0);
-      expect(rb.baseOffset).toBe(ra.baseOffset);
-    } finally {
-      c.close();
-    }
+    const [ra, rb] = await sendTwiceInOneWrite(up.bootstrap, topic, encodeBatch(threeRecords('twin')));
+    expect(ra.errorCode).toBe(0);
+    expect(rb.errorCode).toBe(0);
+    expect(rb.baseOffset).toBe(ra.baseOffset);
     expect(written(await fetchBatches(kafka.bootstrap, topic, 0))).toEqual(['twin-0', 'twin-1', 'twin-2']);
     expect(await up.metric('idempo_duplicates_rejected_total', { topic })).toBe(1);
   });
