@@ -5,7 +5,7 @@ import { parseCli, UsageError, USAGE } from './config/cli.js';
 import { loadSidecarConfig, ConfigError, watchConfig } from './config/load.js';
 import { SidecarMetrics } from './metrics/metrics.js';
 import { startMetricsServer } from './metrics/http.js';
-import { Proxy } from './proxy/server.js';
+import { KafkaProxy } from './proxy/server.js';
 import { loadTls } from './proxy/upstream-socket.js';
 import { Engine } from './engine/engine.js';
 
@@ -34,7 +34,7 @@ async function main(): Promise<void> {
     redact: { paths: ['password', '*.password', 'sasl', '*.sasl', 'key', '*.key'], censor: '[redacted]' },
   });
   const metrics = new SidecarMetrics();
-  const proxy = new Proxy({
+  const proxy = new KafkaProxy({
     upstream: config.upstream,
     listen: config.listen,
     tls: loadTls(config.tls),

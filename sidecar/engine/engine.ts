@@ -10,14 +10,14 @@ import { SessionTable } from '../idempotence/session-table.js';
 import { DedupCache, contentFingerprint, extractHeader } from '../idempotence/dedup.js';
 import type { SidecarMetrics } from '../metrics/metrics.js';
 import type { LiveConfig, SidecarConfig } from '../config/load.js';
-import type { Proxy } from '../proxy/server.js';
+import type { KafkaProxy } from '../proxy/server.js';
 import type { ProduceCall, ProduceDecision, ProduceHook } from '../proxy/produce-hook.js';
 import { buildResponse, partKey, partsOf, topicMatcher, type PartBatch, type PartResult } from './batches.js';
 import { Upgrader } from './upgrader.js';
 import { Validator } from './validator.js';
 
 export interface EngineDeps {
-  proxy: Proxy;
+  proxy: KafkaProxy;
   metrics: SidecarMetrics;
   log: Logger;
   config: SidecarConfig;

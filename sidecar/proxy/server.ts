@@ -13,7 +13,7 @@ import { buildRewriters, type ResponseRewriters } from './rewrite.js';
 import type { TlsMaterial } from './upstream-socket.js';
 import type { SaslCredentials } from './sasl.js';
 
-export interface ProxyOptions {
+export interface KafkaProxyOptions {
   upstream: HostPort[];
   listen: HostPort;
   tls?: TlsMaterial;
@@ -24,7 +24,7 @@ export interface ProxyOptions {
   metrics: SidecarMetrics;
 }
 
-export class Proxy {
+export class KafkaProxy {
   readonly cluster = new ClusterView();
   readonly listeners: ListenerRegistry;
   readonly pool: BrokerPool;
@@ -35,7 +35,7 @@ export class Proxy {
   private listening = false;
   listenPort = 0;
 
-  constructor(private readonly opts: ProxyOptions) {
+  constructor(private readonly opts: KafkaProxyOptions) {
     this.listeners = new ListenerRegistry(opts.listen.host, (s, t) => this.accept(s, t), opts.log);
     this.rewriters = buildRewriters({ cluster: this.cluster, listeners: this.listeners, log: opts.log });
     this.pool = new BrokerPool(this.cluster, {
