@@ -498,3 +498,69 @@ describe('Sequencer property: model broker + faulty network', () => {
     );
   });
 });
+
+describe('Sequencer: snapshot and restore (the sidecar restart)', () => {
+  it('keeps the producer, the next sequence and only unresolved batches', () => {
+    const s = mk();
+    warm(s, TP, 1, 2);
+    s.submit(TP, { id: 2, recordCount: 3 }, 0);
+    s.submit(TP, { id: 3, recordCount: 1 }, 0);
+    s.onResult(TP, 3, ok(5), 1); // acknowledged while 2 is unresolved: not part of the snapshot
+    s.onResult(TP, 2, lost, 1);
+    const snap = s.snapshot();
+    expect(snap.producer).toEqual({ producerId: 7n, epoch: 0 });
+    expect(snap.bumpPending).toBeNull();
+    expect(snap.partitions).toEqual([
+      { tp: TP, nextSeq: 6, batches: [{ id: 2, recordCount: 3, stamp: { producerId: 7n, epoch: 0, baseSequence: 2 }, restamped: false }] },
+    ]);
+  });
+
+  it('re-sends a restored stamped batch under its original stamp, alone, then continues the sequence', () => {
+    const s = mk();
+    warm(s, TP, 1, 2);
+    for (const id of [2, 3]) s.submit(TP, { id, recordCount: 1 }, 0);
+    s.submit(TP, { id: 4, recordCount: 1 }, 0); // sent too (3 in flight)
+    const snap = s.snapshot();
+
+    const r = mk({ producer: null });
+    const first = r.restore(snap, 1_000);
+    expect(types(first)).toEqual(['resend:2']);
+    const probe = only(first, 'resend')[0];
+    expect([probe.producerId, probe.epoch, probe.baseSequence, probe.notBefore >= 1_000]).toEqual([7n, 0, 2, true]);
+    expect(r.currentProducer()).toEqual({ producerId: 7n, epoch: 0 });
+    // A new batch waits behind the restored ones, and takes the sequence after them.
+    expect(r.submit(TP, { id: 10, recordCount: 1 }, 1_000)).toEqual([]);
+    const next = r.onResult(TP, 2, ok(2), 1_100);
+    expect(types(next)).toEqual(['resolve:2', 'resend:3', 'resend:4', 'send:10']);
+    expect(only(next, 'resend').map((a) => a.baseSequence)).toEqual([3, 4]);
+    expect(only(next, 'send')[0].baseSequence).toBe(5);
+  });
+
+  it('restores queued batches behind stamped ones and a pending epoch bump', () => {
+    const s = mk();
+    warm(s, TP, 1);
+    s.submit(TP, { id: 2, recordCount: 1 }, 0);
+    s.onResult(TP, 2, { kind: 'fatal', errorCode: ErrorCode.INVALID_RECORD }, 1); // a hole: bump needed
+    s.submit(TP, { id: 3, recordCount: 1 }, 1); // queued: no new first sends before the bump
+    const snap = s.snapshot();
+    expect(snap.bumpPending).toBe('sequence_hole');
+    expect(snap.partitions[0].batches).toEqual([{ id: 3, recordCount: 1, stamp: null, restamped: false }]);
+    const r = mk({ producer: null });
+    expect(types(r.restore(snap, 0))).toEqual(['need_epoch_bump', 'epoch_bump_ready']);
+    const bumped = r.bumpEpoch(8n, 0, 0);
+    expect(bumped.ok && only(bumped.actions, 'send').map((a) => [a.id, a.producerId, a.baseSequence])).toEqual([[3, 8n, 0]]);
+  });
+
+  it('asks for a producer id when restored without one', () => {
+    const s = mk({ producer: null });
+    s.submit(TP, { id: 1, recordCount: 1 }, 0);
+    const r = mk({ producer: null });
+    expect(types(r.restore(s.snapshot(), 0))).toEqual(['need_epoch_bump', 'epoch_bump_ready']);
+  });
+
+  it('refuses to restore into a Sequencer that has batches', () => {
+    const s = mk();
+    s.submit(TP, { id: 1, recordCount: 1 }, 0);
+    expect(() => s.restore(mk().snapshot(), 0)).toThrow(/has seen no batch/);
+  });
+});

@@ -92,6 +92,31 @@ export type SequencerAction =
   | { type: 'need_epoch_bump'; reason: EpochBumpReason }
   | { type: 'epoch_bump_ready' };
 
+/**
+ * What survives a restart (sidecar/state): the producer, the next sequence of every partition and
+ * the unresolved batches in partition order. Acknowledged batches are not part of it.
+ */
+export interface SequencerSnapshot {
+  producer: ProducerIdentity | null;
+  bumpPending: EpochBumpReason | null;
+  partitions: PartitionSnapshot[];
+}
+
+export interface PartitionSnapshot {
+  tp: TopicPartition;
+  nextSeq: number;
+  /** Unresolved batches in partition order: stamped (sent) ones first, then queued ones. */
+  batches: BatchSnapshot[];
+}
+
+export interface BatchSnapshot {
+  id: number;
+  recordCount: number;
+  /** The stamp of its sends; null when never sent (or re-queued for a re-stamp, then `restamped`). */
+  stamp: { producerId: bigint; epoch: number; baseSequence: number } | null;
+  restamped: boolean;
+}
+
 export type BumpResult = { ok: true; actions: SequencerAction[] } | { ok: false; reason: 'not_drained' | 'epoch_not_newer' };
 
 type BatchState = 'queued' | 'in_flight' | 'await_resend' | 'acked';
@@ -343,6 +368,65 @@ export class Sequencer {
       }
     }
     return min;
+  }
+
+  /** The state that must survive a restart (pure; see SequencerSnapshot). */
+  snapshot(): SequencerSnapshot {
+    const partitions: PartitionSnapshot[] = [];
+    for (const ps of this.partitions.values()) {
+      const batches: BatchSnapshot[] = [];
+      for (const b of ps.batches) {
+        if (b.state === 'acked') continue;
+        const stamp = b.state === 'queued' ? null : { producerId: b.producerId, epoch: b.epoch, baseSequence: b.baseSequence };
+        batches.push({ id: b.id, recordCount: b.recordCount, stamp, restamped: b.restamped });
+      }
+      partitions.push({ tp: { ...ps.tp }, nextSeq: ps.nextSeq, batches });
+    }
+    return { producer: this.producer, bumpPending: this.bumpPending, partitions };
+  }
+
+  /**
+   * After a restart: puts back a snapshot into a Sequencer that has seen no batch yet. A stamped
+   * batch may have been written before the restart (its answer was lost with the process), so it
+   * is re-sent under its ORIGINAL stamp, as a recovery probe (alone, then the rest pipelined): the
+   * broker answers it as a duplicate or writes it once. Queued batches follow under the current
+   * epoch. Every batch gets a fresh deliveryTimeout from `now`. Returns the first actions.
+   */
+  restore(snap: SequencerSnapshot, now: number): SequencerAction[] {
+    if (this.ids.size > 0 || this.partitions.size > 0) throw new Error('restore needs a Sequencer that has seen no batch');
+    const out: SequencerAction[] = [];
+    this.producer = snap.producer;
+    for (const p of snap.partitions) {
+      const ps: PartitionState = { tp: { ...p.tp }, nextSeq: p.nextSeq, batches: [], recovering: false, probeId: null, confirmed: false };
+      this.partitions.set(tpKey(ps.tp), ps);
+      for (const bs of p.batches) {
+        if (this.ids.has(bs.id)) throw new Error(`batch id ${bs.id} twice in the snapshot`);
+        if (!Number.isInteger(bs.recordCount) || bs.recordCount < 1) throw new RangeError(`recordCount must be >= 1, got ${bs.recordCount}`);
+        const sent = bs.stamp !== null;
+        this.ids.set(bs.id, ps);
+        ps.batches.push({
+          id: bs.id,
+          recordCount: bs.recordCount,
+          deadline: now + this.deliveryTimeoutMs,
+          state: sent ? 'await_resend' : 'queued',
+          baseSequence: bs.stamp?.baseSequence ?? -1,
+          producerId: bs.stamp?.producerId ?? -1n,
+          epoch: bs.stamp?.epoch ?? -1,
+          attempts: sent ? 1 : 0,
+          failures: sent ? 1 : 0,
+          lastErrorCode: null,
+          lastReason: 'connection_lost',
+          mayBeWritten: sent,
+          restamped: bs.restamped,
+        });
+        if (sent) ps.recovering = true;
+      }
+    }
+    if (snap.bumpPending !== null) this.requestBump(snap.bumpPending, out);
+    else if (this.producer === null && this.ids.size > 0) this.requestBump('no_producer_id', out);
+    for (const ps of this.partitions.values()) this.pump(ps, now, out);
+    this.checkBumpReady(out);
+    return out;
   }
 
   // --- internals ---
