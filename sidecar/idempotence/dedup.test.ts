@@ -164,3 +164,29 @@ describe('records decoding and fingerprints', () => {
     );
   });
 });
+
+describe('DedupCache snapshot and restore (the sidecar restart)', () => {
+  const key = (fp: string, partition = 0): DedupKey => ({ topic: 't', partition, fingerprint: fp });
+  it('keeps finished originals with their results and expiry, not in-flight ones', () => {
+    const c = new DedupCache<string>({ windowMs: 1_000 });
+    c.finish(c.begin(key('a'), 0), { ok: true, result: 'A' }, 10);
+    c.begin(key('b'), 20); // in flight: restored with its batch, not from here
+    c.finish(c.begin(key('c'), 0), { ok: false }, 30);
+    const snap = c.snapshot();
+    expect(snap).toEqual([{ key: key('a'), result: 'A', expiresAt: 1_010 }]);
+
+    const r = new DedupCache<string>({ windowMs: 1_000 });
+    r.restore(snap, 500);
+    expect(r.lookup(key('a'), 600)).toEqual({ kind: 'done', result: 'A' });
+    expect(r.lookup(key('b'), 600)).toEqual({ kind: 'miss' });
+    expect(r.lookup(key('a'), 1_010)).toEqual({ kind: 'miss' }); // the window counts from the original's end
+  });
+
+  it('drops expired entries and keeps a live original over a remembered one', () => {
+    const r = new DedupCache<string>({ windowMs: 1_000 });
+    const t = r.begin(key('x'), 0);
+    r.restore([{ key: key('x'), result: 'old', expiresAt: 5_000 }, { key: key('y'), result: 'Y', expiresAt: 100 }], 200);
+    expect(r.lookup(key('x'), 300)).toEqual({ kind: 'in_flight', ticket: t });
+    expect(r.lookup(key('y'), 300)).toEqual({ kind: 'miss' });
+  });
+});

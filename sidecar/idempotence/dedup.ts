@@ -42,7 +42,14 @@ export interface DedupOptions {
   onEvict?: (reason: 'expired' | 'capacity', count: number) => void;
 }
 
-type Entry<R> = { state: 'in_flight'; ticket: DedupTicket; touched: number } | { state: 'done'; result: R; expiresAt: number; touched: number };
+type Entry<R> = { key: DedupKey; state: 'in_flight'; ticket: DedupTicket; touched: number } | { key: DedupKey; state: 'done'; result: R; expiresAt: number; touched: number };
+
+/** A finished original as kept across a restart (sidecar/state). */
+export interface DedupSnapshotEntry<R> {
+  key: DedupKey;
+  result: R;
+  expiresAt: number;
+}
 
 /** Decompressed records larger than this are not decoded (fingerprint falls back to raw bytes). */
 export const MAX_DECOMPRESSED_BYTES = 64 * 1024 * 1024;
@@ -86,7 +93,7 @@ export class DedupCache<R> {
     if (old?.state === 'in_flight') this.tickets.delete(old.ticket);
     this.entries.delete(k);
     const ticket = this.nextTicket++ as DedupTicket;
-    this.entries.set(k, { state: 'in_flight', ticket, touched: now });
+    this.entries.set(k, { key, state: 'in_flight', ticket, touched: now });
     this.tickets.set(ticket, k);
     this.enforceCapacity();
     return ticket;
@@ -103,7 +110,7 @@ export class DedupCache<R> {
     const e = this.entries.get(k);
     if (!e || e.state !== 'in_flight' || e.ticket !== ticket) return false;
     this.entries.delete(k);
-    if (outcome.ok) this.entries.set(k, { state: 'done', result: outcome.result, expiresAt: now + this.windowMs, touched: now });
+    if (outcome.ok) this.entries.set(k, { key: e.key, state: 'done', result: outcome.result, expiresAt: now + this.windowMs, touched: now });
     return true;
   }
 
@@ -118,6 +125,29 @@ export class DedupCache<R> {
     }
     if (n > 0) this.onEvict?.('expired', n);
     return n;
+  }
+
+  /**
+   * The finished originals, least recently used first (pure). In-flight originals are not part of
+   * it: after a restart their batches are restored and begin() is called for them again.
+   */
+  snapshot(): DedupSnapshotEntry<R>[] {
+    const out: DedupSnapshotEntry<R>[] = [];
+    for (const e of this.entries.values()) if (e.state === 'done') out.push({ key: e.key, result: e.result, expiresAt: e.expiresAt });
+    return out;
+  }
+
+  /** Puts back finished originals (from snapshot()) after a restart; expired ones are dropped. */
+  restore(entries: Iterable<DedupSnapshotEntry<R>>, now: number): void {
+    for (const x of entries) {
+      if (now >= x.expiresAt) continue;
+      const k = mapKey(x.key);
+      const old = this.entries.get(k);
+      if (old?.state === 'in_flight') continue; // a live original wins over a remembered one
+      this.entries.delete(k);
+      this.entries.set(k, { key: x.key, state: 'done', result: x.result, expiresAt: x.expiresAt, touched: now });
+    }
+    this.enforceCapacity();
   }
 
   get size(): number {
