@@ -1,152 +1,190 @@
-// make bench: producer throughput and latency direct to the broker and through the
-// sidecar (observe, upgrade), in one run, with Kafka's own Java producer benchmark
-// (1 KiB records, acks=all; the producer is not the bottleneck). Prints ratios, the
-// sidecar's CPU seconds and peak RSS, then the sidecar's memory with 1,000 live producer
-// sessions. Usage: node dist/bench/run.js [records]
+// make bench: Kafka's own Java producer benchmark (ProducerPerformance) on one broker,
+// direct and through three proxies, in interleaved rounds:
+//   direct        the broker itself;
+//   relay         a plain Node.js byte relay in its own process (the floor of any Node proxy);
+//   observe       the sidecar in observe mode;
+//   upgrade       the sidecar in upgrade mode (the producer is not idempotent, so it stamps).
+// For every proxy: MB/s and ratio to direct, CPU seconds per GB of the proxy process (utime +
+// stime from /proc), idle and peak RSS (VmRSS after start, VmHWM at the end), ready time
+// after start, and the p50/p99 it adds at a fixed rate no run saturates. Medians over the
+// rounds, with min–max. Then the sidecar's memory with 1,000 live producer sessions.
+// Timing goals live here, never in tests.
+//
+//   node dist/bench/run.js [--records 300000] [--rounds 3] [--runs direct,relay,observe,upgrade]
+//                          [--cpu-prof DIR] [--no-sessions]
+import { parseArgs } from 'node:util';
 import { startKafka } from '../test/support/kafka.js';
-import { startSidecar, type Sidecar } from '../test/support/sidecar.js';
+import { freePort } from '../test/support/ports.js';
 import { kafkajsCreateTopics } from '../test/support/clients/kafkajs.js';
-import { RawConnection } from '../test/support/raw-kafka.js';
-import { ApiKey } from '../sidecar/codec/api.js';
-import { encodeInitProducerIdRequest } from '../sidecar/codec/generated/init-producer-id-request.js';
-import { decodeInitProducerIdResponse } from '../sidecar/codec/generated/init-producer-id-response.js';
-import { createProduceRequest, createTopicProduceData, createPartitionProduceData, encodeProduceRequest } from '../sidecar/codec/generated/produce-request.js';
-import { decodeProduceResponse } from '../sidecar/codec/generated/produce-response.js';
 import { runProducerPerf, type ProducerPerfResult } from './producer-perf.js';
-import { sampleProcess, cpuBetween } from './proc-stats.js';
-import { buildBatch } from './batch.js';
-import { FaultRelay } from '../test/support/fault-relay.js';
+import { sampleProcess } from './proc-stats.js';
+import { startRelayProcess, startSidecarProcess, type ProxyProcess } from './proxies.js';
+import { measureSessions } from './sessions.js';
 
-const records = Number(process.argv[2] ?? 300_000);
-const SESSIONS = 1000;
+const { values: opts } = parseArgs({
+  options: {
+    records: { type: 'string', default: '300000' },
+    rounds: { type: 'string', default: '3' },
+    runs: { type: 'string', default: 'direct,relay,observe,upgrade' },
+    'cpu-prof': { type: 'string' },
+    'no-sessions': { type: 'boolean', default: false },
+  },
+  allowPositionals: true,
+});
+const RECORDS = Number(opts.records);
+const ROUNDS = Number(opts.rounds);
+const RECORD_SIZE = 1024;
+const LATENCY = { records: 20_000, rate: 4_000 };
+const WARMUP = Math.min(50_000, RECORDS);
+const GB = (RECORDS * RECORD_SIZE) / 1e9;
+type RunName = 'direct' | 'relay' | 'observe' | 'upgrade';
+const RUNS = opts.runs.split(',') as RunName[];
 // Not idempotent, so upgrade mode has work to do; the same producer settings for every run.
 const props = { 'enable.idempotence': false, 'linger.ms': 5, 'max.in.flight.requests.per.connection': 5 };
 
-interface Row {
-  run: string;
-  throughput: ProducerPerfResult;
-  latency: ProducerPerfResult;
-  cpuSeconds?: number;
+/** Goals of issue 9 (docs/benchmarks.md); printed as met or missed, never asserted. */
+const GOALS = { observeCpuPerGb: 1.4, upgradeCpuPerGb: 2.0, idleRssMiB: 55, peakRssMiB: 80, readyMs: 200 };
+
+interface Sample {
+  mbPerSec: number;
+  ratio?: number;
+  cpuPerGb?: number;
+  idleRssMiB?: number;
   peakRssMiB?: number;
+  readyMs?: number;
+  p50Ms: number;
+  p99Ms: number;
+  addedP50Ms?: number;
+  addedP99Ms?: number;
 }
 
-// A plain Node TCP relay (no Kafka parsing, faults never started) as the floor any
-// userspace proxy pays on this machine: the broker advertises the relay on a second listener.
-const relay = new FaultRelay({ seed: 1 });
+const MiB = 2 ** 20;
+let relayPort = 0;
+let relayTarget = '';
 const kafka = await startKafka({
   brokers: 1,
   heap: '1g',
   jvmOpts: ['-XX:+UseG1GC', '-XX:MaxGCPauseMillis=20'],
-  externalListener: (_id, port) => relay.addLink({ host: '127.0.0.1', port }),
+  // A second listener the broker advertises at the relay's port: clients bootstrapped through
+  // the relay reach the broker only through it.
+  externalListener: async (_id, port) => {
+    relayPort = await freePort();
+    relayTarget = `127.0.0.1:${port}`;
+    return relayPort;
+  },
 });
-const rows: Row[] = [];
+const samples = new Map<RunName, Sample[]>(RUNS.map((r) => [r, []]));
 try {
   const topic = 'bench';
   await kafkajsCreateTopics(kafka.bootstrap, [{ topic, numPartitions: 3, replicationFactor: 1 }]);
   // Warm the broker's JIT so the first measured run is not penalised.
-  await runProducerPerf({ bootstrap: kafka.bootstrap, topic, records: Math.min(100_000, records), props });
+  await runProducerPerf({ bootstrap: kafka.bootstrap, topic, records: Math.min(100_000, RECORDS), props });
 
-  // Throughput: as fast as the producer can. Latency: a fixed 4,000 records/s (4 MB/s), so
-  // the percentiles measure the path, not the producer's own queue.
-  const measure = async (run: string, bootstrap: string, sidecar?: Sidecar): Promise<Row> => {
-    const pid = sidecar?.proc.pid;
-    const before = pid ? sampleProcess(pid) : undefined;
-    const throughput = await runProducerPerf({ bootstrap, topic, records, props });
-    const after = pid ? sampleProcess(pid) : undefined;
-    const latency = await runProducerPerf({ bootstrap, topic, records: 20_000, throughput: 4_000, props });
-    return {
-      run,
-      throughput,
-      latency,
-      cpuSeconds: before && after ? cpuBetween(before, after).cpuSeconds : undefined,
-      peakRssMiB: after ? after.peakRssBytes / 2 ** 20 : undefined,
-    };
+  const start = (run: RunName, round: number): Promise<ProxyProcess | undefined> => {
+    if (run === 'direct') return Promise.resolve(undefined);
+    if (run === 'relay') return startRelayProcess(relayPort, relayTarget);
+    const nodeOptions = opts['cpu-prof'] ? `--cpu-prof --cpu-prof-dir=${opts['cpu-prof']} --cpu-prof-name=${run}-${round}.cpuprofile` : undefined;
+    return startSidecarProcess({ upstream: kafka.bootstrap, mode: run, nodeOptions });
   };
 
-  // Two interleaved rounds; each configuration keeps its best round, which damps noise from
-  // whatever else the machine is doing.
-  const best = new Map<string, Row>();
-  const keep = (r: Row): void => {
-    const b = best.get(r.run);
-    if (!b) return void best.set(r.run, r);
-    best.set(r.run, {
-      ...r,
-      throughput: b.throughput.recordsPerSec >= r.throughput.recordsPerSec ? b.throughput : r.throughput,
-      latency: b.latency.p99Ms <= r.latency.p99Ms ? b.latency : r.latency,
-      cpuSeconds: r.cpuSeconds === undefined ? undefined : Math.min(b.cpuSeconds ?? Infinity, r.cpuSeconds),
-      peakRssMiB: Math.max(b.peakRssMiB ?? 0, r.peakRssMiB ?? 0),
-    });
-  };
-  for (let round = 0; round < 2; round++) {
-    keep(await measure('direct', kafka.bootstrap));
-    keep(await measure('tcp relay (floor)', kafka.externalBootstrap!));
-    for (const mode of ['observe', 'upgrade'] as const) {
-      const sidecar = await startSidecar({ upstream: kafka.bootstrap, mode, logLevel: 'warn' });
-      try {
-        await runProducerPerf({ bootstrap: sidecar.bootstrap, topic, records: Math.min(50_000, records), props }); // JIT warm-up
-        keep(await measure(mode, sidecar.bootstrap, sidecar));
-      } finally {
-        await sidecar.stop();
+  const measure = async (run: RunName, round: number): Promise<Sample> => {
+    const proxy = await start(run, round);
+    try {
+      const bootstrap = proxy?.bootstrap ?? kafka.bootstrap;
+      let idleRssMiB: number | undefined;
+      if (proxy) {
+        await new Promise((r) => setTimeout(r, 500)); // let start-up garbage settle
+        idleRssMiB = sampleProcess(proxy.pid).rssBytes / MiB;
+        await runProducerPerf({ bootstrap, topic, records: WARMUP, props }); // the proxy's JIT
       }
+      const before = proxy && sampleProcess(proxy.pid);
+      const t = await runProducerPerf({ bootstrap, topic, records: RECORDS, props });
+      const after = proxy && sampleProcess(proxy.pid);
+      const lat: ProducerPerfResult = await runProducerPerf({ bootstrap, topic, records: LATENCY.records, throughput: LATENCY.rate, props });
+      const end = proxy && sampleProcess(proxy.pid);
+      return {
+        mbPerSec: t.mbPerSec,
+        cpuPerGb: before && after ? (after.cpuSeconds - before.cpuSeconds) / GB : undefined,
+        idleRssMiB,
+        peakRssMiB: end ? end.peakRssBytes / MiB : undefined,
+        readyMs: proxy?.readyMs,
+        p50Ms: lat.p50Ms,
+        p99Ms: lat.p99Ms,
+      };
+    } finally {
+      await proxy?.stop();
+    }
+  };
+
+  for (let round = 0; round < ROUNDS; round++) {
+    let direct: Sample | undefined;
+    for (const run of RUNS) {
+      const s = await measure(run, round);
+      if (run === 'direct') direct = s;
+      if (direct) {
+        s.ratio = s.mbPerSec / direct.mbPerSec;
+        if (run !== 'direct') {
+          s.addedP50Ms = s.p50Ms - direct.p50Ms;
+          s.addedP99Ms = s.p99Ms - direct.p99Ms;
+        }
+      }
+      samples.get(run)!.push(s);
+      console.error(`round ${round + 1}/${ROUNDS} ${run}: ${JSON.stringify(s, (_k, v: unknown) => (typeof v === 'number' ? Number(v.toFixed(2)) : v))}`);
     }
   }
-  rows.push(...best.values());
-  const direct = best.get('direct')!;
-  console.log(`\nproducer: Kafka ProducerPerformance (Java), 1 KiB records, acks=all, enable.idempotence=false, linger.ms=5, 3 partitions, one broker on loopback`);
-  console.log(`throughput: ${records} records unthrottled; latency: 20000 records at 4000 records/s; best of 2 interleaved rounds`);
+
+  console.log(`\nproducer: Kafka ProducerPerformance (Java), ${RECORDS} x ${RECORD_SIZE} B records, acks=all, enable.idempotence=false, linger.ms=5, 3 partitions, one broker on loopback`);
+  console.log(`latency at ${LATENCY.rate} records/s (${LATENCY.records} records); ${ROUNDS} interleaved rounds; median [min-max]; CPU s per GB of record payload (${GB.toFixed(3)} GB a run)`);
+  const cell = (run: RunName, key: keyof Sample, digits: number): string => {
+    const v = samples.get(run)!.map((s) => s[key]).filter((x): x is number => typeof x === 'number');
+    if (v.length === 0) return '';
+    const sorted = [...v].sort((a, b) => a - b);
+    const f = (x: number): string => x.toFixed(digits);
+    const median = sorted.length % 2 ? sorted[(sorted.length - 1) / 2] : (sorted[sorted.length / 2 - 1] + sorted[sorted.length / 2]) / 2;
+    return sorted.length === 1 ? f(median) : `${f(median)} [${f(sorted[0])}-${f(sorted[sorted.length - 1])}]`;
+  };
   console.table(
-    rows.map((r) => ({
-      run: r.run,
-      'MB/s': r.throughput.mbPerSec,
-      'records/s': Math.round(r.throughput.recordsPerSec),
-      'vs direct': (r.throughput.recordsPerSec / direct.throughput.recordsPerSec).toFixed(3),
-      'p50 ms': r.latency.p50Ms,
-      'p99 ms': r.latency.p99Ms,
-      'added p50 ms': r.run === 'direct' ? '' : r.latency.p50Ms - direct.latency.p50Ms,
-      'added p99 ms': r.run === 'direct' ? '' : r.latency.p99Ms - direct.latency.p99Ms,
-      'sidecar CPU s': r.cpuSeconds?.toFixed(2) ?? '',
-      'sidecar peak RSS MiB': r.peakRssMiB?.toFixed(1) ?? '',
+    RUNS.map((run) => ({
+      run,
+      'MB/s': cell(run, 'mbPerSec', 1),
+      'vs direct': cell(run, 'ratio', 2),
+      'CPU s/GB': cell(run, 'cpuPerGb', 2),
+      'idle RSS MiB': cell(run, 'idleRssMiB', 1),
+      'peak RSS MiB': cell(run, 'peakRssMiB', 1),
+      'ready ms': cell(run, 'readyMs', 0),
+      'added p50 ms': cell(run, 'addedP50Ms', 0),
+      'added p99 ms': cell(run, 'addedP99Ms', 0),
     })),
   );
+  printGoals(samples);
 
-  // Memory with 1,000 live idempotent producer sessions (enforce mode tracks each one).
-  const sidecar = await startSidecar({ upstream: kafka.bootstrap, mode: 'enforce', logLevel: 'warn' });
-  try {
-    const idle = sampleProcess(sidecar.proc.pid!);
-    const c = await RawConnection.connect(sidecar.bootstrap);
-    const value = Buffer.alloc(100, 'x');
-    for (let i = 0; i < SESSIONS; i++) {
-      c.send(ApiKey.InitProducerId, 4, (w) => encodeInitProducerIdRequest(w, { transactionalId: null, transactionTimeoutMs: 60_000, producerId: -1n, producerEpoch: -1, enable2Pc: false, keepPreparedTxn: false }, 4));
-      const init = decodeInitProducerIdResponse((await c.receive(ApiKey.InitProducerId, 4)).body, 4);
-      const req = createProduceRequest();
-      req.acks = -1;
-      req.timeoutMs = 30_000;
-      const td = createTopicProduceData();
-      td.name = topic;
-      const pd = createPartitionProduceData();
-      pd.index = i % 3;
-      pd.records = buildBatch(init.producerId, init.producerEpoch, 0, value);
-      td.partitionData.push(pd);
-      req.topicData.push(td);
-      c.send(ApiKey.Produce, 9, (w) => encodeProduceRequest(w, req, 9));
-      const resp = decodeProduceResponse((await c.receive(ApiKey.Produce, 9)).body, 9);
-      if (resp.responses[0].partitionResponses[0].errorCode !== 0) throw new Error(`produce failed: ${resp.responses[0].partitionResponses[0].errorCode}`);
-    }
-    c.close();
-    // The gauge is refreshed once a second.
-    let sessions = 0;
-    for (let i = 0; i < 50 && sessions < SESSIONS; i++) {
-      sessions = await sidecar.metric('idempo_producer_sessions');
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    const loaded = sampleProcess(sidecar.proc.pid!);
-    console.log(
-      `\nsessions: idempo_producer_sessions=${sessions}; sidecar RSS idle ${(idle.rssBytes / 2 ** 20).toFixed(1)} MiB -> ${(loaded.rssBytes / 2 ** 20).toFixed(1)} MiB with ${SESSIONS} sessions (peak ${(loaded.peakRssBytes / 2 ** 20).toFixed(1)} MiB)`,
-    );
-  } finally {
-    await sidecar.stop();
-  }
+  if (!opts['no-sessions']) console.log(`\n${await measureSessions(kafka.bootstrap, topic)}`);
 } finally {
   await kafka.stop();
-  await relay.close();
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+function printGoals(all: Map<RunName, Sample[]>): void {
+  const m = (run: RunName, key: keyof Sample): number | undefined => {
+    const v = (all.get(run) ?? []).map((s) => s[key]).filter((x): x is number => typeof x === 'number');
+    return v.length ? median(v) : undefined;
+  };
+  const lines: string[] = [];
+  const check = (what: string, value: number | undefined, ok: (v: number) => boolean, goal: string): void => {
+    if (value !== undefined) lines.push(`${ok(value) ? 'met   ' : 'MISSED'} ${what}: ${value.toFixed(2)} (goal ${goal})`);
+  };
+  check('observe CPU s/GB', m('observe', 'cpuPerGb'), (v) => v <= GOALS.observeCpuPerGb, `<= ${GOALS.observeCpuPerGb}`);
+  check('upgrade CPU s/GB', m('upgrade', 'cpuPerGb'), (v) => v <= GOALS.upgradeCpuPerGb, `<= ${GOALS.upgradeCpuPerGb}`);
+  for (const run of ['observe', 'upgrade'] as const) {
+    check(`${run} idle RSS MiB`, m(run, 'idleRssMiB'), (v) => v <= GOALS.idleRssMiB, `<= ${GOALS.idleRssMiB}`);
+    check(`${run} peak RSS MiB`, m(run, 'peakRssMiB'), (v) => v <= GOALS.peakRssMiB, `<= ${GOALS.peakRssMiB}`);
+    check(`${run} ready ms`, m(run, 'readyMs'), (v) => v <= GOALS.readyMs, `<= ${GOALS.readyMs}`);
+    const relay = m('relay', 'mbPerSec');
+    if (relay !== undefined) check(`${run} MB/s vs relay`, m(run, 'mbPerSec'), (v) => v >= relay, `>= relay's ${relay.toFixed(1)}`);
+  }
+  console.log(`\ngoals (issue 9), on medians:\n${lines.join('\n')}`);
 }
