@@ -44,7 +44,7 @@ async function main(): Promise<void> {
     log,
     metrics,
   });
-  const engine = new Engine({ proxy, metrics, log, config, policyName: cli.policyName });
+  const engine = new Engine({ ctx: proxy.hookContext(), metrics, log, config, policyName: cli.policyName });
   proxy.setHook(engine.hook());
   await proxy.start();
   const metricsServer = await startMetricsServer(config.metricsListen.host, config.metricsListen.port, metrics.registry, proxy);

@@ -10,14 +10,14 @@ import { SessionTable } from '../idempotence/session-table.js';
 import { DedupCache, contentFingerprint, extractHeader } from '../idempotence/dedup.js';
 import type { SidecarMetrics } from '../metrics/metrics.js';
 import type { LiveConfig, SidecarConfig } from '../config/load.js';
-import type { KafkaProxy } from '../proxy/server.js';
-import type { ProduceCall, ProduceDecision, ProduceHook } from '../proxy/produce-hook.js';
+import type { HookContext, ProduceCall, ProduceDecision, ProduceHook } from '../proxy/produce-hook.js';
 import { buildResponse, partKey, partsOf, topicMatcher, type PartBatch, type PartResult } from './batches.js';
 import { Upgrader } from './upgrader.js';
 import { Validator } from './validator.js';
 
 export interface EngineDeps {
-  proxy: KafkaProxy;
+  /** What the engine may use of the proxy. */
+  ctx: HookContext;
   metrics: SidecarMetrics;
   log: Logger;
   config: SidecarConfig;
@@ -72,13 +72,13 @@ export class Engine {
   private onProduce(call: ProduceCall): ProduceDecision {
     const req = call.request;
     if (req.transactionalId !== null) return { kind: 'forward' };
-    const parts = partsOf(req, call.version, this.deps.proxy.cluster);
+    const parts = partsOf(req, call.version, this.deps.ctx.cluster);
     if (parts.some((b) => b.header?.isTransactional)) return { kind: 'forward' };
     if (parts.some((b) => b.topicUnknown)) {
       // Produce v13 names topics by id; clients learn ids from Metadata that passes through here,
       // so this is rare (a topic created a moment ago). Forward it and learn the ids for next time.
       this.deps.log.warn({ conn: call.connectionId }, 'produce names a topic id the sidecar has not seen yet; forwarded as is, refreshing metadata');
-      void this.deps.proxy.pool.refreshMetadata(null).catch(() => undefined);
+      void this.deps.ctx.refreshMetadata(null).catch(() => undefined);
       return { kind: 'forward' };
     }
     const covered = parts.filter((b) => this.covers(b.topic));
@@ -118,7 +118,7 @@ export class Engine {
   }
 
   private upgrade(call: ProduceCall, parts: PartBatch[]): ProduceDecision {
-    const upgrader = (this.upgrader ??= new Upgrader(this.deps.proxy.pool, this.deps.metrics, this.deps.log, () => this.live));
+    const upgrader = (this.upgrader ??= new Upgrader(this.deps.ctx, () => this.live));
     const now = Date.now();
     const results = new Map<string, Promise<PartResult>>();
     const fresh: PartBatch[] = [];

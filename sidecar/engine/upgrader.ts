@@ -16,7 +16,7 @@ import { Sequencer, type SequencerAction, type TopicPartition } from '../idempot
 import { toBatchOutcome, type BatchOutcome } from '../idempotence/errors.js';
 import type { SidecarMetrics } from '../metrics/metrics.js';
 import type { LiveConfig } from '../config/load.js';
-import type { BrokerPool } from '../proxy/broker-pool.js';
+import type { HookContext } from '../proxy/produce-hook.js';
 import { UpstreamError } from '../proxy/broker-client.js';
 import { ZERO_UUID } from '../codec/runtime.js';
 import type { PartBatch, PartResult } from './batches.js';
@@ -39,12 +39,15 @@ export class Upgrader {
   private readonly timer: NodeJS.Timeout;
   private closed = false;
 
+  private readonly metrics: SidecarMetrics;
+  private readonly log: Logger;
+
   constructor(
-    private readonly pool: BrokerPool,
-    private readonly metrics: SidecarMetrics,
-    private readonly log: Logger,
+    private readonly ctx: HookContext,
     private readonly config: () => LiveConfig,
   ) {
+    this.metrics = ctx.metrics;
+    this.log = ctx.log;
     const c = config();
     this.seq = new Sequencer({
       producer: null,
@@ -153,8 +156,8 @@ export class Upgrader {
     const rounds = new Map<string, number>();
     const noLeader: SendItem[] = [];
     for (const it of items) {
-      const leader = this.pool.cluster.leaderOf(it.p.tp.topic, it.p.tp.partition);
-      if (leader === undefined || !this.pool.forNode(leader)) {
+      const leader = this.ctx.cluster.leaderOf(it.p.tp.topic, it.p.tp.partition);
+      if (leader === undefined || !this.ctx.knowsBroker(leader)) {
         noLeader.push(it);
         continue;
       }
@@ -173,7 +176,7 @@ export class Upgrader {
       g.items.push(it);
     }
     if (noLeader.length > 0) {
-      void this.pool.refreshMetadata([...new Set(noLeader.map((i) => i.p.tp.topic))]).catch(() => undefined).finally(() => {
+      void this.ctx.refreshMetadata([...new Set(noLeader.map((i) => i.p.tp.topic))]).catch(() => undefined).finally(() => {
         for (const it of noLeader) this.report(it.p.tp, it.id, { kind: 'retriable', reason: 'leader_not_available', errorCode: ErrorCode.LEADER_NOT_AVAILABLE });
       });
     }
@@ -181,7 +184,6 @@ export class Upgrader {
   }
 
   private async sendGroup(leader: number, version: number, items: SendItem[]): Promise<void> {
-    const client = this.pool.forNode(leader)!;
     const req = createProduceRequest();
     req.acks = -1; // forced: a write that only the leader saw can vanish on failover
     req.timeoutMs = Math.max(...items.map((i) => i.p.timeoutMs));
@@ -190,7 +192,7 @@ export class Upgrader {
       let td = topics.get(it.p.tp.topic);
       if (!td) {
         td = createTopicProduceData();
-        if (version >= 13) td.topicId = this.pool.cluster.topicId(it.p.tp.topic) ?? ZERO_UUID;
+        if (version >= 13) td.topicId = this.ctx.cluster.topicId(it.p.tp.topic) ?? ZERO_UUID;
         else td.name = it.p.tp.topic;
         topics.set(it.p.tp.topic, td);
         req.topicData.push(td);
@@ -203,19 +205,25 @@ export class Upgrader {
     let resp;
     try {
       const size = items.reduce((n, it) => n + it.p.batch.length + 64, 256);
-      const r = await client.request(ApiKey.Produce, version, (w) => encodeProduceRequest(w, req, version), req.timeoutMs + this.config().requestTimeoutMs, true, size);
-      resp = decodeProduceResponse(r, version);
+      const r = await this.ctx.send(leader, {
+        apiKey: ApiKey.Produce,
+        version,
+        encode: (w) => encodeProduceRequest(w, req, version),
+        timeoutMs: req.timeoutMs + this.config().requestTimeoutMs,
+        sizeHint: size,
+      });
+      resp = decodeProduceResponse(r.body, version);
     } catch (err) {
       const kind = err instanceof UpstreamError && err.kind === 'timeout' ? 'timeout' : 'connection_lost';
       this.metrics.upstreamErrors.inc({ error: kind === 'timeout' ? 'timeout' : 'connection' });
       this.log.debug({ leader, err: (err as Error).message }, 'produce to leader failed; outcome unknown');
-      void this.pool.refreshMetadata([...topics.keys()]).catch(() => undefined);
+      void this.ctx.refreshMetadata([...topics.keys()]).catch(() => undefined);
       for (const it of items) this.report(it.p.tp, it.id, { kind: 'unknown', reason: kind });
       return;
     }
     const byTp = new Map<string, { errorCode: number; baseOffset: bigint; logAppendTimeMs: bigint; leader: number }>();
     for (const tr of resp.responses) {
-      const topic = version >= 13 ? this.pool.cluster.topicName(tr.topicId) : tr.name;
+      const topic = version >= 13 ? this.ctx.cluster.topicName(tr.topicId) : tr.name;
       for (const pr of tr.partitionResponses) byTp.set(`${topic}\u0000${pr.index}`, { ...pr, leader: pr.currentLeader?.leaderId ?? -1 });
     }
     let stale = false;
@@ -229,14 +237,14 @@ export class Upgrader {
         this.metrics.upstreamErrors.inc({ error: String(r.errorCode) });
         if (r.errorCode === ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER) this.metrics.outOfSequence.inc({ topic: it.p.tp.topic });
         // KIP-951: the answer names the new leader; otherwise refresh metadata.
-        if (r.leader >= 0) this.pool.cluster.setLeader(it.p.tp.topic, it.p.tp.partition, r.leader);
+        if (r.leader >= 0) this.ctx.cluster.setLeader(it.p.tp.topic, it.p.tp.partition, r.leader);
         else stale = true;
       } else if (r.baseOffset < 0n) {
         this.metrics.duplicatesRejected.inc({ topic: it.p.tp.topic });
       }
       this.report(it.p.tp, it.id, toBatchOutcome(r.errorCode, r.baseOffset, r.logAppendTimeMs));
     }
-    if (stale) void this.pool.refreshMetadata([...topics.keys()]).catch(() => undefined);
+    if (stale) void this.ctx.refreshMetadata([...topics.keys()]).catch(() => undefined);
   }
 
   /** Gets a fresh producer id from the cluster (null transactional id) and moves the sequencer to it. */
@@ -247,15 +255,12 @@ export class Upgrader {
     try {
       for (;;) {
         try {
-          const client = this.pool.any();
-          const v = await this.pool.version(client, ApiKey.InitProducerId);
-          const r = await client.request(
-            ApiKey.InitProducerId,
-            v,
-            (w) => encodeInitProducerIdRequest(w, { transactionalId: null, transactionTimeoutMs: 60_000, producerId: -1n, producerEpoch: -1, enable2Pc: false, keepPreparedTxn: false }, v),
-            this.config().requestTimeoutMs,
-          );
-          const resp = decodeInitProducerIdResponse(r, v);
+          const r = await this.ctx.send('any', {
+            apiKey: ApiKey.InitProducerId,
+            encode: (w, v) => encodeInitProducerIdRequest(w, { transactionalId: null, transactionTimeoutMs: 60_000, producerId: -1n, producerEpoch: -1, enable2Pc: false, keepPreparedTxn: false }, v),
+            timeoutMs: this.config().requestTimeoutMs,
+          });
+          const resp = decodeInitProducerIdResponse(r.body, r.version);
           if (resp.errorCode !== ErrorCode.NONE) throw new Error(`InitProducerId failed with error ${resp.errorCode}`);
           const res = this.seq.bumpEpoch(resp.producerId, resp.producerEpoch, Date.now());
           if (!res.ok) throw new Error(`cannot switch producer id: ${res.reason}`);

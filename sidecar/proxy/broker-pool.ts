@@ -8,11 +8,13 @@ import { encodeApiVersionsRequest } from '../codec/generated/api-versions-reques
 import { decodeMetadataResponse } from '../codec/generated/metadata-response.js';
 import { encodeMetadataRequest } from '../codec/generated/metadata-request.js';
 import type { HostPort } from '../config/cli.js';
-import { BrokerClient } from './broker-client.js';
+import { BrokerClient, UpstreamError } from './broker-client.js';
 import type { ClusterView } from './cluster-view.js';
 import { learnMetadata } from './rewrite.js';
 import type { TlsMaterial } from './upstream-socket.js';
 import type { SaslCredentials } from './sasl.js';
+import type { Reader } from '../codec/reader.js';
+import type { OwnRequest } from './produce-hook.js';
 
 export interface PoolOptions {
   bootstrap: HostPort[];
@@ -60,6 +62,15 @@ export class BrokerPool {
       if (c) return c;
     }
     return this.bootstrap();
+  }
+
+  /** The hook context's `send`: one request to a broker by node id, or to any broker. */
+  async send(to: number | 'any', req: OwnRequest): Promise<{ version: number; body: Reader }> {
+    const client = to === 'any' ? this.any() : this.forNode(to);
+    if (!client) throw new UpstreamError(`broker ${to} is not known`, 'connection');
+    const version = req.version ?? (await this.version(client, req.apiKey));
+    const body = await client.request(req.apiKey, version, (w) => req.encode(w, version), req.timeoutMs, true, req.sizeHint);
+    return { version, body };
   }
 
   /** Picks the highest version both sides speak. */

@@ -1,7 +1,15 @@
 // The seam between the proxy and the idempotence engine. The proxy decodes each Produce
-// request and asks the hook what to do with it; the hook never touches sockets.
+// request and asks the hook what to do with it; the hook never touches sockets. What a hook
+// may use of the proxy comes in ONE context object (as Kroxylicious hands its filters a
+// FilterContext): its own requests to brokers, the cluster view, metrics and the log. A hook
+// never reaches into the concrete proxy or its connection pool.
+import type { Logger } from 'pino';
+import type { Reader } from '../codec/reader.js';
+import type { Writer } from '../codec/writer.js';
 import type { ProduceRequest } from '../codec/generated/produce-request.js';
 import type { ProduceResponse } from '../codec/generated/produce-response.js';
+import type { SidecarMetrics } from '../metrics/metrics.js';
+import type { ClusterView } from './cluster-view.js';
 import type { RequestHeader } from './headers.js';
 
 export interface ProduceCall {
@@ -33,6 +41,37 @@ export interface ProduceHook {
   /** False lets the proxy skip decoding produce requests it only forwards. */
   readonly needsDecoding: boolean;
   onProduce(call: ProduceCall): ProduceDecision;
+}
+
+/** One request a hook sends over the sidecar's own connections. */
+export interface OwnRequest {
+  apiKey: number;
+  /** A fixed version (e.g. the client's Produce version), or omitted: the highest both sides speak. */
+  version?: number;
+  /** Writes the body (the header is written by the proxy). */
+  encode(w: Writer, version: number): void;
+  /** How long to wait for the answer; then the outcome is unknown (UpstreamError 'timeout'). */
+  timeoutMs: number;
+  /** Expected request size, so the writer does not grow by copies. */
+  sizeHint?: number;
+}
+
+/**
+ * Everything a hook may use of the proxy. `send` rejects with an UpstreamError
+ * (proxy/broker-client.ts) when the connection fails or the answer does not come in time:
+ * the outcome of the request is then unknown.
+ */
+export interface HookContext {
+  /** Brokers, partition leaders, topic ids (learned from every Metadata answer that passes). */
+  readonly cluster: ClusterView;
+  readonly metrics: SidecarMetrics;
+  readonly log: Logger;
+  /** Whether the sidecar knows an address for this broker (so `send` to it can be tried). */
+  knowsBroker(nodeId: number): boolean;
+  /** Sends over the sidecar's own connection to a broker (by node id) or to any reachable one. */
+  send(to: number | 'any', req: OwnRequest): Promise<{ version: number; body: Reader }>;
+  /** Refreshes metadata (all topics when null) from some broker. */
+  refreshMetadata(topics: string[] | null): Promise<void>;
 }
 
 /** Transparent: every produce goes through unchanged. */

@@ -8,7 +8,7 @@ import { BrokerPool } from './broker-pool.js';
 import { ClusterView } from './cluster-view.js';
 import { ClientConnection } from './connection.js';
 import { ListenerRegistry, type Target } from './listeners.js';
-import { passThroughHook, type ProduceHook } from './produce-hook.js';
+import { passThroughHook, type HookContext, type ProduceHook } from './produce-hook.js';
 import { buildRewriters, type ResponseRewriters } from './rewrite.js';
 import type { TlsMaterial } from './upstream-socket.js';
 import type { SaslCredentials } from './sasl.js';
@@ -46,6 +46,19 @@ export class KafkaProxy {
       requestTimeoutMs: opts.requestTimeoutMs,
       log: opts.log,
     });
+  }
+
+  /** What a produce hook may use of the proxy (its own broker requests, the cluster view, metrics, log). */
+  hookContext(): HookContext {
+    const pool = this.pool;
+    return {
+      cluster: this.cluster,
+      metrics: this.opts.metrics,
+      log: this.opts.log,
+      knowsBroker: (nodeId) => this.cluster.brokers.has(nodeId),
+      send: (to, req) => pool.send(to, req),
+      refreshMetadata: (topics) => pool.refreshMetadata(topics),
+    };
   }
 
   setHook(hook: ProduceHook): void {

@@ -1,0 +1,57 @@
+// Produce re-encoding for the proxy: what a hook decided, turned back into frames. Reads
+// acks without a full decode, encodes a changed request behind the client's own header,
+// encodes the sidecar's own answers, and passes broker answers through the hook and the
+// address rewriter (Produce v10+ carries broker endpoints, KIP-951).
+import { Reader } from '../codec/reader.js';
+import { Writer } from '../codec/writer.js';
+import { ApiKey, responseHeaderVersion } from '../codec/api.js';
+import { encodeProduceRequest, type ProduceRequest } from '../codec/generated/produce-request.js';
+import { decodeProduceResponse, encodeProduceResponse, type ProduceResponse } from '../codec/generated/produce-response.js';
+import { responseBodyOffset, writeResponseHeader } from './headers.js';
+import type { OnProduceResponse } from './produce-hook.js';
+import { rewriteProduceResponse, type RewriteDeps } from './rewrite.js';
+
+/** Reads acks without decoding the rest: (transactional_id from v3, then) acks (int16). */
+export function peekProduceAcks(frame: Buffer, bodyOffset: number, version: number): number {
+  const r = new Reader(frame, bodyOffset);
+  if (version < 3) return r.int16('acks');
+  if (version >= 9) r.compactNullableString('transactional id');
+  else r.nullableString('transactional id');
+  return r.int16('acks');
+}
+
+/** The client's request header followed by a changed body. */
+export function encodeChangedRequest(frame: Buffer, bodyOffset: number, request: ProduceRequest, version: number): Buffer {
+  const w = new Writer(frame.length + 64);
+  w.raw(frame.subarray(0, bodyOffset));
+  encodeProduceRequest(w, request, version);
+  return w.toBuffer();
+}
+
+/** An answer the sidecar gives itself. */
+export function encodeProduceAnswer(correlationId: number, version: number, resp: ProduceResponse): Buffer {
+  const w = new Writer(256);
+  writeResponseHeader(w, correlationId, responseHeaderVersion(ApiKey.Produce, version));
+  encodeProduceResponse(w, resp, version);
+  return w.toBuffer();
+}
+
+/** Whether a broker answer must be decoded at all (else its bytes go back untouched). */
+export function produceAnswerNeedsWork(version: number, onResponse: OnProduceResponse | undefined): boolean {
+  return version >= 10 || onResponse !== undefined;
+}
+
+/** A broker's Produce answer after the hook saw it and broker addresses were rewritten. */
+export async function transformProduceAnswer(payload: Buffer, version: number, onResponse: OnProduceResponse | undefined, deps: RewriteDeps): Promise<Buffer> {
+  if (!produceAnswerNeedsWork(version, onResponse)) return payload;
+  const off = responseBodyOffset(payload, responseHeaderVersion(ApiKey.Produce, version));
+  const resp = decodeProduceResponse(new Reader(payload, off), version);
+  const changed = await onResponse?.(resp);
+  const final = changed ?? resp;
+  const rewritten = await rewriteProduceResponse(final, deps);
+  if (!rewritten && !changed) return payload;
+  const w = new Writer(payload.length + 64);
+  w.raw(payload.subarray(0, off));
+  encodeProduceResponse(w, final, version);
+  return w.toBuffer();
+}

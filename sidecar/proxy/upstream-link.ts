@@ -1,0 +1,214 @@
+// The upstream half of a client connection: one connection to the broker the client's
+// listener stands for. Writes request frames, matches each answer to the request it
+// answers (Kafka answers in order on a connection), and when the connection fails asks
+// its owner what to do with the requests still waiting: re-send them on a new connection
+// (re-dial), or give up. Frames sent while (re)connecting wait in a backlog.
+import type net from 'node:net';
+import type { Logger } from 'pino';
+import type { SidecarMetrics } from '../metrics/metrics.js';
+import { FrameSplitter } from './frames.js';
+import { ReadGate } from './flow-control.js';
+import { connectUpstream, type TlsMaterial } from './upstream-socket.js';
+
+/** A request written upstream whose answer has not come yet. */
+export interface Outstanding {
+  readonly correlationId: number;
+  readonly apiKey: number;
+  /** The request payload as written (no size prefix), kept for a re-send on a new connection. */
+  readonly frame: Buffer;
+  /** Receives the broker's answer payload. */
+  answer(payload: Buffer): void;
+}
+
+export interface UpstreamLinkOptions {
+  log: Logger;
+  metrics: SidecarMetrics;
+  tls?: TlsMaterial;
+  maxFrameBytes: number;
+  /** The broker address for a dial attempt (bootstrap: one of --upstream); undefined: none. */
+  resolve(attempt: number): { host: string; port: number } | undefined;
+  /** Dial attempts before giving up (each goes to `resolve(attempt)`). */
+  dialAttempts?: number;
+}
+
+/** What the owner decides when the connection fails with requests outstanding. */
+export type LossDecision = { redial: true; resend: Outstanding[] } | { redial: false; reason: string };
+
+export interface UpstreamLinkEvents {
+  /** Connected (first time or again); frames flow. */
+  connected(): void;
+  /** No broker could be reached; the link is closed. */
+  unreachable(reason: string): void;
+  /** The connection failed; `outstanding` were written and not answered, in order. */
+  lost(reason: string, outstanding: Outstanding[]): LossDecision;
+  /** The broker broke the protocol (bad frame, answer out of order); the link is closed. */
+  broken(reason: string): void;
+  /** The socket's write buffer filled (pause the client) / drained (resume it). */
+  full(): void;
+  writable(): void;
+}
+
+export class UpstreamLink {
+  private socket?: net.Socket;
+  private readonly inflight: Outstanding[] = [];
+  /** Frames (with their request, when one answers) waiting for a connection. */
+  private backlog: { frame: Buffer; req?: Outstanding }[] = [];
+  private readonly gate = new ReadGate();
+  private closed = false;
+  private dialing = false;
+  /** Times the link was re-dialled after a failure (for logs). */
+  redials = 0;
+
+  constructor(
+    private readonly opts: UpstreamLinkOptions,
+    private readonly events: UpstreamLinkEvents,
+  ) {
+    void this.dial();
+  }
+
+  get isConnected(): boolean {
+    return this.socket !== undefined && !this.socket.destroyed && !this.dialing;
+  }
+
+  get outstanding(): number {
+    return this.inflight.length;
+  }
+
+  /** Writes a request frame; `req` when an answer will come (acks=0 produce: none). */
+  send(frame: Buffer, req?: Outstanding): void {
+    if (this.closed) return;
+    if (!this.isConnected) {
+      this.backlog.push({ frame, req });
+      return;
+    }
+    this.write(frame, req);
+  }
+
+  /** Frames sent until `uncork` leave in one write. */
+  cork(): void {
+    if (this.isConnected) this.socket!.cork();
+  }
+
+  uncork(): void {
+    if (this.socket && !this.socket.destroyed && this.socket.writableCorked > 0) this.socket.uncork();
+  }
+
+  pauseReading(reason: string): void {
+    this.gate.pause(reason);
+  }
+
+  resumeReading(reason: string): void {
+    this.gate.resume(reason);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.socket?.destroy();
+    this.backlog = [];
+    this.inflight.length = 0;
+  }
+
+  private write(frame: Buffer, req: Outstanding | undefined): void {
+    const up = this.socket!;
+    if (req) this.inflight.push(req);
+    const prefix = Buffer.allocUnsafe(4);
+    prefix.writeInt32BE(frame.length, 0);
+    up.cork();
+    up.write(prefix);
+    const ok = up.write(frame);
+    up.uncork();
+    if (!ok) this.events.full();
+  }
+
+  private async dial(): Promise<void> {
+    this.dialing = true;
+    const attempts = this.opts.dialAttempts ?? 3;
+    for (let attempt = 0; attempt < attempts && !this.closed; attempt++) {
+      const addr = this.opts.resolve(attempt);
+      if (!addr) break;
+      try {
+        const socket = await connectUpstream(addr.host, addr.port, this.opts.tls);
+        if (this.closed) {
+          socket.destroy();
+          return;
+        }
+        this.attach(socket, `${addr.host}:${addr.port}`);
+        this.dialing = false;
+        // Re-sends first, in their original order, then what arrived meanwhile.
+        const backlog = this.backlog;
+        this.backlog = [];
+        for (const b of backlog) this.write(b.frame, b.req);
+        this.events.connected();
+        return;
+      } catch (err) {
+        this.opts.metrics.upstreamErrors.inc({ error: 'connection' });
+        this.opts.log.warn({ err: (err as Error).message, upstream: `${addr.host}:${addr.port}` }, 'cannot reach upstream broker');
+      }
+    }
+    this.dialing = false;
+    if (this.closed) return;
+    this.close();
+    this.events.unreachable('no upstream broker reachable');
+  }
+
+  private attach(socket: net.Socket, where: string): void {
+    this.socket = socket;
+    this.gate.attach(socket);
+    const frames = new FrameSplitter(this.opts.maxFrameBytes);
+    socket.on('data', (chunk: Buffer) => {
+      if (this.socket !== socket) return;
+      let list: Buffer[];
+      try {
+        list = frames.push(chunk);
+      } catch (err) {
+        this.opts.log.error({ error: (err as Error).message }, 'bad frame from upstream broker');
+        this.close();
+        return this.events.broken('bad frame from upstream');
+      }
+      for (const payload of list) {
+        if (this.closed || this.socket !== socket) return;
+        this.onAnswer(payload);
+      }
+    });
+    socket.on('error', (err) => {
+      this.opts.metrics.upstreamErrors.inc({ error: 'connection' });
+      this.opts.log.warn({ err: err.message, upstream: where }, 'upstream connection error');
+    });
+    socket.on('close', () => {
+      if (this.socket === socket) this.onLost('upstream closed the connection');
+    });
+    socket.on('drain', () => this.events.writable());
+  }
+
+  private onAnswer(payload: Buffer): void {
+    if (payload.length < 4) {
+      this.close();
+      return this.events.broken('short answer from upstream');
+    }
+    const correlationId = payload.readInt32BE(0);
+    const req = this.inflight.shift();
+    if (!req || req.correlationId !== correlationId) {
+      this.opts.log.error({ correlationId, expected: req?.correlationId }, 'upstream answered out of order; closing');
+      this.close();
+      return this.events.broken('upstream answered out of order');
+    }
+    req.answer(payload);
+  }
+
+  private onLost(reason: string): void {
+    if (this.closed) return;
+    this.socket = undefined;
+    const outstanding = this.inflight.splice(0);
+    const decision = this.events.lost(reason, outstanding);
+    if (!decision.redial) {
+      this.close();
+      return;
+    }
+    this.redials++;
+    this.backlog = [...decision.resend.map((req) => ({ frame: req.frame, req })), ...this.backlog];
+    // Everything written before the failure is drained from the old socket's point of view.
+    this.events.writable();
+    void this.dial();
+  }
+}
