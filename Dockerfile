@@ -1,8 +1,12 @@
 # Images idempo-sidecar and idempo-operator (one build, two targets):
 #   docker build --target sidecar  -t idempo-sidecar:0.1.0 .
 #   docker build --target operator -t idempo-operator:0.1.0 .
-# Both run as a non-root user on a read-only root filesystem (the chart and the webhook set
-# readOnlyRootFilesystem); nothing is written at run time.
+# Without Docker, `make images` builds the same two images as OCI archives. Both read one
+# definition, scripts/images/spec.ts: the build stage below runs scripts/images/stage.ts (the
+# same code `make images` runs) to lay out each root filesystem — Node, the libraries ldd
+# finds for it, /etc/passwd, /app — and the final stages are `scratch` plus that tree. The
+# ENTRYPOINT/USER/WORKDIR/ENV/EXPOSE lines must equal spec.ts (test/e2e/images.test.ts).
+# Non-root (65532), nothing written at run time: fit for a read-only root filesystem.
 FROM node:24-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
@@ -12,19 +16,23 @@ COPY api api
 COPY sidecar sidecar
 COPY operator operator
 COPY scripts/gen-crds.ts scripts/gen-crds.ts
-RUN npx tsc -p tsconfig.json --outDir dist && npm prune --omit=dev --no-audit --no-fund
+COPY scripts/images scripts/images
+RUN npx tsc -p tsconfig.json && npm prune --omit=dev --no-audit --no-fund && \
+    node dist/scripts/images/stage.js sidecar /out/sidecar && \
+    node dist/scripts/images/stage.js operator /out/operator
 
-FROM gcr.io/distroless/nodejs24-debian12:nonroot AS runtime
-WORKDIR /app
-COPY --from=build /src/node_modules node_modules
-COPY --from=build /src/dist dist
-COPY package.json ./
+FROM scratch AS sidecar
+COPY --from=build /out/sidecar /
 USER 65532:65532
-
-FROM runtime AS sidecar
+WORKDIR /app
+ENV PATH=/nodejs/bin NODE_ENV=production
 EXPOSE 19092 9464
 ENTRYPOINT ["/nodejs/bin/node", "--max-semi-space-size=2", "dist/sidecar/main.js"]
 
-FROM runtime AS operator
+FROM scratch AS operator
+COPY --from=build /out/operator /
+USER 65532:65532
+WORKDIR /app
+ENV PATH=/nodejs/bin NODE_ENV=production
 EXPOSE 9443 8080
 ENTRYPOINT ["/nodejs/bin/node", "dist/operator/main.js"]

@@ -4,7 +4,7 @@ NODE_BIN := $(shell scripts/ensure-node.sh)
 export PATH := $(NODE_BIN):$(PATH)
 export IDEMPO_CACHE ?= $(HOME)/.cache/idempo
 
-.PHONY: build deps test demo bench kafka-up kafka-down kube-up kube-down clean tools kafka-tools e2e-kind
+.PHONY: build deps test demo bench kafka-up kafka-down kube-up kube-down clean tools kafka-tools e2e-kind images
 
 node_modules/.installed: package.json package-lock.json
 	@# npm ci rejects this lock (npm 11 leaves foreign-platform optional packages out of it); install honours it.
@@ -48,6 +48,11 @@ kube-up:
 
 kube-down:
 	@scripts/kube/down.sh
+
+# idempo-sidecar and idempo-operator as OCI archives in dist/images (no Docker, no registry;
+# same contents as the Dockerfile: both follow scripts/images/spec.ts).
+images: build
+	node dist/scripts/images/build.js
 
 # For machines with Docker and kind (not CI): images, a kind cluster, the chart, an injection smoke check.
 e2e-kind:

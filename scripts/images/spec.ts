@@ -1,0 +1,45 @@
+// The one definition of what goes into the idempo images and how they start. Both ways of
+// building them read it: `make images` (scripts/images/build.ts, OCI archives, no Docker)
+// and the Dockerfile (its build stage runs scripts/images/stage.ts; a test checks that its
+// ENTRYPOINT/USER/EXPOSE lines match this file).
+
+/** Where the Node binary sits in both images (the same path distroless images use). */
+export const NODE_PATH = '/nodejs/bin/node';
+/** The application's root in the images; the working directory. */
+export const APP_DIR = '/app';
+/** uid:gid of the process: distroless' "nonroot", also what the webhook and chart set. */
+export const IMAGE_USER = '65532:65532';
+/** Environment of both images. */
+export const IMAGE_ENV: Record<string, string> = { PATH: '/nodejs/bin', NODE_ENV: 'production' };
+
+export interface ImageSpec {
+  /** Image name (tag `dev` locally). */
+  name: string;
+  /** Compiled directories under dist/ the entry point may load (tests, maps, bench excluded). */
+  distDirs: string[];
+  /** Full ENTRYPOINT, in exec form. */
+  entrypoint: string[];
+  /** Ports the process listens on by default (documentation: EXPOSE). */
+  ports: number[];
+}
+
+export const IMAGES = {
+  sidecar: {
+    name: 'idempo-sidecar',
+    distDirs: ['api', 'sidecar'],
+    // A small young generation: the sidecar's garbage is short-lived (fits its 256Mi default limit).
+    entrypoint: [NODE_PATH, '--max-semi-space-size=2', 'dist/sidecar/main.js'],
+    ports: [19092, 9464],
+  },
+  operator: {
+    name: 'idempo-operator',
+    distDirs: ['api', 'operator'],
+    entrypoint: [NODE_PATH, 'dist/operator/main.js'],
+    ports: [9443, 8080],
+  },
+} satisfies Record<string, ImageSpec>;
+
+export type ImageKey = keyof typeof IMAGES;
+
+/** Files never copied into an image: type declarations, source maps, docs, tests. */
+export const EXCLUDE = [/\.d\.[cm]?ts$/, /\.map$/, /\.tsbuildinfo$/, /\.test\.js$/, /(^|\/)(README|CHANGELOG|HISTORY)(\.[a-z]+)?$/i, /\.md$/i, /(^|\/)\.[^/]+$/];
