@@ -17,5 +17,5 @@ export {
   type SchemaProps,
   type ValidationRule,
 } from './schema.js';
-export { applyDefaults, parsePolicySpec, parsePolicyText, type ParseResult } from './validate.js';
+export { applyDefaults, parseJsonOrYaml, parsePolicySpec, parsePolicyText, type ParseResult } from './validate.js';
 export { buildCrd, CRD_FILE, renderCrdYaml } from './crd.js';

@@ -6,8 +6,11 @@
 import { readFileSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import type { Logger } from 'pino';
-import { parsePolicySpec, parseDuration, type PolicySpec } from '../../api/index.js';
-import { parse as parseYaml } from 'yaml';
+// api/validate.js and api/duration.js, not api/index.js: the index also loads the CRD
+// renderer (and with it the YAML library), which the sidecar does not need.
+import { parseJsonOrYaml, parsePolicySpec } from '../../api/validate.js';
+import { parseDuration } from '../../api/duration.js';
+import type { PolicySpec } from '../../api/types.js';
 import type { SaslCredentials } from '../proxy/sasl.js';
 import { type CliOptions, type HostPort, type Mode, type LogLevel, type UpstreamTls, parseHostPorts } from './cli.js';
 
@@ -65,7 +68,7 @@ export function readPolicyFile(path: string, cli: CliOptions): PolicySpec {
   }
   let doc: unknown;
   try {
-    doc = parseYaml(text); // YAML is a superset of JSON
+    doc = parseJsonOrYaml(text);
   } catch (err) {
     throw new ConfigError(`--config ${path}: not valid JSON or YAML: ${(err as Error).message.split('\n')[0]}`);
   }
