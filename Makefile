@@ -29,7 +29,7 @@ kafka-tools:
 
 test: build tools
 	@rm -rf test-results
-	npx vitest run; status=$$?; node scripts/test-summary.mjs test-results/vitest.json $$status; exit $$status
+	npx vitest run; status=$$?; node scripts/test-summary.mjs test-results/outcomes.json $$status; exit $$status
 
 demo: build kafka-tools
 	node dist/scripts/demo.js

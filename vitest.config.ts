@@ -9,6 +9,7 @@ export default defineConfig({
     hookTimeout: 300_000,
     fileParallelism: false,
     pool: 'forks',
-    reporters: ['default', ['json', { outputFile: 'test-results/vitest.json' }]],
+    // test-outcomes.mjs writes test-results/outcomes.json for scripts/test-summary.mjs (make test).
+    reporters: ['default', './scripts/test-outcomes.mjs'],
   },
 });

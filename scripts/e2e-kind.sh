@@ -32,7 +32,16 @@ spec:
   kafka: { bootstrapServers: ["kafka.invalid:9092"] }
   injection: { image: "idempo-sidecar:$tag" }
 YAML
-kubectl wait -n idempo-smoke ipp/smoke --for=condition=Ready --timeout=60s
+# Not `kubectl wait`: it fails at once ("status.conditions accessor error") while the policy has
+# no status yet. Poll until the condition is True or the deadline passes.
+wait_condition() { # NAMESPACE OBJECT CONDITION SECONDS
+  local deadline=$((SECONDS + $4))
+  until [ "$(kubectl get -n "$1" "$2" -o jsonpath="{.status.conditions[?(@.type==\"$3\")].status}" 2>/dev/null)" = True ]; do
+    [ "$SECONDS" -lt "$deadline" ] || { echo "e2e-kind: $2 not $3 within $4 s" >&2; return 1; }
+    sleep 1
+  done
+}
+wait_condition idempo-smoke ipp/smoke Ready 60
 kubectl run -n idempo-smoke smoke --image=busybox --labels=app=smoke --restart=Never \
   --env=KAFKA_BOOTSTRAP_SERVERS=kafka.invalid:9092 -- sleep 3600 >/dev/null
 injected="$(kubectl get pod -n idempo-smoke smoke -o jsonpath='{.metadata.annotations.idempo\.dev/injected}')"

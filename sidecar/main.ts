@@ -54,11 +54,15 @@ async function main(): Promise<void> {
   );
 
   const stopWatching = cli.config
-    ? watchConfig(cli.config, cli, config, log, (next) => {
-        log.level = next.logLevel;
-        engine.reconfigure(next);
-        metrics.configReloads.inc({ result: 'ok' });
-      }, () => metrics.configReloads.inc({ result: 'error' }))
+    ? watchConfig(cli.config, cli, config, log, {
+        changed: (next) => {
+          log.level = next.logLevel;
+          engine.reconfigure(next);
+          metrics.configReloads.inc({ result: 'ok' });
+        },
+        rejected: () => metrics.configReloads.inc({ result: 'error' }),
+        checked: () => metrics.configChecks.inc(),
+      })
     : () => {};
 
   let stopping = false;

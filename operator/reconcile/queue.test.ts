@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { WorkQueue } from './queue.js';
 
 describe('WorkQueue', () => {
@@ -43,13 +43,26 @@ describe('WorkQueue', () => {
   });
 
   it('addAfter delivers later, and the earlier of two delays wins', async () => {
-    const q = new WorkQueue();
-    q.addAfter('a', 5000);
-    q.addAfter('a', 5);
-    const t0 = Date.now();
-    expect(await q.get()).toBe('a');
-    expect(Date.now() - t0).toBeLessThan(4000);
-    q.shutdown();
+    // Fake timers: the clock moves only when the test says so, so "later" is exact.
+    vi.useFakeTimers();
+    try {
+      const q = new WorkQueue();
+      q.addAfter('a', 5000);
+      q.addAfter('a', 5);
+      q.addAfter('a', 50); // later than the pending 5 ms: ignored
+      vi.advanceTimersByTime(4);
+      expect(q.length).toBe(0);
+      vi.advanceTimersByTime(1);
+      expect(q.length).toBe(1);
+      expect(await q.get()).toBe('a');
+      q.done('a');
+      // The 5000 ms and 50 ms timers were replaced, not kept: nothing arrives later.
+      vi.advanceTimersByTime(10_000);
+      expect(q.length).toBe(0);
+      q.shutdown();
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('shutdown releases waiting workers', async () => {

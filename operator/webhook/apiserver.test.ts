@@ -30,7 +30,7 @@ async function kubectlOk(args: string[], input?: string): Promise<string> {
 beforeAll(async () => {
   kube = await startKube();
   await kubectlOk(['apply', '-f', 'crds/']);
-  await kubectlOk(['wait', '--for=condition=Established', '--timeout=60s', `crd/${PLURAL}.${GROUP}`]);
+  await kube.waitForCondition([`crd/${PLURAL}.${GROUP}`], 'Established');
   await kubectlOk(['create', 'namespace', 'idempo-system']);
 });
 afterAll(async () => {

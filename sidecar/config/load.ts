@@ -115,13 +115,29 @@ export function loadSidecarConfig(cli: CliOptions): SidecarConfig {
  * Watches the config file. ConfigMap volumes swap a symlink (..data) atomically, so the
  * directory is watched rather than the file, and the file is re-read and compared.
  */
-export function watchConfig(path: string, cli: CliOptions, config: SidecarConfig, log: Logger, onChange: (next: LiveConfig) => void, onError: () => void): () => void {
+export interface ReloadHandlers {
+  /** A valid file with different settings; config.live already holds them. */
+  changed(next: LiveConfig): void;
+  /** A changed file that does not validate; the previous settings stay. */
+  rejected(): void;
+  /** Every time the file is looked at (watch event or the 5 s poll), whatever the result. */
+  checked(): void;
+}
+
+export function watchConfig(path: string, cli: CliOptions, config: SidecarConfig, log: Logger, on: ReloadHandlers): () => void {
   let last = JSON.stringify(config.live);
   // The file text last rejected: the 5 s poll would otherwise count and log the same bad file
   // again on every tick (idempo_config_reloads_total{result="error"} counts rejections of a change).
   let rejected: string | undefined;
   let timer: NodeJS.Timeout | undefined;
   const check = (): void => {
+    try {
+      reload();
+    } finally {
+      on.checked();
+    }
+  };
+  const reload = (): void => {
     let next: LiveConfig;
     let raw: string | undefined;
     try {
@@ -134,7 +150,7 @@ export function watchConfig(path: string, cli: CliOptions, config: SidecarConfig
       next = fromSpec(readPolicyFile(path, cli), cli);
     } catch (err) {
       rejected = raw;
-      onError();
+      on.rejected();
       log.error({ err: (err as Error).message }, 'config reload rejected; keeping the previous configuration');
       return;
     }
@@ -144,7 +160,7 @@ export function watchConfig(path: string, cli: CliOptions, config: SidecarConfig
     last = text;
     config.live = next;
     log.info({ mode: next.mode, dedup: next.dedup.strategy }, 'configuration reloaded');
-    onChange(next);
+    on.changed(next);
   };
   let watcher: FSWatcher | undefined;
   try {

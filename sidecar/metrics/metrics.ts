@@ -97,6 +97,11 @@ export class SidecarMetrics {
     labelNames: ['result'] as const,
     registers: [this.registry],
   });
+  readonly configChecks = new Counter({
+    name: 'idempo_config_checks_total',
+    help: 'Times the configuration file was read to look for a change (file events and the 5 s poll), changed or not.',
+    registers: [this.registry],
+  });
 
   constructor() {
     registerProcessMetrics(this.registry);

@@ -14,7 +14,8 @@ import { kafkajsConsume, kafkajsProduce } from '../support/clients/kafkajs.js';
 import { startKafka, type KafkaCluster } from '../support/kafka.js';
 import { startKube, type KubeEnv } from '../support/kube.js';
 import { freePorts } from '../support/ports.js';
-import { ensureNamespace, installCrds, policyPath, readyOf, repoRoot, startOperator, waitFor, type OperatorProcess, type Policy } from './operator-harness.js';
+import { ensureNamespace, installCrds, policyPath, readyOf, repoRoot, startOperator, type OperatorProcess, type Policy } from './operator-harness.js';
+import { waitFor } from '../support/poll.js';
 
 type EnvVar = { name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string } } };
 type Container = { name: string; args?: string[]; env?: EnvVar[] };

@@ -75,8 +75,7 @@ describe('CRD on a real kube-apiserver', () => {
     const applied = await kube.kubectl(['apply', '-f', 'crds/']);
     expect(applied.stderr).toBe('');
     expect(applied.code).toBe(0);
-    const est = await kube.kubectl(['wait', '--for=condition=Established', '--timeout=60s', `crd/${CRD_NAME}`]);
-    expect(est.code, est.stderr).toBe(0);
+    await kube.waitForCondition([`crd/${CRD_NAME}`], 'Established');
     const ns = await kube.kubectl(['create', 'namespace', NS]);
     expect(ns.code, ns.stderr).toBe(0);
   });

@@ -11,6 +11,7 @@ import { startSidecar, sumMetric, type Sidecar } from '../support/sidecar.js';
 import { FaultRelay } from '../support/fault-relay.js';
 import { kafkajsCreateTopics } from '../support/clients/kafkajs.js';
 import { mergeRuns, produce, sidecarConfig, verify, type ClientName, type ClientTimeouts, type ProduceRun } from './faults-workload.js';
+import { waitFor } from '../support/poll.js';
 
 const SEED = 0xb40c3e5;
 // A killed broker is fenced after broker.session.timeout.ms (6 s here); the sidecar keeps
@@ -62,11 +63,10 @@ afterAll(async () => {
 
 /** Until every partition of the topics has all 3 replicas in sync (a restarted broker caught up). */
 async function waitIsrFull(k: KafkaCluster, topics: string[]): Promise<void> {
-  for (;;) {
+  await waitFor('every replica back in sync', async () => {
     const parts = (await Promise.all(topics.map((t) => k.describeTopic(t).catch(() => [])))).flat();
-    if (parts.length === topics.length * 3 && parts.every((p) => p.isr.length === 3 && p.leader >= 0)) return;
-    await new Promise((res) => setTimeout(res, 500)); // poll interval
-  }
+    return parts.length === topics.length * 3 && parts.every((p) => p.isr.length === 3 && p.leader >= 0);
+  }, 180_000, 500);
 }
 
 /** Moves the leader of partition `partition` of each topic to the next broker (1 -> 2 -> 3 -> 1). */

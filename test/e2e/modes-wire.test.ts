@@ -743,7 +743,8 @@ describe('config reload', () => {
       // Still enforce, on the same connection.
       expect((await sendFrame(c, produceFrame(topic, 0, encodeBatch([{ value: 'still refused' }])))).errorCode).toBe(44);
       // The sidecar also re-reads the file every 5 s: the same bad file is not rejected (nor logged) again.
-      await new Promise((r) => setTimeout(r, 5_500));
+      const checks = await sc.metric('idempo_config_checks_total');
+      await expect.poll(() => sc.metric('idempo_config_checks_total'), { timeout: 30_000 }).toBeGreaterThan(checks);
       expect(await sc.metric('idempo_config_reloads_total', { result: 'error' })).toBe(1);
       expect(sc.logs().filter((l) => l.includes('config reload rejected'))).toHaveLength(1);
       expect(c.closed).toBe(false);

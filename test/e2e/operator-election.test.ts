@@ -3,7 +3,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KubeClient, resourcePath, type KubeObject } from '../../operator/kube/client.js';
 import { startKube, type KubeEnv } from '../support/kube.js';
-import { OPERATOR_NS, ensureNamespace, getOrUndefined, installCrds, policyPath, readyOf, startOperator, waitFor, type OperatorProcess, type Policy } from './operator-harness.js';
+import { OPERATOR_NS, ensureNamespace, getOrUndefined, installCrds, policyPath, readyOf, startOperator, type OperatorProcess, type Policy } from './operator-harness.js';
+import { waitFor } from '../support/poll.js';
 
 type Lease = KubeObject & { spec: { holderIdentity?: string; leaseTransitions?: number } };
 

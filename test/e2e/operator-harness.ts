@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { KubeClient, isNotFound, resourcePath, type KubeObject } from '../../operator/kube/client.js';
 import type { KubeEnv } from '../support/kube.js';
 import { freePorts } from '../support/ports.js';
+import { waitFor } from '../support/poll.js';
 
 export const repoRoot = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
 export const OPERATOR_NS = 'idempo-system';
@@ -25,21 +26,6 @@ export type OperatorProcess = {
   stop(): Promise<number | null>;
   kill9(): Promise<void>;
 };
-
-export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 30_000, everyMs = 100): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== false) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
 
 export function ensureBuilt(): void {
   if (!existsSync(join(repoRoot, 'dist/operator/main.js'))) throw new Error('dist/operator/main.js is missing: run `make build` first');
@@ -119,8 +105,7 @@ export async function startOperator(
 export async function installCrds(kube: KubeEnv): Promise<void> {
   const r = await kube.kubectl(['apply', '-f', join(repoRoot, 'crds')]);
   if (r.code !== 0) throw new Error(`kubectl apply crds: ${r.stderr}`);
-  const w = await kube.kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/idempotentproducerpolicies.idempo.dev']);
-  if (w.code !== 0) throw new Error(`crd not established: ${w.stderr}`);
+  await kube.waitForCondition(['crd/idempotentproducerpolicies.idempo.dev'], 'Established');
   await ensureNamespace(new KubeClient(kube.kubeConfig), OPERATOR_NS);
 }
 

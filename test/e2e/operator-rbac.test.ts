@@ -10,7 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments, stringify } from 'yaml';
 import { KubeClient, resourcePath, type KubeObject } from '../../operator/kube/client.js';
 import { startKube, type KubeEnv } from '../support/kube.js';
-import { OPERATOR_NS, ensureNamespace, installCrds, policyPath, readyOf, repoRoot, startOperator, waitFor, type OperatorProcess, type Policy } from './operator-harness.js';
+import { OPERATOR_NS, ensureNamespace, installCrds, policyPath, readyOf, repoRoot, startOperator, type OperatorProcess, type Policy } from './operator-harness.js';
+import { waitFor } from '../support/poll.js';
 
 const helm = ['helm', join(process.env.IDEMPO_CACHE ?? join(homedir(), '.cache/idempo'), 'helm/bin/helm')].find((h) => spawnSync(h, ['version', '--short']).status === 0);
 // make test installs helm first (scripts/tools/install-helm.sh); a missing helm is a failure, not a skip.

@@ -12,10 +12,10 @@ import {
   policyPath,
   readyOf,
   startOperator,
-  waitFor,
   type OperatorProcess,
   type Policy,
 } from './operator-harness.js';
+import { waitFor } from '../support/poll.js';
 
 type Container = { name: string; image?: string; args?: string[]; env?: Array<{ name: string; value?: string }>; restartPolicy?: string };
 type Pod = KubeObject & { spec: { containers: Container[]; initContainers?: Container[]; hostNetwork?: boolean } };

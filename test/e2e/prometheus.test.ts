@@ -16,7 +16,8 @@ import { RawConnection } from '../support/raw-kafka.js';
 import { repoRoot } from '../support/clients/java.js';
 import { startKube, type KubeEnv } from '../support/kube.js';
 import { KubeClient, resourcePath, type KubeObject } from '../../operator/kube/client.js';
-import { OPERATOR_NS, ensureNamespace, installCrds, startOperator, waitFor, type OperatorProcess } from './operator-harness.js';
+import { OPERATOR_NS, ensureNamespace, installCrds, startOperator, type OperatorProcess } from './operator-harness.js';
+import { waitFor } from '../support/poll.js';
 import { ApiKey } from '../../sidecar/codec/api.js';
 import { Writer } from '../../sidecar/codec/writer.js';
 import { computeCrc } from '../../sidecar/codec/record-batch.js';
@@ -126,16 +127,14 @@ async function produceRaw(c: RawConnection, topic: string, records: Buffer): Pro
 /** InitProducerId through the sidecar; the broker answers COORDINATOR_LOAD_IN_PROGRESS for a while after start. */
 async function initProducerId(c: RawConnection): Promise<{ producerId: bigint; epoch: number }> {
   const v = 4;
-  const deadline = Date.now() + 30_000;
-  for (;;) {
+  return waitFor('InitProducerId to succeed', async () => {
     c.send(ApiKey.InitProducerId, v, (w) =>
       encodeInitProducerIdRequest(w, { ...createInitProducerIdRequest(), transactionalId: null, transactionTimeoutMs: 60_000, producerId: -1n, producerEpoch: -1 }, v),
     );
     const r = decodeInitProducerIdResponse((await c.receive(ApiKey.InitProducerId, v)).body, v);
-    if (r.errorCode === 0) return { producerId: r.producerId, epoch: r.producerEpoch };
-    if (Date.now() > deadline) throw new Error(`InitProducerId: error ${r.errorCode}`);
-    await new Promise((res) => setTimeout(res, 250));
-  }
+    if (r.errorCode !== 0) throw new Error(`InitProducerId: error ${r.errorCode}`);
+    return { producerId: r.producerId, epoch: r.producerEpoch };
+  }, 30_000, 250);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -9,6 +9,8 @@ import { RawConnection } from '../support/raw-kafka.js';
 import { runProducerPerf } from '../../bench/producer-perf.js';
 import { sampleProcess } from '../../bench/proc-stats.js';
 import { ApiKey } from '../../sidecar/codec/api.js';
+import { waitFor } from '../support/poll.js';
+import { tcpSockets } from '../support/sockets.js';
 
 let kafka: KafkaCluster;
 let sidecar: Sidecar;
@@ -53,7 +55,18 @@ describe('backpressure', () => {
     }
     // Every fetch reached the broker, which has answered (or tried to): 160 MiB of answers.
     await expect.poll(() => sidecar.metric('idempo_requests_total', { api: 'Fetch' }), { timeout: 30_000 }).toBe(FETCHES);
-    await new Promise((r) => setTimeout(r, 2000)); // let whatever would pile up pile up
+    // The sidecar has stopped reading from the broker: answers wait in its receive queue, and
+    // the queue does not move between two looks. A sidecar without backpressure reads every
+    // answer into memory, its queue drains, and this wait fails.
+    const brokerPort = kafka.brokers[0].port;
+    const unread = () => new Map(tcpSockets().filter((t) => t.remotePort === brokerPort && t.rxQueue > 0).map((t) => [t.localPort, t.rxQueue]));
+    let before = unread();
+    await waitFor('the sidecar to stop reading from the broker', () => {
+      const now = unread();
+      const stalled = [...now].some(([port, rx]) => before.get(port) === rx);
+      before = now;
+      return stalled;
+    }, 60_000, 500);
     const grown = sampleProcess(sidecar.proc.pid!).rssBytes - rssBefore;
     // Without backpressure the sidecar would hold most of 160 MiB of answers.
     expect(grown).toBeLessThan(64 * 1024 * 1024);

@@ -3,6 +3,7 @@
 import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FaultPlan, FaultRelay, mulberry32, mixSeed, type FaultKind } from './fault-relay.js';
+import { waitFor } from './poll.js';
 
 interface Echo {
   port: number;
@@ -55,9 +56,7 @@ async function connect(port: number): Promise<Client> {
   return { socket, got: () => got, closed };
 }
 
-async function until(cond: () => boolean): Promise<void> {
-  while (!cond()) await new Promise((r) => setTimeout(r, 5));
-}
+const until = (cond: () => boolean): Promise<true> => waitFor(cond.toString(), () => cond(), 30_000, 5);
 
 const only = (k: FaultKind) => ({ reset: 0, half_write: 0, stall: 0, [k]: 1 });
 

@@ -13,6 +13,7 @@ import { runJavaAdmin } from './clients/java.js';
 import { kafkajsCreateTopics, kafkajsTopicMetadata, type PartitionInfo } from './clients/kafkajs.js';
 import { trackChild } from './clients/run.js';
 import { freePorts } from './ports.js';
+import { GiveUp, waitFor } from './poll.js';
 
 export interface BrokerInfo {
   id: number;
@@ -238,36 +239,31 @@ export async function startKafka(opts: StartKafkaOptions = {}): Promise<KafkaClu
     return node;
   };
 
+  // Each condition throws what it saw while not met, so a timeout says why.
   const waitReady = async (ms = timeoutMs) => {
-    const deadline = Date.now() + ms;
-    let last = '';
-    for (;;) {
-      if (stopped) throw new Error('cluster stopped');
+    await waitFor(`every broker to see every live broker (logs in ${dir})`, async () => {
+      if (stopped) throw new GiveUp('cluster stopped');
       const dead = nodes.find((x) => !x.isBroker && !x.proc);
-      if (dead) throw new Error(`controller exited; see ${path.join(dead.dir, 'server.log')}`);
+      if (dead) throw new GiveUp(`controller exited; see ${path.join(dead.dir, 'server.log')}`);
       const live = brokerNodes.filter((x) => x.proc);
       const want = live.map((x) => x.id).join(',');
       const answers = await Promise.all(
         live.map((x) => probeMetadata('127.0.0.1', x.port, 1000).then((r) => r.brokers.map((b) => b.id).join(','), (e: Error) => `error: ${e.message}`)),
       );
-      if (live.length > 0 && answers.every((a) => a === want)) return;
-      last = live.map((x, i) => `broker ${x.id} sees [${answers[i]}]`).join('; ') || 'no broker running';
-      if (Date.now() > deadline) throw new Error(`Kafka not ready after ${ms} ms (want [${want}]): ${last}; logs in ${dir}`);
-      await new Promise((r) => setTimeout(r, 100)); // poll interval
-    }
+      if (live.length > 0 && answers.every((a) => a === want)) return true;
+      throw new Error(`want [${want}]: ${live.map((x, i) => `broker ${x.id} sees [${answers[i]}]`).join('; ') || 'no broker running'}`);
+    }, ms);
   };
 
   const waitForTopic = async (topic: string, ok: (ps: ProbePartition[]) => boolean, what: string, ms = 30_000) => {
-    const deadline = Date.now() + ms;
-    for (;;) {
+    await waitFor(`every broker to report ${what} for topic ${topic}`, async () => {
       const live = brokerNodes.filter((x) => x.proc);
       const views = await Promise.all(
         live.map((x) => probeMetadata('127.0.0.1', x.port, 1000, [topic]).then((r) => r.topics[0]?.partitions ?? [], () => null)),
       );
-      if (views.every((v) => v !== null && ok(v))) return;
-      if (Date.now() > deadline) throw new Error(`topic ${topic}: not every broker reports ${what} after ${ms} ms: ${JSON.stringify(views)}`);
-      await new Promise((r) => setTimeout(r, 100)); // poll interval
-    }
+      if (views.every((v) => v !== null && ok(v))) return true;
+      throw new Error(JSON.stringify(views));
+    }, ms);
   };
 
   const killNode = async (node: Node, sig: NodeJS.Signals, graceMs: number) => {

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { startKube, type KubeEnv } from './kube.js';
+import { waitFor } from './poll.js';
 
 // Exists and is not a zombie (some container PID 1s never reap orphans).
 function isAlive(pid: number): boolean {
@@ -14,16 +15,6 @@ function isAlive(pid: number): boolean {
     return !/^[ZX]/.test(stat.slice(stat.lastIndexOf(')') + 2));
   } catch {
     return false;
-  }
-}
-
-async function eventually<T>(probe: () => Promise<T | undefined>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 100));
   }
 }
 
@@ -81,7 +72,7 @@ describe('test control plane (etcd + kube-apiserver)', () => {
     expect(rb.code, rb.stderr).toBe(0);
     // The RBAC authorizer reads bindings from an informer cache, so the grant lands
     // shortly after the create returns: poll for it.
-    const allowed = await eventually(async () => {
+    const allowed = await waitFor('the rolebinding to take effect', async () => {
       const r = await kube.kubectl(['-n', ns, 'get', 'secrets', '--as=someone']);
       return r.code === 0 ? r : undefined;
     });

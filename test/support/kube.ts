@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { KubeConfig } from '@kubernetes/client-node';
+import { waitFor } from './poll.js';
 
 const repoRoot = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
 const scripts = join(repoRoot, 'scripts/kube');
@@ -31,6 +32,12 @@ export interface KubeEnv {
   runDir: string;
   /** Runs kubectl against this control plane; never throws on a non-zero exit. */
   kubectl(args: string[], input?: string): Promise<KubectlResult>;
+  /**
+   * Polls until the object (kubectl's words: `['crd/NAME']`, `['-n', NS, 'ipp/NAME']`) has
+   * condition `type` with status True. Not `kubectl wait`: it fails at once with "status.conditions
+   * accessor error" when the object has no conditions yet, e.g. a CRD just applied.
+   */
+  waitForCondition(object: string[], type: string, timeoutMs?: number): Promise<void>;
   /** Stops apiserver and etcd and removes runDir. Safe to call twice. */
   stop(): Promise<void>;
 }
@@ -108,14 +115,25 @@ export async function startKube(opts: StartKubeOptions = {}): Promise<KubeEnv> {
   const server = kubeConfig.getCurrentCluster()?.server ?? '';
   const kubectlPath = join(binDir, 'kubectl');
 
+  const kubectl = (args: string[], input?: string): Promise<KubectlResult> =>
+    run(kubectlPath, ['--kubeconfig', kubeconfigPath, ...args], { ...process.env, KUBECONFIG: kubeconfigPath }, input);
+  const waitForCondition = async (object: string[], type: string, timeoutMs = 60_000): Promise<void> => {
+    await waitFor(`${object.join(' ')} condition ${type}=True`, async () => {
+      const r = await kubectl(['get', ...object, '-o', 'json']);
+      if (r.code !== 0) throw new Error(r.stderr.trim());
+      const conditions = (JSON.parse(r.stdout) as { status?: { conditions?: Array<{ type: string; status: string }> } }).status?.conditions ?? [];
+      return conditions.some((c) => c.type === type && c.status === 'True');
+    }, timeoutMs, 200);
+  };
+
   return {
     kubeconfigPath,
     server,
     kubeConfig,
     kubectlPath,
     runDir,
-    kubectl: (args, input) =>
-      run(kubectlPath, ['--kubeconfig', kubeconfigPath, ...args], { ...process.env, KUBECONFIG: kubeconfigPath }, input),
+    kubectl,
+    waitForCondition,
     stop: async () => {
       if (stopped) return;
       process.removeListener('exit', stopSync);

@@ -8,6 +8,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort } from './ports.js';
+import { GiveUp, waitFor } from './poll.js';
 import { collectLines } from './clients/run.js';
 
 export const PROMETHEUS_BIN = process.env.IDEMPO_PROMETHEUS_BIN ?? '/usr/bin/prometheus';
@@ -171,21 +172,14 @@ export async function startPrometheus(o: StartPrometheusOptions): Promise<Promet
   };
 
   const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + (o.timeoutMs ?? 30_000);
   try {
-    for (;;) {
-      if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`prometheus exited (${proc.exitCode ?? proc.signalCode}):\n${lines.slice(-30).join('\n')}`);
-      try {
-        if ((await fetch(`${url}/-/ready`)).ok) break;
-      } catch {
-        // not listening yet
-      }
-      if (Date.now() > deadline) throw new Error(`prometheus not ready within ${o.timeoutMs ?? 30_000} ms:\n${lines.slice(-30).join('\n')}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    await waitFor('prometheus /-/ready', async () => {
+      if (proc.exitCode !== null || proc.signalCode !== null) throw new GiveUp(`prometheus exited (${proc.exitCode ?? proc.signalCode}):\n${lines.slice(-30).join('\n')}`);
+      return (await fetch(`${url}/-/ready`)).ok;
+    }, o.timeoutMs ?? 30_000);
   } catch (e) {
     await stop();
-    throw e;
+    throw e instanceof GiveUp ? e : new Error(`${(e as Error).message}\n${lines.slice(-30).join('\n')}`);
   }
 
   const api = async <T>(pathAndQuery: string): Promise<T> => {

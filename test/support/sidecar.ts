@@ -3,6 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import path from 'node:path';
 import { freePort } from './ports.js';
+import { GiveUp, waitFor } from './poll.js';
 import { repoRoot } from './clients/java.js';
 import { collectLines } from './clients/run.js';
 
@@ -54,20 +55,15 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
     return code as number | null;
   });
   const metricsUrl = `http://127.0.0.1:${metricsPort}`;
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (proc.exitCode !== null) throw new Error(`sidecar exited with ${proc.exitCode}:\n${lines.join('\n')}`);
-    try {
-      const r = await fetch(`${metricsUrl}/${opts.waitReady === false ? 'healthz' : 'readyz'}`);
-      if (r.ok) break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) {
-      proc.kill('SIGKILL');
-      throw new Error(`sidecar not ready within 30 s:\n${lines.slice(-20).join('\n')}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
+  const probe = opts.waitReady === false ? 'healthz' : 'readyz';
+  try {
+    await waitFor(`sidecar /${probe}`, async () => {
+      if (proc.exitCode !== null) throw new GiveUp(`sidecar exited with ${proc.exitCode}:\n${lines.join('\n')}`);
+      return (await fetch(`${metricsUrl}/${probe}`)).ok;
+    });
+  } catch (e) {
+    proc.kill('SIGKILL');
+    throw e instanceof GiveUp ? e : new Error(`${(e as Error).message}\n${lines.slice(-20).join('\n')}`);
   }
   const metrics = async (): Promise<string> => (await fetch(`${metricsUrl}/metrics`)).text();
   return {
