@@ -91,6 +91,17 @@ export class SidecarMetrics {
     labelNames: ['reason'] as const,
     registers: [this.registry],
   });
+  readonly upstreamRedials = new Counter({
+    name: 'idempo_upstream_redials_total',
+    help: 'Paired upstream connections re-established after a failure, without closing the client connection.',
+    registers: [this.registry],
+  });
+  readonly clientConnectionsClosed = new Counter({
+    name: 'idempo_client_connections_closed_total',
+    help: 'Client connections the sidecar closed because their upstream connection failed, by reason (sasl: the lost connection carried SASL; unsafe_request: a request that cannot be repeated was in flight; unreachable: no broker).',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
   readonly configReloads = new Counter({
     name: 'idempo_config_reloads_total',
     help: 'Configuration file reloads, by result.',

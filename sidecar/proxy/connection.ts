@@ -24,13 +24,19 @@ import type { ClusterView } from './cluster-view.js';
 import type { TlsMaterial } from './upstream-socket.js';
 import { AnswerQueue, type Slot } from './answer-queue.js';
 import { ReadGate } from './flow-control.js';
-import { encodeChangedRequest, encodeProduceAnswer, peekProduceAcks, produceAnswerNeedsWork, transformProduceAnswer } from './produce-frames.js';
+import { encodeChangedRequest, encodeProduceAnswer, peekProduceAcks, produceAnswerNeedsWork, produceErrorPayload, transformProduceAnswer } from './produce-frames.js';
 import { UpstreamLink, type LossDecision, type Outstanding } from './upstream-link.js';
+import { bindsConnection, isIdempotentProduce, replayClassOf, type ReplayClass } from './replay.js';
+import { ErrorCode } from '../codec/errors.js';
+import type { ProduceRequest } from '../codec/generated/produce-request.js';
 
 const PRODUCE_MIN_DECODED = SUPPORTED_VERSIONS.get(ApiKey.Produce)!.min;
 
 /** Requests a client may have waiting for answers before the sidecar stops reading from it. */
 const MAX_PENDING_SLOTS = 1024;
+
+/** How long answers are still read for a client that went away (a produce answer comes within its timeout). */
+const RETIRE_MAX_MS = 60_000;
 
 export interface ConnectionDeps {
   log: Logger;
@@ -48,6 +54,13 @@ export interface ConnectionDeps {
 /** Turns the upstream answer into what the client gets. */
 type Transform = (payload: Buffer) => Buffer | Promise<Buffer>;
 
+/** A client request on the paired upstream connection, with what to do if that connection fails (replay.ts). */
+interface ClientRequest extends Outstanding {
+  readonly replay: ReplayClass;
+  /** For replay 'produce': answers the client with NETWORK_EXCEPTION (through the hook's answer handler). */
+  readonly unknownOutcome?: () => void;
+}
+
 let nextConnectionId = 1;
 
 export class ClientConnection {
@@ -57,6 +70,8 @@ export class ClientConnection {
   private readonly clientFrames: FrameSplitter;
   private readonly clientGate: ReadGate;
   private closed = false;
+  /** SASL went through the paired upstream connection: it cannot be re-dialled by the sidecar. */
+  private authenticatedUpstream = false;
   private draining = false;
   private drainWaiter?: () => void;
   private readonly log: Logger;
@@ -90,7 +105,7 @@ export class ClientConnection {
       { log: this.log, metrics: deps.metrics, tls: deps.tls, maxFrameBytes: deps.maxFrameBytes, resolve: (attempt) => deps.resolveUpstream(target, attempt) },
       {
         connected: () => this.clientGate.resume('connecting'),
-        unreachable: (reason) => this.close(reason),
+        unreachable: (reason) => this.closeForUpstream('unreachable', reason),
         lost: (reason, outstanding) => this.onUpstreamLost(reason, outstanding),
         broken: (reason) => this.close(reason),
         full: () => this.clientGate.pause('upstream-buffer'),
@@ -99,7 +114,7 @@ export class ClientConnection {
     );
     client.on('data', (chunk: Buffer) => this.onClientData(chunk));
     client.on('error', (err) => this.log.debug({ err: err.message }, 'client socket error'));
-    client.on('close', () => this.close('client closed the connection'));
+    client.on('close', () => this.clientGone());
     client.on('drain', () => this.link.resumeReading('client-buffer'));
     deps.metrics.clientConnections.inc();
   }
@@ -121,21 +136,67 @@ export class ClientConnection {
     });
   }
 
-  close(reason: string): void {
+  /**
+   * The client went away. What it already sent upstream is not abandoned: the answers are
+   * still read (bounded), so the engine records each forwarded batch's outcome and a re-send
+   * from the client's next connection is answered from it.
+   */
+  private clientGone(): void {
+    if (this.closed) return;
+    this.close('client closed the connection', true);
+  }
+
+  close(reason: string, keepUpstream = false): void {
     if (this.closed) return;
     this.closed = true;
     this.log.debug({ reason }, 'connection closed');
     this.deps.metrics.clientConnections.dec();
     this.answers.stop();
     this.client.destroy();
-    this.link.close();
+    if (keepUpstream) this.link.retire(RETIRE_MAX_MS);
+    else this.link.close();
     this.drainWaiter?.();
   }
 
-  /** The paired upstream connection failed with `outstanding` requests unanswered. */
-  private onUpstreamLost(reason: string, _outstanding: Outstanding[]): LossDecision {
+  /**
+   * The paired upstream connection failed with `outstanding` requests unanswered. Upstream
+   * faults stay upstream: the sidecar dials the broker again and the client keeps its
+   * connection, unless the lost connection carried state only the client can rebuild (SASL),
+   * or a request the sidecar can neither repeat nor answer was in flight (replay.ts).
+   */
+  private onUpstreamLost(reason: string, outstanding: Outstanding[]): LossDecision {
+    if (this.closed) return { redial: false, reason };
+    if (this.authenticatedUpstream) {
+      this.closeForUpstream('sasl', `${reason}; it was authenticated with the client's own SASL exchange, which only the client can repeat`);
+      return { redial: false, reason };
+    }
+    const requests = outstanding as ClientRequest[];
+    const unsafe = requests.find((r) => r.replay === 'close');
+    if (unsafe) {
+      this.closeForUpstream('unsafe_request', `${reason} while a ${apiName(unsafe.apiKey)} request was in flight, which the sidecar cannot repeat or answer`);
+      return { redial: false, reason };
+    }
+    const resend: Outstanding[] = [];
+    let answered = 0;
+    for (const r of requests) {
+      if (r.replay === 'resend') resend.push(r);
+      else {
+        answered++;
+        r.unknownOutcome!();
+      }
+    }
+    this.deps.metrics.upstreamRedials.inc();
+    this.log.info({ reason, resent: resend.length, answeredUnknown: answered }, 'upstream connection lost; dialling the broker again, the client connection stays open');
+    this.clientGate.pause('connecting');
+    return { redial: true, resend };
+  }
+
+  /** Closes the client connection because of its upstream connection: a log line and a metric say why. */
+  private closeForUpstream(kind: 'sasl' | 'unsafe_request' | 'unreachable', reason: string): void {
+    if (this.closed) return;
+    this.deps.metrics.clientConnectionsClosed.inc({ reason: kind });
+    this.log.warn({ reason, kind }, `closing client connection: upstream connection failed (${reason})`);
     this.close(reason);
-    return { redial: false, reason };
   }
 
   // ---- client -> upstream ----
@@ -175,9 +236,10 @@ export class ClientConnection {
     const { apiKey, apiVersion, correlationId } = peekRequest(frame);
     this.deps.metrics.forApi(apiKey, apiName(apiKey)).count.inc();
     if (apiKey === ApiKey.Produce) return this.onProduce(frame, apiVersion);
+    if (bindsConnection(apiKey)) this.authenticatedUpstream = true;
     const slot = this.answers.reserve(correlationId, apiKey, apiVersion);
     const rewrite = this.deps.rewriters.get(apiKey);
-    this.forward(frame, slot, rewrite ? (payload) => rewrite(payload, apiVersion) : undefined);
+    this.forward(frame, slot, rewrite ? (payload) => rewrite(payload, apiVersion) : undefined, replayClassOf(apiKey));
   }
 
   private onProduce(frame: Buffer, version: number): void {
@@ -188,7 +250,8 @@ export class ClientConnection {
     if (!hook.needsDecoding || version < PRODUCE_MIN_DECODED) {
       const acks = peekProduceAcks(frame, header.bodyOffset, version);
       const slot = acks === 0 ? undefined : this.answers.reserve(header.correlationId, ApiKey.Produce, version);
-      return this.forward(frame, slot, this.produceTransform(version, undefined));
+      // Not decoded, so the sidecar cannot tell whether repeating it is safe.
+      return this.forward(frame, slot, this.produceTransform(version, undefined), 'close');
     }
     const request = decodeProduceRequest(new Reader(frame, header.bodyOffset), version);
     const clientAcks = request.acks;
@@ -196,14 +259,16 @@ export class ClientConnection {
     switch (decision.kind) {
       case 'forward': {
         const slot = clientAcks === 0 ? undefined : this.answers.reserve(header.correlationId, ApiKey.Produce, version);
-        return this.forward(frame, slot, this.produceTransform(version, decision.onResponse));
+        const transform = this.produceTransform(version, decision.onResponse);
+        return this.forward(frame, slot, transform, ...this.produceReplay(request, version, slot, transform));
       }
       case 'forward-modified': {
         const upstreamAnswers = decision.request.acks !== 0;
         const slot = upstreamAnswers ? this.answers.reserve(header.correlationId, ApiKey.Produce, version, clientAcks === 0) : undefined;
         // A changed request always goes through the hook's answer handler.
         const transform: Transform = (payload) => transformProduceAnswer(payload, version, decision.onResponse, this.deps);
-        return this.forward(encodeChangedRequest(frame, header.bodyOffset, decision.request, version), slot, transform);
+        const changed = encodeChangedRequest(frame, header.bodyOffset, decision.request, version);
+        return this.forward(changed, slot, transform, ...this.produceReplay(decision.request, version, slot, transform));
       }
       case 'answer':
         return this.answerFromHook(header, version, clientAcks, decision.response);
@@ -230,15 +295,29 @@ export class ClientConnection {
     return (payload) => transformProduceAnswer(payload, version, onResponse, this.deps);
   }
 
+  /**
+   * What to do with a forwarded produce if the upstream connection fails before its answer:
+   * idempotent batches are re-sent (the broker answers a copy as a duplicate); others get
+   * NETWORK_EXCEPTION, through the hook's answer handler so it learns the outcome too.
+   */
+  private produceReplay(req: ProduceRequest, version: number, slot: Slot | undefined, transform: Transform | undefined): [ReplayClass, (() => void)?] {
+    if (isIdempotentProduce(req)) return ['resend'];
+    if (!slot) return ['produce', () => undefined];
+    return ['produce', () => this.onAnswer(slot, produceErrorPayload(slot.correlationId, version, req, ErrorCode.NETWORK_EXCEPTION), transform)];
+  }
+
   /** Writes a request upstream; its answer (transformed when asked) fills `slot`. */
-  private forward(frame: Buffer, slot: Slot | undefined, transform: Transform | undefined): void {
+  private forward(frame: Buffer, slot: Slot | undefined, transform: Transform | undefined, replay: ReplayClass, unknownOutcome?: () => void): void {
     if (!slot) return this.link.send(frame);
-    this.link.send(frame, {
+    const req: ClientRequest = {
       correlationId: slot.correlationId,
       apiKey: slot.apiKey,
       frame,
+      replay,
+      unknownOutcome,
       answer: (payload) => this.onAnswer(slot, payload, transform),
-    });
+    };
+    this.link.send(frame, req);
   }
 
   // ---- upstream -> client ----

@@ -6,7 +6,14 @@ import { Reader } from '../codec/reader.js';
 import { Writer } from '../codec/writer.js';
 import { ApiKey, responseHeaderVersion } from '../codec/api.js';
 import { encodeProduceRequest, type ProduceRequest } from '../codec/generated/produce-request.js';
-import { decodeProduceResponse, encodeProduceResponse, type ProduceResponse } from '../codec/generated/produce-response.js';
+import {
+  createPartitionProduceResponse,
+  createProduceResponse,
+  createTopicProduceResponse,
+  decodeProduceResponse,
+  encodeProduceResponse,
+  type ProduceResponse,
+} from '../codec/generated/produce-response.js';
 import { responseBodyOffset, writeResponseHeader } from './headers.js';
 import type { OnProduceResponse } from './produce-hook.js';
 import { rewriteProduceResponse, type RewriteDeps } from './rewrite.js';
@@ -54,4 +61,26 @@ export async function transformProduceAnswer(payload: Buffer, version: number, o
   w.raw(payload.subarray(0, off));
   encodeProduceResponse(w, final, version);
   return w.toBuffer();
+}
+
+/**
+ * A broker-shaped answer (header included) with `errorCode` for every partition of `req`:
+ * what the client gets for a produce whose outcome the sidecar cannot know.
+ */
+export function produceErrorPayload(correlationId: number, version: number, req: ProduceRequest, errorCode: number): Buffer {
+  const resp = createProduceResponse();
+  for (const td of req.topicData) {
+    const tr = createTopicProduceResponse();
+    tr.name = td.name;
+    tr.topicId = td.topicId;
+    for (const pd of td.partitionData) {
+      const pr = createPartitionProduceResponse();
+      pr.index = pd.index;
+      pr.errorCode = errorCode;
+      pr.baseOffset = -1n;
+      tr.partitionResponses.push(pr);
+    }
+    resp.responses.push(tr);
+  }
+  return encodeProduceAnswer(correlationId, version, resp);
 }

@@ -27,9 +27,13 @@ export interface UpstreamLinkOptions {
   maxFrameBytes: number;
   /** The broker address for a dial attempt (bootstrap: one of --upstream); undefined: none. */
   resolve(attempt: number): { host: string; port: number } | undefined;
-  /** Dial attempts before giving up (each goes to `resolve(attempt)`). */
+  /** Dial attempts before giving up (each goes to `resolve(attempt)`); a re-dial after a failure backs off between attempts. */
   dialAttempts?: number;
 }
+
+/** Re-dial: attempts and the backoff between them (about 6 s in all, beyond a broker's quick restart). */
+const REDIAL_ATTEMPTS = 10;
+const REDIAL_BACKOFF_MS = { initial: 50, max: 1000 };
 
 /** What the owner decides when the connection fails with requests outstanding. */
 export type LossDecision = { redial: true; resend: Outstanding[] } | { redial: false; reason: string };
@@ -56,6 +60,7 @@ export class UpstreamLink {
   private readonly gate = new ReadGate();
   private closed = false;
   private dialing = false;
+  private retiring?: NodeJS.Timeout;
   /** Times the link was re-dialled after a failure (for logs). */
   redials = 0;
 
@@ -101,9 +106,24 @@ export class UpstreamLink {
     this.gate.resume(reason);
   }
 
+  /**
+   * The client is gone: send nothing more, but read the answers to what was already written
+   * (so the engine learns the outcome of forwarded batches), then close; at most `maxWaitMs`.
+   */
+  retire(maxWaitMs: number): void {
+    if (this.closed || this.retiring) return;
+    this.backlog = [];
+    if (this.inflight.length === 0 || !this.isConnected) return this.close();
+    this.retiring = setTimeout(() => this.close(), maxWaitMs);
+    this.retiring.unref();
+    this.gate.attach(this.socket!);
+    this.gate.resume('client-buffer');
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    clearTimeout(this.retiring);
     this.socket?.destroy();
     this.backlog = [];
     this.inflight.length = 0;
@@ -121,10 +141,16 @@ export class UpstreamLink {
     if (!ok) this.events.full();
   }
 
-  private async dial(): Promise<void> {
+  private async dial(redial = false): Promise<void> {
     this.dialing = true;
-    const attempts = this.opts.dialAttempts ?? 3;
+    const attempts = redial ? REDIAL_ATTEMPTS : (this.opts.dialAttempts ?? 3);
+    let delay = REDIAL_BACKOFF_MS.initial;
     for (let attempt = 0; attempt < attempts && !this.closed; attempt++) {
+      if (redial && attempt > 0) {
+        await new Promise((r) => setTimeout(r, delay).unref());
+        delay = Math.min(delay * 2, REDIAL_BACKOFF_MS.max);
+        if (this.closed) return;
+      }
       const addr = this.opts.resolve(attempt);
       if (!addr) break;
       try {
@@ -194,11 +220,13 @@ export class UpstreamLink {
       return this.events.broken('upstream answered out of order');
     }
     req.answer(payload);
+    if (this.retiring && this.inflight.length === 0) this.close();
   }
 
   private onLost(reason: string): void {
     if (this.closed) return;
     this.socket = undefined;
+    if (this.retiring) return this.close();
     const outstanding = this.inflight.splice(0);
     const decision = this.events.lost(reason, outstanding);
     if (!decision.redial) {
@@ -209,6 +237,6 @@ export class UpstreamLink {
     this.backlog = [...decision.resend.map((req) => ({ frame: req.frame, req })), ...this.backlog];
     // Everything written before the failure is drained from the old socket's point of view.
     this.events.writable();
-    void this.dial();
+    void this.dial(true);
   }
 }

@@ -1,0 +1,68 @@
+// What happens to a request that was written on a paired upstream connection which then
+// failed before the answer came (the outcome is unknown: the broker may have acted on it).
+//   resend  — the request is safe to repeat: it only reads, or repeating it changes nothing
+//             (idempotent produce: the broker recognises the batch by producer id, epoch and
+//             sequence and answers the copy with the original's offset). It is written again,
+//             in its original position, on the re-dialled connection.
+//   produce — a produce the broker cannot recognise (non-idempotent): written maybe once,
+//             maybe not. The client gets NETWORK_EXCEPTION for each partition — what it would
+//             see without the sidecar — and decides about its own retry.
+//   close   — anything else (group membership, transactions, admin writes): the sidecar cannot
+//             answer it for the broker, so the client connection is closed, as the broker's
+//             failure would have done, with a log line and a metric.
+import { ApiKey } from '../codec/api.js';
+import type { ProduceRequest } from '../codec/generated/produce-request.js';
+
+export type ReplayClass = 'resend' | 'produce' | 'close';
+
+/** Read-only APIs, or ones whose repeat changes nothing the client relies on. */
+const SAFE_TO_REPEAT: ReadonlySet<number> = new Set([
+  ApiKey.Fetch,
+  ApiKey.ListOffsets,
+  ApiKey.Metadata,
+  ApiKey.OffsetCommit, // the same offsets again
+  ApiKey.OffsetFetch,
+  ApiKey.FindCoordinator,
+  ApiKey.Heartbeat,
+  ApiKey.DescribeGroups,
+  ApiKey.ListGroups,
+  ApiKey.ApiVersions,
+  ApiKey.OffsetForLeaderEpoch,
+  ApiKey.DescribeAcls,
+  ApiKey.DescribeConfigs,
+  ApiKey.DescribeLogDirs,
+  ApiKey.DescribeDelegationToken,
+  ApiKey.DescribeClientQuotas,
+  ApiKey.DescribeUserScramCredentials,
+  ApiKey.DescribeCluster,
+  ApiKey.DescribeProducers,
+  ApiKey.DescribeTransactions,
+  ApiKey.ListTransactions,
+  ApiKey.ConsumerGroupDescribe,
+  ApiKey.DescribeTopicPartitions,
+]);
+
+export function replayClassOf(apiKey: number): ReplayClass {
+  return SAFE_TO_REPEAT.has(apiKey) ? 'resend' : 'close';
+}
+
+/** APIs after which the upstream connection carries client state the sidecar cannot recreate. */
+export function bindsConnection(apiKey: number): boolean {
+  return apiKey === ApiKey.SaslHandshake || apiKey === ApiKey.SaslAuthenticate;
+}
+
+/**
+ * A produce request is safe to repeat when every partition carries one RecordBatch v2 with a
+ * producer id (idempotent or transactional): the broker answers a copy as a duplicate.
+ */
+export function isIdempotentProduce(req: ProduceRequest): boolean {
+  for (const td of req.topicData) {
+    for (const pd of td.partitionData) {
+      const r = pd.records;
+      // magic at byte 16, producerId at 43 (KAFKA-NOTES, RecordBatch v2); one batch exactly.
+      if (!r || r.length < 61 || r.readInt8(16) !== 2 || r.readBigInt64BE(43) < 0n) return false;
+      if (r.readInt32BE(8) + 12 !== r.length) return false;
+    }
+  }
+  return true;
+}
