@@ -8,6 +8,7 @@ import { startMetricsServer } from './metrics/http.js';
 import { KafkaProxy } from './proxy/server.js';
 import { loadTls } from './proxy/upstream-socket.js';
 import { Engine } from './engine/engine.js';
+import { StateStore } from './state/store.js';
 
 async function main(): Promise<void> {
   let cli;
@@ -34,6 +35,14 @@ async function main(): Promise<void> {
     redact: { paths: ['password', '*.password', 'sasl', '*.sasl', 'key', '*.key'], censor: '[redacted]' },
   });
   const metrics = new SidecarMetrics();
+  // Read before anything is bound: the restored broker ports are listened on first.
+  let state;
+  try {
+    state = cli.stateDir ? StateStore.open(cli.stateDir, { log, metrics, dedupWindowMs: config.live.dedup.windowMs }) : undefined;
+  } catch (err) {
+    console.error(`idempo-sidecar: --state-dir: ${(err as Error).message}`);
+    process.exit(2);
+  }
   const proxy = new KafkaProxy({
     upstream: config.upstream,
     listen: config.listen,
@@ -43,8 +52,13 @@ async function main(): Promise<void> {
     requestTimeoutMs: config.live.requestTimeoutMs,
     log,
     metrics,
+    restoredBrokers: state?.restored?.brokers,
   });
-  const engine = new Engine({ ctx: proxy.hookContext(), metrics, log, config, policyName: cli.policyName });
+  if (state) {
+    const store = state.store;
+    proxy.listeners.onChange = () => store.append({ type: 'brokers', brokers: proxy.brokerPorts() });
+  }
+  const engine = new Engine({ ctx: proxy.hookContext(), metrics, log, config, policyName: cli.policyName, state, brokerPorts: () => proxy.brokerPorts() });
   proxy.setHook(engine.hook());
   await proxy.start();
   const metricsServer = await startMetricsServer(config.metricsListen.host, config.metricsListen.port, metrics.registry, proxy);
@@ -73,6 +87,7 @@ async function main(): Promise<void> {
     stopWatching();
     await proxy.shutdown(config.live.deliveryTimeoutMs);
     engine.close();
+    await state?.store.close();
     const closed = new Promise<void>((r) => metricsServer.close(() => r()));
     metricsServer.closeAllConnections(); // keep-alive scrapers would hold close() open
     await closed;

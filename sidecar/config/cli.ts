@@ -32,6 +32,8 @@ export interface CliOptions {
   tls?: UpstreamTls;
   /** The IdempotentProducerPolicy this sidecar enforces, for error messages and logs. */
   policyName?: string;
+  /** --state-dir: where what must survive a restart is journalled (sidecar/state/README.md). */
+  stateDir?: string;
   /** SASL for the sidecar's own broker connections (clients authenticate themselves, through it). */
   sasl?: { mechanism: SaslMechanism; username: string; passwordFile: string };
 }
@@ -53,6 +55,7 @@ const FLAGS = {
   'upstream-key-file': { type: 'string', env: 'IDEMPO_UPSTREAM_KEY_FILE' },
   'upstream-server-name': { type: 'string', env: 'IDEMPO_UPSTREAM_SERVER_NAME' },
   'policy-name': { type: 'string', env: 'IDEMPO_POLICY_NAME' },
+  'state-dir': { type: 'string', env: 'IDEMPO_STATE_DIR' },
   'upstream-sasl-mechanism': { type: 'string', env: 'IDEMPO_UPSTREAM_SASL_MECHANISM' },
   'upstream-sasl-username': { type: 'string', env: 'IDEMPO_UPSTREAM_SASL_USERNAME' },
   'upstream-sasl-password-file': { type: 'string', env: 'IDEMPO_UPSTREAM_SASL_PASSWORD_FILE' },
@@ -61,7 +64,7 @@ const FLAGS = {
 
 export const USAGE = `usage: idempo-sidecar --upstream HOST:PORT[,HOST:PORT...] [--listen 127.0.0.1:19092]
        [--mode observe|enforce|upgrade] [--metrics-listen 127.0.0.1:9464] [--config FILE]
-       [--log-level info] [--max-frame-bytes 104857600] [--policy-name NAME]
+       [--log-level info] [--max-frame-bytes 104857600] [--policy-name NAME] [--state-dir DIR]
        [--upstream-tls] [--upstream-ca-file F] [--upstream-cert-file F] [--upstream-key-file F] [--upstream-server-name N]
        [--upstream-sasl-mechanism PLAIN|SCRAM-SHA-256|SCRAM-SHA-512 --upstream-sasl-username U --upstream-sasl-password-file F]
 Every flag also reads IDEMPO_<FLAG> from the environment (e.g. IDEMPO_UPSTREAM); flags win.`;
@@ -146,6 +149,7 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv): CliOptions & {
     logLevel: level as LogLevel,
     maxFrameBytes,
     policyName: get('policy-name'),
+    stateDir: get('state-dir'),
     tls: tlsOn
       ? { caFile: get('upstream-ca-file'), certFile, keyFile, serverName: get('upstream-server-name') }
       : undefined,

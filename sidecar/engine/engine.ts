@@ -14,6 +14,9 @@ import type { HookContext, ProduceCall, ProduceDecision, ProduceHook } from '../
 import { buildResponse, partKey, partsOf, topicMatcher, type PartBatch, type PartResult } from './batches.js';
 import { Upgrader } from './upgrader.js';
 import { Validator } from './validator.js';
+import type { OpenResult } from '../state/store.js';
+import { snapshotRecords, type BrokerPort } from '../state/records.js';
+import type { DedupKey } from '../idempotence/dedup.js';
 
 export interface EngineDeps {
   /** What the engine may use of the proxy. */
@@ -23,6 +26,10 @@ export interface EngineDeps {
   config: SidecarConfig;
   /** Names the policy in POLICY_VIOLATION messages. */
   policyName?: string;
+  /** --state-dir: the journal and what it restored. */
+  state?: OpenResult;
+  /** --state-dir: the broker listener ports, for compaction (the proxy journals their changes). */
+  brokerPorts?: () => BrokerPort[];
 }
 
 const BATCH_HEADER = 61;
@@ -48,6 +55,45 @@ export class Engine {
     this.configureDedup(live);
     this.sweeper = setInterval(() => this.sweep(), 1_000);
     this.sweeper.unref();
+    if (deps.state) this.restore(deps.state);
+  }
+
+  /**
+   * --state-dir: the upgrade engine exists from the start, takes back the unfinished batches (and
+   * re-sends them) before the first client request, and the dedup cache its finished originals,
+   * so a client's re-send after the restart is answered from the original. Then the journal is
+   * compacted (what was finished drops out) and follows every change.
+   */
+  private restore({ store, restored }: OpenResult): void {
+    const upgrader = this.upgraderNow();
+    const now = Date.now();
+    if (restored) {
+      for (const { key, result } of upgrader.restore(restored)) {
+        if (key && this.dedup) this.track(this.dedup.begin(key, now), result);
+      }
+      this.dedup?.restore(restored.dedup, now);
+    }
+    store.setSnapshotSource(() => {
+      const u = upgrader.snapshot();
+      return snapshotRecords(u.sequencer, u.batch, this.dedup?.snapshot() ?? [], this.deps.brokerPorts?.() ?? []);
+    });
+    store.compact();
+  }
+
+  private upgraderNow(): Upgrader {
+    return (this.upgrader ??= new Upgrader(this.deps.ctx, () => this.live, this.deps.state?.store));
+  }
+
+  /** The dedup entry of an original follows its result: kept on success, dropped otherwise. */
+  private track(ticket: ReturnType<DedupCache<PartResult>['begin']>, promise: Promise<PartResult>): Promise<PartResult> {
+    const cache = this.dedup!;
+    const settled = promise.then((r) => {
+      cache.finish(ticket, r.errorCode === ErrorCode.NONE ? { ok: true, result: r } : { ok: false }, Date.now());
+      this.dedupWaiters.delete(ticket);
+      return r;
+    });
+    this.dedupWaiters.set(ticket, settled);
+    return settled;
   }
 
   hook(): ProduceHook {
@@ -118,11 +164,12 @@ export class Engine {
   }
 
   private upgrade(call: ProduceCall, parts: PartBatch[]): ProduceDecision {
-    const upgrader = (this.upgrader ??= new Upgrader(this.deps.ctx, () => this.live));
+    const upgrader = this.upgraderNow();
     const now = Date.now();
     const results = new Map<string, Promise<PartResult>>();
     const fresh: PartBatch[] = [];
     const tickets = new Map<string, number>();
+    const keys = new Map<string, DedupKey>();
     for (const b of parts) {
       const key = this.dedupKey(b);
       if (key && this.dedup) {
@@ -137,23 +184,16 @@ export class Engine {
           continue;
         }
         tickets.set(partKey(b), this.dedup.begin(key, now));
+        keys.set(partKey(b), key);
       }
       fresh.push(b);
     }
     if (fresh.length > 0) {
-      const sent = upgrader.submit(fresh, call.version, call.request.timeoutMs);
+      const sent = upgrader.submit(fresh, call.version, call.request.timeoutMs, keys);
       for (const [k, promise] of sent) {
         results.set(k, promise);
         const ticket = tickets.get(k);
-        if (ticket !== undefined && this.dedup) {
-          const cache = this.dedup;
-          const settled = promise.then((r) => {
-            cache.finish(ticket as never, r.errorCode === ErrorCode.NONE ? { ok: true, result: r } : { ok: false }, Date.now());
-            this.dedupWaiters.delete(ticket);
-            return r;
-          });
-          this.dedupWaiters.set(ticket, settled);
-        }
+        if (ticket !== undefined && this.dedup) this.track(ticket as never, promise);
       }
     }
     const response = (async () => {
@@ -222,6 +262,7 @@ export class Engine {
     this.validator.expire(now, this.live.requestTimeoutMs * 2);
     this.deps.metrics.producerSessions.set(this.table.sessionCount + (this.upgrader?.producer ? 1 : 0));
     // Batches forwarded for idempotent clients plus the sidecar's own upgrade-mode sends.
+    if (this.deps.state) this.deps.metrics.stateJournalBytes.set(this.deps.state.store.bytes);
     this.deps.metrics.inflightBatches.set(this.table.inFlightCount + (this.upgrader?.inFlight ?? 0));
     this.logSummary(now);
   }

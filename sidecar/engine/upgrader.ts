@@ -20,12 +20,18 @@ import type { HookContext } from '../proxy/produce-hook.js';
 import { UpstreamError } from '../proxy/broker-client.js';
 import { ZERO_UUID } from '../codec/runtime.js';
 import type { PartBatch, PartResult } from './batches.js';
+import type { DedupKey } from '../idempotence/dedup.js';
+import type { StateStore } from '../state/store.js';
+import type { AcceptedBatch, RestoredState } from '../state/records.js';
 
 interface Pending {
   readonly tp: TopicPartition;
   readonly batch: Buffer;
   readonly version: number;
   readonly timeoutMs: number;
+  readonly recordCount: number;
+  /** Journalled with the batch so that a restart can answer the client's copy (--state-dir). */
+  readonly dedupKey: DedupKey | null;
   readonly resolve: (r: PartResult) => void;
 }
 
@@ -45,6 +51,8 @@ export class Upgrader {
   constructor(
     private readonly ctx: HookContext,
     private readonly config: () => LiveConfig,
+    /** --state-dir: every accepted batch, stamp, result and producer id is journalled; a stamp is durable before its first send. */
+    private readonly state?: StateStore,
   ) {
     this.metrics = ctx.metrics;
     this.log = ctx.log;
@@ -68,8 +76,11 @@ export class Upgrader {
     return this.seq.currentProducer();
   }
 
-  /** Takes the batches of one client request; resolves with one result per batch. */
-  submit(parts: PartBatch[], version: number, timeoutMs: number): Map<string, Promise<PartResult>> {
+  /**
+   * Takes the batches of one client request; resolves with one result per batch. `dedupKeys`
+   * (by partKey) are journalled with the batches, for the restart.
+   */
+  submit(parts: PartBatch[], version: number, timeoutMs: number, dedupKeys?: ReadonlyMap<string, DedupKey>): Map<string, Promise<PartResult>> {
     const out = new Map<string, Promise<PartResult>>();
     const actions: SequencerAction[] = [];
     const now = Date.now();
@@ -77,11 +88,16 @@ export class Upgrader {
       const h = b.header!;
       const id = this.nextId++;
       const tp = { topic: b.topic, partition: b.partition };
+      const recordCount = h.lastOffsetDelta + 1;
+      const dedupKey = dedupKeys?.get(`${b.t}/${b.p}`) ?? null;
       out.set(
         `${b.t}/${b.p}`,
-        new Promise<PartResult>((resolve) => this.pending.set(id, { tp, batch: b.records!, version, timeoutMs, resolve })),
+        new Promise<PartResult>((resolve) => this.pending.set(id, { tp, batch: b.records!, version, timeoutMs, recordCount, dedupKey, resolve })),
       );
-      actions.push(...this.seq.submit(tp, { id, recordCount: h.lastOffsetDelta + 1 }, now));
+      // Journalled at acceptance (not only at the first send): after a restart the queued ones keep
+      // their place ahead of the client's re-sends of later batches.
+      this.state?.append({ type: 'accepted', batch: { id, tp, recordCount, version, timeoutMs, dedupKey, bytes: b.records! } });
+      actions.push(...this.seq.submit(tp, { id, recordCount }, now));
     }
     this.run(actions);
     return out;
@@ -90,6 +106,40 @@ export class Upgrader {
   close(): void {
     this.closed = true;
     clearInterval(this.timer);
+  }
+
+  /**
+   * After a restart (--state-dir): takes back the unfinished batches, stamped ones under their
+   * original stamp, and starts re-sending them. Their clients are gone; the returned results
+   * (with the batches' dedup keys) answer the clients' copies. Call before any submit().
+   */
+  restore(r: RestoredState): Array<{ key: DedupKey | null; result: Promise<PartResult> }> {
+    const out: Array<{ key: DedupKey | null; result: Promise<PartResult> }> = [];
+    this.nextId = Math.max(this.nextId, r.maxBatchId + 1);
+    for (const p of r.sequencer.partitions) {
+      for (const bs of p.batches) {
+        const a = r.batches.get(bs.id);
+        if (!a) continue;
+        if (bs.stamp) stampIdempotence(a.bytes, bs.stamp.producerId, bs.stamp.epoch, bs.stamp.baseSequence);
+        const result = new Promise<PartResult>((resolve) =>
+          this.pending.set(a.id, { tp: a.tp, batch: a.bytes, version: a.version, timeoutMs: a.timeoutMs, recordCount: a.recordCount, dedupKey: a.dedupKey, resolve }),
+        );
+        out.push({ key: a.dedupKey, result });
+      }
+    }
+    this.run(this.seq.restore(r.sequencer, Date.now()));
+    return out;
+  }
+
+  /** What a compaction needs: the sequencer's state and each unfinished batch's bytes (--state-dir). */
+  snapshot(): { sequencer: ReturnType<Sequencer['snapshot']>; batch: (id: number) => AcceptedBatch | undefined } {
+    return {
+      sequencer: this.seq.snapshot(),
+      batch: (id) => {
+        const p = this.pending.get(id);
+        return p && { id, tp: p.tp, recordCount: p.recordCount, version: p.version, timeoutMs: p.timeoutMs, dedupKey: p.dedupKey, bytes: p.batch };
+      },
+    };
   }
 
   private run(actions: SequencerAction[]): void {
@@ -104,6 +154,9 @@ export class Upgrader {
           // Stamped once, before the first send; re-sends reuse these exact bytes (rule 2).
           // (A `restamped` send is a batch that was never written, moved to a new epoch.)
           stampIdempotence(p.batch, a.producerId, a.epoch, a.baseSequence);
+          // Durable before it leaves (see dispatch below): a stamp sent but not journalled could be
+          // written by the broker and then reused for other records after a restart.
+          this.state?.append({ type: 'stamped', id: a.id, stamp: { producerId: a.producerId, epoch: a.epoch, baseSequence: a.baseSequence } });
           if (!a.restamped) this.metrics.upgradedBatches.inc({ topic: p.tp.topic });
           batch.push({ id: a.id, p });
           break;
@@ -134,13 +187,18 @@ export class Upgrader {
           break;
       }
     }
-    if (batch.length > 0) this.dispatch(batch);
+    if (batch.length === 0) return;
+    // Group commit: every stamp of this turn is written and fdatasync'ed once, then all go out.
+    // Everything passes through durable() so that per-partition send order stays action order.
+    if (this.state) void this.state.durable().then(() => this.dispatch(batch));
+    else this.dispatch(batch);
   }
 
   private finish(id: number, r: PartResult, outcome: 'written' | 'failed'): void {
     const p = this.pending.get(id);
     if (!p) return;
     this.pending.delete(id);
+    this.state?.append({ type: 'finished', id, result: { errorCode: r.errorCode, baseOffset: r.baseOffset, logAppendTimeMs: r.logAppendTimeMs }, at: Date.now() });
     this.metrics.produceBatches.inc({ topic: p.tp.topic, outcome });
     p.resolve(r);
   }
@@ -264,6 +322,8 @@ export class Upgrader {
           if (resp.errorCode !== ErrorCode.NONE) throw new Error(`InitProducerId failed with error ${resp.errorCode}`);
           const res = this.seq.bumpEpoch(resp.producerId, resp.producerEpoch, Date.now());
           if (!res.ok) throw new Error(`cannot switch producer id: ${res.reason}`);
+          // Before any send under it (sends wait until the journal is durable).
+          this.state?.append({ type: 'producer', producer: { producerId: resp.producerId, epoch: resp.producerEpoch } });
           this.log.info({ producerId: String(resp.producerId), epoch: resp.producerEpoch }, 'sidecar producer id obtained');
           this.bumping = false;
           this.run(res.actions);

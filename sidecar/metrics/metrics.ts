@@ -114,6 +114,24 @@ export class SidecarMetrics {
     registers: [this.registry],
   });
 
+  // --state-dir (sidecar/state/README.md)
+  readonly stateRestores = new Counter({
+    name: 'idempo_state_restores_total',
+    help: 'State directory loads at start-up, by result: fresh (nothing there), restored, torn_tail (cut off, then restored), corrupt (set aside; fresh producer id).',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+  readonly stateWriteErrors = new Counter({
+    name: 'idempo_state_write_errors_total',
+    help: 'Failed writes to the state directory (journalling stops; the sidecar keeps serving without restart safety).',
+    registers: [this.registry],
+  });
+  readonly stateJournalBytes = new Gauge({
+    name: 'idempo_state_journal_bytes',
+    help: 'Size of the state journal file.',
+    registers: [this.registry],
+  });
+
   constructor() {
     registerProcessMetrics(this.registry);
   }

@@ -16,6 +16,8 @@ export class ListenerRegistry {
   private readonly lastPort = new Map<number, number>();
   private bootstrapServer?: net.Server;
   private closed = false;
+  /** Called whenever a broker's listener port is bound or released (--state-dir journals the map). */
+  onChange: () => void = () => {};
 
   constructor(
     readonly host: string,
@@ -57,9 +59,23 @@ export class ListenerRegistry {
         this.ports.delete(nodeId);
         server.close();
         this.log.info({ nodeId }, 'broker left the cluster metadata; closed its listener');
+        this.onChange();
       }
     }
     await Promise.all(waits);
+  }
+
+  /** nodeId → local port of every bound broker listener (what --state-dir keeps). */
+  boundPorts(): ReadonlyMap<number, number> {
+    return this.ports;
+  }
+
+  /**
+   * After a restart (--state-dir): the ports the previous process gave each broker, tried first
+   * when their listeners open, so clients holding old metadata reconnect to the right place.
+   */
+  preferPorts(ports: Iterable<[number, number]>): void {
+    for (const [nodeId, port] of ports) this.lastPort.set(nodeId, port);
   }
 
   listenerCount(): number {
@@ -98,6 +114,7 @@ export class ListenerRegistry {
     this.ports.set(nodeId, port);
     this.lastPort.set(nodeId, port);
     this.log.info({ nodeId, listen: `${this.host}:${port}` }, 'broker listener bound');
+    this.onChange();
     return port;
   }
 

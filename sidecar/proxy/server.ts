@@ -12,6 +12,7 @@ import { passThroughHook, type HookContext, type ProduceHook } from './produce-h
 import { buildRewriters, type ResponseRewriters } from './rewrite.js';
 import type { TlsMaterial } from './upstream-socket.js';
 import type { SaslCredentials } from './sasl.js';
+import type { BrokerPort } from '../state/records.js';
 
 export interface KafkaProxyOptions {
   upstream: HostPort[];
@@ -22,6 +23,8 @@ export interface KafkaProxyOptions {
   requestTimeoutMs: number;
   log: Logger;
   metrics: SidecarMetrics;
+  /** --state-dir: brokers and their listener ports from before a restart. */
+  restoredBrokers?: BrokerPort[];
 }
 
 export class KafkaProxy {
@@ -68,6 +71,7 @@ export class KafkaProxy {
   /** Binds the bootstrap listener, then learns the cluster in the background until it answers. */
   async start(): Promise<void> {
     this.listenPort = await this.listeners.listenBootstrap(this.opts.listen.port);
+    await this.restoreBrokers();
     this.listening = true;
     void this.learnCluster();
   }
@@ -91,6 +95,31 @@ export class KafkaProxy {
     clearTimeout(timer);
     for (const c of this.connections) c.close('shutdown');
     this.pool.close();
+  }
+
+  /** Every broker with a listener: its address and the local port clients use for it (--state-dir). */
+  brokerPorts(): BrokerPort[] {
+    const out: BrokerPort[] = [];
+    for (const [nodeId, listenPort] of this.listeners.boundPorts()) {
+      const b = this.cluster.brokers.get(nodeId);
+      if (b) out.push({ nodeId, host: b.host, port: b.port, listenPort });
+    }
+    return out;
+  }
+
+  /**
+   * --state-dir: serve every broker the previous process served, on the same port, before the
+   * cluster answers (clients holding old metadata reconnect at once). learnCluster() then closes
+   * the listeners of brokers that are gone.
+   */
+  private async restoreBrokers(): Promise<void> {
+    const list = this.opts.restoredBrokers ?? [];
+    if (list.length === 0) return;
+    for (const b of list) this.cluster.noteBroker({ nodeId: b.nodeId, host: b.host, port: b.port, rack: null });
+    this.listeners.preferPorts(list.map((b) => [b.nodeId, b.listenPort]));
+    const bound = await Promise.all(list.map((b) => this.listeners.ensure(b.nodeId).catch(() => -1)));
+    const moved = list.filter((b, i) => bound[i] !== b.listenPort);
+    if (moved.length > 0) this.opts.log.warn({ brokers: moved.map((b) => b.nodeId) }, 'previous listener port of a broker is taken; it got a new one');
   }
 
   private async learnCluster(): Promise<void> {

@@ -33,6 +33,9 @@ export interface SidecarOptions {
   logLevel?: string;
   /** Wait for /readyz (default) or only for /healthz (for sidecars that must not become ready). */
   waitReady?: boolean;
+  /** Bind these instead of free ports (a restart that must keep its addresses). */
+  listenPort?: number;
+  metricsPort?: number;
 }
 
 const running = new Set<ChildProcess>();
@@ -41,8 +44,8 @@ process.on('exit', () => {
 });
 
 export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
-  const listenPort = await freePort();
-  const metricsPort = await freePort();
+  const listenPort = opts.listenPort ?? (await freePort());
+  const metricsPort = opts.metricsPort ?? (await freePort());
   const args = ['--upstream', opts.upstream, '--listen', `127.0.0.1:${listenPort}`, '--metrics-listen', `127.0.0.1:${metricsPort}`, '--log-level', opts.logLevel ?? 'info'];
   if (opts.mode) args.push('--mode', opts.mode);
   if (opts.config) args.push('--config', opts.config);

@@ -1,0 +1,254 @@
+// The on-disk format of the state directory: one append-only file of checksummed records, and
+// the group-committing writer that makes records durable before the caller acts on them.
+//
+// File: 8-byte magic, then records, each
+//   u32 length | u32 ~length | u32 CRC-32C(payload) | payload      (big-endian)
+// The complemented length tells a corrupt length field (a bad file) from a record cut short by a
+// crash (a torn tail: every byte written before the crash is there, the rest is missing or zero).
+// A torn tail is cut off: the writer only acts on records after they were fdatasync'ed, so what
+// was torn was never acted on. Anything else that does not check out is corruption.
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import { crc32c } from '@node-rs/crc32';
+
+export const MAGIC = Buffer.from('IDMPST01', 'latin1');
+const HEAD = 12;
+/** No single record is larger (a batch is bounded by --max-frame-bytes, at most 1 GiB). */
+const MAX_RECORD = 1 << 30;
+
+export type ScanProblem = { kind: 'torn'; at: number } | { kind: 'corrupt'; at: number; reason: string };
+
+export interface ScanResult {
+  payloads: Buffer[];
+  /** Bytes up to the end of the last good record (where appends may continue). */
+  validLength: number;
+  problem: ScanProblem | null;
+}
+
+/** Reads every record of a journal file's contents (pure). */
+export function scanJournal(buf: Buffer): ScanResult {
+  if (buf.length < MAGIC.length) {
+    // A crash while creating the file: nothing was ever acted on.
+    return MAGIC.subarray(0, buf.length).equals(buf) ? { payloads: [], validLength: 0, problem: buf.length > 0 ? { kind: 'torn', at: 0 } : null } : corrupt(0, 'bad magic');
+  }
+  if (!buf.subarray(0, MAGIC.length).equals(MAGIC)) return corrupt(0, 'bad magic');
+  const payloads: Buffer[] = [];
+  let at = MAGIC.length;
+  while (at < buf.length) {
+    const rest = buf.length - at;
+    if (rest < HEAD || allZero(buf, at)) return { payloads, validLength: at, problem: { kind: 'torn', at } };
+    const len = buf.readUInt32BE(at);
+    if ((~len >>> 0) !== buf.readUInt32BE(at + 4) || len > MAX_RECORD) return { payloads, validLength: at, problem: { kind: 'corrupt', at, reason: 'bad record length' } };
+    if (rest < HEAD + len) return { payloads, validLength: at, problem: { kind: 'torn', at } };
+    const payload = buf.subarray(at + HEAD, at + HEAD + len);
+    if (crc32c(payload) >>> 0 !== buf.readUInt32BE(at + 8)) return { payloads, validLength: at, problem: { kind: 'corrupt', at, reason: 'bad CRC-32C' } };
+    payloads.push(payload);
+    at += HEAD + len;
+  }
+  return { payloads, validLength: at, problem: null };
+
+  function corrupt(at: number, reason: string): ScanResult {
+    return { payloads: [], validLength: 0, problem: { kind: 'corrupt', at, reason } };
+  }
+}
+
+function allZero(buf: Buffer, from: number): boolean {
+  for (let i = from; i < buf.length; i++) if (buf[i] !== 0) return false;
+  return true;
+}
+
+/** One record as it is written to the file. */
+export function frame(payload: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(HEAD + payload.length);
+  out.writeUInt32BE(payload.length, 0);
+  out.writeUInt32BE(~payload.length >>> 0, 4);
+  out.writeUInt32BE(crc32c(payload) >>> 0, 8);
+  payload.copy(out, HEAD);
+  return out;
+}
+
+export interface JournalOptions {
+  /** Called when a write fails; the journal stops and `durable()` resolves from then on. */
+  onError: (op: string, err: Error) => void;
+  /** The whole live state as payloads, for compaction (called synchronously, between turns). */
+  snapshot: () => Buffer[];
+  /** Compact when the file grows past max(minCompactBytes, 4 × the last snapshot). Default 16 MiB. */
+  minCompactBytes?: number;
+}
+
+/**
+ * Appends records; `durable()` resolves once everything appended before the call is on disk.
+ * Group commit: all records appended in one event-loop turn go out in one write + fdatasync;
+ * records appended while that runs go in the next one. When the file has grown enough, a flush
+ * writes the snapshot to a new file instead (write + fsync + rename + fsync of the directory),
+ * which replaces every record appended so far.
+ */
+export class JournalWriter {
+  private fd: number;
+  private size: number;
+  private lastSnapshotSize = 0;
+  private pending: Buffer[] = [];
+  private appended = 0;
+  private done = 0;
+  private waiters: Array<{ target: number; resolve: () => void }> = [];
+  private busy = false;
+  private scheduled = false;
+  private failed = false;
+  private closed = false;
+  private compactNext = false;
+  private readonly minCompact: number;
+
+  /** Opens `file` for appending after `validLength` bytes (a torn tail is cut off here). */
+  constructor(
+    readonly file: string,
+    validLength: number,
+    private readonly opts: JournalOptions,
+  ) {
+    this.minCompact = opts.minCompactBytes ?? 16 << 20;
+    if (validLength < MAGIC.length) {
+      writeFileDurably(file, [MAGIC]);
+      validLength = MAGIC.length;
+    }
+    this.fd = fs.openSync(file, 'r+');
+    fs.ftruncateSync(this.fd, validLength);
+    fs.fsyncSync(this.fd);
+    this.size = validLength;
+  }
+
+  get bytes(): number {
+    return this.size;
+  }
+
+  append(payload: Buffer): void {
+    if (this.failed || this.closed) return;
+    this.pending.push(frame(payload));
+    this.appended++;
+    this.schedule();
+  }
+
+  /** Resolves when every record appended so far is durable (at once when the journal failed). */
+  durable(): Promise<void> {
+    if (this.done >= this.appended || this.failed) return Promise.resolve();
+    const target = this.appended;
+    return new Promise((resolve) => this.waiters.push({ target, resolve }));
+  }
+
+  /** Replace the file by a snapshot at the next flush. */
+  requestCompaction(): void {
+    this.compactNext = true;
+    this.appended++; // the snapshot is a write that durable() callers wait for
+    this.schedule();
+  }
+
+  /** Stops writing (SIGTERM): waits for the flush in progress. */
+  async close(): Promise<void> {
+    await this.durable();
+    this.closed = true;
+    fs.closeSync(this.fd);
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.busy) return;
+    this.scheduled = true;
+    // setImmediate: everything appended in this turn (and its microtasks) joins the same write.
+    setImmediate(() => {
+      this.scheduled = false;
+      void this.flush();
+    });
+  }
+
+  private async flush(): Promise<void> {
+    if (this.busy || this.closed || this.failed) return;
+    if (this.pending.length === 0 && !this.compactNext) return;
+    this.busy = true;
+    const target = this.appended;
+    try {
+      if (this.compactNext || this.size > Math.max(this.minCompact, 4 * this.lastSnapshotSize)) {
+        this.compactNext = false;
+        // The snapshot already contains what the pending records say.
+        this.pending = [];
+        const records = [MAGIC, ...this.opts.snapshot().map(frame)];
+        const size = await replaceFileDurably(this.file, records);
+        const old = this.fd;
+        this.fd = fs.openSync(this.file, 'r+');
+        fs.closeSync(old);
+        this.size = size;
+        this.lastSnapshotSize = size;
+      } else {
+        const chunk = this.pending.length === 1 ? this.pending[0] : Buffer.concat(this.pending);
+        this.pending = [];
+        await writeAll(this.fd, chunk, this.size);
+        await fdatasync(this.fd);
+        this.size += chunk.length;
+      }
+    } catch (err) {
+      this.failed = true;
+      this.opts.onError('write', err as Error);
+    } finally {
+      this.busy = false;
+    }
+    this.done = this.failed ? this.appended : target;
+    const ready = this.waiters.filter((w) => w.target <= this.done);
+    this.waiters = this.waiters.filter((w) => w.target > this.done);
+    for (const w of ready) w.resolve();
+    if (this.pending.length > 0 || this.compactNext) this.schedule();
+  }
+}
+
+async function writeAll(fd: number, buf: Buffer, position: number): Promise<void> {
+  let off = 0;
+  while (off < buf.length) {
+    const { bytesWritten } = await new Promise<{ bytesWritten: number }>((resolve, reject) =>
+      fs.write(fd, buf, off, buf.length - off, position + off, (err, n) => (err ? reject(err) : resolve({ bytesWritten: n }))),
+    );
+    off += bytesWritten;
+  }
+}
+
+function fdatasync(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => fs.fdatasync(fd, (err) => (err ? reject(err) : resolve())));
+}
+
+/** write + fsync + rename + fsync(dir): the file is either the old one or the new one, whole. */
+async function replaceFileDurably(file: string, chunks: Buffer[]): Promise<number> {
+  const tmp = `${file}.tmp`;
+  const h = await fsp.open(tmp, 'w');
+  let size = 0;
+  try {
+    for (const c of chunks) {
+      await h.write(c, 0, c.length, size);
+      size += c.length;
+    }
+    await h.sync();
+  } finally {
+    await h.close();
+  }
+  await fsp.rename(tmp, file);
+  const d = await fsp.open(path.dirname(file), 'r');
+  try {
+    await d.sync();
+  } finally {
+    await d.close();
+  }
+  return size;
+}
+
+/** The synchronous twin of replaceFileDurably, for start-up. */
+export function writeFileDurably(file: string, chunks: Buffer[]): void {
+  const tmp = `${file}.tmp`;
+  const fd = fs.openSync(tmp, 'w');
+  try {
+    for (const c of chunks) fs.writeSync(fd, c);
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(tmp, file);
+  const d = fs.openSync(path.dirname(file), 'r');
+  try {
+    fs.fsyncSync(d);
+  } finally {
+    fs.closeSync(d);
+  }
+}
