@@ -120,6 +120,8 @@ export class KafkaProxy {
     const bound = await Promise.all(list.map((b) => this.listeners.ensure(b.nodeId).catch(() => -1)));
     const moved = list.filter((b, i) => bound[i] !== b.listenPort);
     if (moved.length > 0) this.opts.log.warn({ brokers: moved.map((b) => b.nodeId) }, 'previous listener port of a broker is taken; it got a new one');
+    // performance.now() counts from process start: the restart-to-serving figure inside the process.
+    this.opts.log.info({ brokers: list.length, msSinceProcessStart: Math.round(performance.now()) }, 'restored broker listeners bound');
   }
 
   private async learnCluster(): Promise<void> {

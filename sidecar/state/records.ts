@@ -1,6 +1,6 @@
 // What the journal's records say, and how a list of them becomes the state to restore (pure).
 // A record is: u8 type | u32 length of a JSON header | the JSON header | an optional blob
-// (the batch bytes). bigint values travel as decimal strings.
+// (the batch bytes). In the JSON, a bigint is {$n: decimal}, a Buffer {$b: base64}.
 import type { DedupKey, DedupSnapshotEntry } from '../idempotence/dedup.js';
 import type { BatchSnapshot, EpochBumpReason, ProducerIdentity, SequencerSnapshot, TopicPartition } from '../idempotence/sequencer.js';
 import { lastSequence, nextSequence } from '../idempotence/sequence.js';
@@ -50,9 +50,14 @@ export type StateRecord =
 const TYPE = { producer: 1, accepted: 2, stamped: 3, finished: 4, brokers: 5, sequencer: 6, dedup: 7 } as const;
 const NAMES = new Map<number, StateRecord['type']>(Object.entries(TYPE).map(([k, v]) => [v, k as StateRecord['type']]));
 
-const bigintReplacer = (_k: string, v: unknown): unknown => (typeof v === 'bigint' ? `${v}n` : Buffer.isBuffer(v) ? { $b: v.toString('base64') } : v);
+// `this[k]` is the value before Buffer.prototype.toJSON turned it into an array of numbers.
+function bigintReplacer(this: Record<string, unknown>, k: string, v: unknown): unknown {
+  const raw = this[k];
+  if (Buffer.isBuffer(raw)) return { $b: raw.toString('base64') };
+  return typeof v === 'bigint' ? { $n: v.toString() } : v;
+}
 const reviver = (_k: string, v: unknown): unknown => {
-  if (typeof v === 'string' && /^-?\d+n$/.test(v)) return BigInt(v.slice(0, -1));
+  if (v && typeof v === 'object' && '$n' in v && typeof (v as { $n: unknown }).$n === 'string') return BigInt((v as { $n: string }).$n);
   if (v && typeof v === 'object' && '$b' in v && typeof (v as { $b: unknown }).$b === 'string') return Buffer.from((v as { $b: string }).$b, 'base64');
   return v;
 };

@@ -1,0 +1,109 @@
+import { describe, expect, it } from 'vitest';
+import { Sequencer, type SequencerAction, type TopicPartition } from '../idempotence/sequencer.js';
+import { decodeRecord, encodeRecord, replay, snapshotRecords, type AcceptedBatch, type StateRecord } from './records.js';
+
+const TP: TopicPartition = { topic: 't', partition: 0 };
+const TP1: TopicPartition = { topic: 't', partition: 1 };
+const P7 = { producerId: 7n, epoch: 0 };
+const WINDOW = 60_000;
+
+const accepted = (id: number, tp = TP, recordCount = 1, dedupKey: AcceptedBatch['dedupKey'] = null): StateRecord => ({
+  type: 'accepted',
+  batch: { id, tp, recordCount, version: 9, timeoutMs: 5_000, dedupKey, bytes: Buffer.from(`batch-${id}`) },
+});
+const stamped = (id: number, baseSequence: number, producer = P7): StateRecord => ({ type: 'stamped', id, stamp: { ...producer, baseSequence } });
+const finished = (id: number, errorCode = 0, at = 1_000): StateRecord => ({ type: 'finished', id, result: { errorCode, baseOffset: BigInt(id * 10), logAppendTimeMs: -1n }, at });
+/** Records survive the byte encoding unchanged. */
+const roundTrip = (rs: StateRecord[]): StateRecord[] => rs.map((r) => decodeRecord(encodeRecord(r)));
+
+describe('state records', () => {
+  it('encode and decode every record type (bigints, buffers, batch bytes)', () => {
+    const rs: StateRecord[] = [
+      { type: 'producer', producer: { producerId: 2n ** 62n, epoch: 3 } },
+      accepted(1, TP, 2, { topic: 't', partition: 0, fingerprint: Buffer.from([0, 1, 255]) }),
+      stamped(1, 5),
+      finished(1),
+      { type: 'brokers', brokers: [{ nodeId: 1, host: 'b1', port: 9092, listenPort: 40001 }] },
+      accepted(2, { topic: '12n', partition: 1 }, 1, { topic: '12n', partition: 1, fingerprint: '5n' }), // strings stay strings
+      { type: 'dedup', entry: { key: { topic: 't', partition: 0, fingerprint: 'abc' }, result: { errorCode: 0, baseOffset: 5n, logAppendTimeMs: -1n }, expiresAt: 9 } },
+    ];
+    expect(roundTrip(rs)).toEqual(rs);
+    expect(() => decodeRecord(Buffer.from([99, 0, 0, 0, 0]))).toThrow(/unknown record type/);
+  });
+
+  it('replays a journal: producer, next sequence per partition, unfinished batches in order, dedup results', () => {
+    const key = { topic: 't', partition: 0, fingerprint: 'k1' };
+    const r = replay(
+      roundTrip([
+        { type: 'producer', producer: P7 },
+        accepted(1, TP, 2, key),
+        stamped(1, 0),
+        accepted(2, TP, 3),
+        stamped(2, 2),
+        accepted(3, TP1),
+        accepted(4, TP), // queued
+        finished(1, 0, 500),
+      ]),
+      WINDOW,
+    );
+    expect(r.sequencer.producer).toEqual(P7);
+    expect(r.sequencer.bumpPending).toBeNull();
+    const byTp = Object.fromEntries(r.sequencer.partitions.map((p) => [p.tp.partition, p]));
+    expect(byTp[0].nextSeq).toBe(5);
+    expect(byTp[0].batches.map((b) => [b.id, b.stamp?.baseSequence ?? null])).toEqual([
+      [2, 2],
+      [4, null],
+    ]);
+    expect(byTp[1].batches.map((b) => b.id)).toEqual([3]);
+    expect(r.dedup).toEqual([{ key, result: { errorCode: 0, baseOffset: 10n, logAppendTimeMs: -1n }, expiresAt: 500 + WINDOW }]);
+    expect([...r.batches.keys()].sort()).toEqual([2, 3, 4]);
+    expect(r.maxBatchId).toBe(4);
+  });
+
+  it('a failed sent batch leaves a hole: the restored sequencer bumps the epoch first', () => {
+    const r = replay([{ type: 'producer', producer: P7 }, accepted(1), stamped(1, 0), finished(1, 10)], WINDOW);
+    expect(r.sequencer.bumpPending).toBe('sequence_hole');
+    const after = replay([{ type: 'producer', producer: P7 }, accepted(1), stamped(1, 0), finished(1, 10), { type: 'producer', producer: { producerId: 8n, epoch: 0 } }], WINDOW);
+    expect(after.sequencer.bumpPending).toBeNull();
+  });
+
+  it('a batch stamped under an older epoch and still open was re-queued for a re-stamp', () => {
+    const r = replay([{ type: 'producer', producer: P7 }, accepted(1), stamped(1, 0), { type: 'producer', producer: { producerId: 7n, epoch: 1 } }], WINDOW);
+    expect(r.sequencer.partitions[0].batches).toEqual([{ id: 1, recordCount: 1, stamp: null, restamped: true }]);
+    expect(r.sequencer.partitions[0].nextSeq).toBe(0);
+  });
+
+  it('rejects records that do not fit together (treated as a corrupt file)', () => {
+    expect(() => replay([stamped(1, 0)], WINDOW)).toThrow(/unknown batch/);
+    expect(() => replay([accepted(1), accepted(1)], WINDOW)).toThrow(/accepted twice/);
+  });
+
+  it('a compaction snapshot replays to the same sequencer state, even when a later batch was acknowledged first', () => {
+    const s = new Sequencer({ producer: P7, deliveryTimeoutMs: 10_000 });
+    const bytes = new Map<number, AcceptedBatch>();
+    const submit = (id: number, tp: TopicPartition): SequencerAction[] => {
+      bytes.set(id, { id, tp, recordCount: 2, version: 9, timeoutMs: 5_000, dedupKey: null, bytes: Buffer.from(`b${id}`) });
+      return s.submit(tp, { id, recordCount: 2 }, 0);
+    };
+    submit(1, TP);
+    s.onResult(TP, 1, { kind: 'ok', baseOffset: 0n, logAppendTime: -1n }, 0);
+    for (const id of [2, 3, 4]) submit(id, TP);
+    s.onResult(TP, 3, { kind: 'ok', baseOffset: 4n, logAppendTime: -1n }, 0); // acked ahead of 2
+    s.onResult(TP, 4, { kind: 'ok', baseOffset: 6n, logAppendTime: -1n }, 0);
+    submit(5, TP1); // first batch of TP1: in flight alone
+    submit(6, TP1); // queued behind it
+    const snap = s.snapshot();
+    const dedup = [{ key: { topic: 't', partition: 0, fingerprint: 'x' }, result: { errorCode: 0, baseOffset: 4n, logAppendTimeMs: -1n }, expiresAt: 99 }];
+    const brokers = [{ nodeId: 1, host: 'h', port: 1, listenPort: 2 }];
+    // The journal after a compaction: the snapshot, then what happened next.
+    const r = replay(roundTrip([...snapshotRecords(snap, (id) => bytes.get(id), dedup, brokers), finished(2, 0)]), WINDOW);
+    const tp0 = r.sequencer.partitions.find((p) => p.tp.partition === 0)!;
+    expect(tp0.nextSeq).toBe(8); // not 4: batch 2 (seq 2-3) is older than the acknowledged 3 and 4
+    expect(tp0.batches).toEqual([]);
+    const tp1 = r.sequencer.partitions.find((p) => p.tp.partition === 1)!;
+    expect(tp1).toEqual({ tp: TP1, nextSeq: 2, batches: snap.partitions.find((p) => p.tp.partition === 1)!.batches });
+    expect(r.dedup).toEqual(dedup);
+    expect(r.brokers).toEqual(brokers);
+    expect(r.batches.get(6)?.bytes.toString()).toBe('b6');
+  });
+});
