@@ -26,6 +26,9 @@ export interface MutateOptions {
 export const CONFIG_VOLUME = 'idempo-config';
 export const KAFKA_CA_VOLUME = 'idempo-kafka-ca';
 export const KAFKA_CLIENT_VOLUME = 'idempo-kafka-client';
+/** --state-dir: an emptyDir survives the sidecar container's restarts (kill -9, OOM) within the pod. */
+export const STATE_VOLUME = 'idempo-state';
+export const STATE_DIR = '/var/lib/idempo';
 export const METRICS_PORT_NAME = 'idempo-metrics';
 export const SIDECAR_UID = 65532;
 const DEFAULT_CONTAINER_ANNOTATION = 'kubectl.kubernetes.io/default-container';
@@ -41,6 +44,7 @@ export function sidecarArgs(spec: PolicySpec, policyName: string): string[] {
     // over the file), so a policy change reaches running sidecars by hot reload.
     '--config', POLICY_CONFIG_PATH,
     '--policy-name', policyName,
+    '--state-dir', STATE_DIR,
   ];
   const tls = spec.kafka.tls;
   if (tls.enabled) {
@@ -65,7 +69,10 @@ function sidecarContainer(policy: IdempotentProducerPolicy, opts: MutateOptions,
     failureThreshold,
     timeoutSeconds: 1,
   });
-  const mounts: V1VolumeMount[] = [{ name: CONFIG_VOLUME, mountPath: POLICY_CONFIG_DIR, readOnly: true }];
+  const mounts: V1VolumeMount[] = [
+    { name: CONFIG_VOLUME, mountPath: POLICY_CONFIG_DIR, readOnly: true },
+    { name: STATE_VOLUME, mountPath: STATE_DIR },
+  ];
   if (spec.kafka.tls.enabled && spec.kafka.tls.caSecretRef) mounts.push({ name: KAFKA_CA_VOLUME, mountPath: KAFKA_CA_DIR, readOnly: true });
   if (spec.kafka.tls.enabled && spec.kafka.tls.clientCertSecretRef) {
     mounts.push({ name: KAFKA_CLIENT_VOLUME, mountPath: KAFKA_CLIENT_CERT_DIR, readOnly: true });
@@ -114,6 +121,8 @@ function volumes(policy: IdempotentProducerPolicy): V1Volume[] {
       name: CONFIG_VOLUME,
       configMap: { name: policyConfigMapName(policy.metadata.name ?? ''), items: [{ key: POLICY_CONFIG_KEY, path: POLICY_CONFIG_KEY }] },
     },
+    // No sizeLimit: exceeding one evicts the pod; the journal compacts itself (sidecar/state/README.md).
+    { name: STATE_VOLUME, emptyDir: {} },
   ];
   if (tls.enabled && tls.caSecretRef) {
     v.push({ name: KAFKA_CA_VOLUME, secret: { secretName: tls.caSecretRef.name, items: [{ key: tls.caSecretRef.key, path: KAFKA_CA_FILE }] } });
