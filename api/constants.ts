@@ -37,6 +37,10 @@ export const POLICY_CONFIG_PATH = `${POLICY_CONFIG_DIR}/${POLICY_CONFIG_KEY}`;
 export const KAFKA_CA_DIR = '/var/run/idempo/kafka-ca';
 export const KAFKA_CA_FILE = 'ca.crt';
 export const KAFKA_CLIENT_CERT_DIR = '/var/run/idempo/kafka-client';
+/** SASL credentials of spec.kafka.sasl, one file each (the Secret's keys mapped to these names). */
+export const KAFKA_SASL_DIR = '/var/run/idempo/kafka-sasl';
+export const KAFKA_SASL_USERNAME_FILE = 'username';
+export const KAFKA_SASL_PASSWORD_FILE = 'password';
 
 /** Deterministic child name: the ConfigMap the operator writes for a policy. */
 export function policyConfigMapName(policyName: string): string {

@@ -12,6 +12,7 @@ export {
   POLICY_SCHEMA,
   POLICY_SPEC_SCHEMA,
   POLICY_STATUS_SCHEMA,
+  SASL_MECHANISMS,
   SELECTOR_OPERATORS,
   type CrossFieldRule,
   type SchemaProps,

@@ -20,6 +20,7 @@ const full: PolicySpec = {
   kafka: {
     bootstrapServers: ['k1:9092', '10.0.0.1:9093', '[::1]:9094'],
     tls: { enabled: true, caSecretRef: { name: 'ca', key: 'ca.crt' }, clientCertSecretRef: { name: 'client' }, serverName: 'kafka' },
+    sasl: { mechanism: 'SCRAM-SHA-512', secretRef: { name: 'kafka-user', usernameKey: 'user', passwordKey: 'pass' } },
   },
   producer: { acks: 'all', maxInFlightPerPartition: 3, deliveryTimeout: '1m', retryBackoff: { initial: '50ms', max: '2s' }, requestTimeout: '10s' },
   dedup: { strategy: 'header', header: 'idempotency-key', window: '10m', maxEntries: 1000 },

@@ -39,6 +39,8 @@ export const MODES = ['observe', 'enforce', 'upgrade'] as const;
 export const DEDUP_STRATEGIES = ['off', 'content', 'header'] as const;
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
 export const SELECTOR_OPERATORS = ['In', 'NotIn', 'Exists', 'DoesNotExist'] as const;
+/** SASL mechanisms the sidecar authenticates its own broker connections with. */
+export const SASL_MECHANISMS = ['PLAIN', 'SCRAM-SHA-256', 'SCRAM-SHA-512'] as const;
 
 /** host:port, host a DNS name, IPv4 or bracketed IPv6; port 1..65535. RE2-compatible. */
 export const HOST_PORT_PATTERN =
@@ -180,6 +182,22 @@ export const POLICY_SPEC_SCHEMA: SchemaProps = expandDefaults(obj(
             serverName: str('SNI and verification name; the broker host when absent.', { maxLength: 253 }),
           },
           { default: {} },
+        ),
+        sasl: obj(
+          'SASL for the sidecar\'s own broker connections (producer ids in upgrade mode, metadata). Clients still authenticate themselves through the sidecar. The credentials stay in the Secret: the sidecar reads them from files the webhook mounts, never from env or args.',
+          {
+            mechanism: str('PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.', { enum: [...SASL_MECHANISMS] }),
+            secretRef: obj(
+              'Secret in the pod\'s namespace holding the credentials.',
+              {
+                name: str('Secret name.', { minLength: 1, maxLength: 253 }),
+                usernameKey: str('Key holding the username.', { minLength: 1, maxLength: 253, default: 'username' }),
+                passwordKey: str('Key holding the password.', { minLength: 1, maxLength: 253, default: 'password' }),
+              },
+              { required: ['name'] },
+            ),
+          },
+          { required: ['mechanism', 'secretRef'] },
         ),
       },
       { required: ['bootstrapServers'] },

@@ -1,12 +1,13 @@
 // TS types of the policy, written to match schema.ts field for field (api/schema.test.ts
 // checks a fully-typed sample against the schema and the schema's defaults against these).
 import type { V1ObjectMeta } from '@kubernetes/client-node';
-import type { DEDUP_STRATEGIES, LOG_LEVELS, MODES, SELECTOR_OPERATORS } from './schema.js';
+import type { DEDUP_STRATEGIES, LOG_LEVELS, MODES, SASL_MECHANISMS, SELECTOR_OPERATORS } from './schema.js';
 
 export type Mode = (typeof MODES)[number];
 export type DedupStrategy = (typeof DEDUP_STRATEGIES)[number];
 export type LogLevel = (typeof LOG_LEVELS)[number];
 export type SelectorOperator = (typeof SELECTOR_OPERATORS)[number];
+export type SaslMechanism = (typeof SASL_MECHANISMS)[number];
 
 export interface LabelSelectorRequirement {
   key: string;
@@ -35,9 +36,21 @@ export interface KafkaTls {
   serverName?: string;
 }
 
+export interface SaslSecretRef {
+  name: string;
+  usernameKey: string;
+  passwordKey: string;
+}
+
+export interface KafkaSasl {
+  mechanism: SaslMechanism;
+  secretRef: SaslSecretRef;
+}
+
 export interface KafkaSpec {
   bootstrapServers: string[];
   tls: KafkaTls;
+  sasl?: KafkaSasl;
 }
 
 export interface RetryBackoff {

@@ -21,6 +21,8 @@ const valid: [string, unknown][] = [
   ['deliveryTimeout 1h with a longer window', w((s) => ((s.producer = { deliveryTimeout: '1h' }), (s.dedup = { window: '2h' })))],
   ['ipv6 and ip bootstrap', w((s) => (s.kafka.bootstrapServers = ['[fe80::1]:9092', '10.1.2.3:65535']))],
   ['tls with refs', w((s) => (s.kafka.tls = { enabled: true, caSecretRef: { name: 'ca', key: 'ca.crt' }, clientCertSecretRef: { name: 'c' } }))],
+  ['sasl with default keys', w((s) => (s.kafka.sasl = { mechanism: 'PLAIN', secretRef: { name: 'kafka-user' } }))],
+  ['sasl scram over tls', w((s) => ((s.kafka.sasl = { mechanism: 'SCRAM-SHA-256', secretRef: { name: 'u', passwordKey: 'pw' } }), (s.kafka.tls = { enabled: true })))],
   ['integer quantities', w((s) => (s.sidecar = { resources: { limits: { cpu: 1, memory: '1Gi' } } }))],
   ['no resources', w((s) => (s.sidecar = { resources: {} }))],
   ['selector expressions', w((s) => (s.selector = { matchExpressions: [{ key: 'a', operator: 'NotIn', values: ['b'] }, { key: 'c', operator: 'DoesNotExist' }] }))],
@@ -81,6 +83,9 @@ const invalid: [string, unknown, string[]][] = [
   ['bad env var name', w((s) => (s.injection = { bootstrapEnvVars: ['KAFKA-SERVERS'] })), ['spec.injection.bootstrapEnvVars[0]: must be an environment variable name']],
   ['unknown field (typo)', w((s) => (s.dedup = { windw: '5m' })), ['spec.dedup.windw: unknown field']],
   ['insecureSkipVerify is not a field', w((s) => (s.kafka.tls = { enabled: true, insecureSkipVerify: true })), ['spec.kafka.tls.insecureSkipVerify: unknown field']],
+  ['sasl mechanism unknown', w((s) => (s.kafka.sasl = { mechanism: 'GSSAPI', secretRef: { name: 'u' } })), ['spec.kafka.sasl.mechanism: must be one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512']],
+  ['sasl without secret', w((s) => (s.kafka.sasl = { mechanism: 'PLAIN' })), ['spec.kafka.sasl.secretRef: required']],
+  ['sasl password inline is not a field', w((s) => (s.kafka.sasl = { mechanism: 'PLAIN', secretRef: { name: 'u' }, password: 'x' })), ['spec.kafka.sasl.password: unknown field']],
   ['caSecretRef without key', w((s) => (s.kafka.tls = { enabled: true, caSecretRef: { name: 'ca' } })), ['spec.kafka.tls.caSecretRef.key: required']],
   ['In without values', w((s) => (s.selector = { matchExpressions: [{ key: 'a', operator: 'In' }] })), ['spec.selector.matchExpressions[0].values: must be non-empty for In and NotIn and empty for Exists and DoesNotExist']],
   [

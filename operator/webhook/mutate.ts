@@ -6,6 +6,9 @@ import {
   KAFKA_CA_DIR,
   KAFKA_CA_FILE,
   KAFKA_CLIENT_CERT_DIR,
+  KAFKA_SASL_DIR,
+  KAFKA_SASL_PASSWORD_FILE,
+  KAFKA_SASL_USERNAME_FILE,
   LABEL_INJECTED,
   POLICY_CONFIG_DIR,
   POLICY_CONFIG_KEY,
@@ -29,6 +32,7 @@ export const KAFKA_CLIENT_VOLUME = 'idempo-kafka-client';
 /** --state-dir: an emptyDir survives the sidecar container's restarts (kill -9, OOM) within the pod. */
 export const STATE_VOLUME = 'idempo-state';
 export const STATE_DIR = '/var/lib/idempo';
+export const KAFKA_SASL_VOLUME = 'idempo-kafka-sasl';
 export const METRICS_PORT_NAME = 'idempo-metrics';
 export const SIDECAR_UID = 65532;
 const DEFAULT_CONTAINER_ANNOTATION = 'kubectl.kubernetes.io/default-container';
@@ -52,6 +56,13 @@ export function sidecarArgs(spec: PolicySpec, policyName: string): string[] {
     if (tls.caSecretRef) args.push('--upstream-ca-file', `${KAFKA_CA_DIR}/${KAFKA_CA_FILE}`);
     if (tls.clientCertSecretRef) args.push('--upstream-cert-file', `${KAFKA_CLIENT_CERT_DIR}/tls.crt`, '--upstream-key-file', `${KAFKA_CLIENT_CERT_DIR}/tls.key`);
     if (tls.serverName) args.push('--upstream-server-name', tls.serverName);
+  }
+  const sasl = spec.kafka.sasl;
+  if (sasl) {
+    // Paths only: the credentials stay in the mounted Secret (never in args, env or the pod spec).
+    args.push('--upstream-sasl-mechanism', sasl.mechanism,
+      '--upstream-sasl-username-file', `${KAFKA_SASL_DIR}/${KAFKA_SASL_USERNAME_FILE}`,
+      '--upstream-sasl-password-file', `${KAFKA_SASL_DIR}/${KAFKA_SASL_PASSWORD_FILE}`);
   }
   return args;
 }
@@ -77,6 +88,7 @@ function sidecarContainer(policy: IdempotentProducerPolicy, opts: MutateOptions,
   if (spec.kafka.tls.enabled && spec.kafka.tls.clientCertSecretRef) {
     mounts.push({ name: KAFKA_CLIENT_VOLUME, mountPath: KAFKA_CLIENT_CERT_DIR, readOnly: true });
   }
+  if (spec.kafka.sasl) mounts.push({ name: KAFKA_SASL_VOLUME, mountPath: KAFKA_SASL_DIR, readOnly: true });
   const resources = {
     ...(spec.sidecar.resources.requests ? { requests: quantities(spec.sidecar.resources.requests) } : {}),
     ...(spec.sidecar.resources.limits ? { limits: quantities(spec.sidecar.resources.limits) } : {}),
@@ -129,6 +141,21 @@ function volumes(policy: IdempotentProducerPolicy): V1Volume[] {
   }
   if (tls.enabled && tls.clientCertSecretRef) {
     v.push({ name: KAFKA_CLIENT_VOLUME, secret: { secretName: tls.clientCertSecretRef.name } });
+  }
+  const sasl = policy.spec.kafka.sasl;
+  if (sasl) {
+    // Only the two keys, under fixed names. Default file mode: the volume is mounted into the
+    // sidecar alone, and a mode without fsGroup would keep its non-root user out.
+    v.push({
+      name: KAFKA_SASL_VOLUME,
+      secret: {
+        secretName: sasl.secretRef.name,
+        items: [
+          { key: sasl.secretRef.usernameKey, path: KAFKA_SASL_USERNAME_FILE },
+          { key: sasl.secretRef.passwordKey, path: KAFKA_SASL_PASSWORD_FILE },
+        ],
+      },
+    });
   }
   return v;
 }

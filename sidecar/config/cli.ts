@@ -35,7 +35,7 @@ export interface CliOptions {
   /** --state-dir: where what must survive a restart is journalled (sidecar/state/README.md). */
   stateDir?: string;
   /** SASL for the sidecar's own broker connections (clients authenticate themselves, through it). */
-  sasl?: { mechanism: SaslMechanism; username: string; passwordFile: string };
+  sasl?: { mechanism: SaslMechanism; username?: string; usernameFile?: string; passwordFile: string };
 }
 
 /** A bad flag or value: main prints the message as one line and exits 2. */
@@ -58,6 +58,8 @@ const FLAGS = {
   'state-dir': { type: 'string', env: 'IDEMPO_STATE_DIR' },
   'upstream-sasl-mechanism': { type: 'string', env: 'IDEMPO_UPSTREAM_SASL_MECHANISM' },
   'upstream-sasl-username': { type: 'string', env: 'IDEMPO_UPSTREAM_SASL_USERNAME' },
+  // From a file too: in a pod both come from a mounted Secret, never from args or env.
+  'upstream-sasl-username-file': { type: 'string', env: 'IDEMPO_UPSTREAM_SASL_USERNAME_FILE' },
   'upstream-sasl-password-file': { type: 'string', env: 'IDEMPO_UPSTREAM_SASL_PASSWORD_FILE' },
   help: { type: 'boolean', env: '' },
 } as const;
@@ -66,7 +68,7 @@ export const USAGE = `usage: idempo-sidecar --upstream HOST:PORT[,HOST:PORT...] 
        [--mode observe|enforce|upgrade] [--metrics-listen 127.0.0.1:9464] [--config FILE]
        [--log-level info] [--max-frame-bytes 104857600] [--policy-name NAME] [--state-dir DIR]
        [--upstream-tls] [--upstream-ca-file F] [--upstream-cert-file F] [--upstream-key-file F] [--upstream-server-name N]
-       [--upstream-sasl-mechanism PLAIN|SCRAM-SHA-256|SCRAM-SHA-512 --upstream-sasl-username U --upstream-sasl-password-file F]
+       [--upstream-sasl-mechanism PLAIN|SCRAM-SHA-256|SCRAM-SHA-512 --upstream-sasl-username U|--upstream-sasl-username-file F --upstream-sasl-password-file F]
 Every flag also reads IDEMPO_<FLAG> from the environment (e.g. IDEMPO_UPSTREAM); flags win.`;
 
 export function parseHostPort(value: string, flag: string): HostPort {
@@ -132,9 +134,13 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv): CliOptions & {
       throw new UsageError(`--upstream-sasl-mechanism: expected one of ${SASL_MECHANISMS.join(', ')}, got "${saslMechanism}"`);
     }
     const username = get('upstream-sasl-username');
+    const usernameFile = get('upstream-sasl-username-file');
     const passwordFile = get('upstream-sasl-password-file');
-    if (!username || !passwordFile) throw new UsageError('--upstream-sasl-mechanism needs --upstream-sasl-username and --upstream-sasl-password-file');
-    sasl = { mechanism: saslMechanism as SaslMechanism, username, passwordFile };
+    if ((!username && !usernameFile) || !passwordFile) {
+      throw new UsageError('--upstream-sasl-mechanism needs --upstream-sasl-username (or --upstream-sasl-username-file) and --upstream-sasl-password-file');
+    }
+    if (username && usernameFile) throw new UsageError('--upstream-sasl-username and --upstream-sasl-username-file: give one');
+    sasl = { mechanism: saslMechanism as SaslMechanism, ...(username ? { username } : { usernameFile }), passwordFile };
   }
   return {
     help: v.help === true,

@@ -87,11 +87,11 @@ export function readPolicyFile(path: string, cli: CliOptions): PolicySpec {
 }
 
 /** Reads a secret file (trailing newline dropped); the content never appears in errors or logs. */
-function readSecret(path: string): string {
+function readSecret(path: string, flag: string): string {
   try {
     return readFileSync(path, 'utf8').replace(/\r?\n$/, '');
   } catch (err) {
-    throw new ConfigError(`--upstream-sasl-password-file ${path}: ${(err as NodeJS.ErrnoException).code ?? 'cannot read'}`);
+    throw new ConfigError(`--${flag} ${path}: ${(err as NodeJS.ErrnoException).code ?? 'cannot read'}`);
   }
 }
 
@@ -105,7 +105,13 @@ export function loadSidecarConfig(cli: CliOptions): SidecarConfig {
     listen: cli.listen,
     metricsListen: cli.metricsListen,
     tls: cli.tls,
-    sasl: cli.sasl ? { mechanism: cli.sasl.mechanism, username: cli.sasl.username, password: readSecret(cli.sasl.passwordFile) } : undefined,
+    sasl: cli.sasl
+      ? {
+          mechanism: cli.sasl.mechanism,
+          username: cli.sasl.username ?? readSecret(cli.sasl.usernameFile!, 'upstream-sasl-username-file'),
+          password: readSecret(cli.sasl.passwordFile, 'upstream-sasl-password-file'),
+        }
+      : undefined,
     maxFrameBytes: cli.maxFrameBytes,
     live: fromSpec(spec, cli),
   };
