@@ -8,7 +8,7 @@ import { createProduceRequest, createTopicProduceData, createPartitionProduceDat
 import { decodeProduceResponse } from '../sidecar/codec/generated/produce-response.js';
 import { startSidecar } from '../test/support/sidecar.js';
 import { sampleProcess } from './proc-stats.js';
-import { buildBatch } from './batch.js';
+import { encodeRecordBatch } from '../sidecar/codec/records.js';
 
 const SESSIONS = 1000;
 
@@ -29,7 +29,7 @@ export async function measureSessions(bootstrap: string, topic: string): Promise
       td.name = topic;
       const pd = createPartitionProduceData();
       pd.index = i % 3;
-      pd.records = buildBatch(init.producerId, init.producerEpoch, 0, value);
+      pd.records = encodeRecordBatch({ records: [{ value }], producerId: init.producerId, producerEpoch: init.producerEpoch, baseSequence: 0 });
       td.partitionData.push(pd);
       req.topicData.push(td);
       c.send(ApiKey.Produce, 9, (w) => encodeProduceRequest(w, req, 9));

@@ -3,20 +3,20 @@ import { buildResponse, partKey, partsOf, resultsByPosition, subsetRequest, topi
 import { ClusterView } from '../proxy/cluster-view.js';
 import { Reader } from '../codec/reader.js';
 import { Writer } from '../codec/writer.js';
+import { encodeRecordBatch } from '../codec/records.js';
+import { BatchOffset } from '../codec/record-batch.js';
 import { createPartitionProduceData, createProduceRequest, createTopicProduceData, type ProduceRequest } from '../codec/generated/produce-request.js';
 import { createPartitionProduceResponse, createProduceResponse, createTopicProduceResponse, decodeProduceResponse, encodeProduceResponse, type ProduceResponse } from '../codec/generated/produce-response.js';
 
-/** A v2 batch header (61 bytes) followed by `extra` opaque record bytes; CRC not needed here. */
-function batch(o: { producerId?: bigint; baseSequence?: number; records?: number; magic?: number; extra?: number } = {}): Buffer {
-  const n = o.records ?? 1;
-  const b = Buffer.alloc(61 + (o.extra ?? 0));
-  b.writeInt32BE(b.length - 12, 8);
-  b.writeInt8(o.magic ?? 2, 16);
-  b.writeInt32BE(n - 1, 23);
-  b.writeBigInt64BE(o.producerId ?? -1n, 43);
-  b.writeInt16BE(o.producerId === undefined ? -1 : 0, 51);
-  b.writeInt32BE(o.baseSequence ?? -1, 53);
-  b.writeInt32BE(n, 57);
+/** A v2 batch of `records` empty records; `magic` other than 2 overwrites the magic byte (a batch this proxy must refuse). */
+function batch(o: { producerId?: bigint; baseSequence?: number; records?: number; magic?: number } = {}): Buffer {
+  const b = encodeRecordBatch({
+    records: Array.from({ length: o.records ?? 1 }, () => ({ value: null })),
+    producerId: o.producerId,
+    producerEpoch: o.producerId === undefined ? -1 : 0,
+    baseSequence: o.baseSequence,
+  });
+  if (o.magic !== undefined) b.writeInt8(o.magic, BatchOffset.magic);
   return b;
 }
 

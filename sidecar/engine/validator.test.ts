@@ -4,6 +4,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import pino from 'pino';
 import { Validator } from './validator.js';
 import { partsOf } from './batches.js';
+import { encodeRecordBatch } from '../codec/records.js';
 import { SessionTable } from '../idempotence/session-table.js';
 import { SidecarMetrics } from '../metrics/metrics.js';
 import { ClusterView } from '../proxy/cluster-view.js';
@@ -14,18 +15,9 @@ import { createPartitionProduceResponse, createProduceResponse, createTopicProdu
 const PID = 4000n;
 const cluster = new ClusterView();
 
-/** A v2 batch header for `count` records at `seq` (the Validator reads nothing else). */
-function batch(seq: number, count: number, epoch = 0, producerId = PID): Buffer {
-  const b = Buffer.alloc(61);
-  b.writeInt32BE(b.length - 12, 8);
-  b.writeInt8(2, 16);
-  b.writeInt32BE(count - 1, 23);
-  b.writeBigInt64BE(producerId, 43);
-  b.writeInt16BE(epoch, 51);
-  b.writeInt32BE(seq, 53);
-  b.writeInt32BE(count, 57);
-  return b;
-}
+/** A v2 batch of `count` records at `seq`. */
+const batch = (seq: number, count: number, epoch = 0, producerId = PID): Buffer =>
+  encodeRecordBatch({ records: Array.from({ length: count }, () => ({ value: null })), producerId, producerEpoch: epoch, baseSequence: seq });
 
 let corr = 1;
 function call(parts: Array<{ topic?: string; partition?: number; records: Buffer }>, acks = -1): ProduceCall {

@@ -20,9 +20,7 @@
  * - strategy `header`: `extractHeader()` of the configured record header.
  */
 import { createHash } from 'node:crypto';
-import * as zlib from 'node:zlib';
-
-export type Compression = 0 | 1 | 2 | 3 | 4; // none, gzip, snappy, lz4, zstd (attributes bits 0-2)
+import { decompressRecords, parseRecords, readVarint } from '../codec/records.js';
 
 export interface DedupKey {
   readonly topic: string;
@@ -50,9 +48,6 @@ export interface DedupSnapshotEntry<R> {
   result: R;
   expiresAt: number;
 }
-
-/** Decompressed records larger than this are not decoded (fingerprint falls back to raw bytes). */
-export const MAX_DECOMPRESSED_BYTES = 64 * 1024 * 1024;
 
 export class DedupCache<R> {
   private readonly windowMs: number;
@@ -173,106 +168,6 @@ export class DedupCache<R> {
 function mapKey(k: DedupKey): string {
   const fp = typeof k.fingerprint === 'string' ? `s${k.fingerprint}` : `b${k.fingerprint.toString('base64')}`;
   return `${k.partition}\u0000${k.topic}\u0000${fp}`;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Records section decoding (RecordBatch v2 records, org.apache.kafka.common.record.DefaultRecord):
-// length varint, attributes int8, timestampDelta varlong, offsetDelta varint, keyLength varint,
-// key, valueLength varint, value, headerCount varint, headers [keyLength varint, key, valueLength varint, value].
-// Varints are zigzag encoded.
-// ---------------------------------------------------------------------------------------------
-
-export interface ParsedRecord {
-  key: Buffer | null;
-  value: Buffer | null;
-  headers: Array<{ key: string; value: Buffer | null }>;
-}
-
-/** Reads a zigzag varint at pos without allocating; returns [value, next position]. */
-function readVarint(buf: Buffer, pos: number): [number, number] {
-  let raw = 0;
-  let mul = 1;
-  for (let i = 0; i < 10; i++) {
-    if (pos >= buf.length) throw new RangeError('truncated varint');
-    const byte = buf[pos++];
-    raw += (byte & 0x7f) * mul;
-    if ((byte & 0x80) === 0) return [raw % 2 === 0 ? raw / 2 : -(raw + 1) / 2, pos];
-    mul *= 128;
-  }
-  throw new RangeError('varint too long');
-}
-
-class Cursor {
-  constructor(
-    readonly buf: Buffer,
-    public pos = 0,
-  ) {}
-  /** Zigzag varint as a number (int32 range; wider values, e.g. timestamp deltas, still decode). */
-  varint(): number {
-    const [v, next] = readVarint(this.buf, this.pos);
-    this.pos = next;
-    return v;
-  }
-  bytes(n: number): Buffer {
-    if (n < 0 || this.pos + n > this.buf.length) throw new RangeError('truncated record');
-    const b = this.buf.subarray(this.pos, this.pos + n);
-    this.pos += n;
-    return b;
-  }
-  nullableBytes(): Buffer | null {
-    const n = this.varint();
-    return n < 0 ? null : this.bytes(n);
-  }
-}
-
-/** Decode uncompressed records; throws RangeError on malformed input. */
-export function parseRecords(records: Buffer, count?: number): ParsedRecord[] {
-  const c = new Cursor(records);
-  const out: ParsedRecord[] = [];
-  while (c.pos < records.length && (count === undefined || out.length < count)) {
-    const len = c.varint();
-    const end = c.pos + len;
-    if (len < 0 || end > records.length) throw new RangeError('truncated record');
-    c.pos += 1; // attributes
-    c.varint(); // timestampDelta
-    c.varint(); // offsetDelta
-    const key = c.nullableBytes();
-    const value = c.nullableBytes();
-    const hc = c.varint();
-    if (hc < 0 || hc > records.length) throw new RangeError('bad header count');
-    const headers: ParsedRecord['headers'] = [];
-    for (let i = 0; i < hc; i++) {
-      const hk = c.bytes(c.varint()).toString('utf8');
-      headers.push({ key: hk, value: c.nullableBytes() });
-    }
-    if (c.pos !== end) throw new RangeError('record length mismatch');
-    out.push({ key, value, headers });
-  }
-  if (count !== undefined && out.length !== count) throw new RangeError(`expected ${count} records, found ${out.length}`);
-  return out;
-}
-
-/**
- * The uncompressed records bytes, or null when the codec is not supported here (snappy, lz4,
- * zstd on a Node without zlib zstd) or the data does not decompress.
- */
-export function decompressRecords(recordsSection: Buffer, compression: number): Buffer | null {
-  try {
-    switch (compression) {
-      case 0:
-        return recordsSection;
-      case 1:
-        return zlib.gunzipSync(recordsSection, { maxOutputLength: MAX_DECOMPRESSED_BYTES });
-      case 4: {
-        const z = zlib as unknown as { zstdDecompressSync?: (b: Buffer, o?: { maxOutputLength?: number }) => Buffer };
-        return z.zstdDecompressSync ? z.zstdDecompressSync(recordsSection, { maxOutputLength: MAX_DECOMPRESSED_BYTES }) : null;
-      }
-      default:
-        return null;
-    }
-  } catch {
-    return null;
-  }
 }
 
 export interface Fingerprint {

@@ -19,8 +19,7 @@ import { KubeClient, resourcePath, type KubeObject } from '../../operator/kube/c
 import { OPERATOR_NS, ensureNamespace, installCrds, startOperator, type OperatorProcess } from './operator-harness.js';
 import { waitFor } from '../support/poll.js';
 import { ApiKey } from '../../sidecar/codec/api.js';
-import { Writer } from '../../sidecar/codec/writer.js';
-import { computeCrc } from '../../sidecar/codec/record-batch.js';
+import { encodeRecordBatch } from '../../sidecar/codec/records.js';
 import { createPartitionProduceData, createProduceRequest, createTopicProduceData, encodeProduceRequest } from '../../sidecar/codec/generated/produce-request.js';
 import { decodeProduceResponse } from '../../sidecar/codec/generated/produce-response.js';
 import { createInitProducerIdRequest, encodeInitProducerIdRequest } from '../../sidecar/codec/generated/init-producer-id-request.js';
@@ -65,43 +64,8 @@ describe('promtool', () => {
 // ---------------------------------------------------------------------------------------------
 
 /** An uncompressed RecordBatch v2 (one record per value) with the producer's stamp. */
-function batch(values: string[], producerId: bigint, epoch: number, baseSequence: number): Buffer {
-  const body = new Writer(128);
-  values.forEach((v, i) => {
-    const rec = new Writer(64);
-    rec.int8(0);
-    rec.varlong(0n);
-    rec.varint(i);
-    rec.varint(-1); // null key
-    const b = Buffer.from(v);
-    rec.varint(b.length);
-    rec.raw(b);
-    rec.varint(0); // no headers
-    const bytes = rec.toBuffer();
-    body.varint(bytes.length);
-    body.raw(bytes);
-  });
-  const ts = BigInt(Date.now());
-  const w = new Writer(128);
-  w.int64(0n);
-  w.int32(0); // batchLength, set below
-  w.int32(-1);
-  w.int8(2);
-  w.uint32(0); // crc, set below
-  w.int16(0);
-  w.int32(values.length - 1);
-  w.int64(ts);
-  w.int64(ts);
-  w.int64(producerId);
-  w.int16(epoch);
-  w.int32(baseSequence);
-  w.int32(values.length);
-  w.raw(body.toBuffer());
-  const out = Buffer.from(w.toBuffer());
-  out.writeInt32BE(out.length - 12, 8);
-  out.writeUInt32BE(computeCrc(out), 17);
-  return out;
-}
+const batch = (values: string[], producerId: bigint, epoch: number, baseSequence: number): Buffer =>
+  encodeRecordBatch({ records: values.map((value) => ({ value })), producerId, producerEpoch: epoch, baseSequence });
 
 const PRODUCE_V = 9;
 

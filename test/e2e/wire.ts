@@ -1,23 +1,18 @@
-// Wire helpers for end-to-end tests that need exact bytes: a RecordBatch v2 encoder, Produce
+// Wire helpers for end-to-end tests that need exact bytes: RecordBatch v2 (codec/records.ts), Produce
 // frames kept as exact bytes (the same bytes can be written twice), InitProducerId, and a
 // Fetch v4 reader that reads what a broker stored. Not a test file itself.
 import { expect } from 'vitest';
 import { RawConnection } from '../support/raw-kafka.js';
 import { ApiKey, requestHeaderVersion } from '../../sidecar/codec/api.js';
 import { Writer } from '../../sidecar/codec/writer.js';
-import { computeCrc, listBatches, readBatchHeader, type BatchHeader } from '../../sidecar/codec/record-batch.js';
+import { listBatches, readBatchHeader, type BatchHeader } from '../../sidecar/codec/record-batch.js';
 import { createPartitionProduceData, createProduceRequest, createTopicProduceData, encodeProduceRequest } from '../../sidecar/codec/generated/produce-request.js';
 import { decodeProduceResponse, type PartitionProduceResponse } from '../../sidecar/codec/generated/produce-response.js';
 import { createInitProducerIdRequest, encodeInitProducerIdRequest } from '../../sidecar/codec/generated/init-producer-id-request.js';
 import { decodeInitProducerIdResponse } from '../../sidecar/codec/generated/init-producer-id-response.js';
-import { parseRecords, type ParsedRecord } from '../../sidecar/idempotence/dedup.js';
+import { encodeRecordBatch, parseRecords, type ParsedRecord, type RecordInput } from '../../sidecar/codec/records.js';
 
-
-export interface Rec {
-  key?: string | null;
-  value: string | null;
-  headers?: Array<[string, string]>;
-}
+export type Rec = RecordInput;
 
 export interface BatchOpts {
   producerId?: bigint;
@@ -28,54 +23,9 @@ export interface BatchOpts {
 
 export const PRODUCE_V = 9; // flexible, and v8+ answers carry an error message
 
-function nullableVarBytes(w: Writer, s: string | null | undefined): void {
-  if (s === null || s === undefined) return w.varint(-1);
-  const b = Buffer.from(s, 'utf8');
-  w.varint(b.length);
-  w.raw(b);
-}
-
-/** An uncompressed RecordBatch v2 with a valid CRC-32C. */
-export function encodeBatch(records: Rec[], o: BatchOpts = {}): Buffer {
-  const body = new Writer(256);
-  records.forEach((r, i) => {
-    const rec = new Writer(64);
-    rec.int8(0); // attributes
-    rec.varlong(0n); // timestampDelta
-    rec.varint(i); // offsetDelta
-    nullableVarBytes(rec, r.key);
-    nullableVarBytes(rec, r.value);
-    const hs = r.headers ?? [];
-    rec.varint(hs.length);
-    for (const [k, v] of hs) {
-      nullableVarBytes(rec, k);
-      nullableVarBytes(rec, v);
-    }
-    const bytes = rec.toBuffer();
-    body.varint(bytes.length);
-    body.raw(bytes);
-  });
-  const ts = o.timestamp ?? BigInt(Date.now());
-  const w = new Writer(128);
-  w.int64(0n); // baseOffset
-  w.int32(0); // batchLength, below
-  w.int32(-1); // partitionLeaderEpoch
-  w.int8(2); // magic
-  w.uint32(0); // crc, below
-  w.int16(0); // attributes: no compression, CreateTime, not transactional
-  w.int32(records.length - 1); // lastOffsetDelta
-  w.int64(ts);
-  w.int64(ts);
-  w.int64(o.producerId ?? -1n);
-  w.int16(o.epoch ?? -1);
-  w.int32(o.baseSequence ?? -1);
-  w.int32(records.length);
-  w.raw(body.toBuffer());
-  const batch = Buffer.from(w.toBuffer());
-  batch.writeInt32BE(batch.length - 12, 8);
-  batch.writeUInt32BE(computeCrc(batch), 17);
-  return batch;
-}
+/** An uncompressed RecordBatch v2 with a valid CRC-32C (the codec's encoder). */
+export const encodeBatch = (records: Rec[], o: BatchOpts = {}): Buffer =>
+  encodeRecordBatch({ records, producerId: o.producerId, producerEpoch: o.epoch, baseSequence: o.baseSequence, baseTimestamp: o.timestamp ?? BigInt(Date.now()) });
 
 let nextCorr = 1000;
 
