@@ -7,8 +7,9 @@ export IDEMPO_CACHE ?= $(HOME)/.cache/idempo
 .PHONY: build deps test demo bench kafka-up kafka-down kube-up kube-down clean tools kafka-tools e2e-kind images
 
 node_modules/.installed: package.json package-lock.json
-	@# npm ci rejects this lock (npm 11 leaves foreign-platform optional packages out of it); install honours it.
-	npm install --no-audit --no-fund --loglevel=error
+	@# npm ci installs exactly the lock and never rewrites it, so a fresh clone stays clean. The lock
+	@# records every platform's optional packages (rollup's, crc32's); regenerate it with `npm install`.
+	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
 deps: node_modules/.installed
