@@ -4,7 +4,7 @@ NODE_BIN := $(shell scripts/ensure-node.sh)
 export PATH := $(NODE_BIN):$(PATH)
 export IDEMPO_CACHE ?= $(HOME)/.cache/idempo
 
-.PHONY: build deps test demo bench kafka-up kafka-down kube-up kube-down clean tools kafka-tools e2e-kind images
+.PHONY: build deps test demo bench kafka-up kafka-down kube-up kube-down clean tools kafka-tools e2e-kind images cluster-up cluster-down cluster-tools
 
 node_modules/.installed: package.json package-lock.json
 	@# npm ci installs exactly the lock and never rewrites it, so a fresh clone stays clean. The lock
@@ -22,6 +22,12 @@ build: deps
 tools: kafka-tools
 	scripts/kube/build.sh >/dev/null
 	scripts/tools/install-helm.sh >/dev/null
+	$(MAKE) --no-print-directory cluster-tools
+
+# The node's parts: kubelet, kube-proxy, controller-manager, scheduler (same Go build as the
+# apiserver), containerd (go install), runc + CNI plugins + iptables (Debian), the pause binary.
+cluster-tools:
+	scripts/cluster/build.sh >/dev/null
 
 # What the demo and the benchmarks need: the broker jars, kcat.
 kafka-tools:
@@ -49,6 +55,13 @@ kube-up:
 
 kube-down:
 	@scripts/kube/down.sh
+
+# A real single-node Kubernetes (needs root) with the images imported; last line KUBECONFIG=path.
+cluster-up: images cluster-tools
+	@scripts/cluster/up.sh
+
+cluster-down:
+	@scripts/cluster/down.sh
 
 # idempo-sidecar and idempo-operator as OCI archives in dist/images (no Docker, no registry;
 # same contents as the Dockerfile: both follow scripts/images/spec.ts).

@@ -1,0 +1,3 @@
+module idempo.local/pause
+
+go 1.25.0
