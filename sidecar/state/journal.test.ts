@@ -82,6 +82,19 @@ describe('JournalWriter', () => {
     await again.close();
   });
 
+  it('writes a turn of thousands of records (more than one writev) whole and in order', async () => {
+    const f = path.join(tmp(), 'journal');
+    const { w } = writer(f);
+    const want = Array.from({ length: 3000 }, (_, i) => `r${i}`.padEnd(1 + (i % 50), '.'));
+    for (const x of want) w.append(p(x));
+    w.append(Buffer.alloc(0));
+    await w.durable();
+    const s = scanJournal(fs.readFileSync(f));
+    expect(s.problem).toBeNull();
+    expect(texts(s.payloads)).toEqual([...want, '']);
+    await w.close();
+  });
+
   it('cuts a torn tail off before appending after it', async () => {
     const f = path.join(tmp(), 'journal');
     const whole = file(p('kept'), p('torn away'));
