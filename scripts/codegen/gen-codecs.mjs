@@ -3,8 +3,12 @@
 // that ship inside the kafka-clients jar (common/message/*.json). The specs are read at
 // generation time only; the output is checked in and must be byte-for-byte reproducible.
 //
-// Usage: node scripts/codegen/gen-codecs.mjs [--jar PATH/kafka-clients-4.3.1.jar] [--out DIR]
+// The Kafka error table (errors.ts) comes from the same jar's org.apache.kafka.common.protocol.Errors,
+// read by scripts/codegen/KafkaErrors.java (run with `java`, found beside the jar's dependencies).
+//
+// Usage: node scripts/codegen/gen-codecs.mjs [--jar PATH/kafka-clients-4.3.1.jar] [--out DIR] [--errors-jsonl FILE]
 //   The jar defaults to $KAFKA_CLIENTS_JAR, else $(scripts/kafka/fetch.sh)/kafka-clients-4.3.1.jar.
+//   --errors-jsonl: KafkaErrors.java's output saved earlier (tests run Java once, not per generation).
 
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -39,10 +43,11 @@ const INF = Number.POSITIVE_INFINITY;
 // ---------------------------------------------------------------- spec loading
 
 function parseArgs(argv) {
-  const out = { jar: process.env.KAFKA_CLIENTS_JAR || '', out: path.join(ROOT, 'sidecar/codec/generated') };
+  const out = { jar: process.env.KAFKA_CLIENTS_JAR || '', out: path.join(ROOT, 'sidecar/codec/generated'), errorsJsonl: '' };
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--jar') out.jar = argv[++i];
     else if (argv[i] === '--out') out.out = path.resolve(argv[++i]);
+    else if (argv[i] === '--errors-jsonl') out.errorsJsonl = path.resolve(argv[++i]);
     else throw new Error(`unknown argument ${argv[i]}`);
   }
   if (!out.jar) {
@@ -705,11 +710,61 @@ function schemaFile(models) {
   return out.join('\n');
 }
 
+// ---------------------------------------------------------------- errors
+
+/** KafkaErrors.java's JSON lines: the rows of org.apache.kafka.common.protocol.Errors. */
+export function readKafkaErrors(jar) {
+  const cp = path.join(path.dirname(jar), '*'); // Errors' static init needs slf4j from beside the jar
+  return execFileSync('java', ['-cp', cp, path.join(ROOT, 'scripts/codegen/KafkaErrors.java')], { encoding: 'utf8', maxBuffer: 16 << 20 });
+}
+
+function errorsFile(jsonl) {
+  const rows = jsonl
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l))
+    .sort((a, b) => a.code - b.code);
+  if (rows.length < 100 || !rows.some((r) => r.name === 'NOT_LEADER_OR_FOLLOWER')) throw new Error(`Kafka error table looks wrong (${rows.length} rows)`);
+  const out = [
+    HEADER,
+    '// From org.apache.kafka.common.protocol.Errors (kafka-clients 4.3.1): every error code, its',
+    "// exception class, whether that exception is a RetriableException (the Java producer re-sends",
+    '// the batch: Sender.canRetry) or an InvalidMetadataException (it refreshes metadata first).',
+    '',
+    'export interface KafkaError {',
+    '  readonly code: number;',
+    '  readonly name: string;',
+    '  /** Simple name of the Java exception class, null for NONE. */',
+    '  readonly exception: string | null;',
+    '  readonly retriable: boolean;',
+    '  readonly invalidMetadata: boolean;',
+    '  readonly message: string;',
+    '}',
+    '',
+    '// prettier-ignore',
+    'export const KAFKA_ERRORS: readonly KafkaError[] = [',
+    ...rows.map(
+      (r) =>
+        `  { code: ${r.code}, name: ${JSON.stringify(r.name)}, exception: ${JSON.stringify(r.exception)}, retriable: ${r.retriable}, invalidMetadata: ${r.invalidMetadata}, message: ${JSON.stringify(r.message)} },`,
+    ),
+    '];',
+    '',
+    '/** Error codes by name, e.g. ErrorCode.NOT_LEADER_OR_FOLLOWER === 6. */',
+    'export const ErrorCode = {',
+    ...rows.map((r) => `  ${r.name}: ${r.code},`),
+    '} as const;',
+    '',
+    'export type ErrorName = keyof typeof ErrorCode;',
+    '',
+  ];
+  return out.join('\n');
+}
+
 // ---------------------------------------------------------------- main
 
 const kebab = (s) => s.replace(/([a-z0-9])([A-Z])/g, '$1-$2').toLowerCase();
 
-export function generate(jar) {
+export function generate(jar, errorsJsonl = readKafkaErrors(jar)) {
   const files = new Map();
   const exported = new Map();
   const models = [];
@@ -724,6 +779,7 @@ export function generate(jar) {
   }
   files.set('api-table.ts', apiTable(jar));
   files.set('schema.ts', schemaFile(models));
+  files.set('errors.ts', errorsFile(errorsJsonl));
   const index = [HEADER, '', ...[...files.keys()].sort().map((f) => `export * from './${f.replace(/\.ts$/, '.js')}';`), ''];
   files.set('index.ts', index.join('\n'));
   return files;
@@ -731,7 +787,7 @@ export function generate(jar) {
 
 function main() {
   const args = parseArgs(process.argv.slice(2));
-  const files = generate(args.jar);
+  const files = generate(args.jar, args.errorsJsonl ? fs.readFileSync(args.errorsJsonl, 'utf8') : undefined);
   fs.mkdirSync(args.out, { recursive: true });
   for (const old of fs.readdirSync(args.out)) {
     if (old.endsWith('.ts') && !files.has(old)) fs.rmSync(path.join(args.out, old));

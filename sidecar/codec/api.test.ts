@@ -1,6 +1,5 @@
 import { describe, expect, test } from 'vitest';
 import { API_TABLE, ApiKey, apiInfo, apiName, isFlexibleRequest, requestHeaderVersion, responseHeaderVersion } from './api.js';
-import { ErrorCode, KAFKA_ERRORS, errorName, isRetriable, kafkaError } from './errors.js';
 import { SUPPORTED_VERSIONS } from './supported.js';
 
 describe('api table', () => {
@@ -33,26 +32,6 @@ describe('api table', () => {
     expect(responseHeaderVersion(4321, 0)).toBe(0);
     expect(isFlexibleRequest(ApiKey.InitProducerId, 2)).toBe(true);
     expect(isFlexibleRequest(ApiKey.InitProducerId, 1)).toBe(false);
-  });
-});
-
-describe('errors', () => {
-  test('codes, names and retriable flags', () => {
-    expect(errorName(0)).toBe('NONE');
-    expect(errorName(-1)).toBe('UNKNOWN_SERVER_ERROR');
-    expect(errorName(6)).toBe('NOT_LEADER_OR_FOLLOWER');
-    expect(errorName(12345)).toBe('UNKNOWN_ERROR_CODE(12345)');
-    expect(ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER).toBe(45);
-    expect(ErrorCode.DUPLICATE_SEQUENCE_NUMBER).toBe(46);
-    expect(ErrorCode.POLICY_VIOLATION).toBe(44);
-    expect(ErrorCode.PRODUCER_FENCED).toBe(90);
-    expect(ErrorCode.UNKNOWN_TOPIC_ID).toBe(100);
-    for (const c of [2, 3, 5, 6, 7, 13, 14, 15, 16, 19, 20, 56, 74, 75, 78, 89, 100, 103]) expect(isRetriable(c), errorName(c)).toBe(true);
-    for (const c of [-1, 0, 21, 29, 31, 35, 44, 45, 46, 47, 59, 87, 90]) expect(isRetriable(c), errorName(c)).toBe(false);
-    expect(kafkaError(19)).toEqual({ code: 19, name: 'NOT_ENOUGH_REPLICAS', retriable: true });
-    const codes = KAFKA_ERRORS.map((e) => e.code);
-    expect(new Set(codes).size).toBe(codes.length);
-    for (let c = -1; c <= 133; c++) expect(kafkaError(c), String(c)).toBeDefined();
   });
 });
 

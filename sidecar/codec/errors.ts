@@ -1,307 +1,108 @@
-// Kafka's error codes (org.apache.kafka.common.protocol.Errors, 4.3.1). `retriable` is true
-// where Kafka's exception for the code is a RetriableException: the same request may succeed
-// when sent again. Codes this table does not know are treated as non-retriable.
+// Kafka errors, one table: generated/errors.ts is org.apache.kafka.common.protocol.Errors of
+// kafka-clients 4.3.1 (code, name, exception, retriable, invalid-metadata), and this module adds
+// what a Produce answer means to the sidecar. The produce rule is the Java producer's: re-send
+// the same bytes when the exception is a RetriableException (Sender.canRetry), with the few
+// overrides below, each citing the Java source that makes it (kafka-clients 4.3.1,
+// org.apache.kafka.clients.producer.internals).
+import { ErrorCode, KAFKA_ERRORS, type ErrorName, type KafkaError } from './generated/errors.js';
 
-export interface KafkaError {
-  readonly code: number;
-  readonly name: string;
-  readonly retriable: boolean;
-}
-
-const T = true;
-const F = false;
-
-// prettier-ignore
-const ROWS: readonly (readonly [number, string, boolean])[] = [
-  [-1, 'UNKNOWN_SERVER_ERROR', F],
-  [0, 'NONE', F],
-  [1, 'OFFSET_OUT_OF_RANGE', F],
-  [2, 'CORRUPT_MESSAGE', T],
-  [3, 'UNKNOWN_TOPIC_OR_PARTITION', T],
-  [4, 'INVALID_FETCH_SIZE', F],
-  [5, 'LEADER_NOT_AVAILABLE', T],
-  [6, 'NOT_LEADER_OR_FOLLOWER', T],
-  [7, 'REQUEST_TIMED_OUT', T],
-  [8, 'BROKER_NOT_AVAILABLE', F],
-  [9, 'REPLICA_NOT_AVAILABLE', T],
-  [10, 'MESSAGE_TOO_LARGE', F],
-  [11, 'STALE_CONTROLLER_EPOCH', F],
-  [12, 'OFFSET_METADATA_TOO_LARGE', F],
-  [13, 'NETWORK_EXCEPTION', T],
-  [14, 'COORDINATOR_LOAD_IN_PROGRESS', T],
-  [15, 'COORDINATOR_NOT_AVAILABLE', T],
-  [16, 'NOT_COORDINATOR', T],
-  [17, 'INVALID_TOPIC_EXCEPTION', F],
-  [18, 'RECORD_LIST_TOO_LARGE', F],
-  [19, 'NOT_ENOUGH_REPLICAS', T],
-  [20, 'NOT_ENOUGH_REPLICAS_AFTER_APPEND', T],
-  [21, 'INVALID_REQUIRED_ACKS', F],
-  [22, 'ILLEGAL_GENERATION', F],
-  [23, 'INCONSISTENT_GROUP_PROTOCOL', F],
-  [24, 'INVALID_GROUP_ID', F],
-  [25, 'UNKNOWN_MEMBER_ID', F],
-  [26, 'INVALID_SESSION_TIMEOUT', F],
-  [27, 'REBALANCE_IN_PROGRESS', F],
-  [28, 'INVALID_COMMIT_OFFSET_SIZE', F],
-  [29, 'TOPIC_AUTHORIZATION_FAILED', F],
-  [30, 'GROUP_AUTHORIZATION_FAILED', F],
-  [31, 'CLUSTER_AUTHORIZATION_FAILED', F],
-  [32, 'INVALID_TIMESTAMP', F],
-  [33, 'UNSUPPORTED_SASL_MECHANISM', F],
-  [34, 'ILLEGAL_SASL_STATE', F],
-  [35, 'UNSUPPORTED_VERSION', F],
-  [36, 'TOPIC_ALREADY_EXISTS', F],
-  [37, 'INVALID_PARTITIONS', F],
-  [38, 'INVALID_REPLICATION_FACTOR', F],
-  [39, 'INVALID_REPLICA_ASSIGNMENT', F],
-  [40, 'INVALID_CONFIG', F],
-  [41, 'NOT_CONTROLLER', T],
-  [42, 'INVALID_REQUEST', F],
-  [43, 'UNSUPPORTED_FOR_MESSAGE_FORMAT', F],
-  [44, 'POLICY_VIOLATION', F],
-  [45, 'OUT_OF_ORDER_SEQUENCE_NUMBER', F],
-  [46, 'DUPLICATE_SEQUENCE_NUMBER', F],
-  [47, 'INVALID_PRODUCER_EPOCH', F],
-  [48, 'INVALID_TXN_STATE', F],
-  [49, 'INVALID_PRODUCER_ID_MAPPING', F],
-  [50, 'INVALID_TRANSACTION_TIMEOUT', F],
-  [51, 'CONCURRENT_TRANSACTIONS', T],
-  [52, 'TRANSACTION_COORDINATOR_FENCED', F],
-  [53, 'TRANSACTIONAL_ID_AUTHORIZATION_FAILED', F],
-  [54, 'SECURITY_DISABLED', F],
-  [55, 'OPERATION_NOT_ATTEMPTED', F],
-  [56, 'KAFKA_STORAGE_ERROR', T],
-  [57, 'LOG_DIR_NOT_FOUND', F],
-  [58, 'SASL_AUTHENTICATION_FAILED', F],
-  [59, 'UNKNOWN_PRODUCER_ID', F],
-  [60, 'REASSIGNMENT_IN_PROGRESS', F],
-  [61, 'DELEGATION_TOKEN_AUTH_DISABLED', F],
-  [62, 'DELEGATION_TOKEN_NOT_FOUND', F],
-  [63, 'DELEGATION_TOKEN_OWNER_MISMATCH', F],
-  [64, 'DELEGATION_TOKEN_REQUEST_NOT_ALLOWED', F],
-  [65, 'DELEGATION_TOKEN_AUTHORIZATION_FAILED', F],
-  [66, 'DELEGATION_TOKEN_EXPIRED', F],
-  [67, 'INVALID_PRINCIPAL_TYPE', F],
-  [68, 'NON_EMPTY_GROUP', F],
-  [69, 'GROUP_ID_NOT_FOUND', F],
-  [70, 'FETCH_SESSION_ID_NOT_FOUND', T],
-  [71, 'INVALID_FETCH_SESSION_EPOCH', T],
-  [72, 'LISTENER_NOT_FOUND', T],
-  [73, 'TOPIC_DELETION_DISABLED', F],
-  [74, 'FENCED_LEADER_EPOCH', T],
-  [75, 'UNKNOWN_LEADER_EPOCH', T],
-  [76, 'UNSUPPORTED_COMPRESSION_TYPE', F],
-  [77, 'STALE_BROKER_EPOCH', F],
-  [78, 'OFFSET_NOT_AVAILABLE', T],
-  [79, 'MEMBER_ID_REQUIRED', F],
-  [80, 'PREFERRED_LEADER_NOT_AVAILABLE', T],
-  [81, 'GROUP_MAX_SIZE_REACHED', F],
-  [82, 'FENCED_INSTANCE_ID', F],
-  [83, 'ELIGIBLE_LEADERS_NOT_AVAILABLE', T],
-  [84, 'ELECTION_NOT_NEEDED', T],
-  [85, 'NO_REASSIGNMENT_IN_PROGRESS', F],
-  [86, 'GROUP_SUBSCRIBED_TO_TOPIC', F],
-  [87, 'INVALID_RECORD', F],
-  [88, 'UNSTABLE_OFFSET_COMMIT', T],
-  [89, 'THROTTLING_QUOTA_EXCEEDED', T],
-  [90, 'PRODUCER_FENCED', F],
-  [91, 'RESOURCE_NOT_FOUND', F],
-  [92, 'DUPLICATE_RESOURCE', F],
-  [93, 'UNACCEPTABLE_CREDENTIAL', F],
-  [94, 'INCONSISTENT_VOTER_SET', F],
-  [95, 'INVALID_UPDATE_VERSION', F],
-  [96, 'FEATURE_UPDATE_FAILED', F],
-  [97, 'PRINCIPAL_DESERIALIZATION_FAILURE', F],
-  [98, 'SNAPSHOT_NOT_FOUND', F],
-  [99, 'POSITION_OUT_OF_RANGE', F],
-  [100, 'UNKNOWN_TOPIC_ID', T],
-  [101, 'DUPLICATE_BROKER_REGISTRATION', F],
-  [102, 'BROKER_ID_NOT_REGISTERED', F],
-  [103, 'INCONSISTENT_TOPIC_ID', T],
-  [104, 'INCONSISTENT_CLUSTER_ID', F],
-  [105, 'TRANSACTIONAL_ID_NOT_FOUND', F],
-  [106, 'FETCH_SESSION_TOPIC_ID_ERROR', T],
-  [107, 'INELIGIBLE_REPLICA', F],
-  [108, 'NEW_LEADER_ELECTED', F],
-  [109, 'OFFSET_MOVED_TO_TIERED_STORAGE', F],
-  [110, 'FENCED_MEMBER_EPOCH', F],
-  [111, 'UNRELEASED_INSTANCE_ID', F],
-  [112, 'UNSUPPORTED_ASSIGNOR', F],
-  [113, 'STALE_MEMBER_EPOCH', F],
-  [114, 'MISMATCHED_ENDPOINT_TYPE', F],
-  [115, 'UNSUPPORTED_ENDPOINT_TYPE', F],
-  [116, 'UNKNOWN_CONTROLLER_ID', F],
-  [117, 'UNKNOWN_SUBSCRIPTION_ID', F],
-  [118, 'TELEMETRY_TOO_LARGE', F],
-  [119, 'INVALID_REGISTRATION', F],
-  [120, 'TRANSACTION_ABORTABLE', F],
-  [121, 'INVALID_RECORD_STATE', F],
-  [122, 'SHARE_SESSION_NOT_FOUND', T],
-  [123, 'INVALID_SHARE_SESSION_EPOCH', T],
-  [124, 'FENCED_STATE_EPOCH', F],
-  [125, 'INVALID_VOTER_KEY', F],
-  [126, 'DUPLICATE_VOTER', F],
-  [127, 'VOTER_NOT_FOUND', F],
-  [128, 'INVALID_REGULAR_EXPRESSION', F],
-  [129, 'REBOOTSTRAP_REQUIRED', F],
-  [130, 'STREAMS_INVALID_TOPOLOGY', F],
-  [131, 'STREAMS_INVALID_TOPOLOGY_EPOCH', F],
-  [132, 'STREAMS_TOPOLOGY_FENCED', F],
-  [133, 'SHARE_SESSION_LIMIT_REACHED', T],
-];
-
-export const KAFKA_ERRORS: readonly KafkaError[] = ROWS.map(([code, name, retriable]) => Object.freeze({ code, name, retriable }));
+export { ErrorCode, KAFKA_ERRORS, type ErrorName, type KafkaError };
 
 const BY_CODE = new Map<number, KafkaError>(KAFKA_ERRORS.map((e) => [e.code, e]));
-
-/** Error codes by name, e.g. ErrorCode.NOT_LEADER_OR_FOLLOWER === 6. */
-export const ErrorCode = {
-  UNKNOWN_SERVER_ERROR: -1,
-  NONE: 0,
-  OFFSET_OUT_OF_RANGE: 1,
-  CORRUPT_MESSAGE: 2,
-  UNKNOWN_TOPIC_OR_PARTITION: 3,
-  INVALID_FETCH_SIZE: 4,
-  LEADER_NOT_AVAILABLE: 5,
-  NOT_LEADER_OR_FOLLOWER: 6,
-  REQUEST_TIMED_OUT: 7,
-  BROKER_NOT_AVAILABLE: 8,
-  REPLICA_NOT_AVAILABLE: 9,
-  MESSAGE_TOO_LARGE: 10,
-  STALE_CONTROLLER_EPOCH: 11,
-  OFFSET_METADATA_TOO_LARGE: 12,
-  NETWORK_EXCEPTION: 13,
-  COORDINATOR_LOAD_IN_PROGRESS: 14,
-  COORDINATOR_NOT_AVAILABLE: 15,
-  NOT_COORDINATOR: 16,
-  INVALID_TOPIC_EXCEPTION: 17,
-  RECORD_LIST_TOO_LARGE: 18,
-  NOT_ENOUGH_REPLICAS: 19,
-  NOT_ENOUGH_REPLICAS_AFTER_APPEND: 20,
-  INVALID_REQUIRED_ACKS: 21,
-  ILLEGAL_GENERATION: 22,
-  INCONSISTENT_GROUP_PROTOCOL: 23,
-  INVALID_GROUP_ID: 24,
-  UNKNOWN_MEMBER_ID: 25,
-  INVALID_SESSION_TIMEOUT: 26,
-  REBALANCE_IN_PROGRESS: 27,
-  INVALID_COMMIT_OFFSET_SIZE: 28,
-  TOPIC_AUTHORIZATION_FAILED: 29,
-  GROUP_AUTHORIZATION_FAILED: 30,
-  CLUSTER_AUTHORIZATION_FAILED: 31,
-  INVALID_TIMESTAMP: 32,
-  UNSUPPORTED_SASL_MECHANISM: 33,
-  ILLEGAL_SASL_STATE: 34,
-  UNSUPPORTED_VERSION: 35,
-  TOPIC_ALREADY_EXISTS: 36,
-  INVALID_PARTITIONS: 37,
-  INVALID_REPLICATION_FACTOR: 38,
-  INVALID_REPLICA_ASSIGNMENT: 39,
-  INVALID_CONFIG: 40,
-  NOT_CONTROLLER: 41,
-  INVALID_REQUEST: 42,
-  UNSUPPORTED_FOR_MESSAGE_FORMAT: 43,
-  POLICY_VIOLATION: 44,
-  OUT_OF_ORDER_SEQUENCE_NUMBER: 45,
-  DUPLICATE_SEQUENCE_NUMBER: 46,
-  INVALID_PRODUCER_EPOCH: 47,
-  INVALID_TXN_STATE: 48,
-  INVALID_PRODUCER_ID_MAPPING: 49,
-  INVALID_TRANSACTION_TIMEOUT: 50,
-  CONCURRENT_TRANSACTIONS: 51,
-  TRANSACTION_COORDINATOR_FENCED: 52,
-  TRANSACTIONAL_ID_AUTHORIZATION_FAILED: 53,
-  SECURITY_DISABLED: 54,
-  OPERATION_NOT_ATTEMPTED: 55,
-  KAFKA_STORAGE_ERROR: 56,
-  LOG_DIR_NOT_FOUND: 57,
-  SASL_AUTHENTICATION_FAILED: 58,
-  UNKNOWN_PRODUCER_ID: 59,
-  REASSIGNMENT_IN_PROGRESS: 60,
-  DELEGATION_TOKEN_AUTH_DISABLED: 61,
-  DELEGATION_TOKEN_NOT_FOUND: 62,
-  DELEGATION_TOKEN_OWNER_MISMATCH: 63,
-  DELEGATION_TOKEN_REQUEST_NOT_ALLOWED: 64,
-  DELEGATION_TOKEN_AUTHORIZATION_FAILED: 65,
-  DELEGATION_TOKEN_EXPIRED: 66,
-  INVALID_PRINCIPAL_TYPE: 67,
-  NON_EMPTY_GROUP: 68,
-  GROUP_ID_NOT_FOUND: 69,
-  FETCH_SESSION_ID_NOT_FOUND: 70,
-  INVALID_FETCH_SESSION_EPOCH: 71,
-  LISTENER_NOT_FOUND: 72,
-  TOPIC_DELETION_DISABLED: 73,
-  FENCED_LEADER_EPOCH: 74,
-  UNKNOWN_LEADER_EPOCH: 75,
-  UNSUPPORTED_COMPRESSION_TYPE: 76,
-  STALE_BROKER_EPOCH: 77,
-  OFFSET_NOT_AVAILABLE: 78,
-  MEMBER_ID_REQUIRED: 79,
-  PREFERRED_LEADER_NOT_AVAILABLE: 80,
-  GROUP_MAX_SIZE_REACHED: 81,
-  FENCED_INSTANCE_ID: 82,
-  ELIGIBLE_LEADERS_NOT_AVAILABLE: 83,
-  ELECTION_NOT_NEEDED: 84,
-  NO_REASSIGNMENT_IN_PROGRESS: 85,
-  GROUP_SUBSCRIBED_TO_TOPIC: 86,
-  INVALID_RECORD: 87,
-  UNSTABLE_OFFSET_COMMIT: 88,
-  THROTTLING_QUOTA_EXCEEDED: 89,
-  PRODUCER_FENCED: 90,
-  RESOURCE_NOT_FOUND: 91,
-  DUPLICATE_RESOURCE: 92,
-  UNACCEPTABLE_CREDENTIAL: 93,
-  INCONSISTENT_VOTER_SET: 94,
-  INVALID_UPDATE_VERSION: 95,
-  FEATURE_UPDATE_FAILED: 96,
-  PRINCIPAL_DESERIALIZATION_FAILURE: 97,
-  SNAPSHOT_NOT_FOUND: 98,
-  POSITION_OUT_OF_RANGE: 99,
-  UNKNOWN_TOPIC_ID: 100,
-  DUPLICATE_BROKER_REGISTRATION: 101,
-  BROKER_ID_NOT_REGISTERED: 102,
-  INCONSISTENT_TOPIC_ID: 103,
-  INCONSISTENT_CLUSTER_ID: 104,
-  TRANSACTIONAL_ID_NOT_FOUND: 105,
-  FETCH_SESSION_TOPIC_ID_ERROR: 106,
-  INELIGIBLE_REPLICA: 107,
-  NEW_LEADER_ELECTED: 108,
-  OFFSET_MOVED_TO_TIERED_STORAGE: 109,
-  FENCED_MEMBER_EPOCH: 110,
-  UNRELEASED_INSTANCE_ID: 111,
-  UNSUPPORTED_ASSIGNOR: 112,
-  STALE_MEMBER_EPOCH: 113,
-  MISMATCHED_ENDPOINT_TYPE: 114,
-  UNSUPPORTED_ENDPOINT_TYPE: 115,
-  UNKNOWN_CONTROLLER_ID: 116,
-  UNKNOWN_SUBSCRIPTION_ID: 117,
-  TELEMETRY_TOO_LARGE: 118,
-  INVALID_REGISTRATION: 119,
-  TRANSACTION_ABORTABLE: 120,
-  INVALID_RECORD_STATE: 121,
-  SHARE_SESSION_NOT_FOUND: 122,
-  INVALID_SHARE_SESSION_EPOCH: 123,
-  FENCED_STATE_EPOCH: 124,
-  INVALID_VOTER_KEY: 125,
-  DUPLICATE_VOTER: 126,
-  VOTER_NOT_FOUND: 127,
-  INVALID_REGULAR_EXPRESSION: 128,
-  REBOOTSTRAP_REQUIRED: 129,
-  STREAMS_INVALID_TOPOLOGY: 130,
-  STREAMS_INVALID_TOPOLOGY_EPOCH: 131,
-  STREAMS_TOPOLOGY_FENCED: 132,
-  SHARE_SESSION_LIMIT_REACHED: 133,
-} as const;
 
 export function kafkaError(code: number): KafkaError | undefined {
   return BY_CODE.get(code);
 }
 
-/** The error's NAME, or "UNKNOWN_ERROR_CODE(<code>)" for codes this table does not know. */
+/** The error's NAME, or "UNKNOWN_ERROR_CODE(<code>)" for codes Kafka 4.3.1 does not define. */
 export function errorName(code: number): string {
   return BY_CODE.get(code)?.name ?? `UNKNOWN_ERROR_CODE(${code})`;
 }
 
+/**
+ * The `error` label of idempo_upstream_errors_total for a Kafka error code: its name. Codes
+ * Kafka does not define share one value, so a broker cannot grow the label set.
+ */
+export function errorLabel(code: number): string {
+  return BY_CODE.get(code)?.name ?? 'UNKNOWN_ERROR_CODE';
+}
+
+/** Kafka's own view: the code's exception is a RetriableException. Unknown codes are not. */
 export function isRetriable(code: number): boolean {
   return BY_CODE.get(code)?.retriable ?? false;
+}
+
+// ---------------------------------------------------------------------------------------------
+// What one partition of a Produce answer means for the batch
+// ---------------------------------------------------------------------------------------------
+
+/** No answer arrived: the request may or may not have been written. */
+export type TransportFailure = 'connection_lost' | 'timeout';
+
+/**
+ * Label of idempo_retries_total{reason}: the retried error's name in lower case, or the
+ * transport failure. Bounded by the table.
+ */
+export type RetryReason = Lowercase<ErrorName> | TransportFailure;
+
+export type Classification =
+  /** Written. `offsetKnown` is false for DUPLICATE_SEQUENCE_NUMBER (46): success without an offset. */
+  | { kind: 'success'; offsetKnown: boolean }
+  /** Not written (or written and recognisable as a duplicate): re-send the same bytes. */
+  | { kind: 'retriable_resend'; reason: RetryReason }
+  /** Give up on this batch; the error goes back to the client. */
+  | { kind: 'fatal'; errorCode: number };
+
+export interface ClassifyContext {
+  /** An earlier batch of the same (producerId, partition) is in flight or waiting to be re-sent. */
+  earlierBatchPending: boolean;
+}
+
+const reasonOf = (code: number): RetryReason => errorName(code).toLowerCase() as RetryReason;
+
+/** Classify the error code of one partition of a Produce answer. */
+export function classifyProduceError(errorCode: number, ctx: ClassifyContext = { earlierBatchPending: false }): Classification {
+  if (errorCode === ErrorCode.NONE) return { kind: 'success', offsetKnown: true };
+  // Override: DuplicateSequenceException is not retriable, yet the batch IS written. Sender.completeBatch
+  // completes such a batch as a success without offset (the broker no longer holds its metadata).
+  // Brokers stopped sending it in Kafka 1.1 (they answer NONE with the original offset).
+  if (errorCode === ErrorCode.DUPLICATE_SEQUENCE_NUMBER) return { kind: 'success', offsetKnown: false };
+  // Override: OutOfOrderSequenceException is not retriable, but TransactionManager.canRetry retries it
+  // while the partition has an earlier batch unresolved: the predecessor is not written yet, so
+  // this batch's sequence looks like a gap (KAFKA-5793). Without one pending it is a real gap.
+  if (errorCode === ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER) {
+    return ctx.earlierBatchPending ? { kind: 'retriable_resend', reason: 'out_of_order_sequence_number' } : { kind: 'fatal', errorCode };
+  }
+  // Everything else follows the table. Not retriable there, so fatal here: INVALID_PRODUCER_EPOCH
+  // and PRODUCER_FENCED (fenced), UNKNOWN_PRODUCER_ID (an OutOfOrderSequenceException; brokers stopped
+  // sending it on Produce with KIP-360 / 2.5; the sequencer bumps the epoch), INVALID_RECORD,
+  // MESSAGE_TOO_LARGE, authorization errors, UNKNOWN_SERVER_ERROR, and codes Kafka does not define.
+  if (isRetriable(errorCode)) return { kind: 'retriable_resend', reason: reasonOf(errorCode) };
+  return { kind: 'fatal', errorCode };
+}
+
+/**
+ * The outcome of one sent batch as the upgrade-mode Sequencer consumes it: `toBatchOutcome` of an
+ * answer, or `{kind:'unknown', reason}` when no answer came (lost connection, timeout): the batch
+ * may or may not be written, so it is re-sent with the same bytes and never renumbered.
+ * OUT_OF_ORDER_SEQUENCE_NUMBER comes as `{kind:'fatal', errorCode: 45}`: the Sequencer knows
+ * whether an earlier batch is pending and turns it into a retry itself.
+ */
+export type BatchOutcome =
+  | { kind: 'ok'; baseOffset: bigint; logAppendTime: bigint }
+  | { kind: 'retriable'; reason: RetryReason; errorCode: number }
+  | { kind: 'unknown'; reason: TransportFailure }
+  | { kind: 'fatal'; errorCode: number };
+
+/** Outcome of a partition answer (no context: 45 comes back as fatal, see BatchOutcome). */
+export function toBatchOutcome(errorCode: number, baseOffset: bigint, logAppendTime: bigint): BatchOutcome {
+  const c = classifyProduceError(errorCode);
+  switch (c.kind) {
+    case 'success':
+      return c.offsetKnown ? { kind: 'ok', baseOffset, logAppendTime } : { kind: 'ok', baseOffset: -1n, logAppendTime: -1n };
+    case 'retriable_resend':
+      return { kind: 'retriable', reason: c.reason, errorCode };
+    case 'fatal':
+      return { kind: 'fatal', errorCode: c.errorCode };
+  }
 }

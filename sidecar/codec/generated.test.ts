@@ -1,21 +1,33 @@
 // The checked-in generated codecs must match what the generator makes from Kafka's specs now:
 // regenerate into a temp dir and compare (fails when someone edits generated/ by hand or
-// changes the generator without re-running it: node scripts/codegen/gen-codecs.mjs).
+// changes the generator without re-running it: node scripts/codegen/gen-codecs.mjs). That
+// includes the Kafka error table, generated from the jar's Errors class.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const checkedIn = path.join(root, 'sidecar/codec/generated');
 const dirs: string[] = [];
+let errorsJsonl = '';
+
+// Kafka's error table, read from the jar by the generator's own Java program once (Java starts
+// slowly); every generation below uses it.
+beforeAll(() => {
+  const libs = execFileSync(path.join(root, 'scripts/kafka/fetch.sh'), { encoding: 'utf8' }).trim().split('\n').pop()!;
+  const dir = mkdtempSync(path.join(tmpdir(), 'idempo-errors-'));
+  dirs.push(dir);
+  errorsJsonl = path.join(dir, 'errors.jsonl');
+  writeFileSync(errorsJsonl, execFileSync('java', ['-cp', path.join(libs, '*'), path.join(root, 'scripts/codegen/KafkaErrors.java')], { encoding: 'utf8' }));
+});
 
 function generate(): string {
   const out = mkdtempSync(path.join(tmpdir(), 'idempo-codecs-'));
   dirs.push(out);
-  execFileSync(process.execPath, [path.join(root, 'scripts/codegen/gen-codecs.mjs'), '--out', out], { cwd: root, stdio: 'pipe' });
+  execFileSync(process.execPath, [path.join(root, 'scripts/codegen/gen-codecs.mjs'), '--out', out, '--errors-jsonl', errorsJsonl], { cwd: root, stdio: 'pipe' });
   return out;
 }
 

@@ -6,14 +6,13 @@
 // The decisions live in idempotence/sequencer.ts; this file does the I/O.
 import type { Logger } from 'pino';
 import { ApiKey } from '../codec/api.js';
-import { ErrorCode } from '../codec/errors.js';
+import { ErrorCode, errorLabel, toBatchOutcome, type BatchOutcome } from '../codec/errors.js';
 import { stampIdempotence } from '../codec/record-batch.js';
 import { decodeProduceResponse } from '../codec/generated/produce-response.js';
 import { createPartitionProduceData, createProduceRequest, createTopicProduceData, encodeProduceRequest, type ProduceRequest } from '../codec/generated/produce-request.js';
 import { decodeInitProducerIdResponse } from '../codec/generated/init-producer-id-response.js';
 import { encodeInitProducerIdRequest } from '../codec/generated/init-producer-id-request.js';
 import { Sequencer, type SequencerAction, type TopicPartition } from '../idempotence/sequencer.js';
-import { toBatchOutcome, type BatchOutcome } from '../idempotence/errors.js';
 import type { SidecarMetrics } from '../metrics/metrics.js';
 import type { LiveConfig } from '../config/load.js';
 import type { HookContext } from '../proxy/produce-hook.js';
@@ -292,7 +291,7 @@ export class Upgrader {
         continue;
       }
       if (r.errorCode !== ErrorCode.NONE) {
-        this.metrics.upstreamErrors.inc({ error: String(r.errorCode) });
+        this.metrics.upstreamErrors.inc({ error: errorLabel(r.errorCode) });
         if (r.errorCode === ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER) this.metrics.outOfSequence.inc({ topic: it.p.tp.topic });
         // KIP-951: the answer names the new leader; otherwise refresh metadata.
         if (r.leader >= 0) this.ctx.cluster.setLeader(it.p.tp.topic, it.p.tp.partition, r.leader);

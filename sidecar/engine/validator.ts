@@ -2,7 +2,7 @@
 // against the broker's rules (session-table.ts). Observe counts and forwards every byte;
 // enforce (and upgrade) answer duplicates themselves and refuse gaps.
 import type { Logger } from 'pino';
-import { ErrorCode } from '../codec/errors.js';
+import { ErrorCode, errorLabel } from '../codec/errors.js';
 import type { ProduceResponse } from '../codec/generated/produce-response.js';
 import { SessionTable, type SessionKey, type Ticket, type Verdict } from '../idempotence/session-table.js';
 import { lastSequence } from '../idempotence/sequence.js';
@@ -166,7 +166,7 @@ export class Validator {
       if (!r) continue;
       if (r.errorCode === ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER) this.metrics.outOfSequence.inc({ topic: b.topic });
       if (r.errorCode === ErrorCode.DUPLICATE_SEQUENCE_NUMBER) this.metrics.duplicatesRejected.inc({ topic: b.topic });
-      if (r.errorCode !== ErrorCode.NONE) this.metrics.upstreamErrors.inc({ error: String(r.errorCode) });
+      if (r.errorCode !== ErrorCode.NONE) this.metrics.upstreamErrors.inc({ error: errorLabel(r.errorCode) });
       const copy = r.errorCode === ErrorCode.NONE && copies?.has(k) === true;
       this.metrics.produceBatches.inc({ topic: b.topic, outcome: copy ? 'duplicate' : outcomeOf(r.errorCode) });
     }

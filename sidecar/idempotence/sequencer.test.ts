@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { ErrorCode, type BatchOutcome } from './errors.js';
+import { ErrorCode, type BatchOutcome } from '../codec/errors.js';
 import { MAX_SEQUENCE } from './sequence.js';
 import { Sequencer, type SequencerAction, type TopicPartition } from './sequencer.js';
 import { ModelBroker } from './model-broker.test-support.js';

@@ -29,7 +29,7 @@
  * order) and never changed afterwards (except the re-stamp of a never-written batch above). This is equivalent to stamping at admission and
  * re-stamping never-sent batches after an epoch bump, without the re-stamping.
  */
-import { ErrorCode, type BatchOutcome, type RetryReason } from './errors.js';
+import { ErrorCode, type BatchOutcome, type RetryReason } from '../codec/errors.js';
 import { lastSequence, nextSequence, wouldWrapInside } from './sequence.js';
 
 export interface TopicPartition {

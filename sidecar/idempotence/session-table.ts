@@ -11,7 +11,7 @@
  * The state only advances on complete() with a success (0 or 46), like the broker's, which
  * updates its ProducerStateEntry only after a successful append.
  */
-import { ErrorCode } from './errors.js';
+import { ErrorCode } from '../codec/errors.js';
 import { forwardDistance, isNext, nextSequence } from './sequence.js';
 
 export interface SessionKey {

@@ -4,9 +4,6 @@
 import { readdirSync } from 'node:fs';
 import { Counter, Gauge, Histogram, Registry } from './prom.js';
 
-export type BatchOutcome = 'written' | 'duplicate' | 'out_of_sequence' | 'policy_rejected' | 'failed';
-export type RetryReason = 'connection' | 'timeout' | 'not_leader' | 'retriable_error' | 'out_of_order_after_retry';
-
 export class SidecarMetrics {
   readonly registry = new Registry();
 
@@ -76,7 +73,7 @@ export class SidecarMetrics {
   });
   readonly upstreamErrors = new Counter({
     name: 'idempo_upstream_errors_total',
-    help: 'Kafka error codes and connection failures from brokers.',
+    help: 'Errors from brokers: Kafka errors by name (e.g. NOT_LEADER_OR_FOLLOWER), and connection, timeout, init_producer_id.',
     labelNames: ['error'] as const,
     registers: [this.registry],
   });

@@ -5,6 +5,7 @@ export * from './api-versions-request.js';
 export * from './api-versions-response.js';
 export * from './describe-cluster-request.js';
 export * from './describe-cluster-response.js';
+export * from './errors.js';
 export * from './find-coordinator-request.js';
 export * from './find-coordinator-response.js';
 export * from './init-producer-id-request.js';
