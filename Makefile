@@ -4,7 +4,7 @@ NODE_BIN := $(shell scripts/ensure-node.sh)
 export PATH := $(NODE_BIN):$(PATH)
 export IDEMPO_CACHE ?= $(HOME)/.cache/idempo
 
-.PHONY: build deps test demo bench kafka-up kafka-down kube-up kube-down clean tools kafka-tools e2e-kind images cluster-up cluster-down cluster-tools
+.PHONY: build deps test faults demo bench kafka-up kafka-down kube-up kube-down clean tools kafka-tools e2e-kind images cluster-up cluster-down cluster-tools
 
 node_modules/.installed: package.json package-lock.json
 	@# npm ci installs exactly the lock and never rewrites it, so a fresh clone stays clean. The lock
@@ -37,6 +37,10 @@ kafka-tools:
 test: build tools
 	@rm -rf test-results
 	npx vitest run; status=$$?; node scripts/test-summary.mjs test-results/outcomes.json $$status; exit $$status
+
+# The fault campaign (docs/faults.md): client x fault, seeded; SEED=1,2 CELL=client/fault RECORDS=20000 BASELINE=first.
+faults: build kafka-tools
+	node dist/test/faults/main.js
 
 demo: build kafka-tools
 	node dist/scripts/demo.js

@@ -9,7 +9,8 @@ import { kcatConsume } from '../support/clients/kcat.js';
 import { runProcess } from '../support/clients/run.js';
 import { runJavaProducer } from '../support/clients/java.js';
 
-export type ClientName = 'kafkajs' | 'kcat' | 'java';
+/** java: enable.idempotence=false, 5 in flight; java-idem: the Java producer's default idempotence. */
+export type ClientName = 'kafkajs' | 'kcat' | 'java' | 'java-idem';
 
 export interface ProduceRun {
   client: ClientName;
@@ -20,7 +21,7 @@ export interface ProduceRun {
   /** Records the client saw acknowledged / failed after its own retries. */
   acked: number;
   failed: number;
-  /** Values the client saw fail (kafkajs only: the others report counts). */
+  /** Values the client saw fail (kafkajs and Java; kcat reports counts only). */
   failedValues?: Set<string>;
   /** kafkajs only: partition batches acknowledged per topic (one per partition per send call). */
   ackedBatches?: Record<string, number>;
@@ -116,15 +117,16 @@ export async function produceKcat(bootstrap: string, topics: string[], count: nu
   };
 }
 
-/** The Java producer (kafka-clients 4.3) with enable.idempotence=false, acks=all, retries on. */
-export async function produceJava(bootstrap: string, topics: string[], count: number, t: ClientTimeouts, start = 0): Promise<ProduceRun> {
+/** The Java producer (kafka-clients 4.3), acks=all, retries on, idempotence off unless asked. */
+export async function produceJava(bootstrap: string, topics: string[], count: number, t: ClientTimeouts, start = 0, idempotent = false): Promise<ProduceRun> {
   const r = await runJavaProducer({
     bootstrap,
     topics,
     count,
     start,
+    reportFailed: true,
     props: {
-      'enable.idempotence': false,
+      'enable.idempotence': idempotent,
       acks: 'all',
       retries: 2147483647,
       'max.in.flight.requests.per.connection': 5,
@@ -137,14 +139,25 @@ export async function produceJava(bootstrap: string, topics: string[], count: nu
     timeoutMs: t.deliveryMs + 120_000,
   });
   const failures = r.failed > 0 ? `${JSON.stringify(r.errors)} ${r.errorMessages.join('; ')}` : undefined;
-  return { client: 'java', topics, count, sent: r.sent, acked: r.acked, failed: r.failed, elapsedMs: r.elapsedMs, error: r.fatal ?? undefined, failures };
+  return {
+    client: idempotent ? 'java-idem' : 'java',
+    topics,
+    count,
+    sent: r.sent,
+    acked: r.acked,
+    failed: r.failed,
+    failedValues: new Set(r.failedValues),
+    elapsedMs: r.elapsedMs,
+    error: r.fatal ?? undefined,
+    failures,
+  };
 }
 
 /** Produces seq start..start+count-1 to every topic. */
 export function produce(client: ClientName, bootstrap: string, topics: string[], count: number, t: ClientTimeouts, start = 0): Promise<ProduceRun> {
   if (client === 'kafkajs') return produceKafkajs(bootstrap, topics, count, t, start);
   if (client === 'kcat') return produceKcat(bootstrap, topics, count, t, start);
-  return produceJava(bootstrap, topics, count, t, start);
+  return produceJava(bootstrap, topics, count, t, start, client === 'java-idem');
 }
 
 /** One run out of consecutive chunks (seq ranges in order) of the same client and topics. */
@@ -173,7 +186,16 @@ export interface Verdict {
   duplicates: number;
   /** Records (after the first copy) whose key is not above the previous key of its partition. */
   orderViolations: number;
-  /** Values the client saw acknowledged and that are absent (kafkajs only). */
+  /**
+   * Records (first copies) landing behind a record sent after them: key below the highest key
+   * already in the partition. Each producer in these workloads is one connection per broker,
+   * so this is order per partition per producing connection.
+   */
+  reordered: number;
+  /**
+   * Values the client saw acknowledged and that are absent. Exact when the client reports
+   * which records failed (kafkajs, Java); for kcat (counts only) missing - failed, a lower bound.
+   */
   ackedMissing: number;
   /** Values the client saw fail and that are present more than once. */
   failedTwice: number;
@@ -181,12 +203,13 @@ export interface Verdict {
 
 /** Reads every topic of a run straight from the broker and compares with what was sent. */
 export async function verify(directBootstrap: string, run: ProduceRun): Promise<Verdict> {
-  const v: Verdict = { client: run.client, records: 0, present: 0, missing: 0, duplicates: 0, orderViolations: 0, ackedMissing: 0, failedTwice: 0 };
+  const v: Verdict = { client: run.client, records: 0, present: 0, missing: 0, duplicates: 0, orderViolations: 0, reordered: 0, ackedMissing: 0, failedTwice: 0 };
   for (const topic of run.topics) {
     const recs = await kcatConsume({ bootstrap: directBootstrap, topic, timeoutMs: 120_000 });
     v.records += recs.length;
     const copies = new Map<string, number>();
     const lastKey = new Map<number, number>();
+    const maxKey = new Map<number, number>();
     for (const r of recs.sort((a, b) => a.partition - b.partition || a.offset - b.offset)) {
       const value = r.value ?? '';
       const n = (copies.get(value) ?? 0) + 1;
@@ -197,6 +220,9 @@ export async function verify(directBootstrap: string, run: ProduceRun): Promise<
       const prev = lastKey.get(r.partition);
       if (prev !== undefined && key <= prev) v.orderViolations++;
       lastKey.set(r.partition, key);
+      const max = maxKey.get(r.partition);
+      if (max !== undefined && key < max) v.reordered++;
+      else maxKey.set(r.partition, key);
     }
     for (let s = 0; s < run.count; s++) {
       const value = `${topic}:${s}`;
@@ -211,6 +237,7 @@ export async function verify(directBootstrap: string, run: ProduceRun): Promise<
       }
     }
   }
+  if (!run.failedValues) v.ackedMissing = Math.max(0, v.missing - run.failed);
   return v;
 }
 

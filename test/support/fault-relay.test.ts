@@ -58,7 +58,7 @@ async function connect(port: number): Promise<Client> {
 
 const until = (cond: () => boolean): Promise<true> => waitFor(cond.toString(), () => cond(), 30_000, 5);
 
-const only = (k: FaultKind) => ({ reset: 0, half_write: 0, stall: 0, [k]: 1 });
+const only = (k: FaultKind) => ({ reset: 0, half_write: 0, stall: 0, drop: 0, [k]: 1 });
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -146,7 +146,7 @@ describe('relay on real sockets', () => {
     await c.closed;
     await until(() => relay.openConnections === 0);
     expect(echo.received).toEqual([5]);
-    expect(relay.counters.faults).toEqual({ reset: 1, half_write: 0, stall: 0 });
+    expect(relay.counters.faults).toEqual({ reset: 1, half_write: 0, stall: 0, drop: 0 });
   });
 
   it('half_write: the peer gets part of the chunk, then the connection is reset', async () => {
@@ -171,6 +171,33 @@ describe('relay on real sockets', () => {
     expect(c.got()).toBe(0);
     expect(echo.received).toEqual([0]);
     expect(relay.openConnections).toBe(0);
+  });
+
+  it('drop: a whole frame vanishes and the connection stays open', async () => {
+    // Answers only; frames of 10 bytes (4-byte length + 6): the fault falls on byte 15, i.e. in frame 2.
+    const { relay, port, echo } = await setup({ seed: 8, weights: {}, weightsDown: only('drop'), gapBytes: { up: [1_000_000, 1_000_000], down: [15, 15] } });
+    relay.start();
+    const c = await connect(port);
+    const frames: number[] = [];
+    let buf = Buffer.alloc(0);
+    c.socket.on('data', (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      while (buf.length >= 10) {
+        frames.push(buf.readUInt16BE(4));
+        buf = buf.subarray(10);
+      }
+    });
+    const frame = (n: number) => Buffer.concat([Buffer.from([0, 0, 0, 6]), Buffer.from([0, 0, 0, 0, 0, 0])]).fill(n, 5, 6);
+    // Written in pieces that split frames, so the relay must reassemble them before deciding.
+    const all = Buffer.concat([1, 2, 3, 4, 5].map(frame));
+    c.socket.write(all.subarray(0, 7));
+    c.socket.write(all.subarray(7, 33));
+    c.socket.write(all.subarray(33));
+    await until(() => echo.received[0] === 50 && frames.length === 3);
+    expect(frames).toEqual([1, 3, 5]); // after a drop the next gap (15) again ends in the frame after next
+    expect(relay.counters.faults.drop).toBe(2);
+    expect(relay.openConnections).toBe(1);
+    c.socket.destroy();
   });
 
   it('limits cap a kind; stop() ends injection', async () => {

@@ -6,13 +6,18 @@
 //   half_write — the chunk is forwarded only up to that byte, then both sockets destroyed
 //                (the peer sees half a Kafka frame);
 //   stall      — nothing more is forwarded either way for stallMs (longer than the request
-//                timeout under test), then both sockets destroyed.
+//                timeout under test), then both sockets destroyed;
+//   drop       — one whole Kafka frame (4-byte length prefix) is swallowed and the connection
+//                stays open: a lost answer the requester only notices by its own timeout.
+//                A direction whose weights enable drop is relayed frame by frame.
 // Decisions depend only on (seed, connection number, direction, byte counts), never on the
 // clock: the same byte streams get the same faults. close() ends every socket and server.
 import net from 'node:net';
 
-export type FaultKind = 'reset' | 'half_write' | 'stall';
-export const FAULT_KINDS: readonly FaultKind[] = ['reset', 'half_write', 'stall'];
+export type FaultKind = 'reset' | 'half_write' | 'stall' | 'drop';
+export const FAULT_KINDS: readonly FaultKind[] = ['reset', 'half_write', 'stall', 'drop'];
+/** Relative weights of the kinds; a kind left out has weight 0. */
+export type FaultWeights = Partial<Record<FaultKind, number>>;
 
 /** up = towards the target (requests), down = back to the connecting side (answers). */
 export type Direction = 'up' | 'down';
@@ -45,14 +50,14 @@ export interface FaultPlanOptions {
   /** Bytes between two faults in one direction of one connection: uniform in [min, max]. */
   gapBytes: Record<Direction, [number, number]>;
   /** Relative weights of the kinds (0 disables a kind). */
-  weights: Record<FaultKind, number>;
+  weights: FaultWeights;
   /** Weights for the down direction only (answers), when they differ. */
-  weightsDown?: Record<FaultKind, number>;
+  weightsDown?: FaultWeights;
 }
 
 export interface FaultDecision {
   kind: FaultKind;
-  /** Bytes of the chunk forwarded before the fault (half_write: 1..len-1; reset and stall: 0). */
+  /** Bytes of the chunk forwarded before the fault (half_write: 1..len-1; others: 0). */
   forward: number;
 }
 
@@ -96,19 +101,28 @@ export class FaultPlan {
     return min + Math.floor(this.rng() * (max - min + 1));
   }
 
+  /** Whether this direction may drop frames (then the relay must forward it frame by frame). */
+  get framed(): boolean {
+    return (weightsOf(this.opts, this.dir).drop ?? 0) > 0;
+  }
+
   private pick(allow: (k: FaultKind) => boolean): FaultKind | undefined {
     const r = this.rng();
-    const w = (this.dir === 'down' && this.opts.weightsDown) || this.opts.weights;
-    const kinds = FAULT_KINDS.filter((k) => w[k] > 0 && allow(k));
-    const total = kinds.reduce((s, k) => s + w[k], 0);
+    const w = weightsOf(this.opts, this.dir);
+    const kinds = FAULT_KINDS.filter((k) => (w[k] ?? 0) > 0 && allow(k));
+    const total = kinds.reduce((s, k) => s + (w[k] ?? 0), 0);
     if (total === 0) return undefined;
     let x = r * total;
     for (const k of kinds) {
-      x -= w[k];
+      x -= w[k] ?? 0;
       if (x < 0) return k;
     }
     return kinds[kinds.length - 1];
   }
+}
+
+function weightsOf(opts: FaultPlanOptions, dir: Direction): FaultWeights {
+  return (dir === 'down' && opts.weightsDown) || opts.weights;
 }
 
 export interface FaultRelayOptions extends Partial<FaultPlanOptions> {
@@ -160,7 +174,7 @@ export class FaultRelay {
   readonly counters: FaultCounters = {
     connections: 0,
     connectFailures: 0,
-    faults: { reset: 0, half_write: 0, stall: 0 },
+    faults: { reset: 0, half_write: 0, stall: 0, drop: 0 },
     bytes: { up: 0, down: 0 },
   };
 
@@ -196,7 +210,7 @@ export class FaultRelay {
     this.seed = seed;
     this.plan = { ...this.plan, ...plan };
     this.connectionNo = 0;
-    Object.assign(this.counters, { connections: 0, connectFailures: 0, faults: { reset: 0, half_write: 0, stall: 0 }, bytes: { up: 0, down: 0 } });
+    Object.assign(this.counters, { connections: 0, connectFailures: 0, faults: { reset: 0, half_write: 0, stall: 0, drop: 0 }, bytes: { up: 0, down: 0 } });
   }
 
   /** Faults fire only between start() and stop(); byte positions count only meanwhile. */
@@ -269,11 +283,12 @@ export class FaultRelay {
   }
 
   private pipe(pair: Pair, from: net.Socket, to: net.Socket, dir: Direction, plan: FaultPlan): void {
-    from.on('data', (chunk: Buffer) => {
+    const forward = (chunk: Buffer): void => {
       if (pair.halted) return;
       const d = this.injecting ? plan.next(chunk.length, (k) => this.allowed(k)) : null;
       if (d) {
         this.counters.faults[d.kind]++;
+        if (d.kind === 'drop') return; // the frame vanishes, the connection lives on
         pair.halted = true;
         if (d.kind === 'stall') return this.stall(pair);
         if (d.forward > 0) {
@@ -291,6 +306,20 @@ export class FaultRelay {
         to.once('drain', () => {
           if (!pair.halted) from.resume();
         });
+      }
+    };
+    if (!plan.framed) {
+      from.on('data', forward);
+      return;
+    }
+    // Frame by frame (so a drop takes exactly one Kafka frame): hold bytes until a frame is whole.
+    let held: Buffer = Buffer.alloc(0);
+    from.on('data', (chunk: Buffer) => {
+      held = held.length === 0 ? chunk : Buffer.concat([held, chunk]);
+      while (held.length >= 4 && held.length >= 4 + held.readInt32BE(0)) {
+        const size = 4 + held.readInt32BE(0);
+        forward(held.subarray(0, size));
+        held = held.subarray(size);
       }
     });
   }

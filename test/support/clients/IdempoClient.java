@@ -2,7 +2,7 @@
 // producer/consumer/admin that no one in this project wrote. Compiled on demand by java.ts.
 //
 //   produce  --bootstrap B --topics t1,t2 --count N [--start S] [--partition P] [--value-format text|json]
-//            [--delay-ms D] [--value-size BYTES] [--props k=v,k=v] [--prop k=v]...
+//            [--delay-ms D] [--value-size BYTES] [--report-failed true] [--props k=v,k=v] [--prop k=v]...
 //       Sends seq S..S+N-1 to every topic (key = seq, value = "topic:seq" or JSON, padded with '.'
 //       to --value-size when given), prints one JSON
 //       summary line. Exit 0: all acked; 2: some records failed; 1: fatal error (bad config, fenced...).
@@ -69,6 +69,9 @@ public final class IdempoClient {
     Integer partition = a.has("partition") ? Integer.valueOf(a.get("partition")) : null;
     boolean json = "json".equals(a.get("value-format", "text"));
     int valueSize = (int) a.longv("value-size", 0);
+    // The values of failed records too (fault tests tell "failed" from "acknowledged but lost").
+    boolean reportFailed = "true".equals(a.get("report-failed", "false"));
+    List<String> failedValues = new ArrayList<>();
     Properties p = new Properties();
     p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, a.req("bootstrap"));
     p.put(ProducerConfig.CLIENT_ID_CONFIG, "idempo-test-producer");
@@ -90,6 +93,7 @@ public final class IdempoClient {
           String key = Long.toString(seq);
           String value = json ? "{\"topic\":" + q(topic) + ",\"seq\":" + seq + "}" : topic + ":" + seq;
           if (value.length() < valueSize) value = value + ".".repeat(valueSize - value.length());
+          final String sentValue = value;
           try {
             producer.send(new ProducerRecord<>(topic, partition, key, value), (md, e) -> {
               synchronized (errors) {
@@ -103,6 +107,7 @@ public final class IdempoClient {
                   Throwable c = unwrap(e);
                   errors.merge(c.getClass().getSimpleName(), 1L, Long::sum);
                   if (messages.size() < 5) messages.add(c.getClass().getSimpleName() + ": " + c.getMessage());
+                  if (reportFailed) failedValues.add(sentValue);
                 }
               }
             });
@@ -133,6 +138,9 @@ public final class IdempoClient {
       sb.append("},\"errorMessages\":[");
       sep = "";
       for (String m : messages) { sb.append(sep).append(q(m)); sep = ","; }
+      sb.append("],\"failedValues\":[");
+      sep = "";
+      for (String v : failedValues) { sb.append(sep).append(q(v)); sep = ","; }
       sb.append("],\"partitions\":{");
       sep = "";
       for (Map.Entry<String, long[]> e : parts.entrySet()) {

@@ -119,6 +119,8 @@ export interface JavaProducerOptions {
   valueFormat?: 'text' | 'json';
   /** Pad each value with '.' to this many bytes. */
   valueSize?: number;
+  /** Report the values of failed records (failedValues), not only their count. */
+  reportFailed?: boolean;
   /** Pause between sends (slow producers for failover tests). */
   delayMs?: number;
   /** Producer configs, e.g. { acks: 'all', 'enable.idempotence': false }. */
@@ -133,6 +135,8 @@ export interface JavaProducerResult {
   /** Failed records by exception class simple name, e.g. { PolicyViolationException: 3 }. */
   errors: Record<string, number>;
   errorMessages: string[];
+  /** Values of the failed records (empty unless reportFailed). */
+  failedValues: string[];
   /** "topic-partition" -> acked records and the offset range they got. */
   partitions: Record<string, { count: number; minOffset: number; maxOffset: number }>;
   elapsedMs: number;
@@ -150,6 +154,7 @@ export async function runJavaProducer(o: JavaProducerOptions): Promise<JavaProdu
   if (o.valueFormat) args.push('--value-format', o.valueFormat);
   if (o.delayMs) args.push('--delay-ms', String(o.delayMs));
   if (o.valueSize) args.push('--value-size', String(o.valueSize));
+  if (o.reportFailed) args.push('--report-failed', 'true');
   args.push(...propsArgs(o.props));
   const r = await runIdempoClient(args, o.timeoutMs ?? 120_000);
   const s = lastJson<Omit<JavaProducerResult, 'exitCode' | 'stderr'>>(r, 'java producer');

@@ -1,0 +1,46 @@
+// The part of the fault campaign (make faults, docs/faults.md) that runs in `make test`: a
+// few client x fault cells, one seed, the fewest records that still bite. Each cell runs
+// through the sidecar (must show 0 duplicates, 0 lost acknowledged records, 0 reordered) and
+// without it (the same seeded faults must write a duplicate or reorder for some client of
+// each fault, or they prove nothing). A failure names the command that re-runs the cell.
+//
+// Pending cells (they join this file when they pass on main):
+// - */sidecar-kill, */all: need --state-dir (issue 7.3, helper `state`); main's sidecar
+//   forgets its producer id, sequences and listener ports when killed.
+// - CELLS_PENDING below: cells that showed violations on main (FINDINGS.md), waiting for
+//   the data-path fixes of issue 7.1/7.2 (helper `order`).
+import { afterAll, describe, expect, it } from 'vitest';
+import { Campaign, bites, violations, type RunResult } from './campaign.js';
+import { cellId, type FaultName } from './faults.js';
+import { header, rerun, row } from './table.js';
+import type { ClientName } from '../e2e/faults-workload.js';
+
+const SEED = 1;
+const CELLS: { client: ClientName; fault: FaultName; records: number }[] = [
+  { client: 'kcat', fault: 'drop', records: 6000 },
+  { client: 'kafkajs', fault: 'drop', records: 4000 },
+  { client: 'java', fault: 'reset', records: 6000 },
+];
+
+const campaign = new Campaign();
+const results: RunResult[] = [];
+
+afterAll(async () => {
+  await campaign.close();
+  console.log([header(), ...results.map(row)].join('\n'));
+});
+
+describe(`fault campaign, seed ${SEED} (the rest: make faults)`, () => {
+  for (const c of CELLS) {
+    it(`${cellId(c.client, c.fault)}: ${c.records} records through the sidecar once each, in order; the faults bite without it`, async () => {
+      const viaSidecar = await campaign.run({ seed: SEED, ...c, path: 'sidecar' });
+      results.push(viaSidecar);
+      const direct = await campaign.run({ seed: SEED, ...c, path: 'direct' });
+      results.push(direct);
+      const again = rerun(viaSidecar, c.records);
+      expect({ violations: violations(viaSidecar), again }).toEqual({ violations: [], again });
+      expect(viaSidecar.relayFaults.reset + viaSidecar.relayFaults.half_write + viaSidecar.relayFaults.stall + viaSidecar.relayFaults.drop + viaSidecar.events.length).toBeGreaterThan(0);
+      expect({ bites: bites(direct), error: direct.error, direct: row(direct) }).toEqual({ bites: true, error: undefined, direct: row(direct) });
+    }, 300_000);
+  }
+});
