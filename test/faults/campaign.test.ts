@@ -4,11 +4,15 @@
 // without it (the same seeded faults must write a duplicate or reorder for some client of
 // each fault, or they prove nothing). A failure names the command that re-runs the cell.
 //
-// Pending cells (they join this file when they pass on main):
-// - */sidecar-kill, */all: need --state-dir (issue 7.3, helper `state`); main's sidecar
-//   forgets its producer id, sequences and listener ports when killed.
-// - CELLS_PENDING below: cells that showed violations on main (FINDINGS.md), waiting for
-//   the data-path fixes of issue 7.1/7.2 (helper `order`).
+// Pending cells (each joins this file once it passes on main; see FINDINGS.md):
+// - java-idem/reset: the Java idempotent producer through the sidecar under resets gets no
+//   answer for re-sent batches (parked on a dead original), 9,099 of 20,000 records expired
+//   or, with a longer delivery timeout, 2,183 duplicates. Waits for the data-path fixes
+//   (issue 7.1/7.2, helpers `order` / `harden`).
+// - */sidecar-kill, */all: need --state-dir (issue 7.3, helper `state`): main's sidecar
+//   forgets its producer id, sequences, dedup keys and listener ports when killed.
+// - */broker-kill, */leader-move: 3 brokers cost ~1 min more to start; they run in
+//   `make faults` (and join here when the budget allows).
 import { afterAll, describe, expect, it } from 'vitest';
 import { Campaign, bites, violations, type RunResult } from './campaign.js';
 import { cellId, type FaultName } from './faults.js';
@@ -17,9 +21,9 @@ import type { ClientName } from '../e2e/faults-workload.js';
 
 const SEED = 1;
 const CELLS: { client: ClientName; fault: FaultName; records: number }[] = [
-  { client: 'kcat', fault: 'drop', records: 6000 },
-  { client: 'kafkajs', fault: 'drop', records: 4000 },
   { client: 'java', fault: 'reset', records: 6000 },
+  { client: 'kcat', fault: 'stall', records: 6000 },
+  { client: 'kafkajs', fault: 'drop', records: 4000 },
 ];
 
 const campaign = new Campaign();

@@ -43,6 +43,8 @@ export interface RunResult {
   wallMs: number;
   /** The run could not be judged (client fatal error, sidecar would not start, ...). */
   error?: string;
+  /** Why records failed, as the client put it (Java: exception classes and first messages). */
+  failures?: string;
   /** Where the sidecar's log of a violating run was kept. */
   sidecarLog?: string;
 }
@@ -189,6 +191,7 @@ export class Campaign {
         lost: v.ackedMissing,
         reordered: v.reordered,
         error: run.error,
+        failures: run.failures,
       });
     } catch (e) {
       result.error = (e as Error).message.split('\n').slice(0, 3).join(' | ');
@@ -203,7 +206,9 @@ export class Campaign {
       if (stateDir) rmSync(stateDir, { recursive: true, force: true });
     }
     result.wallMs = Date.now() - t0;
-    if (o.path === 'sidecar' && violations(result).length > 0 && sidecarLogs.length > 0) {
+    // Kept for violations and for client-visible failures (a retriable failure is allowed, but
+    // through the sidecar it should be rare enough to deserve a look).
+    if (o.path === 'sidecar' && (violations(result).length > 0 || result.failed > 0) && sidecarLogs.length > 0) {
       mkdirSync(this.logDir, { recursive: true });
       result.sidecarLog = path.join(this.logDir, `s${o.seed}-${o.client}-${o.fault}.log`);
       writeFileSync(result.sidecarLog, sidecarLogs.join('\n') + '\n');

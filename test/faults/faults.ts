@@ -40,8 +40,8 @@ const NONE: FaultWeights = {};
 
 // Requests (up) are ~10 KB: a fault every 32-128 KiB; answers (down) ~100 B: every 0.5-2 KiB.
 const RESETS: RelayPlan = { gapBytes: { up: [32 * 1024, 128 * 1024], down: [512, 2048] }, weights: { reset: 2, half_write: 2 } };
-// About one answer in 3-10 vanishes (each costs the requester a request timeout).
-const DROPS: RelayPlan = { gapBytes: { up: [1 << 30, 1 << 30], down: [256, 1024] }, weights: NONE, weightsDown: { drop: 1 } };
+// About one answer in 10-30 vanishes (each costs the requester a request timeout).
+const DROPS: RelayPlan = { gapBytes: { up: [1 << 30, 1 << 30], down: [1024, 3072] }, weights: NONE, weightsDown: { drop: 1 } };
 const STALLS: RelayPlan = { gapBytes: { up: [64 * 1024, 192 * 1024], down: [2048, 8192] }, weights: { stall: 1 }, limits: { stall: 3 } };
 const ALL: RelayPlan = {
   gapBytes: { up: [64 * 1024, 192 * 1024], down: [2048, 6144] },

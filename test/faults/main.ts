@@ -40,6 +40,8 @@ async function main(): Promise<number> {
           results.push(r);
           console.log(row(r));
           if (r.error) console.log(`#   ${r.error}`);
+          if (r.failures) console.log(`#   client failures: ${r.failures.slice(0, 400)}`);
+          if (r.sidecarLog) console.log(`#   sidecar log: ${r.sidecarLog}`);
         }
       }
     }
