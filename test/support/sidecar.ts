@@ -31,9 +31,6 @@ export interface SidecarOptions {
   extraArgs?: string[];
   env?: Record<string, string>;
   logLevel?: string;
-  /** Fixed ports (default: free ones), e.g. to start a sidecar again where a killed one listened. */
-  listenPort?: number;
-  metricsPort?: number;
   /** Wait for /readyz (default) or only for /healthz (for sidecars that must not become ready). */
   waitReady?: boolean;
   /** Bind these instead of free ports (a restart that must keep its addresses). */
