@@ -1,11 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { Sequencer, type SequencerAction, type TopicPartition } from '../idempotence/sequencer.js';
+import type { DedupKey } from '../idempotence/dedup.js';
 import { decodeRecord, encodeRecord, replay, snapshotRecords, type AcceptedBatch, type StateRecord } from './records.js';
 
 const TP: TopicPartition = { topic: 't', partition: 0 };
 const TP1: TopicPartition = { topic: 't', partition: 1 };
 const P7 = { producerId: 7n, epoch: 0 };
 const WINDOW = 60_000;
+/** Any fingerprint value: the journal stores whatever type DedupKey uses (bigint, string or Buffer). */
+const fp = (n: bigint): DedupKey['fingerprint'] => n as unknown as DedupKey['fingerprint'];
 
 const accepted = (id: number, tp = TP, recordCount = 1, dedupKey: AcceptedBatch['dedupKey'] = null): StateRecord => ({
   type: 'accepted',
@@ -20,19 +23,19 @@ describe('state records', () => {
   it('encode and decode every record type (bigints, buffers, batch bytes)', () => {
     const rs: StateRecord[] = [
       { type: 'producer', producer: { producerId: 2n ** 62n, epoch: 3 } },
-      accepted(1, TP, 2, { topic: 't', partition: 0, fingerprint: Buffer.from([0, 1, 255]) }),
+      accepted(1, TP, 2, { topic: 't', partition: 0, fingerprint: fp(2n ** 127n + 5n) }),
       stamped(1, 5),
       finished(1),
       { type: 'brokers', brokers: [{ nodeId: 1, host: 'b1', port: 9092, listenPort: 40001 }] },
-      accepted(2, { topic: '12n', partition: 1 }, 1, { topic: '12n', partition: 1, fingerprint: '5n' }), // strings stay strings
-      { type: 'dedup', entry: { key: { topic: 't', partition: 0, fingerprint: 'abc' }, result: { errorCode: 0, baseOffset: 5n, logAppendTimeMs: -1n }, expiresAt: 9 } },
+      accepted(2, { topic: '12n', partition: 1 }, 1, { topic: '12n', partition: 1, fingerprint: fp(5n) }), // strings stay strings
+      { type: 'dedup', entry: { key: { topic: 't', partition: 0, fingerprint: fp(0xabcn) }, result: { errorCode: 0, baseOffset: 5n, logAppendTimeMs: -1n }, expiresAt: 9 } },
     ];
     expect(roundTrip(rs)).toEqual(rs);
     expect(() => decodeRecord(Buffer.from([99, 0, 0, 0, 0]))).toThrow(/unknown record type/);
   });
 
   it('replays a journal: producer, next sequence per partition, unfinished batches in order, dedup results', () => {
-    const key = { topic: 't', partition: 0, fingerprint: 'k1' };
+    const key = { topic: 't', partition: 0, fingerprint: fp(1n) };
     const r = replay(
       roundTrip([
         { type: 'producer', producer: P7 },
@@ -93,7 +96,7 @@ describe('state records', () => {
     submit(5, TP1); // first batch of TP1: in flight alone
     submit(6, TP1); // queued behind it
     const snap = s.snapshot();
-    const dedup = [{ key: { topic: 't', partition: 0, fingerprint: 'x' }, result: { errorCode: 0, baseOffset: 4n, logAppendTimeMs: -1n }, expiresAt: 99 }];
+    const dedup = [{ key: { topic: 't', partition: 0, fingerprint: fp(2n) }, result: { errorCode: 0, baseOffset: 4n, logAppendTimeMs: -1n }, expiresAt: 99 }];
     const brokers = [{ nodeId: 1, host: 'h', port: 1, listenPort: 2 }];
     // The journal after a compaction: the snapshot, then what happened next.
     const r = replay(roundTrip([...snapshotRecords(snap, (id) => bytes.get(id), dedup, brokers), finished(2, 0)]), WINDOW);

@@ -121,7 +121,12 @@ export function replay(records: Iterable<StateRecord>, dedupWindowMs: number): R
   let maxBatchId = 0;
   const restampedIds = new Set<number>();
   const sameProducer = (s: Stamp): boolean => producer !== null && s.producerId === producer.producerId && s.epoch === producer.epoch;
-  const dedupId = (k: DedupKey): string => `${k.partition}\u0000${k.topic}\u0000${Buffer.isBuffer(k.fingerprint) ? 'b' + k.fingerprint.toString('base64') : 's' + k.fingerprint}`;
+  // Whatever type the fingerprint has (bigint, string, Buffer): one map key per distinct value.
+  const dedupId = (k: DedupKey): string => {
+    const f: unknown = k.fingerprint;
+    const v = Buffer.isBuffer(f) ? `b${f.toString('base64')}` : typeof f === 'bigint' ? `n${f.toString(16)}` : `s${String(f)}`;
+    return `${k.partition}\u0000${k.topic}\u0000${v}`;
+  };
 
   for (const r of records) {
     switch (r.type) {
