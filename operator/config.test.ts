@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, parseConfig, type OperatorConfig } from './config.js';
+import { FlagError } from '../api/flags.js';
+import { parseConfig, type OperatorConfig } from './config.js';
 
 const noFile = () => {
   throw new Error('ENOENT');
@@ -31,6 +32,10 @@ describe('parseConfig', () => {
     expect(c.webhookListen).toEqual({ host: '::1', port: 1234 });
   });
   it('returns help', () => expect(parseConfig(['-h'], {}, noFile)).toBe('help'));
+  it('a boolean variable that is neither true nor false is an error, not false', () => {
+    expect(() => parse([], { IDEMPO_OPERATOR_LEADER_ELECT: 'ture' })).toThrow(/--leader-elect: IDEMPO_OPERATOR_LEADER_ELECT must be true or false, got "ture"/);
+    expect(parse([], { IDEMPO_OPERATOR_LEADER_ELECT: 'no' }).leaderElect).toBe(false);
+  });
   const bad: Array<[string[], RegExp]> = [
     [['--nope'], /nope/],
     [['--metrics-listen', 'x'], /--metrics-listen: expected HOST:PORT/],
@@ -45,7 +50,7 @@ describe('parseConfig', () => {
         parse(argv);
         expect.unreachable();
       } catch (e) {
-        expect(e).toBeInstanceOf(ConfigError);
+        expect(e).toBeInstanceOf(FlagError);
         expect((e as Error).message).toMatch(re);
         expect((e as Error).message).not.toContain('\n');
       }

@@ -12,7 +12,8 @@ import { pino, type Logger } from 'pino';
 import { LABEL_INJECTION, INJECTION_ENABLED } from '../api/constants.js';
 import type { IdempotentProducerPolicy } from '../api/index.js';
 import { ensureCertSecret, needsRenewal, patchCABundle, registerWebhook } from './certs/index.js';
-import { ConfigError, parseConfig, USAGE, type OperatorConfig } from './config.js';
+import { FlagError } from '../api/flags.js';
+import { parseConfig, USAGE, type OperatorConfig } from './config.js';
 import { LeaderElector } from './election/lease.js';
 import { KubeClient, resourcePath, type KubeObject } from './kube/client.js';
 import { Reflector } from './kube/reflector.js';
@@ -35,7 +36,7 @@ async function main(): Promise<void> {
     }
     cfg = parsed;
   } catch (e) {
-    if (e instanceof ConfigError) {
+    if (e instanceof FlagError) {
       process.stderr.write(`idempo-operator: ${e.message}\n`);
       process.exit(2);
     }

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // idempo-sidecar: a Kafka-protocol proxy that makes the producers behind it idempotent.
 import pino from 'pino';
-import { parseCli, UsageError, USAGE } from './config/cli.js';
+import { FlagError } from '../api/flags.js';
+import { parseCli, USAGE } from './config/cli.js';
 import { loadSidecarConfig, ConfigError, watchConfig } from './config/load.js';
 import { SidecarMetrics } from './metrics/metrics.js';
 import { startMetricsServer } from './metrics/http.js';
@@ -21,7 +22,7 @@ async function main(): Promise<void> {
     }
     config = loadSidecarConfig(cli);
   } catch (err) {
-    if (err instanceof UsageError || err instanceof ConfigError) {
+    if (err instanceof FlagError || err instanceof ConfigError) {
       console.error(`idempo-sidecar: ${err.message}`);
       process.exit(2);
     }

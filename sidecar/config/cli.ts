@@ -1,23 +1,11 @@
-// The sidecar's command line (DESIGN.md): every flag also reads an IDEMPO_* env var; flags win.
-import { parseArgs } from 'node:util';
+// The sidecar's command line (DESIGN.md), read with the rules both binaries share (api/flags.ts):
+// every flag also reads IDEMPO_<FLAG>; flags win; a bad value is one line naming the flag.
+import { FlagError, parseChoice, parseHostPort, parseHostPorts, parseLogLevel, readFlags, type HostPort, type LogLevel } from '../../api/flags.js';
 import { SASL_MECHANISMS, type SaslMechanism } from '../proxy/sasl.js';
+import type { UpstreamTls } from '../proxy/upstream-socket.js';
 
 export type Mode = 'observe' | 'enforce' | 'upgrade';
 export const MODES: readonly Mode[] = ['observe', 'enforce', 'upgrade'];
-export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
-const LOG_LEVELS: readonly LogLevel[] = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'];
-
-export interface HostPort {
-  host: string;
-  port: number;
-}
-
-export interface UpstreamTls {
-  caFile?: string;
-  certFile?: string;
-  keyFile?: string;
-  serverName?: string;
-}
 
 export interface CliOptions {
   upstream: HostPort[];
@@ -28,6 +16,8 @@ export interface CliOptions {
   metricsListen: HostPort;
   config?: string;
   logLevel: LogLevel;
+  /** True when --log-level or IDEMPO_LOG_LEVEL was given, so the config file does not override it. */
+  logLevelExplicit: boolean;
   maxFrameBytes: number;
   tls?: UpstreamTls;
   /** The IdempotentProducerPolicy this sidecar enforces, for error messages and logs. */
@@ -38,30 +28,26 @@ export interface CliOptions {
   sasl?: { mechanism: SaslMechanism; username?: string; usernameFile?: string; passwordFile: string };
 }
 
-/** A bad flag or value: main prints the message as one line and exits 2. */
-export class UsageError extends Error {}
-
 const FLAGS = {
-  upstream: { type: 'string', env: 'IDEMPO_UPSTREAM' },
-  listen: { type: 'string', env: 'IDEMPO_LISTEN' },
-  mode: { type: 'string', env: 'IDEMPO_MODE' },
-  'metrics-listen': { type: 'string', env: 'IDEMPO_METRICS_LISTEN' },
-  config: { type: 'string', env: 'IDEMPO_CONFIG' },
-  'log-level': { type: 'string', env: 'IDEMPO_LOG_LEVEL' },
-  'max-frame-bytes': { type: 'string', env: 'IDEMPO_MAX_FRAME_BYTES' },
-  'upstream-tls': { type: 'boolean', env: 'IDEMPO_UPSTREAM_TLS' },
-  'upstream-ca-file': { type: 'string', env: 'IDEMPO_UPSTREAM_CA_FILE' },
-  'upstream-cert-file': { type: 'string', env: 'IDEMPO_UPSTREAM_CERT_FILE' },
-  'upstream-key-file': { type: 'string', env: 'IDEMPO_UPSTREAM_KEY_FILE' },
-  'upstream-server-name': { type: 'string', env: 'IDEMPO_UPSTREAM_SERVER_NAME' },
-  'policy-name': { type: 'string', env: 'IDEMPO_POLICY_NAME' },
-  'state-dir': { type: 'string', env: 'IDEMPO_STATE_DIR' },
-  'upstream-sasl-mechanism': { type: 'string', env: 'IDEMPO_UPSTREAM_SASL_MECHANISM' },
-  'upstream-sasl-username': { type: 'string', env: 'IDEMPO_UPSTREAM_SASL_USERNAME' },
+  upstream: 'string',
+  listen: 'string',
+  mode: 'string',
+  'metrics-listen': 'string',
+  config: 'string',
+  'log-level': 'string',
+  'max-frame-bytes': 'string',
+  'upstream-tls': 'boolean',
+  'upstream-ca-file': 'string',
+  'upstream-cert-file': 'string',
+  'upstream-key-file': 'string',
+  'upstream-server-name': 'string',
+  'policy-name': 'string',
+  'state-dir': 'string',
+  'upstream-sasl-mechanism': 'string',
+  'upstream-sasl-username': 'string',
   // From a file too: in a pod both come from a mounted Secret, never from args or env.
-  'upstream-sasl-username-file': { type: 'string', env: 'IDEMPO_UPSTREAM_SASL_USERNAME_FILE' },
-  'upstream-sasl-password-file': { type: 'string', env: 'IDEMPO_UPSTREAM_SASL_PASSWORD_FILE' },
-  help: { type: 'boolean', env: '' },
+  'upstream-sasl-username-file': 'string',
+  'upstream-sasl-password-file': 'string',
 } as const;
 
 export const USAGE = `usage: idempo-sidecar --upstream HOST:PORT[,HOST:PORT...] [--listen 127.0.0.1:19092]
@@ -71,79 +57,44 @@ export const USAGE = `usage: idempo-sidecar --upstream HOST:PORT[,HOST:PORT...] 
        [--upstream-sasl-mechanism PLAIN|SCRAM-SHA-256|SCRAM-SHA-512 --upstream-sasl-username U|--upstream-sasl-username-file F --upstream-sasl-password-file F]
 Every flag also reads IDEMPO_<FLAG> from the environment (e.g. IDEMPO_UPSTREAM); flags win.`;
 
-export function parseHostPort(value: string, flag: string): HostPort {
-  const m = /^(\[[^\]]+\]|[^:\s]+):(\d{1,5})$/.exec(value.trim());
-  const port = m ? Number(m[2]) : NaN;
-  if (!m || port < 0 || port > 65535) throw new UsageError(`--${flag}: expected HOST:PORT, got "${value}"`);
-  return { host: m[1].replace(/^\[|\]$/g, ''), port };
-}
-
-export function parseHostPorts(value: string, flag: string): HostPort[] {
-  const parts = value.split(',').map((s) => s.trim()).filter(Boolean);
-  if (parts.length === 0) throw new UsageError(`--${flag}: expected HOST:PORT[,HOST:PORT...]`);
-  return parts.map((p) => parseHostPort(p, flag));
-}
-
 export function parseCli(argv: string[], env: NodeJS.ProcessEnv): CliOptions & { help: boolean; upstreamGiven: boolean } {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      options: Object.fromEntries(Object.entries(FLAGS).map(([k, v]) => [k, { type: v.type }])) as Record<string, { type: 'string' | 'boolean' }>,
-      strict: true,
-      allowPositionals: false,
-    });
-  } catch (err) {
-    throw new UsageError((err as Error).message.split('\n')[0]);
-  }
-  const v = parsed.values as Record<string, string | boolean | undefined>;
-  const get = (flag: keyof typeof FLAGS): string | undefined => {
-    const fromFlag = v[flag];
-    if (typeof fromFlag === 'string') return fromFlag;
-    const e = FLAGS[flag].env;
-    return e && env[e] !== undefined && env[e] !== '' ? env[e] : undefined;
-  };
-  const bool = (flag: keyof typeof FLAGS): boolean => {
-    if (v[flag] === true) return true;
-    const e = FLAGS[flag].env;
-    return e !== '' && /^(1|true|yes)$/i.test(env[e] ?? '');
-  };
+  const f = readFlags(argv, env, 'IDEMPO_', FLAGS);
+  const get = f.str;
+  const bool = f.bool;
 
   const modeRaw = get('mode');
-  if (modeRaw !== undefined && !MODES.includes(modeRaw as Mode)) {
-    throw new UsageError(`--mode: expected one of observe, enforce, upgrade, got "${modeRaw}"`);
-  }
-  const level = get('log-level') ?? 'info';
-  if (!LOG_LEVELS.includes(level as LogLevel)) throw new UsageError(`--log-level: expected one of ${LOG_LEVELS.join(', ')}, got "${level}"`);
+  if (modeRaw !== undefined) parseChoice(modeRaw, 'mode', MODES);
+  const levelRaw = get('log-level');
+  const level = parseLogLevel(levelRaw ?? 'info');
   const maxFrameRaw = get('max-frame-bytes') ?? '104857600';
   const maxFrameBytes = Number(maxFrameRaw);
   if (!Number.isInteger(maxFrameBytes) || maxFrameBytes < 1024 || maxFrameBytes > 1 << 30) {
-    throw new UsageError(`--max-frame-bytes: expected an integer between 1024 and 1073741824, got "${maxFrameRaw}"`);
+    throw new FlagError(`--max-frame-bytes: expected an integer between 1024 and 1073741824, got "${maxFrameRaw}"`);
   }
   const upstreamRaw = get('upstream');
-  const tlsOn = bool('upstream-tls') || ['upstream-ca-file', 'upstream-cert-file', 'upstream-key-file'].some((f) => get(f as keyof typeof FLAGS) !== undefined);
+  const tlsOn = bool('upstream-tls') || (['upstream-ca-file', 'upstream-cert-file', 'upstream-key-file'] as const).some((flag) => get(flag) !== undefined);
   const certFile = get('upstream-cert-file');
   const keyFile = get('upstream-key-file');
   if ((certFile === undefined) !== (keyFile === undefined)) {
-    throw new UsageError('--upstream-cert-file and --upstream-key-file must be given together');
+    throw new FlagError('--upstream-cert-file and --upstream-key-file must be given together');
   }
   const saslMechanism = get('upstream-sasl-mechanism');
   let sasl: CliOptions['sasl'];
   if (saslMechanism !== undefined) {
     if (!SASL_MECHANISMS.includes(saslMechanism as SaslMechanism)) {
-      throw new UsageError(`--upstream-sasl-mechanism: expected one of ${SASL_MECHANISMS.join(', ')}, got "${saslMechanism}"`);
+      throw new FlagError(`--upstream-sasl-mechanism: expected one of ${SASL_MECHANISMS.join(', ')}, got "${saslMechanism}"`);
     }
     const username = get('upstream-sasl-username');
     const usernameFile = get('upstream-sasl-username-file');
     const passwordFile = get('upstream-sasl-password-file');
     if ((!username && !usernameFile) || !passwordFile) {
-      throw new UsageError('--upstream-sasl-mechanism needs --upstream-sasl-username (or --upstream-sasl-username-file) and --upstream-sasl-password-file');
+      throw new FlagError('--upstream-sasl-mechanism needs --upstream-sasl-username (or --upstream-sasl-username-file) and --upstream-sasl-password-file');
     }
-    if (username && usernameFile) throw new UsageError('--upstream-sasl-username and --upstream-sasl-username-file: give one');
+    if (username && usernameFile) throw new FlagError('--upstream-sasl-username and --upstream-sasl-username-file: give one');
     sasl = { mechanism: saslMechanism as SaslMechanism, ...(username ? { username } : { usernameFile }), passwordFile };
   }
   return {
-    help: v.help === true,
+    help: f.bool('help'),
     sasl,
     upstream: upstreamRaw !== undefined ? parseHostPorts(upstreamRaw, 'upstream') : [],
     upstreamGiven: upstreamRaw !== undefined,
@@ -152,7 +103,8 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv): CliOptions & {
     modeExplicit: modeRaw !== undefined,
     metricsListen: parseHostPort(get('metrics-listen') ?? '127.0.0.1:9464', 'metrics-listen'),
     config: get('config'),
-    logLevel: level as LogLevel,
+    logLevel: level,
+    logLevelExplicit: levelRaw !== undefined,
     maxFrameBytes,
     policyName: get('policy-name'),
     stateDir: get('state-dir'),

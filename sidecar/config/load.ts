@@ -12,7 +12,9 @@ import { parseJsonOrYaml, parsePolicySpec } from '../../api/validate.js';
 import { parseDuration } from '../../api/duration.js';
 import type { PolicySpec } from '../../api/types.js';
 import type { SaslCredentials } from '../proxy/sasl.js';
-import { type CliOptions, type HostPort, type Mode, type LogLevel, type UpstreamTls, parseHostPorts } from './cli.js';
+import { parseHostPorts, type HostPort, type LogLevel } from '../../api/flags.js';
+import type { UpstreamTls } from '../proxy/upstream-socket.js';
+import type { CliOptions, Mode } from './cli.js';
 
 export class ConfigError extends Error {}
 
@@ -46,7 +48,7 @@ const DEFAULT_SPEC_INPUT = { selector: {} };
 function fromSpec(spec: PolicySpec, cli: CliOptions): LiveConfig {
   return {
     mode: cli.modeExplicit ? cli.mode : spec.mode,
-    logLevel: cli.logLevel !== 'info' ? cli.logLevel : spec.sidecar.logLevel,
+    logLevel: cli.logLevelExplicit ? cli.logLevel : spec.sidecar.logLevel,
     maxInFlight: spec.producer.maxInFlightPerPartition,
     deliveryTimeoutMs: parseDuration(spec.producer.deliveryTimeout),
     requestTimeoutMs: parseDuration(spec.producer.requestTimeout),

@@ -7,7 +7,7 @@ import { decodeApiVersionsResponse } from '../codec/generated/api-versions-respo
 import { encodeApiVersionsRequest } from '../codec/generated/api-versions-request.js';
 import { decodeMetadataResponse } from '../codec/generated/metadata-response.js';
 import { encodeMetadataRequest } from '../codec/generated/metadata-request.js';
-import type { HostPort } from '../config/cli.js';
+import type { HostPort } from '../../api/flags.js';
 import { BrokerClient, UpstreamError } from './broker-client.js';
 import type { ClusterView } from './cluster-view.js';
 import { learnMetadata } from './rewrite.js';

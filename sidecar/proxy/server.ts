@@ -3,7 +3,7 @@
 import type net from 'node:net';
 import type { Logger } from 'pino';
 import type { SidecarMetrics } from '../metrics/metrics.js';
-import type { HostPort } from '../config/cli.js';
+import type { HostPort } from '../../api/flags.js';
 import { BrokerPool } from './broker-pool.js';
 import { ClusterView } from './cluster-view.js';
 import { ClientConnection } from './connection.js';

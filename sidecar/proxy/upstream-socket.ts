@@ -3,7 +3,14 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { readFileSync } from 'node:fs';
-import type { UpstreamTls } from '../config/cli.js';
+
+/** Upstream TLS as the command line gives it: file paths, read by loadTls. */
+export interface UpstreamTls {
+  caFile?: string;
+  certFile?: string;
+  keyFile?: string;
+  serverName?: string;
+}
 
 export interface TlsMaterial {
   ca?: Buffer;
