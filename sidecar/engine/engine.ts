@@ -39,7 +39,8 @@ export class Engine {
   private readonly validator: Validator;
   private upgrader?: Upgrader;
   private dedup?: DedupCache<PartResult>;
-  private readonly dedupWaiters = new Map<number, Promise<PartResult>>();
+  /** Final results of originals still undecided, by dedup ticket, and the upgrader's batch id. */
+  private readonly dedupWaiters = new Map<number, { final: Promise<PartResult>; batchId: number }>();
   private covers: (topic: string) => boolean;
   private readonly sweeper: NodeJS.Timeout;
   private summary = { duplicates: 0, outOfSequence: 0, policy: 0 };
@@ -84,16 +85,36 @@ export class Engine {
     return (this.upgrader ??= new Upgrader(this.deps.ctx, () => this.live, this.deps.state?.store));
   }
 
-  /** The dedup entry of an original follows its result: kept on success, dropped otherwise. */
-  private track(ticket: ReturnType<DedupCache<PartResult>['begin']>, promise: Promise<PartResult>): Promise<PartResult> {
+  /**
+   * The dedup entry of an original follows its FINAL result: kept on success, dropped otherwise.
+   * While the original is undecided (even past its deadline, when its client was told to retry),
+   * the entry stays, so a retry is attached to the original instead of being written again.
+   */
+  private track(ticket: ReturnType<DedupCache<PartResult>['begin']>, final: Promise<PartResult>, batchId = -1): Promise<PartResult> {
     const cache = this.dedup!;
-    const settled = promise.then((r) => {
+    const settled = final.then((r) => {
       cache.finish(ticket, r.errorCode === ErrorCode.NONE ? { ok: true, result: r } : { ok: false }, Date.now());
       this.dedupWaiters.delete(ticket);
       return r;
     });
-    this.dedupWaiters.set(ticket, settled);
+    this.dedupWaiters.set(ticket, { final: settled, batchId });
     return settled;
+  }
+
+  /**
+   * A client's copy of an original still in flight: answered with the original's result, or
+   * with a retriable error when that is not decided within the copy's own timeout (the client
+   * retries again; the original is re-sent at once under its stamp if it was held).
+   */
+  private attach(ticket: number, timeoutMs: number): Promise<PartResult> {
+    const w = this.dedupWaiters.get(ticket);
+    if (!w) return Promise.resolve(networkError());
+    this.upgrader?.retried(w.batchId);
+    let timer: NodeJS.Timeout | undefined;
+    const undecided = new Promise<PartResult>((r) => {
+      timer = setTimeout(() => r({ errorCode: ErrorCode.REQUEST_TIMED_OUT, baseOffset: -1n, logAppendTimeMs: -1n }), Math.max(1, timeoutMs));
+    });
+    return Promise.race([w.final, undecided]).finally(() => clearTimeout(timer));
   }
 
   hook(): ProduceHook {
@@ -180,7 +201,7 @@ export class Engine {
           this.deps.metrics.produceBatches.inc({ topic: b.topic, outcome: 'duplicate' });
           this.summary.duplicates++;
           this.deps.log.debug({ topic: b.topic, partition: b.partition, state: hit.kind }, 'application retry answered with the original result');
-          results.set(partKey(b), hit.kind === 'done' ? Promise.resolve(hit.result) : (this.dedupWaiters.get(hit.ticket) ?? Promise.resolve(networkError())));
+          results.set(partKey(b), hit.kind === 'done' ? Promise.resolve(hit.result) : this.attach(hit.ticket, call.request.timeoutMs));
           continue;
         }
         tickets.set(partKey(b), this.dedup.begin(key, now));
@@ -190,10 +211,10 @@ export class Engine {
     }
     if (fresh.length > 0) {
       const sent = upgrader.submit(fresh, call.version, call.request.timeoutMs, keys);
-      for (const [k, promise] of sent) {
-        results.set(k, promise);
+      for (const [k, sub] of sent) {
+        results.set(k, sub.answer);
         const ticket = tickets.get(k);
-        if (ticket !== undefined && this.dedup) this.track(ticket as never, promise);
+        if (ticket !== undefined && this.dedup) this.track(ticket as never, sub.final, sub.id);
       }
     }
     const response = (async () => {
@@ -259,7 +280,6 @@ export class Engine {
     const now = Date.now();
     this.table.sweep(now);
     this.dedup?.sweep(now);
-    this.validator.expire(now, this.live.requestTimeoutMs * 2);
     this.deps.metrics.producerSessions.set(this.table.sessionCount + (this.upgrader?.producer ? 1 : 0));
     // Batches forwarded for idempotent clients plus the sidecar's own upgrade-mode sends.
     if (this.deps.state) this.deps.metrics.stateJournalBytes.set(this.deps.state.store.bytes);

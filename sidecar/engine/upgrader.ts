@@ -31,7 +31,18 @@ interface Pending {
   readonly recordCount: number;
   /** Journalled with the batch so that a restart can answer the client's copy (--state-dir). */
   readonly dedupKey: DedupKey | null;
+  /** The client's answer: the final result, or a retriable error while the batch is held undecided. */
+  readonly answer: (r: PartResult) => void;
+  /** The decided result (what the dedup cache keeps for the client's retries). */
   readonly resolve: (r: PartResult) => void;
+}
+
+/** One accepted batch: what its client is answered now, and how it ends. */
+export interface Submitted {
+  answer: Promise<PartResult>;
+  final: Promise<PartResult>;
+  /** The Upgrader's id of the batch (for `retried`). */
+  id: number;
 }
 
 type SendItem = { id: number; p: Pending };
@@ -61,6 +72,10 @@ export class Upgrader {
       maxInFlight: c.maxInFlight,
       retryBackoff: { initial: c.retryBackoff.initialMs, max: c.retryBackoff.maxMs },
       deliveryTimeoutMs: c.deliveryTimeoutMs,
+      // A batch that may be written and is undecided at its deadline is held under its stamp as
+      // long as a client's retry of it can be recognised (the dedup window); without dedup no
+      // retry is ever matched to it, so there is nothing to hold it for.
+      unknownHoldMs: c.dedup.strategy === 'off' ? 0 : c.dedup.windowMs,
     });
     // deliveryTimeout must fire even when no answer ever comes.
     this.timer = setInterval(() => this.run(this.seq.tick(Date.now())), 250);
@@ -76,30 +91,50 @@ export class Upgrader {
   }
 
   /**
-   * Takes the batches of one client request; resolves with one result per batch. `dedupKeys`
-   * (by partKey) are journalled with the batches, for the restart.
+   * Takes the batches of one client request; each gets its client answer and its final result.
+   * `dedupKeys` (by partKey) are journalled with the batches, for the restart. A batch with no
+   * record (lastOffsetDelta < 0) is answered INVALID_RECORD and never reaches the Sequencer.
    */
-  submit(parts: PartBatch[], version: number, timeoutMs: number, dedupKeys?: ReadonlyMap<string, DedupKey>): Map<string, Promise<PartResult>> {
-    const out = new Map<string, Promise<PartResult>>();
-    const actions: SequencerAction[] = [];
-    const now = Date.now();
+  submit(parts: PartBatch[], version: number, timeoutMs: number, dedupKeys?: ReadonlyMap<string, DedupKey>): Map<string, Submitted> {
+    const out = new Map<string, Submitted>();
+    const items: Array<{ tp: TopicPartition; id: number; recordCount: number }> = [];
     for (const b of parts) {
       const h = b.header!;
+      const recordCount = h.lastOffsetDelta + 1;
+      if (recordCount < 1 || h.recordsCount !== recordCount) {
+        const bad: PartResult = { errorCode: ErrorCode.INVALID_RECORD, baseOffset: -1n, logAppendTimeMs: -1n, errorMessage: 'idempo: the batch holds no record or its record count does not match lastOffsetDelta' };
+        out.set(`${b.t}/${b.p}`, { answer: Promise.resolve(bad), final: Promise.resolve(bad), id: -1 });
+        continue;
+      }
       const id = this.nextId++;
       const tp = { topic: b.topic, partition: b.partition };
-      const recordCount = h.lastOffsetDelta + 1;
       const dedupKey = dedupKeys?.get(`${b.t}/${b.p}`) ?? null;
-      out.set(
-        `${b.t}/${b.p}`,
-        new Promise<PartResult>((resolve) => this.pending.set(id, { tp, batch: b.records!, version, timeoutMs, recordCount, dedupKey, resolve })),
-      );
+      let answer!: (r: PartResult) => void;
+      let resolve!: (r: PartResult) => void;
+      const answered = new Promise<PartResult>((r) => (answer = r));
+      const final = new Promise<PartResult>((r) => (resolve = r));
+      this.pending.set(id, { tp, batch: b.records!, version, timeoutMs, recordCount, dedupKey, answer, resolve });
+      out.set(`${b.t}/${b.p}`, { answer: answered, final, id });
+      items.push({ tp, id, recordCount });
+    }
+    // One request is one unit: the Sequencer checks all of it before it changes anything.
+    const actions = this.seq.submitAll(items, Date.now());
+    for (const it of items) {
+      const p = this.pending.get(it.id)!;
       // Journalled at acceptance (not only at the first send): after a restart the queued ones keep
       // their place ahead of the client's re-sends of later batches.
-      this.state?.append({ type: 'accepted', batch: { id, tp, recordCount, version, timeoutMs, dedupKey, bytes: b.records! } });
-      actions.push(...this.seq.submit(tp, { id, recordCount }, now));
+      this.state?.append({ type: 'accepted', batch: { id: it.id, tp: it.tp, recordCount: it.recordCount, version, timeoutMs, dedupKey: p.dedupKey, bytes: p.batch } });
     }
     this.run(actions);
     return out;
+  }
+
+  /**
+   * A client re-sent a batch that is still undecided (its copy matched the original): when the
+   * batch is held past its deadline, it is re-sent now, under its original stamp.
+   */
+  retried(id: number): void {
+    if (id >= 0 && this.seq.isHeld(id)) this.run(this.seq.retryHeld(id, Date.now()));
   }
 
   close(): void {
@@ -121,7 +156,7 @@ export class Upgrader {
         if (!a) continue;
         if (bs.stamp) stampIdempotence(a.bytes, bs.stamp.producerId, bs.stamp.epoch, bs.stamp.baseSequence);
         const result = new Promise<PartResult>((resolve) =>
-          this.pending.set(a.id, { tp: a.tp, batch: a.bytes, version: a.version, timeoutMs: a.timeoutMs, recordCount: a.recordCount, dedupKey: a.dedupKey, resolve }),
+          this.pending.set(a.id, { tp: a.tp, batch: a.bytes, version: a.version, timeoutMs: a.timeoutMs, recordCount: a.recordCount, dedupKey: a.dedupKey, answer: () => undefined, resolve }),
         );
         out.push({ key: a.dedupKey, result });
       }
@@ -175,6 +210,13 @@ export class Upgrader {
           this.finish(a.id, { errorCode: ErrorCode.NONE, baseOffset: a.baseOffset, logAppendTimeMs: a.logAppendTime }, 'written');
           break;
         case 'fail':
+          if (a.held) {
+            // Undecided at its deadline: the client hears a retriable error; the batch stays under
+            // its stamp so the client's retry is settled by the broker, never written twice.
+            this.log.warn({ topic: a.tp.topic, partition: a.tp.partition, errorCode: a.errorCode }, 'batch undecided at its deadline: client told to retry, batch held under its stamp');
+            this.pending.get(a.id)?.answer({ errorCode: a.errorCode, baseOffset: -1n, logAppendTimeMs: -1n });
+            break;
+          }
           this.log.warn({ topic: a.tp.topic, partition: a.tp.partition, errorCode: a.errorCode, outcomeUnknown: a.outcomeUnknown }, 'giving up on a batch');
           this.finish(a.id, { errorCode: a.errorCode, baseOffset: -1n, logAppendTimeMs: -1n }, 'failed');
           break;
@@ -199,11 +241,17 @@ export class Upgrader {
     this.pending.delete(id);
     this.state?.append({ type: 'finished', id, result: { errorCode: r.errorCode, baseOffset: r.baseOffset, logAppendTimeMs: r.logAppendTimeMs }, at: Date.now() });
     this.metrics.produceBatches.inc({ topic: p.tp.topic, outcome });
+    p.answer(r);
     p.resolve(r);
   }
 
-  private report(tp: TopicPartition, id: number, outcome: BatchOutcome): void {
-    this.run(this.seq.onResult(tp, id, outcome, Date.now()));
+  private report(tp: TopicPartition, id: number, outcome: BatchOutcome, logStartOffset?: bigint): void {
+    const losses = this.seq.stateLosses;
+    this.run(this.seq.onResult(tp, id, outcome, Date.now(), { logStartOffset: logStartOffset !== undefined && logStartOffset >= 0n ? logStartOffset : undefined }));
+    if (this.seq.stateLosses > losses) {
+      this.metrics.upstreamErrors.inc({ error: 'producer_state_lost' });
+      this.log.warn({ topic: tp.topic, partition: tp.partition }, "the broker lost the sidecar producer's state on this partition (recreated, truncated or retention); the next batch goes alone");
+    }
   }
 
   /** Groups sends by leader and version; one Produce request per group, in action order. */
@@ -278,7 +326,7 @@ export class Upgrader {
       for (const it of items) this.report(it.p.tp, it.id, { kind: 'unknown', reason: kind });
       return;
     }
-    const byTp = new Map<string, { errorCode: number; baseOffset: bigint; logAppendTimeMs: bigint; leader: number }>();
+    const byTp = new Map<string, { errorCode: number; baseOffset: bigint; logAppendTimeMs: bigint; logStartOffset: bigint; leader: number }>();
     for (const tr of resp.responses) {
       const topic = version >= 13 ? this.ctx.cluster.topicName(tr.topicId) : tr.name;
       for (const pr of tr.partitionResponses) byTp.set(`${topic}\u0000${pr.index}`, { ...pr, leader: pr.currentLeader?.leaderId ?? -1 });
@@ -299,7 +347,7 @@ export class Upgrader {
       } else if (r.baseOffset < 0n) {
         this.metrics.duplicatesRejected.inc({ topic: it.p.tp.topic });
       }
-      this.report(it.p.tp, it.id, toBatchOutcome(r.errorCode, r.baseOffset, r.logAppendTimeMs));
+      this.report(it.p.tp, it.id, toBatchOutcome(r.errorCode, r.baseOffset, r.logAppendTimeMs), r.logStartOffset);
     }
     if (stale) void this.ctx.refreshMetadata([...topics.keys()]).catch(() => undefined);
   }

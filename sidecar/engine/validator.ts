@@ -10,15 +10,9 @@ import type { SidecarMetrics } from '../metrics/metrics.js';
 import type { ProduceCall, ProduceDecision } from '../proxy/produce-hook.js';
 import { buildResponse, partKey, resultsByPosition, subsetRequest, type PartBatch, type PartResult } from './batches.js';
 
-interface Tracked {
-  ticket: Ticket;
-  started: number;
-}
-
 export class Validator {
   /** Answers of forwarded batches, for copies that arrive while the original is in flight. */
   private readonly waiters = new Map<Ticket, { promise: Promise<PartResult>; resolve: (r: PartResult) => void }>();
-  private readonly forwarded = new Map<Ticket, Tracked>();
 
   constructor(
     readonly table: SessionTable,
@@ -42,7 +36,6 @@ export class Validator {
       const { verdict, ticket } = this.table.observe(keyOf(b), seqOf(b), now);
       tickets.set(partKey(b), ticket);
       if (verdict.kind === 'duplicate' || verdict.kind === 'duplicate_in_flight') copies.add(partKey(b));
-      this.forwarded.set(ticket, { ticket, started: now });
       this.count(b.topic, verdict, call, false);
     }
     return {
@@ -87,7 +80,6 @@ export class Validator {
         case 'defer': // rule 3: a gap while earlier batches are in flight is for the broker to judge
         case 'too_many_in_flight': {
           const ticket = this.table.begin(key, seq, now);
-          this.forwarded.set(ticket, { ticket, started: now });
           tickets.set(k, ticket);
           forward.add(k);
           break;
@@ -127,14 +119,6 @@ export class Validator {
     };
   }
 
-  /** Forwarded batches whose answers never came (connection lost) are released after `maxAgeMs`. */
-  expire(now: number, maxAgeMs: number): void {
-    for (const [ticket, t] of this.forwarded) {
-      if (now - t.started < maxAgeMs) continue;
-      this.settle(ticket, { errorCode: ErrorCode.NETWORK_EXCEPTION, baseOffset: -1n, logAppendTimeMs: -1n }, now);
-    }
-  }
-
   private waitFor(ticket: Ticket): Promise<PartResult> {
     let w = this.waiters.get(ticket);
     if (!w) {
@@ -147,7 +131,6 @@ export class Validator {
   }
 
   private settle(ticket: Ticket, r: PartResult, now: number): void {
-    this.forwarded.delete(ticket);
     this.table.complete(ticket, { errorCode: r.errorCode, baseOffset: r.baseOffset, logAppendTime: r.logAppendTimeMs }, now);
     const w = this.waiters.get(ticket);
     if (w) {

@@ -215,9 +215,10 @@ describe('Sequencer: epoch bump', () => {
     s.submit(TP, { id: 1, recordCount: 1 }, 0);
     s.submit(TP, { id: 2, recordCount: 1 }, 0);
     s.submit(TP1, { id: 3, recordCount: 4 }, 0);
-    const a = s.onResult(TP, 1, { kind: 'fatal', errorCode: ErrorCode.MESSAGE_TOO_LARGE }, 1);
+    // An error after which the batch may be in the log (not one of the "refused before append" ones).
+    const a = s.onResult(TP, 1, { kind: 'fatal', errorCode: ErrorCode.UNKNOWN_SERVER_ERROR }, 1);
     expect(a).toEqual([
-      { type: 'fail', tp: TP, id: 1, errorCode: 10, outcomeUnknown: false },
+      { type: 'fail', tp: TP, id: 1, errorCode: -1, outcomeUnknown: false },
       { type: 'need_epoch_bump', reason: 'sequence_hole' },
     ]);
     // New batches anywhere wait now.
@@ -257,7 +258,7 @@ describe('Sequencer: epoch bump', () => {
     const s = mk();
     s.submit(TP, { id: 1, recordCount: 1 }, 0);
     s.submit(TP1, { id: 2, recordCount: 1 }, 0);
-    s.onResult(TP1, 2, { kind: 'fatal', errorCode: 87 }, 1); // bump pending
+    s.onResult(TP1, 2, { kind: 'fatal', errorCode: ErrorCode.UNKNOWN_SERVER_ERROR }, 1); // bump pending
     const a = s.onResult(TP, 1, lost, 2);
     expect(only(a, 'resend')[0]).toMatchObject({ id: 1, epoch: 0, baseSequence: 0 });
     // Still unknown at its deadline: it fails (outcome unknown) instead of moving to the new epoch.
@@ -312,14 +313,17 @@ interface Stats {
   resolved: number;
   restamps: number;
   endTime: number;
+  /** Batches held past their deadline (told "retry", kept under their stamp). */
+  held: number;
 }
 
-function runScenario(cmds: Cmd[], maxInFlight: number): Stats {
+function runScenario(cmds: Cmd[], maxInFlight: number, unknownHoldMs = 0): Stats {
+  let held = 0;
   let duplicatesAnswered = 0;
   let resends = 0;
   let restamps = 0;
   const broker = new ModelBroker();
-  const s = new Sequencer({ producer: { producerId: 1n, epoch: 0 }, maxInFlight, retryBackoff: { initial: 50, max: 400 }, deliveryTimeoutMs: 10_000 });
+  const s = new Sequencer({ producer: { producerId: 1n, epoch: 0 }, maxInFlight, retryBackoff: { initial: 50, max: 400 }, deliveryTimeoutMs: 10_000, unknownHoldMs });
   const tps: TopicPartition[] = [0, 1, 2].map((p) => ({ topic: 'x', partition: p }));
   const tpName = (tp: TopicPartition) => `${tp.topic}-${tp.partition}`;
   const wire = new Map<string, Req[]>(tps.map((tp) => [tpName(tp), []]));
@@ -341,9 +345,9 @@ function runScenario(cmds: Cmd[], maxInFlight: number): Stats {
           if (a.type === 'send') {
             expect(a.restamped === true).toBe(prev !== undefined);
             if (prev) {
-              // Re-stamped after a definitive OUT_OF_ORDER rejection: only under a new epoch or
-              // producer id, and only if it is not in the log.
-              expect(prev.producerId !== a.producerId || prev.epoch !== a.epoch).toBe(true);
+              // Re-stamped after a definitive rejection (OUT_OF_ORDER, or sent behind a batch the
+              // broker refused for good): only with a different stamp, and only if it is not in the log.
+              expect(prev.producerId !== a.producerId || prev.epoch !== a.epoch || prev.baseSequence !== a.baseSequence).toBe(true);
               expect(broker.log(tpName(a.tp))).not.toContain(a.id);
               restamps++;
             }
@@ -365,6 +369,13 @@ function runScenario(cmds: Cmd[], maxInFlight: number): Stats {
           break;
         case 'fail':
           expect(settled.has(a.id)).toBe(false);
+          if (a.held) {
+            // Not final: the client was told to retry; the batch stays under its stamp.
+            expect(a.outcomeUnknown).toBe(true);
+            expect([7, 13, 6]).toContain(a.errorCode);
+            held++;
+            break;
+          }
           settled.set(a.id, { kind: 'fail', unknown: a.outcomeUnknown });
           break;
         case 'need_epoch_bump':
@@ -451,12 +462,12 @@ function runScenario(cmds: Cmd[], maxInFlight: number): Stats {
     }
   }
   const fails = [...settled.values()].filter((x) => x.kind === 'fail').length;
-  return { duplicatesAnswered, resends, bumps, fails, resolved: settled.size - fails, restamps, endTime: now };
+  return { duplicatesAnswered, resends, bumps, fails, resolved: settled.size - fails, restamps, endTime: now, held };
 }
 
 describe('Sequencer property: model broker + faulty network', () => {
   it('never writes twice, keeps order, settles every batch exactly once', () => {
-    const total: Stats = { duplicatesAnswered: 0, resends: 0, bumps: 0, fails: 0, resolved: 0, restamps: 0, endTime: 0 };
+    const total: Stats = { duplicatesAnswered: 0, resends: 0, bumps: 0, fails: 0, resolved: 0, restamps: 0, endTime: 0, held: 0 };
     fc.assert(
       fc.property(fc.array(cmdArb, { minLength: 1, maxLength: 200, size: 'max' }), fc.integer({ min: 1, max: 5 }), (cmds, maxInFlight) => {
         const st = runScenario(cmds, maxInFlight);
@@ -496,6 +507,158 @@ describe('Sequencer property: model broker + faulty network', () => {
       ),
       { numRuns: Number(process.env.IDEMPO_PROP_RUNS ?? 300) },
     );
+  });
+});
+
+describe('Sequencer property: unknown outcomes held for the client (unknownHoldMs)', () => {
+  it('never writes twice, keeps order; every batch held past its deadline is settled once, finally', () => {
+    let held = 0;
+    fc.assert(
+      fc.property(fc.array(cmdArb, { minLength: 1, maxLength: 200, size: 'max' }), fc.integer({ min: 1, max: 5 }), (cmds, maxInFlight) => {
+        held += runScenario(cmds, maxInFlight, 20_000).held;
+      }),
+      { numRuns: Number(process.env.IDEMPO_PROP_RUNS ?? 300) },
+    );
+    expect(held).toBeGreaterThan(20);
+  });
+});
+
+describe('Sequencer: one request is one unit (issue 8)', () => {
+  it('submitAll checks every batch before changing anything: a bad one leaves the Sequencer as it was', () => {
+    const s = mk();
+    expect(() => s.submitAll([{ tp: TP, id: 1, recordCount: 2 }, { tp: TP1, id: 2, recordCount: 0 }], 0)).toThrow(RangeError);
+    expect(() => s.submitAll([{ tp: TP, id: 3, recordCount: 1 }, { tp: TP1, id: 3, recordCount: 1 }], 0)).toThrow(/already submitted/);
+    expect(s.pendingTotal()).toBe(0);
+    expect(s.inFlightTotal()).toBe(0);
+    // Nothing is stuck: the next request goes out at once, ids 1 and 3 are free again.
+    expect(types(s.submitAll([{ tp: TP, id: 1, recordCount: 2 }, { tp: TP1, id: 3, recordCount: 1 }], 1))).toEqual(['send:1', 'send:3']);
+  });
+});
+
+describe('Sequencer: a batch the broker refuses for good stays on its partition (issue 8)', () => {
+  it('MESSAGE_TOO_LARGE on one partition: no epoch bump; the batches behind it take its sequences, other partitions go on', () => {
+    const s = mk();
+    warm(s, TP, 100);
+    warm(s, TP1, 101);
+    for (let i = 1; i <= 3; i++) s.submit(TP, { id: i, recordCount: 2 }, 1); // sequences 1, 3, 5
+    const a = s.onResult(TP, 1, { kind: 'fatal', errorCode: ErrorCode.MESSAGE_TOO_LARGE }, 2);
+    expect(a).toEqual([{ type: 'fail', tp: TP, id: 1, errorCode: 10, outcomeUnknown: false }]);
+    expect(s.epochBumpPending()).toBeNull();
+    // The other partition is not held up.
+    expect(types(s.submit(TP1, { id: 4, recordCount: 1 }, 3))).toEqual(['send:4']);
+    // Batches 2 and 3, sent behind it, are answered 45 (the broker expects sequence 1): they are
+    // re-stamped from sequence 1 once both answered, under the same epoch.
+    expect(s.onResult(TP, 2, { kind: 'fatal', errorCode: 45 }, 4)).toEqual([]);
+    const b = s.onResult(TP, 3, { kind: 'fatal', errorCode: 45 }, 5);
+    expect(b).toEqual([
+      { type: 'send', tp: TP, id: 2, producerId: 7n, epoch: 0, baseSequence: 1, restamped: true },
+      { type: 'send', tp: TP, id: 3, producerId: 7n, epoch: 0, baseSequence: 3, restamped: true },
+    ]);
+    expect(types(s.onResult(TP, 2, ok(1), 6))).toEqual(['resolve:2']);
+    expect(types(s.onResult(TP, 3, ok(3), 6))).toEqual(['resolve:3']);
+    expect(s.epochBumpPending()).toBeNull();
+  });
+
+  it('against the model broker: the log holds the other batches once, in order, with no new epoch', () => {
+    const broker = new ModelBroker();
+    const s = mk();
+    const recs = new Map<number, number>();
+    const wire: Extract<SequencerAction, { type: 'send' | 'resend' }>[] = [];
+    const run = (acts: SequencerAction[]) => wire.push(...acts.filter((x): x is Extract<SequencerAction, { type: 'send' | 'resend' }> => x.type === 'send' || x.type === 'resend'));
+    for (let id = 1; id <= 8; id++) {
+      recs.set(id, 1);
+      run(s.submit(TP, { id, recordCount: 1 }, 0));
+    }
+    for (let guard = 0; wire.length > 0 && guard < 100; guard++) {
+      const r = wire.shift()!;
+      // Batch 3 is too large, always.
+      if (r.id === 3) {
+        run(s.onResult(TP, 3, { kind: 'fatal', errorCode: ErrorCode.MESSAGE_TOO_LARGE }, 1));
+        continue;
+      }
+      const ans = broker.produce('t', { producerId: r.producerId, epoch: r.epoch, firstSeq: r.baseSequence, lastSeq: r.baseSequence, payload: r.id });
+      run(s.onResult(TP, r.id, ans.errorCode === 0 ? ok(Number(ans.baseOffset)) : { kind: 'fatal', errorCode: ans.errorCode }, 1));
+    }
+    expect(broker.log('t')).toEqual([1, 2, 4, 5, 6, 7, 8]);
+    expect(s.currentProducer()).toEqual({ producerId: 7n, epoch: 0 });
+    expect(s.pendingTotal()).toBe(0);
+  });
+});
+
+describe('Sequencer: outcome unknown at the deadline (issue 7.2)', () => {
+  it('holds the batch under its stamp: the client is told to retry, its retry re-sends the SAME stamp, the answer settles it', () => {
+    const s = mk({ unknownHoldMs: 60_000 });
+    s.submit(TP, { id: 1, recordCount: 1 }, 0);
+    const r = only(s.onResult(TP, 1, lost, 1), 'resend')[0];
+    expect(r).toMatchObject({ id: 1, epoch: 0, baseSequence: 0 });
+    // Still unknown at the deadline (10 s): not a final failure.
+    const a = s.onResult(TP, 1, lost, 10_000);
+    expect(only(a, 'fail')).toEqual([{ type: 'fail', tp: TP, id: 1, errorCode: 7, outcomeUnknown: true, held: true }]);
+    expect(s.isHeld(1)).toBe(true);
+    expect(s.epochBumpPending()).toBeNull(); // no new epoch while its retry can come
+    // Later batches of the partition wait behind it; their own deadline fails them, never sent.
+    s.submit(TP, { id: 2, recordCount: 1 }, 10_001);
+    // The client retries: the held batch goes out again at once, same stamp.
+    const again = only([...a, ...s.retryHeld(1, 10_002), ...s.tick(10_003)], 'resend').pop()!;
+    expect(again).toMatchObject({ id: 1, producerId: 7n, epoch: 0, baseSequence: 0 });
+    // The broker answers (it was written: a duplicate with its offset): final, then the rest goes on.
+    const b = s.onResult(TP, 1, ok(41), 10_004);
+    expect(types(b)).toEqual(['resolve:1', 'send:2']);
+    expect(only(b, 'send')[0].baseSequence).toBe(1);
+  });
+
+  it('a held batch fails for good only when its hold ends; then (and only then) a new epoch', () => {
+    const s = mk({ unknownHoldMs: 5_000 });
+    s.submit(TP, { id: 1, recordCount: 1 }, 0);
+    s.onResult(TP, 1, lost, 1);
+    expect(only(s.onResult(TP, 1, lost, 10_000), 'fail')[0].held).toBe(true);
+    expect(s.bumpEpoch(7n, 1, 10_001)).toEqual({ ok: false, reason: 'not_drained' });
+    let acts: SequencerAction[] = [];
+    for (let t = 10_100; t <= 15_100; t += 500) {
+      for (const x of [...acts]) if (x.type === 'resend') acts.push(...s.onResult(TP, x.id, lost, t));
+      acts = s.tick(t);
+    }
+    const all = [...acts, ...s.onResult(TP, 1, lost, 15_200), ...s.tick(15_300)];
+    expect(only(all, 'fail')).toEqual([{ type: 'fail', tp: TP, id: 1, errorCode: 7, outcomeUnknown: true }]);
+    expect(s.epochBumpPending()).toBe('sequence_hole');
+  });
+});
+
+describe('Sequencer: the broker losing the producer state (KIP-360, issue 7.5)', () => {
+  it('after a quiet spell longer than sessionIdleMs the next batch goes alone, then pipelining resumes', () => {
+    const s = mk({ sessionIdleMs: 30_000 });
+    warm(s, TP, 100);
+    expect(types([1, 2].flatMap((id) => s.submit(TP, { id, recordCount: 1 }, 10)))).toEqual(['send:1', 'send:2']);
+    s.onResult(TP, 1, ok(1), 11);
+    s.onResult(TP, 2, ok(2), 11);
+    // 40 s later the broker may have expired the producer id: one batch first.
+    expect(types([3, 4].flatMap((id) => s.submit(TP, { id, recordCount: 1 }, 40_100)))).toEqual(['send:3']);
+    expect(types(s.onResult(TP, 3, ok(3), 40_101))).toEqual(['resolve:3', 'send:4']);
+  });
+
+  it("logStartOffset past the last acknowledged batch (retention removed the producer's state): the next batch goes alone", () => {
+    const s = mk();
+    warm(s, TP, 100);
+    s.submit(TP, { id: 1, recordCount: 1 }, 1);
+    s.onResult(TP, 1, ok(5), 2, { logStartOffset: 0n });
+    expect(types([2, 3].flatMap((id) => s.submit(TP, { id, recordCount: 1 }, 3)))).toEqual(['send:2', 'send:3']);
+    s.onResult(TP, 2, ok(6), 4, { logStartOffset: 0n });
+    s.onResult(TP, 3, ok(7), 4, { logStartOffset: 8n }); // everything of ours deleted
+    expect(s.stateLosses).toBe(1);
+    expect(types([4, 5].flatMap((id) => s.submit(TP, { id, recordCount: 1 }, 5)))).toEqual(['send:4']);
+  });
+
+  it('offsets going backwards for a later sequence (partition recreated) are noticed; duplicates with old offsets are not', () => {
+    const s = mk();
+    warm(s, TP, 100);
+    for (const id of [1, 2]) s.submit(TP, { id, recordCount: 1 }, 1);
+    s.onResult(TP, 1, lost, 2); // its answer lost; 2 is written after it
+    const r = only(s.onResult(TP, 2, ok(11), 2), 'resend')[0];
+    s.onResult(TP, r.id, ok(10), 3_001); // the re-send is a duplicate: the original, lower offset
+    expect(s.stateLosses).toBe(0);
+    s.submit(TP, { id: 3, recordCount: 1 }, 3_002);
+    s.onResult(TP, 3, ok(0), 3_003); // the topic was recreated: offset 0 again
+    expect(s.stateLosses).toBe(1);
   });
 });
 
@@ -540,7 +703,7 @@ describe('Sequencer: snapshot and restore (the sidecar restart)', () => {
     const s = mk();
     warm(s, TP, 1);
     s.submit(TP, { id: 2, recordCount: 1 }, 0);
-    s.onResult(TP, 2, { kind: 'fatal', errorCode: ErrorCode.INVALID_RECORD }, 1); // a hole: bump needed
+    s.onResult(TP, 2, { kind: 'fatal', errorCode: ErrorCode.UNKNOWN_SERVER_ERROR }, 1); // a hole that may be in the log: bump needed
     s.submit(TP, { id: 3, recordCount: 1 }, 1); // queued: no new first sends before the bump
     const snap = s.snapshot();
     expect(snap.bumpPending).toBe('sequence_hole');

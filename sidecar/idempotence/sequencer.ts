@@ -30,7 +30,7 @@
  * re-stamping never-sent batches after an epoch bump, without the re-stamping.
  */
 import { ErrorCode, type BatchOutcome, type RetryReason } from '../codec/errors.js';
-import { lastSequence, nextSequence, wouldWrapInside } from './sequence.js';
+import { forwardDistance, lastSequence, MAX_SEQUENCE, nextSequence, wouldWrapInside } from './sequence.js';
 
 export interface TopicPartition {
   readonly topic: string;
@@ -50,6 +50,19 @@ export interface SequencerOptions {
   retryBackoff?: { initial: number; max: number };
   /** Give up on a batch this long after `submit` (default 120 s; keep well below producer.id.expiration.ms). */
   deliveryTimeoutMs?: number;
+  /**
+   * A batch that may have been written and is still undecided at its deadline is HELD this long
+   * (the dedup window: how long a client's retry of it can be recognised): the client is told a
+   * retriable error (`fail` with `held: true`), the batch keeps its stamp and keeps being re-sent
+   * until the broker decides it, and a later `resolve` or `fail` for the same id gives the final
+   * outcome. 0 (default): fail it at the deadline for good.
+   */
+  unknownHoldMs?: number;
+  /**
+   * A partition idle (no acknowledgement) this long is treated as if the broker had forgotten the
+   * producer (producer.id.expiration.ms, KIP-360): its next batch goes alone. Default 60 s.
+   */
+  sessionIdleMs?: number;
 }
 
 export type EpochBumpReason = 'no_producer_id' | 'sequence_hole' | 'sequence_wrap';
@@ -88,6 +101,11 @@ export type SequencerAction =
       errorCode: number;
       /** The batch may have been written (a transport failure or a maybe-written error happened on some attempt). */
       outcomeUnknown: boolean;
+      /**
+       * Not final: the batch is held under its stamp for the client's retry (see `unknownHoldMs`);
+       * tell the client a retriable error now, expect a final `resolve` or `fail` for this id later.
+       */
+      held?: true;
     }
   | { type: 'need_epoch_bump'; reason: EpochBumpReason }
   | { type: 'epoch_bump_ready' };
@@ -137,6 +155,10 @@ interface Batch {
   mayBeWritten: boolean;
   /** Re-queued after a definitive rejection: its next send is a re-stamp. */
   restamped: boolean;
+  /** Undecided past its deadline, the client told so; kept (and re-sent) until `heldUntil`. */
+  heldUntil: number | null;
+  /** Sent after a batch of its partition that the broker rejected for good: it cannot be written under its stamp (it is re-stamped once its answer is in). */
+  doomed: boolean;
 }
 
 interface PartitionState {
@@ -147,11 +169,39 @@ interface PartitionState {
   recovering: boolean;
   /** The batch re-sent alone during recovery, or null. */
   probeId: number | null;
-  /** A batch of the current producerId/epoch was acknowledged on this partition. */
+  /** A batch of the current producerId/epoch was acknowledged on this partition (the broker has state for it). */
   confirmed: boolean;
+  /** Last offset of the acknowledged batch with the highest sequence (-1n: none), to notice the broker losing the producer's state. */
+  lastAckedOffset: bigint;
+  /** That batch's base sequence (-1: none). */
+  lastAckedSeq: number;
+  /** When the last acknowledgement came (ms). */
+  lastAckAt: number;
 }
 
 const tpKey = (tp: TopicPartition): string => `${tp.partition}\u0000${tp.topic}`;
+
+/**
+ * Errors a broker gives before it appends anything (size, format, authorization, topic): the
+ * batch is not in the log, so its sequences may be given to the batches behind it.
+ */
+const NEVER_WRITTEN: ReadonlySet<number> = new Set([
+  ErrorCode.MESSAGE_TOO_LARGE,
+  ErrorCode.RECORD_LIST_TOO_LARGE,
+  ErrorCode.INVALID_RECORD,
+  ErrorCode.INVALID_TIMESTAMP,
+  ErrorCode.UNSUPPORTED_COMPRESSION_TYPE,
+  ErrorCode.INVALID_TOPIC_EXCEPTION,
+  ErrorCode.TOPIC_AUTHORIZATION_FAILED,
+  ErrorCode.CLUSTER_AUTHORIZATION_FAILED,
+  ErrorCode.INVALID_REQUIRED_ACKS,
+  ErrorCode.POLICY_VIOLATION,
+]);
+
+/** A held batch's client must retry: a code every client treats as retriable. */
+function retriableCode(code: number): number {
+  return code === ErrorCode.REQUEST_TIMED_OUT || code === ErrorCode.NETWORK_EXCEPTION || code === ErrorCode.NOT_LEADER_OR_FOLLOWER ? code : ErrorCode.REQUEST_TIMED_OUT;
+}
 
 export class Sequencer {
   private producer: ProducerIdentity | null;
@@ -159,6 +209,8 @@ export class Sequencer {
   private readonly backoffInitial: number;
   private readonly backoffMax: number;
   private readonly deliveryTimeoutMs: number;
+  private readonly unknownHoldMs: number;
+  private readonly sessionIdleMs: number;
   private readonly partitions = new Map<string, PartitionState>();
   private readonly ids = new Map<number, PartitionState>();
   private bumpPending: EpochBumpReason | null = null;
@@ -174,55 +226,89 @@ export class Sequencer {
     this.backoffInitial = opts.retryBackoff?.initial ?? 100;
     this.backoffMax = opts.retryBackoff?.max ?? 1000;
     this.deliveryTimeoutMs = opts.deliveryTimeoutMs ?? 120_000;
+    this.unknownHoldMs = opts.unknownHoldMs ?? 0;
+    this.sessionIdleMs = opts.sessionIdleMs ?? 60_000;
   }
 
   /** Queue a batch; returns the sends that became possible. Throws on a reused id or recordCount < 1 (driver bugs). */
   submit(tp: TopicPartition, batch: { id: number; recordCount: number }, now: number): SequencerAction[] {
-    if (this.ids.has(batch.id)) throw new Error(`batch id ${batch.id} already submitted`);
-    if (!Number.isInteger(batch.recordCount) || batch.recordCount < 1) throw new RangeError(`recordCount must be >= 1, got ${batch.recordCount}`);
-    const out: SequencerAction[] = [];
-    let ps = this.partitions.get(tpKey(tp));
-    if (!ps) {
-      ps = { tp: { topic: tp.topic, partition: tp.partition }, nextSeq: 0, batches: [], recovering: false, probeId: null, confirmed: false };
-      this.partitions.set(tpKey(tp), ps);
+    return this.submitAll([{ tp, ...batch }], now);
+  }
+
+  /**
+   * Queue the batches of one request. Everything is checked before anything changes: on a
+   * reused id, an id twice, or recordCount < 1 it throws and the Sequencer is as before.
+   */
+  submitAll(items: ReadonlyArray<{ tp: TopicPartition; id: number; recordCount: number }>, now: number): SequencerAction[] {
+    const seen = new Set<number>();
+    for (const it of items) {
+      if (this.ids.has(it.id) || seen.has(it.id)) throw new Error(`batch id ${it.id} already submitted`);
+      if (!Number.isInteger(it.recordCount) || it.recordCount < 1) throw new RangeError(`recordCount must be >= 1, got ${it.recordCount}`);
+      seen.add(it.id);
     }
-    this.ids.set(batch.id, ps);
-    ps.batches.push({
-      id: batch.id,
-      recordCount: batch.recordCount,
-      deadline: now + this.deliveryTimeoutMs,
-      state: 'queued',
-      baseSequence: -1,
-      producerId: -1n,
-      epoch: -1,
-      attempts: 0,
-      failures: 0,
-      lastErrorCode: null,
-      lastReason: 'timeout',
-      mayBeWritten: false,
-      restamped: false,
-    });
-    if (this.producer === null) this.requestBump('no_producer_id', out);
-    this.pump(ps, now, out);
+    const out: SequencerAction[] = [];
+    const touched = new Set<PartitionState>();
+    for (const it of items) {
+      const ps = this.partitionOf(it.tp);
+      touched.add(ps);
+      this.ids.set(it.id, ps);
+      ps.batches.push(this.newBatch(it.id, it.recordCount, now + this.deliveryTimeoutMs, 'queued'));
+    }
+    if (items.length > 0 && this.producer === null) this.requestBump('no_producer_id', out);
+    for (const ps of touched) this.pump(ps, now, out);
     this.checkBumpReady(out);
     return out;
   }
 
+  /**
+   * The client retried a held batch (its copy was recognised): re-send it now under its
+   * original stamp, and keep holding it for another `unknownHoldMs`. Returns the actions.
+   */
+  retryHeld(id: number, now: number): SequencerAction[] {
+    const out: SequencerAction[] = [];
+    const ps = this.ids.get(id);
+    const b = ps?.batches.find((x) => x.id === id);
+    if (!ps || !b || b.heldUntil === null) return out;
+    b.heldUntil = now + this.unknownHoldMs;
+    b.failures = 0; // the next probe goes without backoff
+    if (b.state === 'await_resend' && ps.probeId === null) this.pump(ps, now, out);
+    return out;
+  }
+
+  /** Whether `id` is held (undecided, client told, awaiting its retry). */
+  isHeld(id: number): boolean {
+    const b = this.ids.get(id)?.batches.find((x) => x.id === id);
+    return b !== undefined && b.heldUntil !== null;
+  }
+
   /** Report the outcome of the latest send/resend of batch `id`. Unknown ids or batches not in flight are ignored. */
-  onResult(tp: TopicPartition, id: number, outcome: BatchOutcome, now: number): SequencerAction[] {
+  onResult(tp: TopicPartition, id: number, outcome: BatchOutcome, now: number, info: { logStartOffset?: bigint } = {}): SequencerAction[] {
     const out: SequencerAction[] = [];
     const ps = this.ids.get(id);
     if (!ps || tpKey(ps.tp) !== tpKey(tp)) return out;
     const b = ps.batches.find((x) => x.id === id);
     if (!b || b.state !== 'in_flight') return out;
 
+    if (b.doomed) {
+      // Sent behind a batch the broker refused for good: whatever came back, it was not written
+      // under this stamp (the broker expects the refused batch's sequence), unless it says so.
+      if (outcome.kind !== 'ok') {
+        this.requeue(ps, b);
+        b.doomed = false;
+        this.pump(ps, now, out);
+        this.checkBumpReady(out);
+        return out;
+      }
+      // Written after all (the broker had lost the producer's state): renumbering is off; a new epoch.
+      this.requestBump('sequence_hole', out);
+    }
     let retry: { reason: RetryReason; errorCode: number | null; mayBeWritten: boolean } | null = null;
     switch (outcome.kind) {
       case 'ok':
         b.state = 'acked';
         out.push({ type: 'resolve', tp: ps.tp, id, baseOffset: outcome.baseOffset, logAppendTime: outcome.logAppendTime });
         this.ids.delete(id);
-        ps.confirmed = true;
+        this.noteAck(ps, b, outcome.baseOffset, info.logStartOffset, now);
         this.popResolvedHead(ps);
         // The acknowledged probe ends recovery: the broker's sequence state is known again; later
         // re-sends can be pipelined (they are recognised from the 5-batch cache if already written).
@@ -266,9 +352,9 @@ export class Sequencer {
       b.lastReason = retry.reason;
       if (retry.errorCode !== null) b.lastErrorCode = retry.errorCode;
       b.mayBeWritten ||= retry.mayBeWritten;
-      if (now >= b.deadline) {
-        this.failBatch(ps, b, this.deadlineErrorCode(b), b.mayBeWritten, out);
-      } else {
+      // Past its deadline it is failed for good, or held (and then goes on being re-sent).
+      this.pastDeadline(ps, b, now, out);
+      if (this.ids.has(id)) {
         b.state = 'await_resend';
         if (ps.probeId === id) ps.probeId = null;
         // Recovery: wait until every in-flight batch of the partition has answered, then re-send
@@ -288,9 +374,8 @@ export class Sequencer {
     const out: SequencerAction[] = [];
     for (const ps of this.partitions.values()) {
       for (const b of [...ps.batches]) {
-        if (now < b.deadline) continue;
-        if (b.state === 'queued') this.failBatch(ps, b, ErrorCode.REQUEST_TIMED_OUT, false, out);
-        else if (b.state === 'await_resend') this.failBatch(ps, b, this.deadlineErrorCode(b), b.mayBeWritten, out);
+        if (b.state === 'queued' && now >= b.deadline) this.failBatch(ps, b, ErrorCode.REQUEST_TIMED_OUT, false, out);
+        else if (b.state === 'await_resend') this.pastDeadline(ps, b, now, out);
       }
       this.pump(ps, now, out);
     }
@@ -316,6 +401,8 @@ export class Sequencer {
       ps.recovering = false;
       ps.probeId = null;
       ps.confirmed = false;
+      ps.lastAckedOffset = -1n;
+      ps.lastAckedSeq = -1;
     }
     for (const ps of this.partitions.values()) this.pump(ps, now, out);
     this.checkBumpReady(out);
@@ -364,7 +451,8 @@ export class Sequencer {
     let min: number | null = null;
     for (const ps of this.partitions.values()) {
       for (const b of ps.batches) {
-        if ((b.state === 'queued' || b.state === 'await_resend') && (min === null || b.deadline < min)) min = b.deadline;
+        const d = b.heldUntil ?? b.deadline;
+        if ((b.state === 'queued' || b.state === 'await_resend') && (min === null || d < min)) min = d;
       }
     }
     return min;
@@ -397,7 +485,7 @@ export class Sequencer {
     const out: SequencerAction[] = [];
     this.producer = snap.producer;
     for (const p of snap.partitions) {
-      const ps: PartitionState = { tp: { ...p.tp }, nextSeq: p.nextSeq, batches: [], recovering: false, probeId: null, confirmed: false };
+      const ps: PartitionState = { tp: { ...p.tp }, nextSeq: p.nextSeq, batches: [], recovering: false, probeId: null, confirmed: false, lastAckedOffset: -1n, lastAckedSeq: -1, lastAckAt: now };
       this.partitions.set(tpKey(ps.tp), ps);
       for (const bs of p.batches) {
         if (this.ids.has(bs.id)) throw new Error(`batch id ${bs.id} twice in the snapshot`);
@@ -418,6 +506,8 @@ export class Sequencer {
           lastReason: 'connection_lost',
           mayBeWritten: sent,
           restamped: bs.restamped,
+          heldUntil: null,
+          doomed: false,
         });
         if (sent) ps.recovering = true;
       }
@@ -469,10 +559,113 @@ export class Sequencer {
     if (i >= 0) ps.batches.splice(i, 1);
     this.ids.delete(b.id);
     out.push({ type: 'fail', tp: ps.tp, id: b.id, errorCode, outcomeUnknown });
-    // A sent batch that is given up leaves a hole in the sequence (or an unknown state): later
-    // batches must not go out under this epoch; bump after every partition drained (rule 4).
-    if (b.attempts > 0) this.requestBump('sequence_hole', out);
+    if (b.attempts > 0) {
+      // A sent batch given up leaves a hole in the sequence. When the broker refused it for good
+      // (never written, on no attempt), the hole is closed on this partition alone: the batches
+      // behind it take its sequences (the Java producer's adjustSequencesDueToFailedBatch).
+      // Otherwise (it may be in the log) later batches must not go out under this epoch: a new
+      // one, after every partition drained (rule 4, KAFKA-14034).
+      if (!outcomeUnknown && !b.mayBeWritten && NEVER_WRITTEN.has(errorCode) && this.rewind(ps, b, i)) {
+        // closed locally
+      } else this.requestBump('sequence_hole', out);
+    }
     this.popResolvedHead(ps);
+  }
+
+  /**
+   * Takes the sequences of `failed` (refused for good, removed already from position `at`) back
+   * for the batches behind it on its partition. False when that is not safe: it was stamped under an older
+   * producer/epoch, or a batch behind it is acknowledged or held (then it may be in the log).
+   */
+  private rewind(ps: PartitionState, failed: Batch, at: number): boolean {
+    const p = this.producer;
+    if (at < 0 || !p || failed.producerId !== p.producerId || failed.epoch !== p.epoch) return false;
+    const later = ps.batches.slice(at).filter((x) => x.state !== 'queued' && x.baseSequence !== -1 && x.producerId === failed.producerId && x.epoch === failed.epoch);
+    if (later.some((x) => x.state === 'acked' || x.heldUntil !== null || x.mayBeWritten)) return false;
+    ps.nextSeq = failed.baseSequence;
+    for (const x of later) {
+      if (x.state === 'in_flight') x.doomed = true;
+      else this.requeue(ps, x);
+    }
+    if (ps.probeId !== null && !ps.batches.some((x) => x.id === ps.probeId && x.state === 'in_flight')) ps.probeId = null;
+    if (!ps.batches.some((x) => x.state === 'await_resend')) ps.recovering = false;
+    return true;
+  }
+
+  /**
+   * Deadline handling of a sent, unresolved batch that is not in flight. Returns true when the
+   * deadline has passed: the batch is then failed for good, or HELD (see `unknownHoldMs`): the
+   * client is told a retriable error while the batch stays, under its stamp, for the client's retry.
+   */
+  private pastDeadline(ps: PartitionState, b: Batch, now: number, out: SequencerAction[]): boolean {
+    if (b.heldUntil !== null) {
+      if (now < b.heldUntil) return false;
+      b.heldUntil = null;
+      this.failBatch(ps, b, this.deadlineErrorCode(b), true, out);
+      return true;
+    }
+    if (now < b.deadline) return false;
+    if (b.mayBeWritten && this.unknownHoldMs > 0) {
+      b.heldUntil = now + this.unknownHoldMs;
+      out.push({ type: 'fail', tp: ps.tp, id: b.id, errorCode: retriableCode(this.deadlineErrorCode(b)), outcomeUnknown: true, held: true });
+      return true;
+    }
+    this.failBatch(ps, b, this.deadlineErrorCode(b), b.mayBeWritten, out);
+    return true;
+  }
+
+  /** After an acknowledgement: the broker has state for the producer, unless its answer shows it lost it. */
+  private noteAck(ps: PartitionState, b: Batch, baseOffset: bigint, logStartOffset: bigint | undefined, now: number): void {
+    ps.confirmed = true;
+    ps.lastAckAt = now;
+    if (baseOffset < 0n) return; // a duplicate without offset (46)
+    // Only a batch later in sequence than the last acknowledged one says anything new (a re-sent
+    // earlier batch is answered as a duplicate, with its original, lower offset).
+    if (ps.lastAckedSeq >= 0 && (b.baseSequence === ps.lastAckedSeq || forwardDistance(ps.lastAckedSeq, b.baseSequence) > MAX_SEQUENCE / 2)) return;
+    const last = baseOffset + BigInt(b.recordCount - 1);
+    // Offsets went backwards for a later sequence: the partition was deleted and created again
+    // (or truncated); the broker took this batch with no state for the producer (KIP-360).
+    if (ps.lastAckedOffset >= 0n && baseOffset <= ps.lastAckedOffset) this.stateLosses++;
+    ps.lastAckedOffset = last;
+    ps.lastAckedSeq = b.baseSequence;
+    // Retention removed the producer's last batch: the broker drops its state with it
+    // (ProducerStateManager), and the next batch is accepted with any sequence.
+    if (logStartOffset !== undefined && logStartOffset > ps.lastAckedOffset) {
+      this.stateLosses++;
+      ps.confirmed = false;
+    }
+  }
+
+  /** Times a partition's answers showed that the broker had lost (or was losing) the producer's state. */
+  stateLosses = 0;
+
+  private partitionOf(tp: TopicPartition): PartitionState {
+    let ps = this.partitions.get(tpKey(tp));
+    if (!ps) {
+      ps = { tp: { topic: tp.topic, partition: tp.partition }, nextSeq: 0, batches: [], recovering: false, probeId: null, confirmed: false, lastAckedOffset: -1n, lastAckedSeq: -1, lastAckAt: 0 };
+      this.partitions.set(tpKey(tp), ps);
+    }
+    return ps;
+  }
+
+  private newBatch(id: number, recordCount: number, deadline: number, state: BatchState): Batch {
+    return {
+      id,
+      recordCount,
+      deadline,
+      state,
+      baseSequence: -1,
+      producerId: -1n,
+      epoch: -1,
+      attempts: 0,
+      failures: 0,
+      lastErrorCode: null,
+      lastReason: 'timeout',
+      mayBeWritten: false,
+      restamped: false,
+      heldUntil: null,
+      doomed: false,
+    };
   }
 
   private requestBump(reason: EpochBumpReason, out: SequencerAction[]): void {
@@ -499,10 +692,7 @@ export class Sequencer {
           ps.probeId = null;
           break;
         }
-        if (now >= probe.deadline) {
-          this.failBatch(ps, probe, this.deadlineErrorCode(probe), probe.mayBeWritten, out);
-          continue;
-        }
+        if (this.pastDeadline(ps, probe, now, out) && !this.ids.has(probe.id)) continue;
         ps.probeId = probe.id;
         this.emitResend(ps, probe, now + this.backoff(probe.failures), out);
         return;
@@ -510,7 +700,16 @@ export class Sequencer {
     }
     const p = this.producer;
     let sent = 0;
-    for (const b of ps.batches) if (b.state !== 'queued') sent++;
+    let doomedInFlight = false;
+    for (const b of ps.batches) {
+      if (b.state !== 'queued') sent++;
+      if (b.doomed) doomedInFlight = true;
+    }
+    // After a refused batch, new stamps reuse its sequences: only once every batch sent behind it answered.
+    if (doomedInFlight) return;
+    // The broker forgets a producer idle longer than producer.id.expiration.ms and then accepts any
+    // sequence (KIP-360): after a long quiet spell, re-establish the session with one batch first.
+    if (ps.confirmed && sent === 0 && now - ps.lastAckAt > this.sessionIdleMs) ps.confirmed = false;
     // First sends go strictly in FIFO order: once one queued batch cannot go, none after it may.
     let firstSendsOpen = p !== null && this.bumpPending === null;
     for (const b of ps.batches) {

@@ -57,7 +57,11 @@ type Transform = (payload: Buffer) => Buffer | Promise<Buffer>;
 /** A client request on the paired upstream connection, with what to do if that connection fails (replay.ts). */
 interface ClientRequest extends Outstanding {
   readonly replay: ReplayClass;
-  /** For replay 'produce': answers the client with NETWORK_EXCEPTION (through the hook's answer handler). */
+  /**
+   * Produce only: settles it as NETWORK_EXCEPTION through the hook's answer handler, so the
+   * engine learns that the outcome is unknown (and the client, if still there, is told so).
+   * Every forwarded produce gets exactly one answer: the broker's or this one.
+   */
   readonly unknownOutcome?: () => void;
 }
 
@@ -108,6 +112,9 @@ export class ClientConnection {
         unreachable: (reason) => this.closeForUpstream('unreachable', reason),
         lost: (reason, outstanding) => this.onUpstreamLost(reason, outstanding),
         broken: (reason) => this.close(reason),
+        abandoned: (requests) => {
+          for (const r of requests as ClientRequest[]) r.unknownOutcome?.();
+        },
         full: () => this.clientGate.pause('upstream-buffer'),
         writable: () => this.clientGate.resume('upstream-buffer'),
       },
@@ -182,7 +189,7 @@ export class ClientConnection {
       if (r.replay === 'resend') resend.push(r);
       else {
         answered++;
-        r.unknownOutcome!();
+        r.unknownOutcome?.();
       }
     }
     this.deps.metrics.upstreamRedials.inc();
@@ -301,9 +308,8 @@ export class ClientConnection {
    * NETWORK_EXCEPTION, through the hook's answer handler so it learns the outcome too.
    */
   private produceReplay(req: ProduceRequest, version: number, slot: Slot | undefined, transform: Transform | undefined): [ReplayClass, (() => void)?] {
-    if (isIdempotentProduce(req)) return ['resend'];
-    if (!slot) return ['produce', () => undefined];
-    return ['produce', () => this.onAnswer(slot, produceErrorPayload(slot.correlationId, version, req, ErrorCode.NETWORK_EXCEPTION), transform)];
+    const unknown = slot ? () => this.onAnswer(slot, produceErrorPayload(slot.correlationId, version, req, ErrorCode.NETWORK_EXCEPTION), transform) : undefined;
+    return [isIdempotentProduce(req) ? 'resend' : 'produce', unknown];
   }
 
   /** Writes a request upstream; its answer (transformed when asked) fills `slot`. */
@@ -323,6 +329,7 @@ export class ClientConnection {
   // ---- upstream -> client ----
 
   private onAnswer(slot: Slot, payload: Buffer, transform: Transform | undefined): void {
+    if (slot.done) return;
     if (!transform) return this.answers.settle(slot, payload);
     let result: Buffer | Promise<Buffer>;
     try {
@@ -338,6 +345,7 @@ export class ClientConnection {
   }
 
   private transformFailed(slot: Slot, err: Error): void {
+    if (this.closed) return;
     const what = err instanceof CodecError ? 'cannot decode' : 'cannot rewrite';
     this.log.error({ api: apiName(slot.apiKey), version: slot.apiVersion, err: err.message }, `${what} the broker's answer; closing the connection`);
     this.close(`${what} answer`);

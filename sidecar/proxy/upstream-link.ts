@@ -47,6 +47,8 @@ export interface UpstreamLinkEvents {
   lost(reason: string, outstanding: Outstanding[]): LossDecision;
   /** The broker broke the protocol (bad frame, answer out of order); the link is closed. */
   broken(reason: string): void;
+  /** The link closed with these requests written (or waiting) and never answered. */
+  abandoned(requests: Outstanding[]): void;
   /** The socket's write buffer filled (pause the client) / drained (resume it). */
   full(): void;
   writable(): void;
@@ -112,7 +114,9 @@ export class UpstreamLink {
    */
   retire(maxWaitMs: number): void {
     if (this.closed || this.retiring) return;
+    const unsent = this.backlog.flatMap((b) => (b.req ? [b.req] : []));
     this.backlog = [];
+    if (unsent.length > 0) this.events.abandoned(unsent);
     if (this.inflight.length === 0 || !this.isConnected) return this.close();
     this.retiring = setTimeout(() => this.close(), maxWaitMs);
     this.retiring.unref();
@@ -125,8 +129,10 @@ export class UpstreamLink {
     this.closed = true;
     clearTimeout(this.retiring);
     this.socket?.destroy();
+    const unanswered = [...this.inflight, ...this.backlog.flatMap((b) => (b.req ? [b.req] : []))];
     this.backlog = [];
     this.inflight.length = 0;
+    if (unanswered.length > 0) this.events.abandoned(unanswered);
   }
 
   private write(frame: Buffer, req: Outstanding | undefined): void {
@@ -231,6 +237,7 @@ export class UpstreamLink {
     const decision = this.events.lost(reason, outstanding);
     if (!decision.redial) {
       this.close();
+      if (outstanding.length > 0) this.events.abandoned(outstanding);
       return;
     }
     this.redials++;

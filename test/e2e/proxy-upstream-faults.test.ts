@@ -21,6 +21,7 @@ import { decodeProduceResponse } from '../../sidecar/codec/generated/produce-res
 import { encodeMetadataRequest } from '../../sidecar/codec/generated/metadata-request.js';
 import { decodeMetadataResponse } from '../../sidecar/codec/generated/metadata-response.js';
 import { createInitProducerIdRequest, encodeInitProducerIdRequest } from '../../sidecar/codec/generated/init-producer-id-request.js';
+import { sidecarConfig } from './faults-workload.js';
 import { encodeBatch, fetchBatches, initProducerId, produceFrame, sendFrame, valuesOf, PRODUCE_V } from './wire.js';
 
 let kafka: KafkaCluster;
@@ -160,6 +161,40 @@ describe('a reset of the paired upstream connection', () => {
       expect(await metric('idempo_client_connections_closed_total', { reason: 'sasl' })).toBe(closed0 + 1);
     } finally {
       c.close();
+    }
+  }, 120_000);
+});
+
+describe('a forwarded batch answered late (issue 8)', () => {
+  it('an answer after 2 x requestTimeout still settles the batch: the next one is not refused as out of sequence', async () => {
+    // enforce mode, requestTimeout 1 s: the old sidecar settled a forwarded batch as failed after
+    // 2 s, ignored the broker's later success and then refused the next batch with 45 itself.
+    const cfg = sidecarConfig({ mode: 'enforce', producer: { requestTimeout: '1s' } });
+    const enforce = await startSidecar({ upstream: kafka.bootstrap, mode: 'enforce', config: cfg.file });
+    try {
+      const topic = await newTopic('late-answer');
+      const pid = await initProducerId(kafka.bootstrap);
+      const batch = (seq: number) => produceFrame(topic, 0, encodeBatch([{ value: `late-${seq}` }], { producerId: pid.producerId, epoch: pid.epoch, baseSequence: seq }));
+      const c = await RawConnection.connect(enforce.bootstrap);
+      try {
+        expect((await sendFrame(c, batch(0))).errorCode).toBe(ErrorCode.NONE);
+        // Sequence 1 waits behind a 4 s long poll on the same connection: its answer comes late.
+        const fetchCorr = sendLongPoll(c, topic, 2n, 4000);
+        const late = batch(1);
+        c.write(late.frame);
+        expect((await c.receive(ApiKey.Fetch, 4, 30_000)).correlationId).toBe(fetchCorr);
+        const a1 = await c.receive(ApiKey.Produce, PRODUCE_V, 30_000);
+        expect(a1.correlationId).toBe(late.corr);
+        expect(decodeProduceResponse(a1.body, PRODUCE_V).responses[0].partitionResponses[0].errorCode).toBe(ErrorCode.NONE);
+        // The sidecar knows sequence 1 is written: 2 is the next one, not a gap.
+        expect((await sendFrame(c, batch(2))).errorCode).toBe(ErrorCode.NONE);
+        expect(valuesOf(await fetchBatches(kafka.bootstrap, topic, 0))).toEqual(['warmup', 'late-0', 'late-1', 'late-2']);
+      } finally {
+        c.close();
+      }
+    } finally {
+      await enforce.stop();
+      cfg.cleanup();
     }
   }, 120_000);
 });
