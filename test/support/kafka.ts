@@ -44,6 +44,8 @@ export interface StartKafkaOptions {
    * brokers replicate, and `bootstrap` keeps answering, on the direct PLAINTEXT listener.
    */
   externalListener?: (brokerId: number, externalPort: number) => number | Promise<number>;
+  /** Host the EXTERNAL listener advertises (default 127.0.0.1), e.g. a pod bridge address a relay listens on. */
+  externalHost?: string;
 }
 
 export interface KafkaCluster {
@@ -122,6 +124,7 @@ export async function startKafka(opts: StartKafkaOptions = {}): Promise<KafkaClu
   writeFileSync(log4j, readFileSync(path.join(repoRoot, 'scripts/kafka/log4j2.properties')));
 
   const ext = opts.externalListener;
+  const extHost = opts.externalHost ?? '127.0.0.1';
   const ports = await freePorts(ext ? 2 * n + 1 : n + 1);
   const cport = ports[n];
   // EXTERNAL listener per broker (only with externalListener): real port, advertised port.
@@ -130,7 +133,7 @@ export async function startKafka(opts: StartKafkaOptions = {}): Promise<KafkaClu
   const withExternal = (id: number, p: Record<string, string>): Record<string, string> => {
     const e = extPorts.get(id);
     if (!e) return p;
-    return { ...p, listeners: `${p.listeners},EXTERNAL://127.0.0.1:${e.port}`, 'advertised.listeners': `${p['advertised.listeners']},EXTERNAL://127.0.0.1:${e.advertised}` };
+    return { ...p, listeners: `${p.listeners},EXTERNAL://127.0.0.1:${e.port}`, 'advertised.listeners': `${p['advertised.listeners']},EXTERNAL://${extHost}:${e.advertised}` };
   };
   const common: Record<string, string> = {
     'controller.listener.names': 'CONTROLLER',
@@ -290,7 +293,7 @@ export async function startKafka(opts: StartKafkaOptions = {}): Promise<KafkaClu
 
   const cluster: KafkaCluster = {
     bootstrap,
-    externalBootstrap: ext ? brokers.map((b) => `127.0.0.1:${b.advertisedExternalPort}`).join(',') : undefined,
+    externalBootstrap: ext ? brokers.map((b) => `${extHost}:${b.advertisedExternalPort}`).join(',') : undefined,
     brokers,
     clusterId,
     dir,

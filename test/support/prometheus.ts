@@ -35,6 +35,8 @@ export interface StartPrometheusOptions {
   interval?: string;
   /** How long start may take until /-/ready (default 30 s). */
   timeoutMs?: number;
+  /** More scrape_configs entries, as YAML lines (each starting with `  - job_name:`), e.g. Kubernetes discovery. */
+  extraScrapeConfigs?: string[];
 }
 
 /** The `data` of an instant query: vector, matrix, scalar or string. */
@@ -129,6 +131,7 @@ function renderConfig(o: StartPrometheusOptions): string {
       for (const [k, v] of Object.entries(t.labels)) lines.push(`          ${k}: ${yamlString(v)}`);
     }
   }
+  lines.push(...(o.extraScrapeConfigs ?? []));
   return lines.join('\n') + '\n';
 }
 
