@@ -7,7 +7,7 @@ import https from 'node:https';
 import { hostname } from 'node:os';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
-import { KubeConfig, type V1Namespace } from '@kubernetes/client-node';
+import { type KubeConfig, type V1Namespace } from '@kubernetes/client-node';
 import { pino, type Logger } from 'pino';
 import { LABEL_INJECTION, INJECTION_ENABLED } from '../api/constants.js';
 import type { IdempotentProducerPolicy } from '../api/index.js';
@@ -19,6 +19,7 @@ import { KubeClient, resourcePath, type KubeObject } from './kube/client.js';
 import { Reflector } from './kube/reflector.js';
 import { createMetrics } from './metrics.js';
 import { PolicyController, policyReflector } from './reconcile/controller.js';
+import { loadKubeConfig, preflight } from './startup.js';
 import { createAdmissionHandler } from './webhook/handler.js';
 
 const WEBHOOK_PATH = '/mutate-pods';
@@ -43,11 +44,10 @@ async function main(): Promise<void> {
     throw e;
   }
   const log = pino({ level: cfg.logLevel, base: { component: 'idempo-operator' } });
-  const kc = new KubeConfig();
-  if (cfg.kubeconfig) kc.loadFromFile(cfg.kubeconfig);
-  else if (process.env.KUBERNETES_SERVICE_HOST) kc.loadFromCluster();
-  else kc.loadFromDefault();
+  // A missing kubeconfig, namespace, CRD or permission: one line saying what and how to fix (startup.ts).
+  const kc = loadKubeConfig(cfg);
   const client = new KubeClient(kc);
+  await preflight(client, cfg, kc.getCurrentCluster()!.server);
   const metrics = createMetrics();
   const identity = `${process.env.POD_NAME || hostname()}_${randomBytes(4).toString('hex')}`;
 

@@ -9,10 +9,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { IMAGE_TAG, packImage, type PackedImage } from './oci.js';
 import { APP_DIR, IMAGE_ENV, IMAGE_USER, IMAGES, type ImageKey } from './spec.js';
-import { stageImage } from './stage.js';
+import { repoRoot, stageImage } from './stage.js';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const repo = path.resolve(here, '../../..');
+const repo = repoRoot;
 
 export function buildImage(key: ImageKey, outDir: string): PackedImage {
   const spec = IMAGES[key];

@@ -27,9 +27,13 @@ export interface StageResult {
   libs: string[];
 }
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-// dist/scripts/images -> repo root
-const defaultRepo = path.resolve(here, '../../..');
+/** The checkout this file is in: compiled (dist/scripts/images) or run from source (scripts/images). */
+export const repoRoot = (() => {
+  for (let dir = path.dirname(fileURLToPath(import.meta.url)); ; dir = path.dirname(dir)) {
+    if (existsSync(path.join(dir, 'package.json')) && existsSync(path.join(dir, 'tsconfig.json'))) return dir;
+    if (dir === path.dirname(dir)) throw new Error('images: no checkout (package.json + tsconfig.json) above scripts/images');
+  }
+})();
 
 const builtins = new Set(builtinModules);
 const excluded = (rel: string) => EXCLUDE.some((re) => re.test(rel));
@@ -111,7 +115,7 @@ export function sharedLibs(bin: string): Array<[string, string]> {
 
 export function stageImage(key: ImageKey, out: string, opts: StageOptions = {}): StageResult {
   const spec: ImageSpec = IMAGES[key];
-  const repo = path.resolve(opts.repo ?? defaultRepo);
+  const repo = path.resolve(opts.repo ?? repoRoot);
   const nodeBin = opts.nodeBin ?? process.execPath;
   const app = path.join(out, APP_DIR);
   if (existsSync(out) && readdirSync(out).length > 0) throw new Error(`images: ${out} is not empty`);
