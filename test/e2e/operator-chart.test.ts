@@ -70,7 +70,7 @@ describe('alert rules', () => {
 
   it('has the documented alerts, each with a severity and a summary', () => {
     const rules = (parse(readFileSync(join(chart, 'files/alerts.yaml'), 'utf8')) as { groups: Array<{ rules: Array<{ alert: string; labels: Record<string, string>; annotations: Record<string, string> }> }> }).groups.flatMap((g) => g.rules);
-    expect(rules.map((r) => r.alert).sort()).toEqual(['IdempoDuplicatesRising', 'IdempoOperatorReconcileErrors', 'IdempoOutOfSequence', 'IdempoUpstreamErrors', 'IdempoWebhookFailures']);
+    expect(rules.map((r) => r.alert).sort()).toEqual(['IdempoDuplicatesRising', 'IdempoOperatorReconcileErrors', 'IdempoOutOfSequence', 'IdempoStateJournalCorrupt', 'IdempoStateJournalFailing', 'IdempoUpstreamErrors', 'IdempoWebhookFailures']);
     for (const r of rules) {
       expect(r.labels.severity, r.alert).toMatch(/^(warning|critical)$/);
       expect(r.annotations.summary, r.alert).toBeTruthy();
