@@ -13,6 +13,7 @@ import { LABEL_INJECTION, INJECTION_ENABLED } from '../api/constants.js';
 import type { IdempotentProducerPolicy } from '../api/index.js';
 import { ensureCertSecret, needsRenewal, patchCABundle, registerWebhook } from './certs/index.js';
 import { FlagError } from '../api/flags.js';
+import { Backoff, sleep } from '../api/backoff.js';
 import { parseConfig, USAGE, type OperatorConfig } from './config.js';
 import { LeaderElector } from './election/lease.js';
 import { KubeClient, resourcePath, type KubeObject } from './kube/client.js';
@@ -117,16 +118,17 @@ async function main(): Promise<void> {
     // With --cert-dir, cert-manager's CA injector owns caBundle.
   };
   const registerLoop = async (): Promise<void> => {
-    for (let attempt = 1; !stopping; attempt++) {
+    const backoff = new Backoff({ initialMs: 500, maxMs: 30_000 });
+    while (!stopping) {
       try {
         await register(tls.caPem);
         webhookRegistered = true;
         log.info({ url: cfg.webhookUrl?.toString(), msSinceProcessStart: Math.round(performance.now()) }, 'webhook ready');
         return;
       } catch (e) {
-        const ms = Math.min(30_000, 250 * 2 ** attempt);
+        const ms = backoff.next();
         log.warn({ err: String(e), retryInMs: ms }, 'could not register webhook configuration');
-        await new Promise((r) => setTimeout(r, ms));
+        await sleep(ms);
       }
     }
   };

@@ -2,6 +2,7 @@
 // any stream error restarts the watch from the last seen resourceVersion after a jittered
 // backoff; 410 Gone (compacted history) relists; the server closing the stream just re-watches.
 import type { Logger } from 'pino';
+import { backoffDelay } from '../../api/backoff.js';
 import { isGone, type KubeClient, type KubeObject, type List, type WatchEvent } from './client.js';
 
 export type ReflectorHandlers<T> = {
@@ -102,10 +103,8 @@ export class Reflector<T extends KubeObject> {
   }
 
   private delay(): number {
-    const { initialMs, maxMs } = this.o.backoff ?? { initialMs: 200, maxMs: 30_000 };
-    const base = Math.min(maxMs, initialMs * 2 ** Math.min(this.failures - 1, 20));
-    // Full jitter so replicas that lost the API server together do not come back in lockstep.
-    return Math.round(base / 2 + (Math.random() * base) / 2);
+    // Jitter so replicas that lost the API server together do not come back in lockstep.
+    return backoffDelay({ ...(this.o.backoff ?? { initialMs: 200, maxMs: 30_000 }), jitter: true }, this.failures);
   }
 
   private async relist(): Promise<void> {

@@ -3,6 +3,8 @@
 // marks it dirty and it is requeued when done), and failures come back after a per-key
 // exponential backoff that resets on success.
 
+import { backoffDelay } from '../../api/backoff.js';
+
 export type QueueOptions = { baseDelayMs?: number; maxDelayMs?: number };
 
 export class WorkQueue {
@@ -63,7 +65,7 @@ export class WorkQueue {
   addRateLimited(key: string): number {
     const n = (this.failures.get(key) ?? 0) + 1;
     this.failures.set(key, n);
-    const ms = Math.min(this.max, this.base * 2 ** Math.min(n - 1, 30));
+    const ms = backoffDelay({ initialMs: this.base, maxMs: this.max }, n);
     this.addAfter(key, ms);
     return ms;
   }

@@ -5,6 +5,7 @@
 // deliveryTimeout, so the broker drops the copies (KAFKA-NOTES rules 1, 2, 4).
 // The decisions live in idempotence/sequencer.ts; this file does the I/O.
 import type { Logger } from 'pino';
+import { Backoff, sleep } from '../../api/backoff.js';
 import { ApiKey } from '../codec/api.js';
 import { ErrorCode, errorLabel, toBatchOutcome, type BatchOutcome } from '../codec/errors.js';
 import { stampIdempotence } from '../codec/record-batch.js';
@@ -356,7 +357,7 @@ export class Upgrader {
   private async bump(): Promise<void> {
     if (this.bumping || this.closed) return;
     this.bumping = true;
-    let delay = this.config().retryBackoff.initialMs;
+    const backoff = new Backoff(() => this.config().retryBackoff);
     try {
       for (;;) {
         try {
@@ -377,9 +378,9 @@ export class Upgrader {
           return;
         } catch (err) {
           this.metrics.upstreamErrors.inc({ error: 'init_producer_id' });
+          const delay = backoff.next();
           this.log.warn({ err: (err as Error).message, retryInMs: delay }, 'cannot get a producer id yet');
-          await new Promise((r) => setTimeout(r, delay));
-          delay = Math.min(delay * 2, this.config().retryBackoff.maxMs);
+          await sleep(delay);
           if (this.closed) return;
           // Batches past their deadline fail meanwhile.
           this.run(this.seq.tick(Date.now()));

@@ -29,6 +29,7 @@
  * order) and never changed afterwards (except the re-stamp of a never-written batch above). This is equivalent to stamping at admission and
  * re-stamping never-sent batches after an epoch bump, without the re-stamping.
  */
+import { backoffDelay } from '../../api/backoff.js';
 import { ErrorCode, type BatchOutcome, type RetryReason } from '../codec/errors.js';
 import { forwardDistance, lastSequence, MAX_SEQUENCE, nextSequence, wouldWrapInside } from './sequence.js';
 
@@ -528,8 +529,7 @@ export class Sequencer {
   }
 
   private backoff(failures: number): number {
-    const exp = this.backoffInitial * 2 ** Math.max(0, failures - 1);
-    return Math.min(this.backoffMax, exp);
+    return backoffDelay({ initialMs: this.backoffInitial, maxMs: this.backoffMax }, failures);
   }
 
   private hasEarlierUnresolved(ps: PartitionState, b: Batch): boolean {

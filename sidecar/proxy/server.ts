@@ -3,6 +3,7 @@
 import type net from 'node:net';
 import type { Logger } from 'pino';
 import type { SidecarMetrics } from '../metrics/metrics.js';
+import { Backoff, sleep } from '../../api/backoff.js';
 import type { HostPort } from '../../api/flags.js';
 import { BrokerPool } from './broker-pool.js';
 import { ClusterView } from './cluster-view.js';
@@ -125,7 +126,7 @@ export class KafkaProxy {
   }
 
   private async learnCluster(): Promise<void> {
-    let delay = 200;
+    const backoff = new Backoff({ initialMs: 200, maxMs: 5_000 });
     while (this.listening) {
       try {
         await this.pool.refreshMetadata(null);
@@ -133,9 +134,9 @@ export class KafkaProxy {
         this.opts.log.info({ brokers: [...this.cluster.brokers.values()].map((b) => `${b.nodeId}@${b.host}:${b.port}`) }, 'upstream metadata fetched');
         return;
       } catch (err) {
+        const delay = backoff.next();
         this.opts.log.warn({ err: (err as Error).message, retryInMs: delay }, 'cannot fetch upstream metadata yet');
-        await new Promise((r) => setTimeout(r, delay));
-        delay = Math.min(delay * 2, 5_000);
+        await sleep(delay);
       }
     }
   }

@@ -5,6 +5,7 @@
 // (re-dial), or give up. Frames sent while (re)connecting wait in a backlog.
 import type net from 'node:net';
 import type { Logger } from 'pino';
+import { backoffDelay, sleep } from '../../api/backoff.js';
 import type { SidecarMetrics } from '../metrics/metrics.js';
 import { FrameSplitter } from './frames.js';
 import { ReadGate } from './flow-control.js';
@@ -33,7 +34,7 @@ export interface UpstreamLinkOptions {
 
 /** Re-dial: attempts and the backoff between them (about 6 s in all, beyond a broker's quick restart). */
 const REDIAL_ATTEMPTS = 10;
-const REDIAL_BACKOFF_MS = { initial: 50, max: 1000 };
+const REDIAL_BACKOFF = { initialMs: 50, maxMs: 1000 };
 
 /** What the owner decides when the connection fails with requests outstanding. */
 export type LossDecision = { redial: true; resend: Outstanding[] } | { redial: false; reason: string };
@@ -150,11 +151,9 @@ export class UpstreamLink {
   private async dial(redial = false): Promise<void> {
     this.dialing = true;
     const attempts = redial ? REDIAL_ATTEMPTS : (this.opts.dialAttempts ?? 3);
-    let delay = REDIAL_BACKOFF_MS.initial;
     for (let attempt = 0; attempt < attempts && !this.closed; attempt++) {
       if (redial && attempt > 0) {
-        await new Promise((r) => setTimeout(r, delay).unref());
-        delay = Math.min(delay * 2, REDIAL_BACKOFF_MS.max);
+        await sleep(backoffDelay(REDIAL_BACKOFF, attempt));
         if (this.closed) return;
       }
       const addr = this.opts.resolve(attempt);
