@@ -24,7 +24,7 @@ describe('crds/', () => {
   it('reads back as YAML 1.1 (kubectl) with the enum value off still a string', () => {
     const crd = parse(renderCrdYaml(), { version: '1.1' });
     const dedup = crd.spec.versions[0].schema.openAPIV3Schema.properties.spec.properties.dedup;
-    expect(dedup.properties.strategy.enum).toEqual(['off', 'content', 'header']);
+    expect(dedup.properties.strategy.enum).toEqual(['off', 'exact', 'content', 'header']);
     expect(crd.spec.names.shortNames).toEqual(['ipp']);
     expect(crd.spec.versions[0].subresources).toEqual({ status: {} });
   });

@@ -63,7 +63,7 @@ describe('schema and types agree', () => {
       mode: 'upgrade',
       kafka: { bootstrapServers: ['k:1'], tls: { enabled: false } },
       producer: { acks: 'all', maxInFlightPerPartition: 5, deliveryTimeout: '120s', retryBackoff: { initial: '100ms', max: '1s' }, requestTimeout: '30s' },
-      dedup: { strategy: 'content', window: '5m', maxEntries: 100000 },
+      dedup: { strategy: 'exact', window: '5m', maxEntries: 100000 },
       topics: { include: ['*'], exclude: [] },
       injection: { bootstrapEnvVars: ['KAFKA_BOOTSTRAP_SERVERS'], listenPort: 19092, image: 'ghcr.io/idempo/idempo-sidecar:0.1.0', nativeSidecar: true },
       sidecar: { metricsPort: 9464, logLevel: 'info', resources: { requests: { cpu: '50m', memory: '128Mi' }, limits: { memory: '256Mi' } }, maxSessions: 10000, sessionIdleTimeout: '15m' },

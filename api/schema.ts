@@ -36,7 +36,7 @@ export interface SchemaProps {
 }
 
 export const MODES = ['observe', 'enforce', 'upgrade'] as const;
-export const DEDUP_STRATEGIES = ['off', 'content', 'header'] as const;
+export const DEDUP_STRATEGIES = ['off', 'exact', 'content', 'header'] as const;
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error'] as const;
 export const SELECTOR_OPERATORS = ['In', 'NotIn', 'Exists', 'DoesNotExist'] as const;
 /** SASL mechanisms the sidecar authenticates its own broker connections with. */
@@ -226,9 +226,11 @@ export const POLICY_SPEC_SCHEMA: SchemaProps = expandDefaults(obj(
     dedup: obj(
       'Deduplication of application-level retries.',
       {
-        strategy: str('off, content (fingerprint of the records) or header (a record header). Quote "off" in YAML: kubectl reads a bare off as false.', {
+        strategy: str(
+          'How a copy the broker cannot recognise is told from a new write. exact (default): the records are byte-identical to the original, timestamps included (what a client library re-sends); two sends by the application are both written. content: key, value and headers only, timestamps ignored: also catches an application re-sending the same records, but two legitimate identical records sent to the same partition within the window are written once. header: the value of a record header (an idempotency key the application sets). off: no dedup. Quote "off" in YAML: kubectl reads a bare off as false.',
+          {
           enum: [...DEDUP_STRATEGIES],
-          default: 'content',
+          default: 'exact',
         }),
         header: str('Record header carrying the idempotency key (strategy header).', {
           minLength: 1,

@@ -50,7 +50,7 @@ const invalid: [string, unknown, string[]][] = [
   ['duration as number', w((s) => (s.producer = { requestTimeout: 30 })), ['spec.producer.requestTimeout: must be a string']],
   ['header strategy without header', w((s) => (s.dedup = { strategy: 'header' })), ['spec.dedup.header: required when spec.dedup.strategy is header']],
   ['empty header', w((s) => (s.dedup = { strategy: 'header', header: '' })), ['spec.dedup.header: must not be empty', 'spec.dedup.header: must be printable ASCII without spaces']],
-  ['unknown strategy', w((s) => (s.dedup = { strategy: false })), ['spec.dedup.strategy: must be a string', 'spec.dedup.strategy: must be one of off, content, header']],
+  ['unknown strategy', w((s) => (s.dedup = { strategy: false })), ['spec.dedup.strategy: must be a string', 'spec.dedup.strategy: must be one of off, exact, content, header']],
   [
     'deliveryTimeout not below window',
     w((s) => ((s.producer = { deliveryTimeout: '5m' }), (s.dedup = { window: '5m' }))),

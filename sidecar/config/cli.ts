@@ -19,6 +19,8 @@ export interface CliOptions {
   /** True when --log-level or IDEMPO_LOG_LEVEL was given, so the config file does not override it. */
   logLevelExplicit: boolean;
   maxFrameBytes: number;
+  /** Byte limits of the engine's state (defaults fit the injected container's 256Mi). */
+  limits: EngineLimits;
   tls?: UpstreamTls;
   /** The IdempotentProducerPolicy this sidecar enforces, for error messages and logs. */
   policyName?: string;
@@ -28,6 +30,20 @@ export interface CliOptions {
   sasl?: { mechanism: SaslMechanism; username?: string; usernameFile?: string; passwordFile: string };
 }
 
+export interface EngineLimits {
+  /** The dedup cache's entries (estimated heap bytes). */
+  maxDedupBytes: number;
+  /** One batch's records decompressed (content/header dedup); larger ones are not decoded. */
+  maxDecompressBytes: number;
+  /** Client batches held by the engine until answered (upgrade-mode sends and re-sends). */
+  maxPendingBytes: number;
+  /** Producer sessions of idempotent clients (estimated heap bytes). */
+  maxSessionBytes: number;
+}
+
+const MiB = 1024 * 1024;
+export const DEFAULT_LIMITS: EngineLimits = { maxDedupBytes: 16 * MiB, maxDecompressBytes: 8 * MiB, maxPendingBytes: 64 * MiB, maxSessionBytes: 16 * MiB };
+
 const FLAGS = {
   upstream: 'string',
   listen: 'string',
@@ -36,6 +52,10 @@ const FLAGS = {
   config: 'string',
   'log-level': 'string',
   'max-frame-bytes': 'string',
+  'max-dedup-bytes': 'string',
+  'max-decompress-bytes': 'string',
+  'max-pending-bytes': 'string',
+  'max-session-bytes': 'string',
   'upstream-tls': 'boolean',
   'upstream-ca-file': 'string',
   'upstream-cert-file': 'string',
@@ -53,6 +73,7 @@ const FLAGS = {
 export const USAGE = `usage: idempo-sidecar --upstream HOST:PORT[,HOST:PORT...] [--listen 127.0.0.1:19092]
        [--mode observe|enforce|upgrade] [--metrics-listen 127.0.0.1:9464] [--config FILE]
        [--log-level info] [--max-frame-bytes 104857600] [--policy-name NAME] [--state-dir DIR]
+       [--max-dedup-bytes 16Mi] [--max-decompress-bytes 8Mi] [--max-pending-bytes 64Mi] [--max-session-bytes 16Mi]
        [--upstream-tls] [--upstream-ca-file F] [--upstream-cert-file F] [--upstream-key-file F] [--upstream-server-name N]
        [--upstream-sasl-mechanism PLAIN|SCRAM-SHA-256|SCRAM-SHA-512 --upstream-sasl-username U|--upstream-sasl-username-file F --upstream-sasl-password-file F]
 Every flag also reads IDEMPO_<FLAG> from the environment (e.g. IDEMPO_UPSTREAM); flags win.`;
@@ -71,6 +92,20 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv): CliOptions & {
   if (!Number.isInteger(maxFrameBytes) || maxFrameBytes < 1024 || maxFrameBytes > 1 << 30) {
     throw new FlagError(`--max-frame-bytes: expected an integer between 1024 and 1073741824, got "${maxFrameRaw}"`);
   }
+  const bytes = (flag: keyof typeof FLAGS, dflt: number, min: number): number => {
+    const raw = get(flag);
+    if (raw === undefined) return dflt;
+    const m = /^(\d+)(Ki|Mi|Gi)?$/.exec(raw.trim());
+    const n = m ? Number(m[1]) * (m[2] === 'Ki' ? 1024 : m[2] === 'Mi' ? MiB : m[2] === 'Gi' ? 1024 * MiB : 1) : NaN;
+    if (!Number.isSafeInteger(n) || n < min || n > 4096 * MiB) throw new FlagError(`--${flag}: expected a byte count like 16Mi (between ${min} and 4Gi), got "${raw}"`);
+    return n;
+  };
+  const limits: EngineLimits = {
+    maxDedupBytes: bytes('max-dedup-bytes', DEFAULT_LIMITS.maxDedupBytes, 64 * 1024),
+    maxDecompressBytes: bytes('max-decompress-bytes', DEFAULT_LIMITS.maxDecompressBytes, 64 * 1024),
+    maxPendingBytes: bytes('max-pending-bytes', DEFAULT_LIMITS.maxPendingBytes, MiB),
+    maxSessionBytes: bytes('max-session-bytes', DEFAULT_LIMITS.maxSessionBytes, 64 * 1024),
+  };
   const upstreamRaw = get('upstream');
   const tlsOn = bool('upstream-tls') || (['upstream-ca-file', 'upstream-cert-file', 'upstream-key-file'] as const).some((flag) => get(flag) !== undefined);
   const certFile = get('upstream-cert-file');
@@ -106,6 +141,7 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv): CliOptions & {
     logLevel: level,
     logLevelExplicit: levelRaw !== undefined,
     maxFrameBytes,
+    limits,
     policyName: get('policy-name'),
     stateDir: get('state-dir'),
     tls: tlsOn

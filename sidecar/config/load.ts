@@ -14,7 +14,7 @@ import type { PolicySpec } from '../../api/types.js';
 import type { SaslCredentials } from '../proxy/sasl.js';
 import { parseHostPorts, type HostPort, type LogLevel } from '../../api/flags.js';
 import type { UpstreamTls } from '../proxy/upstream-socket.js';
-import type { CliOptions, Mode } from './cli.js';
+import type { CliOptions, EngineLimits, Mode } from './cli.js';
 
 export class ConfigError extends Error {}
 
@@ -26,7 +26,7 @@ export interface LiveConfig {
   deliveryTimeoutMs: number;
   requestTimeoutMs: number;
   retryBackoff: { initialMs: number; maxMs: number };
-  dedup: { strategy: 'off' | 'content' | 'header'; header?: string; windowMs: number; maxEntries: number };
+  dedup: { strategy: 'off' | 'exact' | 'content' | 'header'; header?: string; windowMs: number; maxEntries: number };
   topics: { include: string[]; exclude: string[] };
   maxSessions: number;
   sessionIdleMs: number;
@@ -39,6 +39,7 @@ export interface SidecarConfig {
   tls?: UpstreamTls;
   sasl?: SaslCredentials;
   maxFrameBytes: number;
+  limits: EngineLimits;
   /** The settings in force; replaced as a whole on reload. */
   live: LiveConfig;
 }
@@ -115,6 +116,7 @@ export function loadSidecarConfig(cli: CliOptions): SidecarConfig {
         }
       : undefined,
     maxFrameBytes: cli.maxFrameBytes,
+    limits: cli.limits,
     live: fromSpec(spec, cli),
   };
 }

@@ -7,7 +7,8 @@
 import type { Logger } from 'pino';
 import { ErrorCode } from '../codec/errors.js';
 import { SessionTable } from '../idempotence/session-table.js';
-import { DedupCache, contentFingerprint, extractHeader } from '../idempotence/dedup.js';
+import { DedupCache, type DedupKey } from '../idempotence/dedup.js';
+import { contentFingerprint, exactFingerprint, headerFingerprint, type DecodeLimits } from '../idempotence/fingerprint.js';
 import type { SidecarMetrics } from '../metrics/metrics.js';
 import type { LiveConfig, SidecarConfig } from '../config/load.js';
 import type { HookContext, ProduceCall, ProduceDecision, ProduceHook } from '../proxy/produce-hook.js';
@@ -16,7 +17,6 @@ import { Upgrader } from './upgrader.js';
 import { Validator } from './validator.js';
 import type { OpenResult } from '../state/store.js';
 import { snapshotRecords, type BrokerPort } from '../state/records.js';
-import type { DedupKey } from '../idempotence/dedup.js';
 
 export interface EngineDeps {
   /** What the engine may use of the proxy. */
@@ -31,8 +31,6 @@ export interface EngineDeps {
   /** --state-dir: the broker listener ports, for compaction (the proxy journals their changes). */
   brokerPorts?: () => BrokerPort[];
 }
-
-const BATCH_HEADER = 61;
 
 export class Engine {
   private table: SessionTable;
@@ -230,7 +228,7 @@ export class Engine {
     if (!this.dedup) return;
     for (const b of parts) {
       if (!b.header || b.header.producerId >= 0n) continue;
-      const key = this.dedupKey(b);
+      const key = this.dedupKey(b, true);
       if (!key) continue;
       if (this.dedup.lookup(key, now).kind !== 'miss') {
         this.deps.metrics.duplicatesRejected.inc({ topic: b.topic });
@@ -243,16 +241,24 @@ export class Engine {
     }
   }
 
-  private dedupKey(b: PartBatch): { topic: string; partition: number; fingerprint: string | Buffer } | undefined {
+  /**
+   * The batch's dedup key under the configured strategy. `exact` never decodes anything;
+   * observe mode never decompresses (it only counts copies: raw bytes are enough).
+   */
+  private dedupKey(b: PartBatch, observing = false): DedupKey | undefined {
     const d = this.live.dedup;
     if (d.strategy === 'off' || !b.records || !b.header) return undefined;
-    const section = b.records.subarray(BATCH_HEADER);
-    if (d.strategy === 'content') {
-      const fp = contentFingerprint(section, b.header.compression, b.header.recordsCount);
-      return { topic: b.topic, partition: b.partition, fingerprint: fp.fingerprint };
+    const limits: DecodeLimits = { maxDecompressedBytes: observing ? 0 : this.deps.config.limits.maxDecompressBytes };
+    if (d.strategy === 'exact' || (observing && b.header.compression !== 0 && d.strategy === 'content')) {
+      return { topic: b.topic, partition: b.partition, fingerprint: exactFingerprint(b.records) };
     }
-    const value = extractHeader(section, b.header.compression, d.header!);
-    return value ? { topic: b.topic, partition: b.partition, fingerprint: value } : undefined;
+    if (d.strategy === 'content') return { topic: b.topic, partition: b.partition, fingerprint: contentFingerprint(b.records, limits).fingerprint };
+    const h = headerFingerprint(b.records, d.header!, limits);
+    if (h.fingerprint === null) {
+      if (h.reason !== 'absent') this.deps.log.debug({ topic: b.topic, partition: b.partition, reason: h.reason }, 'dedup header not readable; batch not deduplicated');
+      return undefined;
+    }
+    return { topic: b.topic, partition: b.partition, fingerprint: h.fingerprint };
   }
 
   private dedupSettings = '';
@@ -262,7 +268,7 @@ export class Engine {
     const settings = JSON.stringify(c.dedup);
     if (settings === this.dedupSettings) return;
     this.dedupSettings = settings;
-    this.dedup = c.dedup.strategy === 'off' ? undefined : new DedupCache<PartResult>({ windowMs: c.dedup.windowMs, maxEntries: c.dedup.maxEntries });
+    this.dedup = c.dedup.strategy === 'off' ? undefined : new DedupCache<PartResult>({ windowMs: c.dedup.windowMs, maxEntries: c.dedup.maxEntries, maxBytes: this.deps.config.limits.maxDedupBytes });
   }
 
   private newTable(c: LiveConfig): SessionTable {

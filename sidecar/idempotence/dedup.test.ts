@@ -1,19 +1,71 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import * as zlib from 'node:zlib';
-import { DedupCache, contentFingerprint, extractHeader, extractHeaderValues, type DedupKey } from './dedup.js';
-import { encodeRecords as encodeRecordsAt } from '../codec/records.js';
+import { DedupCache, ENTRY_BYTES, type DedupKey } from './dedup.js';
+import { contentFingerprint, exactFingerprint, headerFingerprint } from './fingerprint.js';
+import { computeCrc } from '../codec/record-batch.js';
 
+// --- a small encoder of RecordBatch v2 records (test only) ---
+function varint(n: number | bigint): Buffer {
+  let z = BigInt.asUintN(64, (BigInt(n) << 1n) ^ (BigInt(n) >> 63n));
+  const out: number[] = [];
+  do {
+    let byte = Number(z & 0x7fn);
+    z >>= 7n;
+    if (z !== 0n) byte |= 0x80;
+    out.push(byte);
+  } while (z !== 0n);
+  return Buffer.from(out);
+}
+const nb = (b: Buffer | null): Buffer => (b === null ? varint(-1) : Buffer.concat([varint(b.length), b]));
 interface Rec {
   key: Buffer | null;
   value: Buffer | null;
   headers?: Array<[string, Buffer | null]>;
   tsDelta?: number;
 }
-/** Records with the given timestamp deltas, through the codec's encoder. */
-const encodeRecords = (recs: Rec[]): Buffer => encodeRecordsAt(recs.map((r) => ({ ...r, timestamp: BigInt(r.tsDelta ?? 0) })), 0n);
+function encodeRecords(recs: Rec[]): Buffer {
+  return Buffer.concat(
+    recs.map((r, i) => {
+      const hs = r.headers ?? [];
+      const body = Buffer.concat([
+        Buffer.from([0]),
+        varint(r.tsDelta ?? 0),
+        varint(i),
+        nb(r.key),
+        nb(r.value),
+        varint(hs.length),
+        ...hs.map(([k, v]) => Buffer.concat([nb(Buffer.from(k)), nb(v)])),
+      ]);
+      return Buffer.concat([varint(body.length), body]);
+    }),
+  );
+}
 const B = (s: string) => Buffer.from(s);
-const key = (fp: string, partition = 0, topic = 't'): DedupKey => ({ topic, partition, fingerprint: fp });
+const fpOf = (s: string): bigint => BigInt('0x' + Buffer.from(s).toString('hex'));
+const key = (fp: string, partition = 0, topic = 't'): DedupKey => ({ topic, partition, fingerprint: fpOf(fp) });
+const LIMITS = { maxDecompressedBytes: 1024 * 1024 };
+
+/** A RecordBatch v2 around a records section (compressed or not), valid CRC. */
+function batchOf(section: Buffer, count: number, o: { compression?: number; ts?: bigint; producerId?: bigint; seq?: number } = {}): Buffer {
+  const b = Buffer.alloc(61 + section.length);
+  b.writeInt32BE(b.length - 12, 8);
+  b.writeInt32BE(-1, 12);
+  b.writeInt8(2, 16);
+  b.writeInt16BE(o.compression ?? 0, 21);
+  b.writeInt32BE(count - 1, 23);
+  b.writeBigInt64BE(o.ts ?? 1_700_000_000_000n, 27);
+  b.writeBigInt64BE(o.ts ?? 1_700_000_000_000n, 35);
+  b.writeBigInt64BE(o.producerId ?? -1n, 43);
+  b.writeInt16BE(o.producerId === undefined ? -1 : 0, 51);
+  b.writeInt32BE(o.seq ?? -1, 53);
+  b.writeInt32BE(count, 57);
+  section.copy(b, 61);
+  b.writeUInt32BE(computeCrc(b), 17);
+  return b;
+}
+const content = (section: Buffer, compression: number, count: number) => contentFingerprint(batchOf(section, count, { compression }), LIMITS);
+const header = (section: Buffer, compression: number, name: string) => headerFingerprint(batchOf(section, 2, { compression }), name, LIMITS).fingerprint;
 const zstd = (zlib as unknown as { zstdCompressSync?: (b: Buffer) => Buffer }).zstdCompressSync;
 
 describe('DedupCache', () => {
@@ -38,15 +90,35 @@ describe('DedupCache', () => {
     expect(c.finish(tk, { ok: true, result: 1 }, 3)).toBe(false);
   });
 
-  it('Buffer and string fingerprints are distinct key spaces and compared by content', () => {
+  it('keys differ by topic, partition and fingerprint', () => {
     const c = new DedupCache<number>({ windowMs: 1000 });
-    const tk = c.begin({ topic: 't', partition: 0, fingerprint: B('k1') }, 0);
-    c.finish(tk, { ok: true, result: 7 }, 0);
-    expect(c.lookup({ topic: 't', partition: 0, fingerprint: B('k1') }, 1)).toEqual({ kind: 'done', result: 7 });
-    expect(c.lookup({ topic: 't', partition: 0, fingerprint: 'k1' }, 1)).toEqual({ kind: 'miss' });
+    c.finish(c.begin(key('k1'), 0), { ok: true, result: 7 }, 0);
+    expect(c.lookup(key('k1'), 1)).toEqual({ kind: 'done', result: 7 });
+    expect(c.lookup(key('k2'), 1)).toEqual({ kind: 'miss' });
+    expect(c.lookup(key('k1', 1), 1)).toEqual({ kind: 'miss' });
+    expect(c.lookup(key('k1', 0, 'u'), 1)).toEqual({ kind: 'miss' });
   });
 
-  it('is capped by maxEntries (LRU) and sweeps expired entries, reporting counts', () => {
+  it('is bounded in bytes: answered entries go first (LRU), originals in flight are kept', () => {
+    const ev: Array<[string, number]> = [];
+    const per = ENTRY_BYTES + 40;
+    const c = new DedupCache<number>({ windowMs: 1000, maxBytes: per * 10, onEvict: (r, n) => ev.push([r, n]) });
+    const inflight = [0, 1, 2].map((i) => c.begin(key(`f${i}`), 0));
+    for (let i = 0; i < 100; i++) c.finish(c.begin(key(`d${i}`), 0), { ok: true, result: i }, 0);
+    expect(c.bytes).toBeLessThanOrEqual(per * 10);
+    expect(c.size).toBeLessThanOrEqual(10);
+    expect(c.lookup(key('d99'), 1)).toEqual({ kind: 'done', result: 99 });
+    expect(c.lookup(key('d0'), 1)).toEqual({ kind: 'miss' });
+    inflight.forEach((t, i) => expect(c.lookup(key(`f${i}`), 1)).toEqual({ kind: 'in_flight', ticket: t }));
+    expect(ev.every(([r]) => r === 'capacity')).toBe(true);
+    // Every byte is given back.
+    inflight.forEach((t) => c.finish(t, { ok: false }, 2));
+    c.sweep(5000);
+    expect(c.size).toBe(0);
+    expect(c.bytes).toBe(0);
+  });
+
+  it('is capped by maxEntries (LRU, sparing originals in flight) and sweeps expired entries, reporting counts', () => {
     const ev: Array<[string, number]> = [];
     const c = new DedupCache<number>({ windowMs: 100, maxEntries: 2, onEvict: (r, n) => ev.push([r, n]) });
     for (const k of ['a', 'b']) c.finish(c.begin(key(k), 0), { ok: true, result: 1 }, 0);
@@ -55,9 +127,10 @@ describe('DedupCache', () => {
     expect(c.size).toBe(2);
     expect(c.lookup(key('b'), 3)).toEqual({ kind: 'miss' });
     expect(c.lookup(key('a'), 3).kind).toBe('done');
-    c.begin(key('d'), 4); // evicts c (in flight): its ticket is dropped
-    expect(c.finish(tc, { ok: true, result: 1 }, 5)).toBe(false);
-    expect(c.sweep(100)).toBe(1); // a expired at 100
+    c.begin(key('d'), 4); // evicts a; c (in flight) is kept
+    expect(c.lookup(key('a'), 4)).toEqual({ kind: 'miss' });
+    expect(c.finish(tc, { ok: true, result: 1 }, 5)).toBe(true);
+    expect(c.sweep(105)).toBe(1); // c expired at 105
     expect(ev).toEqual([
       ['capacity', 1],
       ['capacity', 1],
@@ -73,41 +146,66 @@ describe('records decoding and fingerprints', () => {
     { key: null, value: B('v2'), headers: [['idempotency-key', B('def')], ['x', null]] },
   ];
 
-  it('ignores timestamp deltas, sees keys, values and headers', () => {
-    const a = contentFingerprint(encodeRecords(recs), 0, 2);
+  it('exact: byte-identical batches only; the sidecar\'s stamp and the CRC do not count', () => {
+    const section = encodeRecords(recs);
+    const a = batchOf(section, 2);
+    expect(exactFingerprint(batchOf(section, 2))).toBe(exactFingerprint(a));
+    // What the sidecar (or the client) stamps is not part of the key.
+    expect(exactFingerprint(batchOf(section, 2, { producerId: 7n, seq: 12 }))).toBe(exactFingerprint(a));
+    // The same records a millisecond later are another write (the application sent them again).
+    expect(exactFingerprint(batchOf(section, 2, { ts: 1_700_000_000_001n }))).not.toBe(exactFingerprint(a));
+    expect(exactFingerprint(batchOf(encodeRecords(recs.map((r, i) => ({ ...r, tsDelta: i }))), 2))).not.toBe(exactFingerprint(a));
+    expect(exactFingerprint(batchOf(encodeRecords([recs[0], { ...recs[1], value: B('v3') }]), 2))).not.toBe(exactFingerprint(a));
+    expect(exactFingerprint(batchOf(section, 2, { compression: 2 }))).not.toBe(exactFingerprint(a));
+  });
+
+  it('content: ignores timestamps, sees keys, values and headers', () => {
+    const a = content(encodeRecords(recs), 0, 2);
     expect(a.decoded).toBe(true);
-    expect(contentFingerprint(encodeRecords(recs.map((r, i) => ({ ...r, tsDelta: i * 17 }))), 0, 2).fingerprint).toBe(a.fingerprint);
-    expect(contentFingerprint(encodeRecords([recs[0], { ...recs[1], value: B('v3') }]), 0, 2).fingerprint).not.toBe(a.fingerprint);
-    expect(contentFingerprint(encodeRecords([recs[0], { ...recs[1], headers: [] }]), 0, 2).fingerprint).not.toBe(a.fingerprint);
-    expect(contentFingerprint(encodeRecords([{ ...recs[0], key: null }, recs[1]]), 0, 2).fingerprint).not.toBe(a.fingerprint);
-    expect(contentFingerprint(encodeRecords([recs[0]]), 0, 1).fingerprint).not.toBe(a.fingerprint);
+    expect(contentFingerprint(batchOf(encodeRecords(recs), 2, { ts: 5n }), LIMITS)).toEqual(a);
+    expect(content(encodeRecords(recs.map((r, i) => ({ ...r, tsDelta: i * 17 }))), 0, 2).fingerprint).toBe(a.fingerprint);
+    expect(content(encodeRecords([recs[0], { ...recs[1], value: B('v3') }]), 0, 2).fingerprint).not.toBe(a.fingerprint);
+    expect(content(encodeRecords([recs[0], { ...recs[1], headers: [] }]), 0, 2).fingerprint).not.toBe(a.fingerprint);
+    expect(content(encodeRecords([{ ...recs[0], key: null }, recs[1]]), 0, 2).fingerprint).not.toBe(a.fingerprint);
+    expect(content(encodeRecords([recs[0]]), 0, 1).fingerprint).not.toBe(a.fingerprint);
   });
 
-  it('decodes gzip (and zstd when Node has it); other codecs hash the raw bytes', () => {
+  it('content: decodes gzip (and zstd when Node has it) within the byte limit; otherwise hashes the raw bytes', () => {
     const plain = encodeRecords(recs);
-    const a = contentFingerprint(plain, 0, 2);
-    expect(contentFingerprint(zlib.gzipSync(plain), 1, 2)).toEqual(a);
-    if (zstd) expect(contentFingerprint(zstd(plain), 4, 2)).toEqual(a);
-    const raw = contentFingerprint(plain, 2, 2); // "snappy": not decoded here
+    const a = content(plain, 0, 2);
+    expect(content(zlib.gzipSync(plain), 1, 2)).toEqual(a);
+    if (zstd) expect(content(zstd(plain), 4, 2)).toEqual(a);
+    const raw = content(plain, 2, 2); // "snappy": not decoded here
     expect(raw.decoded).toBe(false);
-    expect(contentFingerprint(plain, 2, 2)).toEqual(raw);
-    expect(contentFingerprint(Buffer.from([1, 2, 3]), 1, 2).decoded).toBe(false); // not gzip
+    expect(content(plain, 2, 2)).toEqual(raw);
+    expect(content(Buffer.from([1, 2, 3]), 1, 2).decoded).toBe(false); // not gzip
+    // A gzip bomb: 64 MiB of zeros in ~64 KiB; never inflated past the limit.
+    const bomb = zlib.gzipSync(Buffer.alloc(64 * 1024 * 1024));
+    const fp = contentFingerprint(batchOf(bomb, 1, { compression: 1 }), { maxDecompressedBytes: 1024 * 1024 });
+    expect(fp.decoded).toBe(false);
+    expect(contentFingerprint(batchOf(zlib.gzipSync(plain), 2, { compression: 1 }), { maxDecompressedBytes: 0 }).decoded).toBe(false);
   });
 
-  it('extracts header values and keys', () => {
+  it('header: a fixed-size key from every record\'s header value', () => {
     const plain = encodeRecords(recs);
-    expect(extractHeaderValues(plain, 0, 'idempotency-key')?.map((v) => v?.toString())).toEqual(['abc', 'def']);
-    expect(extractHeader(encodeRecords([recs[0]]), 0, 'idempotency-key')?.toString()).toBe('abc');
-    expect(extractHeader(plain, 0, 'nope')).toBeNull();
-    const multi = extractHeader(plain, 0, 'idempotency-key');
+    const one = headerFingerprint(batchOf(encodeRecords([recs[0]]), 1), 'idempotency-key', LIMITS).fingerprint;
+    expect(typeof one).toBe('bigint');
+    // Another payload with the same key is the same key.
+    expect(headerFingerprint(batchOf(encodeRecords([{ ...recs[0], value: B('other') }]), 1), 'idempotency-key', LIMITS).fingerprint).toBe(one);
+    expect(headerFingerprint(batchOf(plain, 2), 'nope', LIMITS)).toEqual({ fingerprint: null, reason: 'absent' });
+    const multi = header(plain, 0, 'idempotency-key');
     expect(multi).not.toBeNull();
-    expect(extractHeader(zlib.gzipSync(plain), 1, 'idempotency-key')).toEqual(multi);
-    if (zstd) expect(extractHeader(zstd(plain), 4, 'idempotency-key')).toEqual(multi);
-    expect(extractHeader(plain, 3, 'idempotency-key')).toBeNull(); // lz4: unsupported, caller counts it
-    expect(extractHeader(encodeRecords([recs[1], recs[0]]), 0, 'idempotency-key')).not.toEqual(multi);
+    expect(header(zlib.gzipSync(plain), 1, 'idempotency-key')).toBe(multi);
+    if (zstd) expect(header(zstd(plain), 4, 'idempotency-key')).toBe(multi);
+    expect(headerFingerprint(batchOf(plain, 2, { compression: 3 }), 'idempotency-key', LIMITS)).toEqual({ fingerprint: null, reason: 'codec' });
+    expect(header(encodeRecords([recs[1], recs[0]]), 0, 'idempotency-key')).not.toBe(multi);
+    // 500 records of UUID keys: still one 128-bit key.
+    const many = encodeRecords(Array.from({ length: 500 }, (_, i) => ({ key: null, value: B('v'), headers: [['idempotency-key', B(`00000000-0000-4000-8000-${String(i).padStart(12, '0')}`)]] as Array<[string, Buffer]> })));
+    expect(headerFingerprint(batchOf(many, 500), 'idempotency-key', LIMITS).fingerprint! < 1n << 128n).toBe(true);
+    expect(headerFingerprint(batchOf(plain.subarray(0, 7), 2), 'idempotency-key', LIMITS).fingerprint).toBeNull();
   });
 
-  it('property: fingerprint depends on content only, not on timestamp deltas or compression', () => {
+  it('property: content fingerprint depends on content only, not on timestamps or compression', () => {
     const recArb = fc.record({
       key: fc.option(fc.uint8Array({ maxLength: 20 }).map((a) => Buffer.from(a))),
       value: fc.option(fc.uint8Array({ maxLength: 50 }).map((a) => Buffer.from(a))),
@@ -117,19 +215,18 @@ describe('records decoding and fingerprints', () => {
     fc.assert(
       fc.property(fc.array(recArb, { minLength: 1, maxLength: 6 }), fc.array(fc.integer({ min: 0, max: 1e9 }), { minLength: 6, maxLength: 6 }), (rs, deltas) => {
         const plain = encodeRecords(rs);
-        const fp = contentFingerprint(plain, 0, rs.length);
+        const fp = content(plain, 0, rs.length);
         expect(fp.decoded).toBe(true);
         const shifted = encodeRecords(rs.map((r, i) => ({ ...r, tsDelta: deltas[i] })));
-        expect(contentFingerprint(shifted, 0, rs.length).fingerprint).toBe(fp.fingerprint);
-        expect(contentFingerprint(zlib.gzipSync(shifted), 1, rs.length).fingerprint).toBe(fp.fingerprint);
+        expect(content(shifted, 0, rs.length).fingerprint).toBe(fp.fingerprint);
+        expect(content(zlib.gzipSync(shifted), 1, rs.length).fingerprint).toBe(fp.fingerprint);
       }),
-      { numRuns: 200 },
+      { numRuns: 200, seed: 8 },
     );
   });
 });
 
 describe('DedupCache snapshot and restore (the sidecar restart)', () => {
-  const key = (fp: string, partition = 0): DedupKey => ({ topic: 't', partition, fingerprint: fp });
   it('keeps finished originals with their results and expiry, not in-flight ones', () => {
     const c = new DedupCache<string>({ windowMs: 1_000 });
     c.finish(c.begin(key('a'), 0), { ok: true, result: 'A' }, 10);

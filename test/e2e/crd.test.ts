@@ -96,7 +96,7 @@ describe('CRD on a real kube-apiserver', () => {
     expect(stored.spec).toMatchObject({
       mode: 'upgrade',
       producer: { acks: 'all', maxInFlightPerPartition: 5, deliveryTimeout: '120s', retryBackoff: { initial: '100ms', max: '1s' } },
-      dedup: { strategy: 'content', window: '5m', maxEntries: 100000 },
+      dedup: { strategy: 'exact', window: '5m', maxEntries: 100000 },
       kafka: { tls: { enabled: false } },
       sidecar: { resources: { requests: { cpu: '50m', memory: '128Mi' }, limits: { memory: '256Mi' } } },
     });
