@@ -28,7 +28,8 @@ describe('state records', () => {
       finished(1),
       { type: 'brokers', brokers: [{ nodeId: 1, host: 'b1', port: 9092, listenPort: 40001 }] },
       accepted(2, { topic: '12n', partition: 1 }, 1, { topic: '12n', partition: 1, fingerprint: fp(5n) }), // strings stay strings
-      { type: 'dedup', entry: { key: { topic: 't', partition: 0, fingerprint: fp(0xabcn) }, result: { errorCode: 0, baseOffset: 5n, logAppendTimeMs: -1n }, expiresAt: 9 } },
+      { type: 'dedup', entries: [{ key: { topic: 't', partition: 0, fingerprint: fp(0xabcn) }, result: { errorCode: 0, baseOffset: 5n, logAppendTimeMs: -1n }, expiresAt: 9 }] },
+      { type: 'dedup', entries: [] },
     ];
     expect(roundTrip(rs)).toEqual(rs);
     expect(() => decodeRecord(Buffer.from([99, 0, 0, 0, 0]))).toThrow(/unknown record type/);
