@@ -33,15 +33,15 @@ function stopper(proc: ChildProcess): () => Promise<void> {
 export interface SidecarRunOptions {
   upstream: string;
   mode: 'observe' | 'enforce' | 'upgrade';
-  /** Extra NODE_OPTIONS, e.g. --cpu-prof --cpu-prof-dir=DIR. */
-  nodeOptions?: string;
+  /** More Node/V8 flags (bin/idempo-sidecar passes IDEMPO_NODE_FLAGS on), e.g. --cpu-prof --trace-gc. */
+  nodeFlags?: string;
 }
 
 export async function startSidecarProcess(o: SidecarRunOptions): Promise<ProxyProcess> {
   const listenPort = await freePort();
   const metricsPort = await freePort();
   const args = ['--upstream', o.upstream, '--listen', `127.0.0.1:${listenPort}`, '--metrics-listen', `127.0.0.1:${metricsPort}`, '--mode', o.mode, '--log-level', 'warn'];
-  const env = { ...process.env, NODE_OPTIONS: o.nodeOptions ?? '' };
+  const env = { ...process.env, IDEMPO_NODE_FLAGS: o.nodeFlags ?? '' };
   const t0 = performance.now();
   const proc = spawn(SIDECAR_BIN, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   trackChild(proc);

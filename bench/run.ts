@@ -11,8 +11,10 @@
 // Timing goals live here, never in tests.
 //
 //   node dist/bench/run.js [--records 300000] [--rounds 3] [--runs direct,relay,observe,upgrade]
-//                          [--cpu-prof DIR] [--no-sessions]
+//                          [--cpu-prof DIR] [--node-flags=FLAGS --keep-logs DIR] [--no-sessions]
 import { parseArgs } from 'node:util';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { startKafka } from '../test/support/kafka.js';
 import { freePort } from '../test/support/ports.js';
 import { kafkajsCreateTopics } from '../test/support/clients/kafkajs.js';
@@ -27,6 +29,9 @@ const { values: opts } = parseArgs({
     rounds: { type: 'string', default: '3' },
     runs: { type: 'string', default: 'direct,relay,observe,upgrade' },
     'cpu-prof': { type: 'string' },
+    // Investigation: more Node/V8 flags for the sidecars (e.g. --trace-gc), their output kept in DIR.
+    'node-flags': { type: 'string' },
+    'keep-logs': { type: 'string' },
     'no-sessions': { type: 'boolean', default: false },
   },
   allowPositionals: true,
@@ -83,8 +88,8 @@ try {
   const start = (run: RunName, round: number): Promise<ProxyProcess | undefined> => {
     if (run === 'direct') return Promise.resolve(undefined);
     if (run === 'relay') return startRelayProcess(relayPort, relayTarget);
-    const nodeOptions = opts['cpu-prof'] ? `--cpu-prof --cpu-prof-dir=${opts['cpu-prof']} --cpu-prof-name=${run}-${round}.cpuprofile` : undefined;
-    return startSidecarProcess({ upstream: kafka.bootstrap, mode: run, nodeOptions });
+    const prof = opts['cpu-prof'] ? `--cpu-prof --cpu-prof-dir=${opts['cpu-prof']} --cpu-prof-name=${run}-${round}.cpuprofile` : '';
+    return startSidecarProcess({ upstream: kafka.bootstrap, mode: run, nodeFlags: `${prof} ${opts['node-flags'] ?? ''}`.trim() });
   };
 
   const measure = async (run: RunName, round: number): Promise<Sample> => {
@@ -113,6 +118,7 @@ try {
       };
     } finally {
       await proxy?.stop();
+      if (proxy && opts['keep-logs']) writeFileSync(path.join(opts['keep-logs'], `${run}-${round}.log`), proxy.logs.join('\n'));
     }
   };
 
