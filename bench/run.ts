@@ -54,6 +54,8 @@ interface Sample {
   mbPerSec: number;
   ratio?: number;
   cpuPerGb?: number;
+  /** The user-space part of cpuPerGb (the rest is the kernel's: socket reads and writes). */
+  userPerGb?: number;
   idleRssMiB?: number;
   peakRssMiB?: number;
   readyMs?: number;
@@ -110,6 +112,7 @@ try {
       return {
         mbPerSec: t.mbPerSec,
         cpuPerGb: before && after ? (after.cpuSeconds - before.cpuSeconds) / GB : undefined,
+        userPerGb: before && after ? (after.userSeconds - before.userSeconds) / GB : undefined,
         idleRssMiB,
         peakRssMiB: end ? end.peakRssBytes / MiB : undefined,
         readyMs: proxy?.readyMs,
@@ -155,6 +158,7 @@ try {
       'MB/s': cell(run, 'mbPerSec', 1),
       'vs direct': cell(run, 'ratio', 2),
       'CPU s/GB': cell(run, 'cpuPerGb', 2),
+      'user s/GB': cell(run, 'userPerGb', 2),
       'idle RSS MiB': cell(run, 'idleRssMiB', 1),
       'peak RSS MiB': cell(run, 'peakRssMiB', 1),
       'ready ms': cell(run, 'readyMs', 0),
