@@ -50,6 +50,8 @@ async function main(): Promise<void> {
     tls: loadTls(config.tls),
     sasl: config.sasl,
     maxFrameBytes: config.maxFrameBytes,
+    maxBufferedBytes: config.maxBufferedBytes,
+    maxConnectionBufferedBytes: config.maxConnectionBufferedBytes,
     requestTimeoutMs: config.live.requestTimeoutMs,
     log,
     metrics,

@@ -21,6 +21,9 @@ export interface CliOptions {
   maxFrameBytes: number;
   /** Byte limits of the engine's state (defaults fit the injected container's 256Mi). */
   limits: EngineLimits;
+  /** Bytes of frames held whole (decoded or rewritten ones), for the sidecar and per client connection. */
+  maxBufferedBytes: number;
+  maxConnectionBufferedBytes: number;
   tls?: UpstreamTls;
   /** The IdempotentProducerPolicy this sidecar enforces, for error messages and logs. */
   policyName?: string;
@@ -56,6 +59,8 @@ const FLAGS = {
   'max-decompress-bytes': 'string',
   'max-pending-bytes': 'string',
   'max-session-bytes': 'string',
+  'max-buffered-bytes': 'string',
+  'max-connection-buffered-bytes': 'string',
   'upstream-tls': 'boolean',
   'upstream-ca-file': 'string',
   'upstream-cert-file': 'string',
@@ -74,6 +79,7 @@ export const USAGE = `usage: idempo-sidecar --upstream HOST:PORT[,HOST:PORT...] 
        [--mode observe|enforce|upgrade] [--metrics-listen 127.0.0.1:9464] [--config FILE]
        [--log-level info] [--max-frame-bytes 104857600] [--policy-name NAME] [--state-dir DIR]
        [--max-dedup-bytes 16Mi] [--max-decompress-bytes 8Mi] [--max-pending-bytes 64Mi] [--max-session-bytes 16Mi]
+       [--max-buffered-bytes 64Mi] [--max-connection-buffered-bytes 32Mi]
        [--upstream-tls] [--upstream-ca-file F] [--upstream-cert-file F] [--upstream-key-file F] [--upstream-server-name N]
        [--upstream-sasl-mechanism PLAIN|SCRAM-SHA-256|SCRAM-SHA-512 --upstream-sasl-username U|--upstream-sasl-username-file F --upstream-sasl-password-file F]
 Every flag also reads IDEMPO_<FLAG> from the environment (e.g. IDEMPO_UPSTREAM); flags win.`;
@@ -106,6 +112,12 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv): CliOptions & {
     maxPendingBytes: bytes('max-pending-bytes', DEFAULT_LIMITS.maxPendingBytes, MiB),
     maxSessionBytes: bytes('max-session-bytes', DEFAULT_LIMITS.maxSessionBytes, 64 * 1024),
   };
+  // Frames the proxy holds whole (requests until answered, answers it rewrites), for all
+  // connections and for one. Streamed answers (a Fetch) take nothing. Partly the same bytes as
+  // the engine's pending batches: with the limits above and the process itself (~80 MiB) the
+  // sum stays under the injected container's 256 Mi.
+  const maxBufferedBytes = bytes('max-buffered-bytes', 64 * MiB, MiB);
+  const maxConnectionBufferedBytes = bytes('max-connection-buffered-bytes', 32 * MiB, MiB);
   const upstreamRaw = get('upstream');
   const tlsOn = bool('upstream-tls') || (['upstream-ca-file', 'upstream-cert-file', 'upstream-key-file'] as const).some((flag) => get(flag) !== undefined);
   const certFile = get('upstream-cert-file');
@@ -142,6 +154,8 @@ export function parseCli(argv: string[], env: NodeJS.ProcessEnv): CliOptions & {
     logLevelExplicit: levelRaw !== undefined,
     maxFrameBytes,
     limits,
+    maxBufferedBytes,
+    maxConnectionBufferedBytes,
     policyName: get('policy-name'),
     stateDir: get('state-dir'),
     tls: tlsOn

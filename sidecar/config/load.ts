@@ -40,6 +40,8 @@ export interface SidecarConfig {
   sasl?: SaslCredentials;
   maxFrameBytes: number;
   limits: EngineLimits;
+  maxBufferedBytes: number;
+  maxConnectionBufferedBytes: number;
   /** The settings in force; replaced as a whole on reload. */
   live: LiveConfig;
 }
@@ -117,6 +119,8 @@ export function loadSidecarConfig(cli: CliOptions): SidecarConfig {
       : undefined,
     maxFrameBytes: cli.maxFrameBytes,
     limits: cli.limits,
+    maxBufferedBytes: cli.maxBufferedBytes,
+    maxConnectionBufferedBytes: cli.maxConnectionBufferedBytes,
     live: fromSpec(spec, cli),
   };
 }

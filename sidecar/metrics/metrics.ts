@@ -129,6 +129,15 @@ export class SidecarMetrics {
     registers: [this.registry],
   });
 
+  readonly memoryLimitWaits = new Counter({
+    name: 'idempo_memory_limit_waits_total',
+    help: 'Times a reader paused because frames held whole reached a byte limit (scope: connection or sidecar).',
+    labelNames: ['scope'] as const,
+    registers: [this.registry],
+  });
+  /** Read at scrape time from the proxy's byte budget. */
+  readonly bufferedBytes = new BufferedBytesGauge(this.registry);
+
   constructor() {
     registerProcessMetrics(this.registry);
   }
@@ -202,4 +211,21 @@ function registerProcessMetrics(registry: Registry): void {
     help: 'Start time of the sidecar process, seconds since the epoch.',
     registers: [registry],
   }).set(Math.round(Date.now() / 1000 - process.uptime()));
+}
+
+/** idempo_buffered_bytes: the proxy sets `collect` to read its byte budget. */
+class BufferedBytesGauge {
+  collect: () => number = () => 0;
+
+  constructor(registry: Registry) {
+    const self = this;
+    new Gauge({
+      name: 'idempo_buffered_bytes',
+      help: 'Bytes of frames the sidecar holds whole (requests until answered, answers it rewrites); bounded by --max-buffered-bytes.',
+      registers: [registry],
+      collect() {
+        this.set(self.collect());
+      },
+    });
+  }
 }

@@ -2,6 +2,8 @@
 // connection and clients (the Java NetworkClient in particular) rely on it, so every
 // request that expects an answer takes a slot when it arrives, and answers leave strictly
 // in slot order, whether they come from upstream, from a rewriter, or from the engine.
+// An upstream answer nobody transforms is streamed to the client as it arrives, once its
+// slot is next (beginStream .. endStream); until then its reader waits (whenNext).
 import { ApiKey, apiName } from '../codec/api.js';
 import type { SidecarMetrics } from '../metrics/metrics.js';
 
@@ -15,11 +17,15 @@ export interface Slot {
   done: boolean;
   /** The client expects nothing (acks=0) but an answer will come: swallow it. */
   silent: boolean;
+  /** Budget bytes the request or answer holds until the slot is written (byte-budget.ts). */
+  held: number;
+  /** Called once when the slot becomes next to write (a streamed answer waiting for its turn). */
+  onNext?: () => void;
 }
 
 export interface AnswerQueueEvents {
-  /** Writes one answer payload; false when the socket's buffer is full. */
-  write(payload: Buffer): boolean;
+  /** Writes one answer payload (raw: bytes of a streamed answer, no size prefix added); false when the socket's buffer is full. */
+  write(payload: Buffer, raw?: boolean): boolean;
   cork(): void;
   uncork(): void;
   /** The number of pending slots crossed the high (true) or low (false) water mark. */
@@ -28,6 +34,8 @@ export interface AnswerQueueEvents {
   full(): void;
   /** The last pending slot was written. */
   empty(): void;
+  /** A written slot's held bytes go back to the budget. */
+  release(bytes: number): void;
 }
 
 export class AnswerQueue {
@@ -46,7 +54,7 @@ export class AnswerQueue {
   }
 
   reserve(correlationId: number, apiKey: number, apiVersion: number, silent = false): Slot {
-    const slot: Slot = { correlationId, apiKey, apiVersion, start: process.hrtime.bigint(), done: false, silent };
+    const slot: Slot = { correlationId, apiKey, apiVersion, start: process.hrtime.bigint(), done: false, silent, held: 0 };
     this.slots.push(slot);
     if (this.slots.length >= this.maxPending) this.events.pressure(true);
     return slot;
@@ -57,6 +65,37 @@ export class AnswerQueue {
     if (slot.done) return;
     if (out === null) slot.silent = true;
     else slot.out = out;
+    slot.done = true;
+    this.flush();
+  }
+
+  /** Whether `slot` is the next answer to write: every answer before it has been written. */
+  isNext(slot: Slot): boolean {
+    return this.slots[0] === slot && !this.stopped;
+  }
+
+  /** Calls `cb` once `slot` is next (see isNext); at once if it is. */
+  whenNext(slot: Slot, cb: () => void): void {
+    if (this.isNext(slot)) return cb();
+    slot.onNext = cb;
+  }
+
+  /** Starts writing a streamed answer of `size` bytes for the next slot: the size prefix. */
+  beginStream(size: number): boolean {
+    if (this.stopped) return true;
+    const prefix = Buffer.allocUnsafe(4);
+    prefix.writeInt32BE(size, 0);
+    return this.events.write(prefix, true);
+  }
+
+  /** The next bytes of a streamed answer; false when the client's socket buffer is full. */
+  writeStreamed(bytes: Buffer): boolean {
+    if (this.stopped) return true;
+    return this.events.write(bytes, true);
+  }
+
+  /** The streamed answer of `slot` is complete: the answers after it may leave. */
+  endStream(slot: Slot): void {
     slot.done = true;
     this.flush();
   }
@@ -72,6 +111,7 @@ export class AnswerQueue {
     let wrote = false;
     while (this.slots.length > 0 && this.slots[0].done) {
       const slot = this.slots.shift()!;
+      if (slot.held > 0) this.events.release(slot.held);
       const seconds = Number(process.hrtime.bigint() - slot.start) / 1e9;
       this.metrics.forApi(slot.apiKey, apiName(slot.apiKey)).latency.observe(seconds);
       if (slot.apiKey === ApiKey.Produce) this.metrics.produceLatency.observe(seconds);
@@ -81,6 +121,12 @@ export class AnswerQueue {
       if (!this.events.write(slot.out)) this.events.full();
     }
     if (wrote) this.events.uncork();
+    const next = this.slots[0];
+    if (next?.onNext) {
+      const cb = next.onNext;
+      next.onNext = undefined;
+      cb();
+    }
     if (this.slots.length < this.maxPending / 2) this.events.pressure(false);
     if (this.slots.length === 0) this.events.empty();
   }

@@ -15,7 +15,8 @@ import { decodeProduceRequest } from '../codec/generated/produce-request.js';
 import type { ProduceResponse } from '../codec/generated/produce-response.js';
 import { SUPPORTED_VERSIONS } from '../codec/supported.js';
 import type { SidecarMetrics } from '../metrics/metrics.js';
-import { FrameError, FrameSplitter } from './frames.js';
+import { FrameError, FrameReader, type FrameDecision } from './frames.js';
+import { ByteBudget } from './byte-budget.js';
 import { parseRequestHeader, peekRequest, type RequestHeader } from './headers.js';
 import type { OnProduceResponse, ProduceHook } from './produce-hook.js';
 import type { ResponseRewriters } from './rewrite.js';
@@ -47,6 +48,11 @@ export interface ConnectionDeps {
   hook: () => ProduceHook;
   tls?: TlsMaterial;
   maxFrameBytes: number;
+  /** The sidecar's budget for frames held whole; each connection takes from it within its own limit. */
+  budget: ByteBudget;
+  maxConnectionBufferedBytes: number;
+  /** A reader waits for memory (metric and rate-limited log line, by the proxy). */
+  memoryLimited(scope: 'connection' | 'sidecar'): void;
   /** Picks the upstream address for a target (bootstrap: one of --upstream). */
   resolveUpstream(target: Target, attempt: number): { host: string; port: number } | undefined;
 }
@@ -71,7 +77,11 @@ export class ClientConnection {
   readonly id = nextConnectionId++;
   private readonly link: UpstreamLink;
   private readonly answers: AnswerQueue;
-  private readonly clientFrames: FrameSplitter;
+  private readonly clientFrames: FrameReader;
+  /** Bytes of frames this connection holds whole (requests until answered, answers it rewrites). */
+  private readonly budget: ByteBudget;
+  /** Budget bytes of the request being handled, until a slot takes them (reserve). */
+  private carry = 0;
   private readonly clientGate: ReadGate;
   private closed = false;
   /** SASL went through the paired upstream connection: it cannot be re-dialled by the sidecar. */
@@ -86,12 +96,18 @@ export class ClientConnection {
     private readonly deps: ConnectionDeps,
   ) {
     this.log = deps.log.child({ conn: this.id, remote: `${client.remoteAddress}:${client.remotePort}` });
-    this.clientFrames = new FrameSplitter(deps.maxFrameBytes);
+    this.budget = new ByteBudget(deps.maxConnectionBufferedBytes, deps.budget);
+    this.clientFrames = new FrameReader(deps.maxFrameBytes, {
+      begin: (size) => this.beginRequest(size),
+      frame: (payload) => this.onRequestFrame(payload),
+      piece: () => undefined, // requests are always read whole
+    });
     this.clientGate = new ReadGate(client);
     client.setNoDelay(true);
     this.clientGate.pause('connecting');
     this.answers = new AnswerQueue(deps.metrics, MAX_PENDING_SLOTS, {
-      write: (payload) => {
+      write: (payload, raw) => {
+        if (raw) return this.client.write(payload);
         const prefix = Buffer.allocUnsafe(4);
         prefix.writeInt32BE(payload.length, 0);
         this.client.write(prefix);
@@ -101,6 +117,7 @@ export class ClientConnection {
       uncork: () => this.client.uncork(),
       pressure: (high) => (high ? this.clientGate.pause('too-many-pending') : this.clientGate.resume('too-many-pending')),
       full: () => this.link.pauseReading('client-buffer'),
+      release: (bytes) => this.budget.give(bytes),
       empty: () => {
         if (this.draining) this.close('drained');
       },
@@ -159,6 +176,8 @@ export class ClientConnection {
     this.log.debug({ reason }, 'connection closed');
     this.deps.metrics.clientConnections.dec();
     this.answers.stop();
+    this.clientFrames.stop();
+    this.budget.release();
     this.client.destroy();
     if (keepUpstream) this.link.retire(RETIRE_MAX_MS);
     else this.link.close();
@@ -209,26 +228,69 @@ export class ClientConnection {
   // ---- client -> upstream ----
 
   private onClientData(chunk: Buffer): void {
-    let frames: Buffer[];
-    try {
-      frames = this.clientFrames.push(chunk);
-    } catch (err) {
-      return this.reject(err as Error);
-    }
     // Every frame of this chunk leaves in one writev.
     this.link.cork();
     try {
-      for (const f of frames) {
-        if (this.closed) return;
-        try {
-          this.onRequest(f);
-        } catch (err) {
-          return this.reject(err as Error);
-        }
-      }
+      this.clientFrames.push(chunk);
+    } catch (err) {
+      this.reject(err as Error);
     } finally {
       this.link.uncork();
     }
+  }
+
+  /**
+   * A request begins. Requests are read whole (the sidecar decodes produce requests and keeps
+   * every request for a re-send until it is answered), so its size is taken from the byte
+   * budget first; without room the reader waits, paused, until answers give bytes back.
+   */
+  private beginRequest(size: number): FrameDecision {
+    if (this.closed) return 'wait';
+    if (!this.budget.fits(size)) {
+      this.reject(new FrameError(`frame of ${size} bytes exceeds the limit of ${Math.min(this.budget.limit, this.deps.budget.limit)} bytes a connection may buffer (--max-connection-buffered-bytes, --max-buffered-bytes)`));
+      return 'wait';
+    }
+    if (!this.takeOrWait(size, () => this.resumeRequests())) return 'wait';
+    this.carry = size;
+    return 'whole';
+  }
+
+  private resumeRequests(): void {
+    this.clientGate.resume('memory');
+    this.clientFrames.resume();
+  }
+
+  /**
+   * Takes `size` bytes from the budget, or pauses (the reader's socket, by `retry`'s owner)
+   * until bytes come back, counting which limit was reached.
+   */
+  private takeOrWait(size: number, retry: () => void): boolean {
+    if (this.budget.tryTake(size)) return true;
+    this.deps.memoryLimited(this.budget.used + size > this.budget.limit ? 'connection' : 'sidecar');
+    this.clientGate.pause('memory');
+    this.budget.whenFreed(retry);
+    return false;
+  }
+
+  private onRequestFrame(frame: Buffer): void {
+    if (this.closed) return;
+    try {
+      this.onRequest(frame);
+    } catch (err) {
+      this.reject(err as Error);
+    } finally {
+      // No slot took the request's bytes (acks=0, refused, closed): nothing holds it any more.
+      this.budget.give(this.carry);
+      this.carry = 0;
+    }
+  }
+
+  /** A slot in the answer FIFO; it holds the current request's budget bytes until written. */
+  private reserve(correlationId: number, apiKey: number, apiVersion: number, silent = false): Slot {
+    const slot = this.answers.reserve(correlationId, apiKey, apiVersion, silent);
+    slot.held = this.carry;
+    this.carry = 0;
+    return slot;
   }
 
   /** A malformed or oversized frame: one clear log line, the connection closed, nothing else disturbed. */
@@ -244,7 +306,7 @@ export class ClientConnection {
     this.deps.metrics.forApi(apiKey, apiName(apiKey)).count.inc();
     if (apiKey === ApiKey.Produce) return this.onProduce(frame, apiVersion);
     if (bindsConnection(apiKey)) this.authenticatedUpstream = true;
-    const slot = this.answers.reserve(correlationId, apiKey, apiVersion);
+    const slot = this.reserve(correlationId, apiKey, apiVersion);
     const rewrite = this.deps.rewriters.get(apiKey);
     this.forward(frame, slot, rewrite ? (payload) => rewrite(payload, apiVersion) : undefined, replayClassOf(apiKey));
   }
@@ -256,7 +318,7 @@ export class ClientConnection {
     // message sets the sidecar does not parse, so they go through untouched.
     if (!hook.needsDecoding || version < PRODUCE_MIN_DECODED) {
       const acks = peekProduceAcks(frame, header.bodyOffset, version);
-      const slot = acks === 0 ? undefined : this.answers.reserve(header.correlationId, ApiKey.Produce, version);
+      const slot = acks === 0 ? undefined : this.reserve(header.correlationId, ApiKey.Produce, version);
       // Not decoded, so the sidecar cannot tell whether repeating it is safe.
       return this.forward(frame, slot, this.produceTransform(version, undefined), 'close');
     }
@@ -265,13 +327,13 @@ export class ClientConnection {
     const decision = hook.onProduce({ header, version, request, frame, connectionId: this.id, nodeId: this.nodeId });
     switch (decision.kind) {
       case 'forward': {
-        const slot = clientAcks === 0 ? undefined : this.answers.reserve(header.correlationId, ApiKey.Produce, version);
+        const slot = clientAcks === 0 ? undefined : this.reserve(header.correlationId, ApiKey.Produce, version);
         const transform = this.produceTransform(version, decision.onResponse);
         return this.forward(frame, slot, transform, ...this.produceReplay(request, version, slot, transform));
       }
       case 'forward-modified': {
         const upstreamAnswers = decision.request.acks !== 0;
-        const slot = upstreamAnswers ? this.answers.reserve(header.correlationId, ApiKey.Produce, version, clientAcks === 0) : undefined;
+        const slot = upstreamAnswers ? this.reserve(header.correlationId, ApiKey.Produce, version, clientAcks === 0) : undefined;
         // A changed request always goes through the hook's answer handler.
         const transform: Transform = (payload) => transformProduceAnswer(payload, version, decision.onResponse, this.deps);
         const changed = encodeChangedRequest(frame, header.bodyOffset, decision.request, version);
@@ -286,7 +348,7 @@ export class ClientConnection {
   }
 
   private answerFromHook(header: RequestHeader, version: number, clientAcks: number, response: Promise<ProduceResponse | null>): void {
-    const slot = this.answers.reserve(header.correlationId, ApiKey.Produce, version, clientAcks === 0);
+    const slot = this.reserve(header.correlationId, ApiKey.Produce, version, clientAcks === 0);
     response.then(
       (resp) => this.answers.settle(slot, resp === null ? null : encodeProduceAnswer(header.correlationId, version, resp)),
       (err: Error) => {
@@ -322,8 +384,45 @@ export class ClientConnection {
       replay,
       unknownOutcome,
       answer: (payload) => this.onAnswer(slot, payload, transform),
+      receive: (size, resume) => this.receiveAnswer(slot, size, transform !== undefined, resume),
+      piece: (bytes, last) => this.onAnswerPiece(slot, bytes, last),
     };
     this.link.send(frame, req);
+  }
+
+  /**
+   * How an upstream answer is read. One the sidecar transforms is read whole, its size taken
+   * from the byte budget first. Any other goes to the client as it arrives, without being
+   * held, once every answer before it has been written; until then the upstream reader waits.
+   */
+  private receiveAnswer(slot: Slot, size: number, transformed: boolean, resume: () => void): FrameDecision {
+    if (this.closed) return transformed ? 'whole' : 'stream'; // client gone: read and drop
+    if (transformed) {
+      if (!this.budget.fits(size)) {
+        this.log.error({ api: apiName(slot.apiKey), size }, 'an answer the sidecar must rewrite is larger than a connection may buffer; closing the connection');
+        this.deps.metrics.rejectedFrames.inc({ reason: 'oversized' });
+        this.close('answer too large to rewrite');
+        return 'wait';
+      }
+      if (!this.budget.tryTake(size)) {
+        this.deps.memoryLimited(this.budget.used + size > this.budget.limit ? 'connection' : 'sidecar');
+        this.budget.whenFreed(resume);
+        return 'wait';
+      }
+      slot.held += size;
+      return 'whole';
+    }
+    if (!this.answers.isNext(slot)) {
+      this.answers.whenNext(slot, resume);
+      return 'wait';
+    }
+    if (!this.answers.beginStream(size)) this.link.pauseReading('client-buffer');
+    return 'stream';
+  }
+
+  private onAnswerPiece(slot: Slot, bytes: Buffer, last: boolean): void {
+    if (!this.answers.writeStreamed(bytes)) this.link.pauseReading('client-buffer');
+    if (last) this.answers.endStream(slot);
   }
 
   // ---- upstream -> client ----

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { FrameError, FrameSplitter, frame } from './frames.js';
+import { FrameError, FrameReader, FrameSplitter, PEEK_BYTES, frame } from './frames.js';
 
 describe('FrameSplitter', () => {
   it('returns whole frames from one chunk as views', () => {
@@ -52,5 +52,90 @@ describe('FrameSplitter', () => {
     big.writeInt32BE(1 << 30);
     expect(s.push(big.subarray(0, 2))).toEqual([]);
     expect(() => s.push(big.subarray(2))).toThrow(FrameError);
+  });
+});
+
+describe('FrameReader', () => {
+  /** Feeds `stream` cut at `cuts`, deciding per frame by `decide`; returns what the handler saw, as hex. */
+  function run(stream: Buffer, cuts: number[], decide: (size: number, head: Buffer, n: number) => 'whole' | 'stream' | 'wait') {
+    const seen: string[] = [];
+    let current: Buffer[] = [];
+    let n = 0;
+    let waits = 0;
+    const reader: FrameReader = new FrameReader(1 << 20, {
+      begin: (size, head) => {
+        const d = decide(size, head, n);
+        if (d === 'wait') waits++;
+        else n++;
+        return d;
+      },
+      frame: (p) => void seen.push(`W${Buffer.from(p).toString('hex')}`),
+      piece: (b, last) => {
+        current.push(Buffer.from(b));
+        if (last) {
+          seen.push(`S${Buffer.concat(current).toString('hex')}`);
+          current = [];
+        }
+      },
+    });
+    let off = 0;
+    let i = 0;
+    while (off < stream.length) {
+      const len = Math.min(cuts[i++ % cuts.length], stream.length - off);
+      reader.push(stream.subarray(off, off + len));
+      off += len;
+      // The owner resumes a waiting reader later, from outside begin.
+      while (reader.isWaiting) reader.resume();
+    }
+    return { seen, waits, pending: reader.pendingBytes };
+  }
+
+  it('delivers every frame whole, streamed or after waiting, split at any byte boundary', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.uint8Array({ minLength: 4, maxLength: 40 }), { minLength: 1, maxLength: 8 }),
+        fc.array(fc.integer({ min: 1, max: 25 }), { minLength: 1, maxLength: 30 }),
+        fc.array(fc.constantFrom<'whole' | 'stream' | 'wait'>('whole', 'stream', 'wait'), { minLength: 1, maxLength: 10 }),
+        (payloads, cuts, decisions) => {
+          const stream = Buffer.concat(payloads.map((p) => frame(Buffer.from(p))));
+          let asked = 0;
+          const modes: string[] = [];
+          const r = run(stream, cuts, (size, head, n) => {
+            expect(head.length).toBe(Math.min(size, PEEK_BYTES));
+            expect(Buffer.from(head).toString('hex')).toBe(Buffer.from(payloads[n]).subarray(0, PEEK_BYTES).toString('hex'));
+            const d = decisions[asked++ % decisions.length];
+            // A frame that waited is asked again; the second answer is never 'wait', so it ends.
+            const final = d === 'wait' && modes.length === n + 1 ? 'stream' : d;
+            if (final === 'wait') modes.push('wait');
+            else modes[n] = final === 'whole' ? 'W' : 'S';
+            return final;
+          });
+          expect(r.seen).toEqual(payloads.map((p, i) => `${modes[i]}${Buffer.from(p).toString('hex')}`));
+          expect(r.pending).toBe(0);
+        },
+      ),
+    );
+  });
+
+  it('hands out a frame that lies inside one chunk as a view, not a copy', () => {
+    const chunk = Buffer.concat([frame(Buffer.from('abcdefghijkl')), frame(Buffer.from('mnop'))]);
+    const got: Buffer[] = [];
+    new FrameReader(100, { begin: () => 'whole', frame: (p) => void got.push(p), piece: () => undefined }).push(chunk);
+    expect(got.map((g) => g.toString())).toEqual(['abcdefghijkl', 'mnop']);
+    expect(got[0].buffer).toBe(chunk.buffer);
+  });
+
+  it('streams pieces as views of the chunks and holds nothing', () => {
+    const payload = Buffer.alloc(1000, 7);
+    const stream = frame(payload);
+    const pieces: Buffer[] = [];
+    const reader = new FrameReader(2000, { begin: () => 'stream', frame: () => undefined, piece: (b) => void pieces.push(b) });
+    const a = stream.subarray(0, 300);
+    const b = stream.subarray(300);
+    reader.push(a);
+    expect(reader.pendingBytes).toBe(0);
+    reader.push(b);
+    expect(Buffer.concat(pieces).equals(payload)).toBe(true);
+    expect(pieces[pieces.length - 1].buffer).toBe(b.buffer);
   });
 });

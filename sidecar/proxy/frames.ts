@@ -1,7 +1,14 @@
-// Splits a TCP byte stream into Kafka frames (int32 size prefix + payload).
-// Whole frames inside one chunk are handed out as views; only a frame that spans
-// chunks is copied once, when it is complete. Sizes are checked before anything is
-// buffered, so a hostile length never allocates.
+// Reads Kafka frames (int32 size prefix + payload) from a TCP byte stream.
+//
+// The reader peeks at the first bytes of every frame (the request header's api key, version
+// and correlation id; an answer's correlation id) and lets its owner decide, per frame:
+//   whole  — the payload in one buffer: a view into the chunk when the frame lies inside it,
+//            otherwise one buffer of the announced size, filled as chunks arrive (one copy);
+//   stream — the payload piece by piece as it arrives, views into the chunks, never copied
+//            or held: how answers nobody transforms (a 50 MiB Fetch) go to the client;
+//   wait   — not now (no memory budget, or the answer is not next in the client's order):
+//            the reader keeps the unread rest of the chunk and stops until resume().
+// Sizes are checked before anything is buffered, so a hostile length never allocates.
 
 export class FrameError extends Error {
   constructor(message: string) {
@@ -13,65 +20,228 @@ export class FrameError extends Error {
 /** Smallest legal request/response payload: a response header is 4 bytes (correlation id). */
 const MIN_FRAME = 4;
 
-export class FrameSplitter {
-  private parts: Buffer[] = [];
-  private buffered = 0;
-  private need = -1; // payload size of the frame being assembled, -1 while the prefix is incomplete
+/** Payload bytes shown to `begin`: api key, api version, correlation id of a request. */
+export const PEEK_BYTES = 8;
 
-  constructor(private readonly maxFrameBytes: number) {}
+export type FrameDecision = 'whole' | 'stream' | 'wait';
 
-  /** Bytes held for an incomplete frame (for tests and backpressure accounting). */
+export interface FrameHandler {
+  /**
+   * A frame of `size` payload bytes begins; `head` holds its first min(size, PEEK_BYTES)
+   * bytes (valid during the call only). After 'wait', begin is asked again on resume().
+   */
+  begin(size: number, head: Buffer): FrameDecision;
+  /** 'whole': the complete payload. */
+  frame(payload: Buffer): void;
+  /** 'stream': the next payload bytes (the first piece starts at payload offset 0); `last` ends the frame. */
+  piece(bytes: Buffer, last: boolean): void;
+}
+
+export class FrameReader {
+  /** Size prefix and peeked bytes of the next frame while they arrive (they may come in pieces). */
+  private readonly head = Buffer.alloc(4 + PEEK_BYTES);
+  private headLen = 0;
+  /** Payload size of the frame being read; -1 until its head is complete. */
+  private size = -1;
+  /** How the frame is being read once decided; its payload bytes read so far. */
+  private mode: 'whole' | 'stream' | undefined;
+  private done = 0;
+  /** 'whole' across chunks: the buffer being filled. */
+  private whole: Buffer | undefined;
+  /** Chunks (or their unread rest) kept while the owner said 'wait'. */
+  private held: Buffer[] = [];
+  private waiting = false;
+  private stopped = false;
+
+  constructor(
+    private readonly maxFrameBytes: number,
+    private readonly handler: FrameHandler,
+  ) {}
+
+  /** Bytes this reader holds: a partial head, a 'whole' frame being filled, chunks kept while waiting. */
   get pendingBytes(): number {
-    return this.buffered;
+    let n = this.headLen + (this.whole ? this.done : 0);
+    for (const c of this.held) n += c.length;
+    return n;
   }
 
-  /** Feeds a chunk and returns the frames it completes (payload without the size prefix). */
-  push(chunk: Buffer): Buffer[] {
-    const out: Buffer[] = [];
-    let data = chunk;
-    if (this.buffered > 0) {
-      this.parts.push(chunk);
-      this.buffered += chunk.length;
-      if (this.need < 0) {
-        if (this.buffered < 4) return out;
-        data = Buffer.concat(this.parts, this.buffered);
-        this.parts = [];
-        this.buffered = 0;
-      } else {
-        if (this.buffered < this.need + 4) return out;
-        data = Buffer.concat(this.parts, this.buffered);
-        this.parts = [];
-        this.buffered = 0;
-        this.need = -1;
-      }
+  get isWaiting(): boolean {
+    return this.waiting;
+  }
+
+  /** Feeds a chunk; throws FrameError on an invalid or oversized size prefix. */
+  push(chunk: Buffer): void {
+    if (this.stopped) return;
+    if (this.waiting) {
+      this.held.push(chunk);
+      return;
     }
+    this.consume(chunk);
+  }
+
+  /**
+   * After begin said 'wait': asks again, then reads what was held meanwhile. Never call it
+   * from inside begin itself.
+   */
+  resume(): void {
+    if (!this.waiting || this.stopped) return;
+    this.waiting = false;
+    if (this.size >= 0) this.consume(EMPTY); // the head is in this.head: decide first
+    while (this.held.length > 0 && !this.waiting && !this.stopped) this.consume(this.held.shift()!);
+  }
+
+  /** Nothing more is read or delivered (the connection closed). */
+  stop(): void {
+    this.stopped = true;
+    this.held = [];
+    this.whole = undefined;
+  }
+
+  private consume(chunk: Buffer): void {
     let off = 0;
-    while (data.length - off >= 4) {
-      const size = data.readInt32BE(off);
-      this.check(size);
-      if (data.length - off - 4 < size) {
-        this.need = size;
-        break;
+    while (!this.stopped && !this.waiting) {
+      if (this.mode === undefined) {
+        const start = off;
+        const fresh = this.headLen === 0; // the head, if complete now, lies in this chunk from `start`
+        off = this.readHead(chunk, off);
+        if (this.size < 0) return; // the chunk ended inside the head
+        const decision = this.handler.begin(this.size, this.head.subarray(4, this.headLen));
+        if (decision === 'wait') return this.hold(chunk, fresh ? start : off, fresh);
+        off = this.open(decision, chunk, fresh ? start : -1, off);
+        continue;
       }
-      out.push(data.subarray(off + 4, off + 4 + size));
-      off += 4 + size;
+      if (off >= chunk.length) return;
+      off = this.mode === 'whole' ? this.fill(chunk, off) : this.pass(chunk, off);
     }
-    if (off < data.length) {
-      const rest = data.subarray(off);
-      this.parts = [rest];
-      this.buffered = rest.length;
-      if (this.buffered < 4) this.need = -1;
-    } else {
-      this.need = -1;
+  }
+
+  /** Collects the size prefix and the peeked bytes; sets this.size once both are in. */
+  private readHead(chunk: Buffer, off: number): number {
+    if (this.size >= 0) return off; // complete already (asked again after 'wait')
+    if (this.headLen < 4) {
+      const n = Math.min(4 - this.headLen, chunk.length - off);
+      chunk.copy(this.head, this.headLen, off, off + n);
+      this.headLen += n;
+      off += n;
+      if (this.headLen < 4) return off;
+      this.check(this.head.readInt32BE(0));
     }
-    return out;
+    const want = 4 + Math.min(this.head.readInt32BE(0), PEEK_BYTES);
+    const n = Math.min(want - this.headLen, chunk.length - off);
+    chunk.copy(this.head, this.headLen, off, off + n);
+    this.headLen += n;
+    if (this.headLen === want) this.size = this.head.readInt32BE(0);
+    return off + n;
+  }
+
+  /** 'wait': keep the frame's unread bytes; a head that lies in this chunk is read again on resume. */
+  private hold(chunk: Buffer, from: number, fresh: boolean): void {
+    this.waiting = true;
+    if (fresh) {
+      this.headLen = 0;
+      this.size = -1;
+    }
+    const rest = chunk.subarray(from);
+    if (rest.length > 0) this.held.unshift(rest);
+  }
+
+  /** Starts reading the frame as decided; `frameStart` >= 0 when its prefix lies in `chunk` there. */
+  private open(decision: 'whole' | 'stream', chunk: Buffer, frameStart: number, off: number): number {
+    const size = this.size;
+    const peeked = this.headLen - 4;
+    if (decision === 'whole') {
+      if (frameStart >= 0 && frameStart + 4 + size <= chunk.length) {
+        // The common case: the frame lies inside the chunk; a view, no copy.
+        const payload = chunk.subarray(frameStart + 4, frameStart + 4 + size);
+        this.reset();
+        this.handler.frame(payload);
+        return frameStart + 4 + size;
+      }
+      if (peeked === size) {
+        const payload = Buffer.from(this.head.subarray(4, this.headLen));
+        this.reset();
+        this.handler.frame(payload);
+        return off;
+      }
+      this.whole = Buffer.allocUnsafe(size);
+      this.head.copy(this.whole, 0, 4, this.headLen);
+    }
+    const first = decision === 'stream' ? (frameStart >= 0 ? chunk.subarray(frameStart + 4, off) : Buffer.from(this.head.subarray(4, this.headLen))) : undefined;
+    this.mode = decision;
+    this.done = peeked;
+    this.headLen = 0;
+    if (first) {
+      const last = peeked === size;
+      if (last) this.reset();
+      this.handler.piece(first, last);
+    }
+    return off;
+  }
+
+  /** 'whole' across chunks: copies the next bytes into this.whole. */
+  private fill(chunk: Buffer, off: number): number {
+    const n = Math.min(this.size - this.done, chunk.length - off);
+    chunk.copy(this.whole!, this.done, off, off + n);
+    this.done += n;
+    if (this.done === this.size) {
+      const payload = this.whole!;
+      this.reset();
+      this.handler.frame(payload);
+    }
+    return off + n;
+  }
+
+  /** 'stream': the next bytes of the payload, as a view. */
+  private pass(chunk: Buffer, off: number): number {
+    const n = Math.min(this.size - this.done, chunk.length - off);
+    this.done += n;
+    const last = this.done === this.size;
+    if (last) this.reset();
+    this.handler.piece(chunk.subarray(off, off + n), last);
+    return off + n;
+  }
+
+  private reset(): void {
+    this.size = -1;
+    this.mode = undefined;
+    this.whole = undefined;
+    this.done = 0;
+    this.headLen = 0;
   }
 
   private check(size: number): void {
+    if (size >= MIN_FRAME && size <= this.maxFrameBytes) return;
+    this.headLen = 0; // the same bytes fail the same way if fed again
     if (size < MIN_FRAME) throw new FrameError(`invalid frame size ${size}`);
     if (size > this.maxFrameBytes) {
       throw new FrameError(`frame of ${size} bytes exceeds the limit of ${this.maxFrameBytes} bytes (--max-frame-bytes)`);
     }
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/** Whole frames only (the sidecar's own broker connections, tests): push returns the frames a chunk completes. */
+export class FrameSplitter {
+  private out: Buffer[] = [];
+  private readonly reader: FrameReader;
+
+  constructor(maxFrameBytes: number) {
+    this.reader = new FrameReader(maxFrameBytes, {
+      begin: () => 'whole',
+      frame: (payload) => void this.out.push(payload),
+      piece: () => undefined,
+    });
+  }
+
+  get pendingBytes(): number {
+    return this.reader.pendingBytes;
+  }
+
+  push(chunk: Buffer): Buffer[] {
+    this.out = [];
+    this.reader.push(chunk);
+    return this.out;
   }
 }
 

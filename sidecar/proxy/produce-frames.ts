@@ -48,12 +48,29 @@ export function produceAnswerNeedsWork(version: number, onResponse: OnProduceRes
   return version >= 10 || onResponse !== undefined;
 }
 
-/** A broker's Produce answer after the hook saw it and broker addresses were rewritten. */
-export async function transformProduceAnswer(payload: Buffer, version: number, onResponse: OnProduceResponse | undefined, deps: RewriteDeps): Promise<Buffer> {
+/**
+ * A broker's Produce answer after the hook saw it and broker addresses were rewritten. The
+ * common case stays synchronous (no promise per answer): the hook only looked, and the answer
+ * names no broker endpoints, so its bytes go back untouched.
+ */
+export function transformProduceAnswer(payload: Buffer, version: number, onResponse: OnProduceResponse | undefined, deps: RewriteDeps): Buffer | Promise<Buffer> {
   if (!produceAnswerNeedsWork(version, onResponse)) return payload;
   const off = responseBodyOffset(payload, responseHeaderVersion(ApiKey.Produce, version));
   const resp = decodeProduceResponse(new Reader(payload, off), version);
-  const changed = await onResponse?.(resp);
+  const changed = onResponse?.(resp);
+  if (changed === undefined && !(resp.nodeEndpoints?.length)) return payload;
+  return reencodeProduceAnswer(payload, off, version, resp, changed, deps);
+}
+
+async function reencodeProduceAnswer(
+  payload: Buffer,
+  off: number,
+  version: number,
+  resp: ProduceResponse,
+  pending: ReturnType<OnProduceResponse> | undefined,
+  deps: RewriteDeps,
+): Promise<Buffer> {
+  const changed = await pending;
   const final = changed ?? resp;
   const rewritten = await rewriteProduceResponse(final, deps);
   if (!rewritten && !changed) return payload;

@@ -11,6 +11,7 @@ import { ClientConnection } from './connection.js';
 import { ListenerRegistry, type Target } from './listeners.js';
 import { passThroughHook, type HookContext, type ProduceHook } from './produce-hook.js';
 import { buildRewriters, type ResponseRewriters } from './rewrite.js';
+import { ByteBudget } from './byte-budget.js';
 import type { TlsMaterial } from './upstream-socket.js';
 import type { SaslCredentials } from './sasl.js';
 import type { BrokerPort } from '../state/records.js';
@@ -21,6 +22,9 @@ export interface KafkaProxyOptions {
   tls?: TlsMaterial;
   sasl?: SaslCredentials;
   maxFrameBytes: number;
+  /** Bytes of frames held whole, for the whole sidecar and per client connection (byte-budget.ts). */
+  maxBufferedBytes: number;
+  maxConnectionBufferedBytes: number;
   requestTimeoutMs: number;
   log: Logger;
   metrics: SidecarMetrics;
@@ -36,10 +40,15 @@ export class KafkaProxy {
   private readonly rewriters: ResponseRewriters;
   private hook: ProduceHook = passThroughHook;
   private bootstrapCursor = 0;
+  /** Bytes of frames held whole by every client connection together. */
+  readonly budget: ByteBudget;
+  private lastMemoryLog = 0;
   private listening = false;
   listenPort = 0;
 
   constructor(private readonly opts: KafkaProxyOptions) {
+    this.budget = new ByteBudget(opts.maxBufferedBytes);
+    opts.metrics.bufferedBytes.collect = () => this.budget.used;
     this.listeners = new ListenerRegistry(opts.listen.host, (s, t) => this.accept(s, t), opts.log);
     this.rewriters = buildRewriters({ cluster: this.cluster, listeners: this.listeners, log: opts.log });
     this.pool = new BrokerPool(this.cluster, {
@@ -141,6 +150,16 @@ export class KafkaProxy {
     }
   }
 
+  /** A reader waits for buffered frames to be written: a metric always, a log line at most every 10 s. */
+  private memoryLimited(scope: 'connection' | 'sidecar'): void {
+    this.opts.metrics.memoryLimitWaits.inc({ scope });
+    const now = Date.now();
+    if (now - this.lastMemoryLog < 10_000) return;
+    this.lastMemoryLog = now;
+    const flag = scope === 'sidecar' ? `--max-buffered-bytes ${this.budget.limit}` : `--max-connection-buffered-bytes ${this.opts.maxConnectionBufferedBytes}`;
+    this.opts.log.warn({ scope, bufferedBytes: this.budget.used }, `memory limit reached (${flag}): reading paused until buffered frames are answered`);
+  }
+
   private accept(socket: net.Socket, target: Target): void {
     const conn = new ClientConnection(socket, target, {
       log: this.opts.log,
@@ -149,6 +168,9 @@ export class KafkaProxy {
       listeners: this.listeners,
       rewriters: this.rewriters,
       hook: () => this.hook,
+      budget: this.budget,
+      maxConnectionBufferedBytes: this.opts.maxConnectionBufferedBytes,
+      memoryLimited: (scope) => this.memoryLimited(scope),
       tls: this.opts.tls,
       maxFrameBytes: this.opts.maxFrameBytes,
       resolveUpstream: (t, attempt) => this.resolve(t, attempt),

@@ -7,7 +7,7 @@ import type net from 'node:net';
 import type { Logger } from 'pino';
 import { backoffDelay, sleep } from '../../api/backoff.js';
 import type { SidecarMetrics } from '../metrics/metrics.js';
-import { FrameSplitter } from './frames.js';
+import { FrameReader, type FrameDecision } from './frames.js';
 import { ReadGate } from './flow-control.js';
 import { connectUpstream, type TlsMaterial } from './upstream-socket.js';
 
@@ -17,8 +17,15 @@ export interface Outstanding {
   readonly apiKey: number;
   /** The request payload as written (no size prefix), kept for a re-send on a new connection. */
   readonly frame: Buffer;
-  /** Receives the broker's answer payload. */
+  /** Receives the broker's answer payload (read 'whole'). */
   answer(payload: Buffer): void;
+  /**
+   * How to read the answer of `size` bytes (frames.ts): 'whole' (the default) for answer(),
+   * 'stream' for piece(), or 'wait' until the owner calls `resume` (the link stops reading).
+   */
+  receive?(size: number, resume: () => void): FrameDecision;
+  /** A streamed answer's next bytes; `last` ends it. */
+  piece?(bytes: Buffer, last: boolean): void;
 }
 
 export interface UpstreamLinkOptions {
@@ -64,6 +71,9 @@ export class UpstreamLink {
   private closed = false;
   private dialing = false;
   private retiring?: NodeJS.Timeout;
+  /** The current socket's frame reader, and whether an answer is being streamed to the client. */
+  private reader?: FrameReader;
+  private streaming = false;
   /** Times the link was re-dialled after a failure (for logs). */
   redials = 0;
 
@@ -128,6 +138,7 @@ export class UpstreamLink {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.reader?.stop();
     clearTimeout(this.retiring);
     this.socket?.destroy();
     const unanswered = [...this.inflight, ...this.backlog.flatMap((b) => (b.req ? [b.req] : []))];
@@ -185,21 +196,22 @@ export class UpstreamLink {
 
   private attach(socket: net.Socket, where: string): void {
     this.socket = socket;
+    this.streaming = false;
     this.gate.attach(socket);
-    const frames = new FrameSplitter(this.opts.maxFrameBytes);
+    const reader: FrameReader = new FrameReader(this.opts.maxFrameBytes, {
+      begin: (size, head) => this.beginAnswer(size, head, reader),
+      frame: (payload) => this.onAnswer(payload),
+      piece: (bytes, last) => this.onPiece(bytes, last),
+    });
+    this.reader = reader;
     socket.on('data', (chunk: Buffer) => {
-      if (this.socket !== socket) return;
-      let list: Buffer[];
+      if (this.socket !== socket || this.closed) return;
       try {
-        list = frames.push(chunk);
+        reader.push(chunk);
       } catch (err) {
         this.opts.log.error({ error: (err as Error).message }, 'bad frame from upstream broker');
         this.close();
         return this.events.broken('bad frame from upstream');
-      }
-      for (const payload of list) {
-        if (this.closed || this.socket !== socket) return;
-        this.onAnswer(payload);
       }
     });
     socket.on('error', (err) => {
@@ -212,26 +224,51 @@ export class UpstreamLink {
     socket.on('drain', () => this.events.writable());
   }
 
-  private onAnswer(payload: Buffer): void {
-    if (payload.length < 4) {
-      this.close();
-      return this.events.broken('short answer from upstream');
-    }
-    const correlationId = payload.readInt32BE(0);
-    const req = this.inflight.shift();
+  /** An answer begins: it must answer the oldest request; its owner says how to read it. */
+  private beginAnswer(size: number, head: Buffer, reader: FrameReader): FrameDecision {
+    const correlationId = head.readInt32BE(0);
+    const req = this.inflight[0];
     if (!req || req.correlationId !== correlationId) {
       this.opts.log.error({ correlationId, expected: req?.correlationId }, 'upstream answered out of order; closing');
       this.close();
-      return this.events.broken('upstream answered out of order');
+      this.events.broken('upstream answered out of order');
+      return 'wait'; // the reader is stopped with the link
     }
+    if (!req.receive) return 'whole';
+    const decision = req.receive(size, () => {
+      this.gate.resume('answer-wait');
+      if (!this.closed) reader.resume();
+    });
+    if (decision === 'wait') this.gate.pause('answer-wait');
+    this.streaming = decision === 'stream';
+    return decision;
+  }
+
+  private onAnswer(payload: Buffer): void {
+    const req = this.inflight.shift()!;
     req.answer(payload);
     if (this.retiring && this.inflight.length === 0) this.close();
+  }
+
+  private onPiece(bytes: Buffer, last: boolean): void {
+    const req = this.inflight[0];
+    if (last) {
+      this.inflight.shift();
+      this.streaming = false;
+    }
+    req.piece!(bytes, last);
+    if (last && this.retiring && this.inflight.length === 0) this.close();
   }
 
   private onLost(reason: string): void {
     if (this.closed) return;
     this.socket = undefined;
     if (this.retiring) return this.close();
+    if (this.streaming) {
+      // Part of an answer already went to the client: its byte stream cannot be mended.
+      this.close();
+      return this.events.broken(`${reason} in the middle of an answer`);
+    }
     const outstanding = this.inflight.splice(0);
     const decision = this.events.lost(reason, outstanding);
     if (!decision.redial) {
