@@ -67,8 +67,8 @@ export class Engine {
     const upgrader = this.upgraderNow();
     const now = Date.now();
     if (restored) {
-      for (const { key, result } of upgrader.restore(restored)) {
-        if (key && this.dedup) this.track(this.dedup.begin(key, now), result);
+      for (const { key, result, id } of upgrader.restore(restored)) {
+        if (key && this.dedup) this.track(this.dedup.begin(key, now), result, id);
       }
       this.dedup?.restore(restored.dedup, now);
     }

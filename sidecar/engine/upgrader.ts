@@ -148,8 +148,8 @@ export class Upgrader {
    * original stamp, and starts re-sending them. Their clients are gone; the returned results
    * (with the batches' dedup keys) answer the clients' copies. Call before any submit().
    */
-  restore(r: RestoredState): Array<{ key: DedupKey | null; result: Promise<PartResult> }> {
-    const out: Array<{ key: DedupKey | null; result: Promise<PartResult> }> = [];
+  restore(r: RestoredState): Array<{ key: DedupKey | null; result: Promise<PartResult>; id: number }> {
+    const out: Array<{ key: DedupKey | null; result: Promise<PartResult>; id: number }> = [];
     this.nextId = Math.max(this.nextId, r.maxBatchId + 1);
     for (const p of r.sequencer.partitions) {
       for (const bs of p.batches) {
@@ -159,7 +159,7 @@ export class Upgrader {
         const result = new Promise<PartResult>((resolve) =>
           this.pending.set(a.id, { tp: a.tp, batch: a.bytes, version: a.version, timeoutMs: a.timeoutMs, recordCount: a.recordCount, dedupKey: a.dedupKey, answer: () => undefined, resolve }),
         );
-        out.push({ key: a.dedupKey, result });
+        out.push({ key: a.dedupKey, result, id: a.id });
       }
     }
     this.run(this.seq.restore(r.sequencer, Date.now()));
