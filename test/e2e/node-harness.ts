@@ -22,8 +22,9 @@ export interface NodeCluster {
   /** The node's address on the pod bridge: pods reach the host (brokers, relays) here. */
   nodeIp: string;
   kubectlPath: string;
-  /** Seconds from start to Node Ready, as up.sh measured. */
+  /** Seconds from start to Node Ready, as up.sh measured, and its progress lines. */
   upSeconds: number;
+  upLog: string;
   kubectl(args: string[], input?: string): Promise<Cmd>;
   /** kubectl that throws on a non-zero exit; returns stdout. */
   k(args: string[], input?: string): Promise<string>;
@@ -88,6 +89,7 @@ export async function startNodeCluster(): Promise<NodeCluster> {
     nodeIp: vars.NODE_IP,
     kubectlPath,
     upSeconds,
+    upLog: up.stderr.split('\n').filter((l) => l.startsWith('cluster/')).join('\n'),
     kubectl,
     k,
     json: async (args) => JSON.parse(await k(['get', ...args, '-o', 'json'])),

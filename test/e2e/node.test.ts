@@ -8,13 +8,19 @@
 // changes (the running sidecar reloads, no restart), and while the sidecar is SIGKILLed (it
 // comes back from its state dir on the pod's emptyDir). The topic is then read from outside:
 // every record the app counted, once, in order. A real Prometheus discovers the pod the way
-// the chart's PodMonitor says, and the dashboard's queries return the pod's series.
-import { readFileSync } from 'node:fs';
+// the chart's PodMonitor says, and the dashboard's queries return the pod's series. Then two
+// more brokers: one whose listener wants SASL (the sidecar's own credentials from a Secret
+// the webhook mounts as files), one that speaks TLS (CA from a Secret); a Job writes through
+// the injected sidecar to each.
+import { createPrivateKey, randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
+import { issueCA, issueServing } from '../../operator/certs/index.js';
 import { kcatConsume } from '../support/clients/kcat.js';
 import { repoRoot } from '../support/clients/java.js';
 import { FaultRelay } from '../support/fault-relay.js';
@@ -148,7 +154,7 @@ describe('the user journey on a real node', () => {
     const images = buildImages();
     phase(`images built: sidecar ${(images.sidecar.bytes / 1e6).toFixed(1)} MB, operator ${(images.operator.bytes / 1e6).toFixed(1)} MB`);
     cluster = await startNodeCluster();
-    phase(`node Ready (up.sh: ${cluster.upSeconds}s)`);
+    phase(`node Ready (up.sh: ${cluster.upSeconds}s)\n${cluster.upLog}`);
     const nodeIp = cluster.nodeIp;
     // Pods reach the broker through a relay on the node's bridge address, which the broker
     // advertises; the relay is where the sidecar's upstream connections get faulted.
@@ -382,5 +388,141 @@ describe('the user journey on a real node', () => {
       expect(vs.every((v, i) => i === 0 || v > vs[i - 1]), `partition ${p} in order`).toBe(true);
     }
     phase(`${done} records: 0 duplicates, 0 lost, in order`);
+  });
+
+  // --- SASL and TLS for injected pods --------------------------------------------------------
+  const COUNT = 300;
+  const jobYaml = (name: string, bootstrap: string, appSecret?: string) => `apiVersion: batch/v1
+kind: Job
+metadata: { name: ${name}, namespace: ${NS} }
+spec:
+  backoffLimit: 0
+  template:
+    metadata: { labels: { app: ${name} } }
+    spec:
+      restartPolicy: Never
+      securityContext: { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532 }
+      containers:
+        - name: app
+          image: idempo-sidecar:dev
+          imagePullPolicy: Never
+          command: ["/nodejs/bin/node", "/producer/numbered-producer.mjs"]
+          env:
+            - { name: KAFKA_BOOTSTRAP_SERVERS, value: "${bootstrap}" }
+            - { name: TOPIC, value: ${name} }
+            - { name: COUNT, value: "${COUNT}" }
+            ${appSecret ? '- { name: SASL_DIR, value: /sasl }' : ''}
+          volumeMounts:
+            - { name: script, mountPath: /producer, readOnly: true }
+            - { name: kafkajs, mountPath: /opt/kafkajs, readOnly: true }
+            ${appSecret ? '- { name: sasl, mountPath: /sasl, readOnly: true }' : ''}
+      volumes:
+        - { name: script, configMap: { name: producer-script } }
+        - { name: kafkajs, hostPath: { path: "${path.join(repoRoot, 'node_modules/kafkajs')}", type: Directory } }
+        ${appSecret ? `- { name: sasl, secret: { secretName: ${appSecret} } }` : ''}
+`;
+
+  /**
+   * A broker whose EXTERNAL listener (`props`) pods reach through a plain relay on the bridge;
+   * a policy for app=NAME with `kafkaExtra`; a Job writing COUNT numbered records through the
+   * injected sidecar. Returns the Job's pod once it completed and the topic held 0..COUNT-1.
+   */
+  const secureCase = async (name: string, props: (dir: string) => Record<string, string>, kafkaExtra: string, objects: string, appSecret?: string) => {
+    const c = cluster!;
+    const dir = mkdtempSync(path.join(tmpdir(), `idempo-${name}-`));
+    const r = new FaultRelay({ seed: SEED, host: c.nodeIp });
+    let k: KafkaCluster | undefined;
+    try {
+      k = await startKafka({ brokers: 1, externalHost: c.nodeIp, externalListener: (_id, port) => r.addLink({ host: '127.0.0.1', port }), serverProps: props(dir) });
+      await k.createTopic(name, 1);
+      if (objects) await c.k(['apply', '-f', '-'], objects);
+      await c.k(['apply', '-f', '-'], `apiVersion: idempo.dev/v1alpha1
+kind: IdempotentProducerPolicy
+metadata: { name: ${name}, namespace: ${NS} }
+spec:
+  selector: { matchLabels: { app: ${name} } }
+  kafka:
+    bootstrapServers: ["${k.externalBootstrap}"]
+${kafkaExtra}
+  injection: { image: "idempo-sidecar:dev", bootstrapEnvVars: [KAFKA_BOOTSTRAP_SERVERS] }
+`);
+      await waitFor(`policy ${name} Ready`, async () => (await c.json(['ipp', '-n', NS, name])).status?.conditions?.find((x: any) => x.type === 'Ready')?.status === 'True', 60_000, 500);
+      await c.k(['apply', '-f', '-'], jobYaml(name, k.externalBootstrap!, appSecret));
+      const job = await waitFor(`job ${name} finished`, async () => {
+        const j = await c.json(['job', '-n', NS, name]);
+        return j.status?.conditions?.find((x: any) => (x.type === 'Complete' || x.type === 'Failed') && x.status === 'True') ? j : undefined;
+      }, 180_000, 1000);
+      const p = (await c.json(['pods', '-n', NS, '-l', `app=${name}`])).items[0];
+      const logs = async (container: string) => (await c.kubectl(['logs', '-n', NS, p.metadata.name, '-c', container])).stdout;
+      const failed = job.status.conditions.find((x: any) => x.type === 'Failed' && x.status === 'True');
+      expect(failed, `app:\n${await logs('app')}\nsidecar:\n${await logs('idempo-sidecar')}`).toBeUndefined();
+      expect(p.metadata.annotations['idempo.dev/injected']).toBe(name);
+      const records = await kcatConsume({ bootstrap: k.bootstrap, topic: name, timeoutMs: 60_000 });
+      expect(records.map((x) => Number(x.value))).toEqual(Array.from({ length: COUNT }, (_, i) => i));
+      return { pod: p, sidecarLogs: await logs('idempo-sidecar') };
+    } finally {
+      await r.close();
+      await k?.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  };
+
+  it('SASL: the sidecar authenticates with credentials mounted from a Secret (never in env, args or logs)', async () => {
+    const sidecarSecret = randomBytes(12).toString('hex');
+    const appSecret = randomBytes(12).toString('hex');
+    const { pod, sidecarLogs } = await secureCase(
+      'sasl-job',
+      () => ({
+        'listener.security.protocol.map': 'PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,EXTERNAL:SASL_PLAINTEXT',
+        'sasl.enabled.mechanisms': 'PLAIN',
+        'listener.name.external.plain.sasl.jaas.config': `org.apache.kafka.common.security.plain.PlainLoginModule required user_idempo="${sidecarSecret}" user_app="${appSecret}";`,
+      }),
+      '    sasl: { mechanism: PLAIN, secretRef: { name: idempo-kafka-user } }',
+      `apiVersion: v1
+kind: Secret
+metadata: { name: idempo-kafka-user, namespace: ${NS} }
+stringData: { username: idempo, password: "${sidecarSecret}" }
+---
+apiVersion: v1
+kind: Secret
+metadata: { name: app-kafka-user, namespace: ${NS} }
+stringData: { username: app, password: "${appSecret}" }
+`,
+      'app-kafka-user',
+    );
+    const sc = pod.spec.initContainers.find((x: any) => x.name === 'idempo-sidecar');
+    expect(sc.args).toEqual(expect.arrayContaining(['--upstream-sasl-mechanism', 'PLAIN', '--upstream-sasl-password-file']));
+    // The pod spec holds a reference only; the sidecar's logs never print the password.
+    expect(JSON.stringify(pod)).not.toContain(sidecarSecret);
+    expect(JSON.stringify(sc.env ?? [])).not.toMatch(/secretKeyRef/);
+    expect(sidecarLogs).not.toContain(sidecarSecret);
+    phase('SASL broker: job complete, 0..299 once each');
+  });
+
+  it('TLS: the sidecar verifies the broker against the CA from a Secret', async () => {
+    const ca = issueCA({ commonName: 'idempo node e2e CA' });
+    const serving = issueServing(ca, ['kafka.node.test'], [cluster!.nodeIp]);
+    await secureCase(
+      'tls-job',
+      (dir) => {
+        const keystore = path.join(dir, 'broker.pem');
+        // Kafka's PEM keystore: PKCS#8 key and certificate chain in one file.
+        writeFileSync(keystore, (createPrivateKey(serving.keyPem).export({ type: 'pkcs8', format: 'pem' }) as string) + serving.certPem);
+        return {
+          'listener.security.protocol.map': 'PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,EXTERNAL:SSL',
+          'listener.name.external.ssl.keystore.type': 'PEM',
+          'listener.name.external.ssl.keystore.location': keystore,
+        };
+      },
+      '    tls: { enabled: true, caSecretRef: { name: kafka-ca, key: ca.crt } }',
+      `apiVersion: v1
+kind: Secret
+metadata: { name: kafka-ca, namespace: ${NS} }
+stringData:
+  ca.crt: |
+${ca.certPem.trim().split('\n').map((l) => `    ${l}`).join('\n')}
+`,
+    );
+    phase('TLS broker: job complete, 0..299 once each');
   });
 });
