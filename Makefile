@@ -72,8 +72,8 @@ cluster-down:
 images: build
 	node dist/scripts/images/build.js
 
-# For machines with Docker and kind (not CI): images, a kind cluster, the chart, an injection smoke check.
-e2e-kind:
+# For machines with Docker and kind (not CI): the same OCI archives loaded into kind, the chart, an injection smoke check.
+e2e-kind: images
 	scripts/e2e-kind.sh
 
 clean:
