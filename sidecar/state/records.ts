@@ -187,8 +187,8 @@ export function decodeRecord(payload: Buffer): StateRecord {
       const version = r.int16('version');
       const timeoutMs = r.int32('timeoutMs');
       const dedupKey = r.bool('has key') ? readKey(r) : null;
-      // Own copy: the file's buffer is dropped after the replay.
-      const bytes = Buffer.from(r.raw(r.remaining(), 'batch'));
+      // A view into the file's buffer: replay() copies only the batches that are still open.
+      const bytes = r.raw(r.remaining(), 'batch');
       out = { type: 'accepted', batch: { id, tp, recordCount, version, timeoutMs, dedupKey, bytes } };
       break;
     }
@@ -339,7 +339,8 @@ export function replay(records: Iterable<StateRecord>, dedupWindowMs: number): R
     if (!p) partitions.set(k, (p = { tp: b.batch.tp, nextSeq: 0, batches: [] }));
     const snap: BatchSnapshot = { id: b.batch.id, recordCount: b.batch.recordCount, stamp: b.stamp, restamped: b.restamped };
     p.batches.push(snap);
-    batches.set(b.batch.id, b.batch);
+    // Own copy: decodeRecord() gave a view of the whole file, which is dropped after the replay.
+    batches.set(b.batch.id, { ...b.batch, bytes: Buffer.from(b.batch.bytes) });
   }
   // Stamped batches first (in sequence order = acceptance order), then queued ones (FIFO).
   for (const p of partitions.values()) p.batches.sort((a, b) => Number(a.stamp === null) - Number(b.stamp === null));
