@@ -5,7 +5,7 @@ import { FlagError } from '../api/flags.js';
 import { parseCli, USAGE } from './config/cli.js';
 import { loadSidecarConfig, ConfigError, watchConfig } from './config/load.js';
 import { SidecarMetrics } from './metrics/metrics.js';
-import { startMetricsServer } from './metrics/http.js';
+import { closeServer, startProbeServer } from '../api/probe-server.js';
 import { KafkaProxy } from './proxy/server.js';
 import { loadTls } from './proxy/upstream-socket.js';
 import { Engine } from './engine/engine.js';
@@ -64,7 +64,7 @@ async function main(): Promise<void> {
   const engine = new Engine({ ctx: proxy.hookContext(), metrics, log, config, policyName: cli.policyName, state, brokerPorts: () => proxy.brokerPorts() });
   proxy.setHook(engine.hook());
   await proxy.start();
-  const metricsServer = await startMetricsServer(config.metricsListen.host, config.metricsListen.port, metrics.registry, proxy);
+  const metricsServer = await startProbeServer(config.metricsListen, metrics.registry, proxy);
   log.info(
     { listen: `${config.listen.host}:${proxy.listenPort}`, upstream: config.upstream.map((u) => `${u.host}:${u.port}`), mode: config.live.mode, metrics: `${config.metricsListen.host}:${(metricsServer.address() as { port: number }).port}` },
     'idempo-sidecar started',
@@ -91,9 +91,7 @@ async function main(): Promise<void> {
     await proxy.shutdown(config.live.deliveryTimeoutMs);
     engine.close();
     await state?.store.close();
-    const closed = new Promise<void>((r) => metricsServer.close(() => r()));
-    metricsServer.closeAllConnections(); // keep-alive scrapers would hold close() open
-    await closed;
+    await closeServer(metricsServer);
     log.info('stopped');
     process.exit(0);
   };

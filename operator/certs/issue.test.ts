@@ -5,7 +5,7 @@ import { createServer } from 'node:https';
 import { request } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
-import { certInfo, coversAndChains, issueCA, issueServing, needsRenewal } from './index.js';
+import { certInfo, coversAndChains, issueCA, issueServing, needsRenewal } from './issue.js';
 
 const DAY = 86_400_000;
 const ca = issueCA();

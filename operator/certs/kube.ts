@@ -1,17 +1,11 @@
 // The webhook's certificate and registration in the cluster: a TLS Secret created or
 // renewed in place, and a MutatingWebhookConfiguration whose caBundle matches it. All
 // writes are read-modify-replace with resourceVersion, retried on conflict, so several
-// operator replicas starting at once converge on one certificate.
-import {
-  AdmissionregistrationV1Api,
-  CoreV1Api,
-  type KubeConfig,
-  type V1LabelSelector,
-  type V1MutatingWebhook,
-  type V1MutatingWebhookConfiguration,
-  type V1Secret,
-} from '@kubernetes/client-node';
+// operator replicas starting at once converge on one certificate. Calls go through the
+// operator's one API client (kube/client.ts); client-node contributes only its model types.
+import type { V1LabelSelector, V1MutatingWebhook, V1MutatingWebhookConfiguration, V1Secret } from '@kubernetes/client-node';
 import { INJECTION_ENABLED, LABEL_INJECTION, LABEL_MANAGED_BY, MANAGED_BY } from '../../api/index.js';
+import { isConflict, isNotFound, resourcePath, type KubeClient, type List } from '../kube/client.js';
 import { coversAndChains, issueCA, issueServing, needsRenewal, type CertKeyPair } from './issue.js';
 
 export interface CertBundle {
@@ -31,9 +25,16 @@ export const SECRET_KEYS = { cert: 'tls.crt', key: 'tls.key', ca: 'ca.crt', caKe
 export const WEBHOOK_NAME = 'inject.idempo.dev';
 const MAX_ATTEMPTS = 5;
 
-function statusCode(err: unknown): number | undefined {
-  const e = err as { code?: unknown; statusCode?: unknown } | undefined;
-  return typeof e?.code === 'number' ? e.code : typeof e?.statusCode === 'number' ? e.statusCode : undefined;
+const secretsPath = (ns: string, name?: string) => resourcePath('', 'v1', 'secrets', ns, name);
+const webhooksPath = (name?: string) => resourcePath('admissionregistration.k8s.io', 'v1', 'mutatingwebhookconfigurations', undefined, name);
+
+async function getOrUndefined<T>(client: KubeClient, path: string): Promise<T | undefined> {
+  try {
+    return await client.get<T>(path);
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  }
 }
 
 const b64 = (s: string) => Buffer.from(s, 'utf8').toString('base64');
@@ -64,21 +65,15 @@ function plan(existing: V1Secret | undefined, dnsNames: string[], ips: string[],
  * kept (so the caBundle stays valid) until it too comes due.
  */
 export async function ensureCertSecret(
-  kc: KubeConfig,
+  client: KubeClient,
   ns: string,
   name: string,
   dnsNames: string[],
   ips: string[] = [],
   opts: EnsureCertOptions = {},
 ): Promise<CertBundle> {
-  const core = kc.makeApiClient(CoreV1Api);
   for (let attempt = 1; ; attempt++) {
-    let existing: V1Secret | undefined;
-    try {
-      existing = await core.readNamespacedSecret({ name, namespace: ns });
-    } catch (err) {
-      if (statusCode(err) !== 404) throw err;
-    }
+    const existing = await getOrUndefined<V1Secret>(client, secretsPath(ns, name));
     const { bundle, caKeyPem, changed } = plan(existing, dnsNames, ips, opts);
     if (!changed) return bundle;
     const body: V1Secret = {
@@ -99,12 +94,12 @@ export async function ensureCertSecret(
       },
     };
     try {
-      if (existing) await core.replaceNamespacedSecret({ name, namespace: ns, body });
-      else await core.createNamespacedSecret({ namespace: ns, body });
+      if (existing) await client.replace(secretsPath(ns, name), body);
+      else await client.create(secretsPath(ns), body);
       return bundle;
     } catch (err) {
       // Another replica wrote first: read its result and judge again.
-      if (statusCode(err) !== 409 || attempt >= MAX_ATTEMPTS) throw err;
+      if (!isConflict(err) || attempt >= MAX_ATTEMPTS) throw err;
     }
   }
 }
@@ -152,18 +147,12 @@ export function webhookConfiguration(o: RegisterWebhookOptions): V1MutatingWebho
 }
 
 /** Creates the MutatingWebhookConfiguration, or replaces its webhooks when it exists. */
-export async function registerWebhook(kc: KubeConfig, o: RegisterWebhookOptions): Promise<V1MutatingWebhookConfiguration> {
-  const api = kc.makeApiClient(AdmissionregistrationV1Api);
+export async function registerWebhook(client: KubeClient, o: RegisterWebhookOptions): Promise<V1MutatingWebhookConfiguration> {
   const desired = webhookConfiguration(o);
   for (let attempt = 1; ; attempt++) {
-    let existing: V1MutatingWebhookConfiguration | undefined;
+    const existing = await getOrUndefined<V1MutatingWebhookConfiguration>(client, webhooksPath(o.name));
     try {
-      existing = await api.readMutatingWebhookConfiguration({ name: o.name });
-    } catch (err) {
-      if (statusCode(err) !== 404) throw err;
-    }
-    try {
-      if (!existing) return await api.createMutatingWebhookConfiguration({ body: desired });
+      if (!existing) return await client.create<V1MutatingWebhookConfiguration>(webhooksPath(), desired);
       const body: V1MutatingWebhookConfiguration = {
         ...desired,
         metadata: {
@@ -171,9 +160,9 @@ export async function registerWebhook(kc: KubeConfig, o: RegisterWebhookOptions)
           labels: { ...(existing.metadata?.labels ?? {}), ...desired.metadata!.labels },
         },
       };
-      return await api.replaceMutatingWebhookConfiguration({ name: o.name, body });
+      return await client.replace<V1MutatingWebhookConfiguration>(webhooksPath(o.name), body);
     } catch (err) {
-      if (statusCode(err) !== 409 || attempt >= MAX_ATTEMPTS) throw err;
+      if (!isConflict(err) || attempt >= MAX_ATTEMPTS) throw err;
     }
   }
 }
@@ -182,11 +171,10 @@ export async function registerWebhook(kc: KubeConfig, o: RegisterWebhookOptions)
  * Sets the caBundle (PEM) of every webhook in every MutatingWebhookConfiguration matching
  * `labelSelector` (e.g. the chart's, after a CA rotation). Returns how many were changed.
  */
-export async function patchCABundle(kc: KubeConfig, labelSelector: string, caBundle: string): Promise<number> {
-  const api = kc.makeApiClient(AdmissionregistrationV1Api);
+export async function patchCABundle(client: KubeClient, labelSelector: string, caBundle: string): Promise<number> {
   const want = b64(caBundle);
   let changed = 0;
-  const list = await api.listMutatingWebhookConfiguration({ labelSelector });
+  const list = await client.get<List<V1MutatingWebhookConfiguration>>(webhooksPath(), { query: { labelSelector } });
   for (const item of list.items) {
     const name = item.metadata?.name ?? '';
     for (let attempt = 1, cfg: V1MutatingWebhookConfiguration | undefined = item; cfg; attempt++) {
@@ -196,13 +184,13 @@ export async function patchCABundle(kc: KubeConfig, labelSelector: string, caBun
         webhooks: (cfg.webhooks ?? []).map((w) => ({ ...w, clientConfig: { ...w.clientConfig, caBundle: want } })),
       };
       try {
-        await api.replaceMutatingWebhookConfiguration({ name, body });
+        await client.replace(webhooksPath(name), body);
         changed++;
         break;
       } catch (err) {
-        if (statusCode(err) === 404) break;
-        if (statusCode(err) !== 409 || attempt >= MAX_ATTEMPTS) throw err;
-        cfg = await api.readMutatingWebhookConfiguration({ name });
+        if (isNotFound(err)) break;
+        if (!isConflict(err) || attempt >= MAX_ATTEMPTS) throw err;
+        cfg = await client.get<V1MutatingWebhookConfiguration>(webhooksPath(name));
       }
     }
   }

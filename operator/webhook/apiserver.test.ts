@@ -10,7 +10,9 @@ import { AdmissionregistrationV1Api, CoreV1Api, CustomObjectsApi, type V1Pod } f
 import { stringify } from 'yaml';
 import { GROUP, PLURAL, VERSION, type IdempotentProducerPolicy } from '../../api/index.js';
 import { startKube, type KubeEnv } from '../../test/support/kube.js';
-import { certInfo, ensureCertSecret, issueCA, patchCABundle, registerWebhook, SECRET_KEYS } from '../certs/index.js';
+import { certInfo, issueCA } from '../certs/issue.js';
+import { ensureCertSecret, patchCABundle, registerWebhook, SECRET_KEYS } from '../certs/kube.js';
+import { KubeClient } from '../kube/client.js';
 import { createAdmissionHandler } from './handler.js';
 
 const DAY = 86_400_000;
@@ -41,32 +43,32 @@ afterAll(async () => {
 describe('ensureCertSecret', () => {
   it('creates, reuses, re-issues for new names and renews near expiry', async () => {
     const kc = kube.kubeConfig;
-    const first = await ensureCertSecret(kc, 'idempo-system', 'certs-a', ['svc.ns.svc'], ['127.0.0.1']);
+    const first = await ensureCertSecret(new KubeClient(kc), 'idempo-system', 'certs-a', ['svc.ns.svc'], ['127.0.0.1']);
     const secret = await kc.makeApiClient(CoreV1Api).readNamespacedSecret({ name: 'certs-a', namespace: 'idempo-system' });
     expect(secret.type).toBe('kubernetes.io/tls');
     expect(Object.keys(secret.data ?? {}).sort()).toEqual(Object.values(SECRET_KEYS).sort());
     expect(secret.metadata?.labels?.['app.kubernetes.io/managed-by']).toBe('idempo-operator');
 
-    expect(await ensureCertSecret(kc, 'idempo-system', 'certs-a', ['svc.ns.svc'], ['127.0.0.1'])).toEqual(first);
+    expect(await ensureCertSecret(new KubeClient(kc), 'idempo-system', 'certs-a', ['svc.ns.svc'], ['127.0.0.1'])).toEqual(first);
 
-    const more = await ensureCertSecret(kc, 'idempo-system', 'certs-a', ['svc.ns.svc', 'other.ns.svc'], ['127.0.0.1']);
+    const more = await ensureCertSecret(new KubeClient(kc), 'idempo-system', 'certs-a', ['svc.ns.svc', 'other.ns.svc'], ['127.0.0.1']);
     expect(more.caPem).toBe(first.caPem); // same CA: the caBundle stays valid
     expect(more.certPem).not.toBe(first.certPem);
     expect(certInfo(more.certPem).dnsNames).toEqual(['svc.ns.svc', 'other.ns.svc']);
 
     const later = new Date(Date.now() + 340 * DAY);
-    const renewed = await ensureCertSecret(kc, 'idempo-system', 'certs-a', ['svc.ns.svc', 'other.ns.svc'], ['127.0.0.1'], { now: later });
+    const renewed = await ensureCertSecret(new KubeClient(kc), 'idempo-system', 'certs-a', ['svc.ns.svc', 'other.ns.svc'], ['127.0.0.1'], { now: later });
     expect(renewed.caPem).toBe(first.caPem);
     expect(certInfo(renewed.certPem).notAfter.getTime()).toBeGreaterThan(later.getTime() + 300 * DAY);
 
     const muchLater = new Date(Date.now() + 3640 * DAY);
-    const newCa = await ensureCertSecret(kc, 'idempo-system', 'certs-a', ['svc.ns.svc'], [], { now: muchLater });
+    const newCa = await ensureCertSecret(new KubeClient(kc), 'idempo-system', 'certs-a', ['svc.ns.svc'], [], { now: muchLater });
     expect(newCa.caPem).not.toBe(first.caPem);
   });
 
   it('converges when several callers race to create the Secret', async () => {
-    const results = await Promise.all([1, 2, 3].map(() => ensureCertSecret(kube.kubeConfig, 'idempo-system', 'certs-race', ['x.svc'], [])));
-    const stored = await ensureCertSecret(kube.kubeConfig, 'idempo-system', 'certs-race', ['x.svc'], []);
+    const results = await Promise.all([1, 2, 3].map(() => ensureCertSecret(new KubeClient(kube.kubeConfig), 'idempo-system', 'certs-race', ['x.svc'], [])));
+    const stored = await ensureCertSecret(new KubeClient(kube.kubeConfig), 'idempo-system', 'certs-race', ['x.svc'], []);
     // One create wins; the others see 409, re-read and adopt it.
     for (const r of results) expect(r).toEqual(stored);
   });
@@ -77,7 +79,7 @@ describe('injection through the API server', () => {
     const kc = kube.kubeConfig;
     const core = kc.makeApiClient(CoreV1Api);
     const custom = kc.makeApiClient(CustomObjectsApi);
-    const certs = await ensureCertSecret(kc, 'idempo-system', 'idempo-webhook-certs', ['localhost'], ['127.0.0.1']);
+    const certs = await ensureCertSecret(new KubeClient(kc), 'idempo-system', 'idempo-webhook-certs', ['localhost'], ['127.0.0.1']);
     const handler = createAdmissionHandler({
       lookup: {
         namespace: async (name) => core.readNamespace({ name }),
@@ -91,10 +93,10 @@ describe('injection through the API server', () => {
     await new Promise<void>((r) => server!.listen(0, '127.0.0.1', () => r()));
     const { port } = server.address() as AddressInfo;
     // Registered with a wrong CA first, then fixed by patchCABundle: the rotation path.
-    await registerWebhook(kc, { name: CFG, url: `https://127.0.0.1:${port}/mutate-pods`, caBundle: issueCA().certPem });
-    await registerWebhook(kc, { name: CFG, url: `https://127.0.0.1:${port}/mutate-pods`, caBundle: issueCA().certPem });
-    expect(await patchCABundle(kc, 'app.kubernetes.io/managed-by=idempo-operator', certs.caPem)).toBe(1);
-    expect(await patchCABundle(kc, 'app.kubernetes.io/managed-by=idempo-operator', certs.caPem)).toBe(0);
+    await registerWebhook(new KubeClient(kc), { name: CFG, url: `https://127.0.0.1:${port}/mutate-pods`, caBundle: issueCA().certPem });
+    await registerWebhook(new KubeClient(kc), { name: CFG, url: `https://127.0.0.1:${port}/mutate-pods`, caBundle: issueCA().certPem });
+    expect(await patchCABundle(new KubeClient(kc), 'app.kubernetes.io/managed-by=idempo-operator', certs.caPem)).toBe(1);
+    expect(await patchCABundle(new KubeClient(kc), 'app.kubernetes.io/managed-by=idempo-operator', certs.caPem)).toBe(0);
 
     const cfg = await kc.makeApiClient(AdmissionregistrationV1Api).readMutatingWebhookConfiguration({ name: CFG });
     expect(cfg.webhooks?.[0]).toMatchObject({

@@ -6,7 +6,7 @@ import { createPrivateKey } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { issueCA, issueServing } from '../../operator/certs/index.js';
+import { issueCA, issueServing } from '../../operator/certs/issue.js';
 import { startKafka, type KafkaCluster } from '../support/kafka.js';
 import { startSidecar } from '../support/sidecar.js';
 import { kafkajsConsume, kafkajsProduce } from '../support/clients/kafkajs.js';
