@@ -75,7 +75,7 @@ async function main(): Promise<void> {
       policies: async (ns: string) => policies.list(ns) as unknown as IdempotentProducerPolicy[],
     },
     log: log.child({ module: 'webhook' }),
-    nativeSidecarsSupported: await nativeSidecarsSupported(client, cfg, log),
+    nativeSidecarsSupported: await nativeSidecarsSupported(client, cfg.nativeSidecars, log),
     onDecision: (reason: string, injected: boolean, seconds: number) => metrics.onDecision(reason, injected, seconds),
   });
   let tls = await loadServingTls(client, cfg, log);

@@ -5,17 +5,27 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import type { OperatorConfig } from '../config.js';
 import type { KubeClient } from '../kube/client.js';
 import { needsRenewal } from './issue.js';
 import { ensureCertSecret } from './kube.js';
 
 export type ServingTls = { certPem: string; keyPem: string; caPem?: string };
 
-/** How often a rotation is looked for: cert-manager rewrites files at any time; our own Secret rarely changes. */
-export const rotationCheckMs = (cfg: Pick<OperatorConfig, 'certDir'>) => (cfg.certDir ? 30_000 : 10 * 60_000);
+/** The operator's flags that decide where the certificate comes from and which names it covers. */
+export interface ServingCertOptions {
+  /** --cert-dir: files cert-manager writes; else the Secret `certSecret` in `namespace`, managed here. */
+  certDir?: string;
+  certSecret: string;
+  namespace: string;
+  /** --webhook-url: its host is the name to cover; else the in-cluster Service's names. */
+  webhookUrl?: URL;
+  webhookService: string;
+}
 
-export async function loadServingTls(client: KubeClient, cfg: OperatorConfig, log: Logger): Promise<ServingTls> {
+/** How often a rotation is looked for: cert-manager rewrites files at any time; our own Secret rarely changes. */
+export const rotationCheckMs = (cfg: Pick<ServingCertOptions, 'certDir'>) => (cfg.certDir ? 30_000 : 10 * 60_000);
+
+export async function loadServingTls(client: KubeClient, cfg: ServingCertOptions, log: Logger): Promise<ServingTls> {
   if (cfg.certDir) {
     const read = (f: string) => readFileSync(join(cfg.certDir!, f), 'utf8');
     let caPem: string | undefined;
@@ -48,7 +58,7 @@ export async function loadServingTls(client: KubeClient, cfg: OperatorConfig, lo
  * Looks for a new certificate every rotationCheckMs and hands it to `onChange` (serve it, and
  * publish a new CA). Returns the stop function.
  */
-export function watchServingTls(client: KubeClient, cfg: OperatorConfig, log: Logger, current: ServingTls, onChange: (next: ServingTls, prev: ServingTls) => Promise<void>): () => void {
+export function watchServingTls(client: KubeClient, cfg: ServingCertOptions, log: Logger, current: ServingTls, onChange: (next: ServingTls, prev: ServingTls) => Promise<void>): () => void {
   let tls = current;
   const timer = setInterval(() => {
     void (async () => {

@@ -1,11 +1,9 @@
 // What runs on the leader only: the policy controller, started when this replica takes the
 // Lease and stopped when it loses it (or at once, without --leader-elect).
 import type { Logger } from 'pino';
-import type { OperatorConfig } from '../config.js';
 import type { KubeClient } from '../kube/client.js';
-import type { OperatorMetrics } from '../metrics.js';
 import type { Reflector } from '../kube/reflector.js';
-import { PolicyController } from '../reconcile/controller.js';
+import { PolicyController, type ControllerOptions } from '../reconcile/controller.js';
 import type { PolicyObject } from '../reconcile/policy.js';
 import { LeaderElector } from './lease.js';
 
@@ -17,10 +15,10 @@ export interface Leadership {
 
 export function runLeadership(o: {
   client: KubeClient;
-  cfg: OperatorConfig;
+  cfg: { leaderElect: boolean; namespace: string; leaseName: string; leaseDurationMs: number; leaseRenewMs: number; resyncMs: number };
   identity: string;
   policies: Reflector<PolicyObject>;
-  metrics: OperatorMetrics;
+  metrics: { leader: { set(v: number): void }; onReconcile: NonNullable<ControllerOptions['onReconcile']> };
   log: Logger;
 }): Leadership {
   const leading = new AbortController();

@@ -6,10 +6,17 @@ import type { Logger } from 'pino';
 import { Backoff, sleep } from '../../api/backoff.js';
 import { INJECTION_ENABLED, LABEL_INJECTION } from '../../api/constants.js';
 import { patchCABundle, registerWebhook } from '../certs/kube.js';
-import type { OperatorConfig } from '../config.js';
 import type { KubeClient } from '../kube/client.js';
 
-export async function publishWebhook(client: KubeClient, cfg: OperatorConfig, caPem: string | undefined): Promise<void> {
+/** The operator's flags that say which of the three set-ups is in force. */
+export interface RegistrationOptions {
+  webhookUrl?: URL;
+  webhookConfigName: string;
+  certDir?: string;
+  caBundleSelector: string;
+}
+
+export async function publishWebhook(client: KubeClient, cfg: RegistrationOptions, caPem: string | undefined): Promise<void> {
   if (cfg.webhookUrl) {
     await registerWebhook(client, {
       name: cfg.webhookConfigName,
@@ -23,7 +30,7 @@ export async function publishWebhook(client: KubeClient, cfg: OperatorConfig, ca
 }
 
 /** publishWebhook until it succeeds (the API server may not be ready) or `stopped()`; true when published. */
-export async function publishWebhookUntilDone(client: KubeClient, cfg: OperatorConfig, caPem: () => string | undefined, log: Logger, stopped: () => boolean): Promise<boolean> {
+export async function publishWebhookUntilDone(client: KubeClient, cfg: RegistrationOptions, caPem: () => string | undefined, log: Logger, stopped: () => boolean): Promise<boolean> {
   const backoff = new Backoff({ initialMs: 500, maxMs: 30_000 });
   while (!stopped()) {
     try {
