@@ -86,6 +86,8 @@ describe('partsOf', () => {
     ]);
     expect(parts[0].header).toMatchObject({ producerId: 7n, baseSequence: 3, recordsCount: 2, lastOffsetDelta: 1 });
     expect(parts.slice(1).map((p) => p.header)).toEqual([undefined, undefined, undefined, undefined]);
+    // What a broker answers for each malformed part (no batch, magic 1, two batches, 10 bytes).
+    expect(parts.map((p) => p.invalid?.errorCode)).toEqual([undefined, 87, 87, 87, 87]);
     expect(parts[0].records).toBe(one); // a view, not a copy
   });
 

@@ -1,10 +1,13 @@
 // Per-partition view of a Produce request and the builder of answers in the same shape.
 // Produce v3+ carries one RecordBatch v2 per partition (KAFKA-NOTES); the header is read
 // in place, nothing is copied.
-import { readBatchHeader, type BatchHeader } from '../codec/record-batch.js';
+import type { BatchHeader } from '../codec/record-batch.js';
 import type { ProduceRequest } from '../codec/generated/produce-request.js';
 import { createPartitionProduceResponse, type ProduceResponse } from '../codec/generated/produce-response.js';
 import type { ClusterView } from '../proxy/cluster-view.js';
+import { ErrorCode } from '../codec/errors.js';
+import { checkPart, topicNameProblem } from './part-check.js';
+import { compileGlob } from './glob.js';
 
 export interface PartBatch {
   /** Position in the request (topic index, partition index). */
@@ -15,8 +18,12 @@ export interface PartBatch {
   readonly topicUnknown: boolean;
   readonly partition: number;
   readonly records: Buffer | null;
-  /** Undefined when the records are not exactly one v2 batch (the broker then judges). */
+  /** Set when the records are exactly one valid v2 batch (Produce v3+). */
   readonly header: BatchHeader | undefined;
+  /** What a broker would answer for this part when it is malformed (see part-check.ts). */
+  readonly invalid: { errorCode: number; message: string } | undefined;
+  /** The same topic-partition came earlier in this request (a broker keeps only the last one). */
+  readonly repeated: boolean;
 }
 
 export interface PartResult {
@@ -26,29 +33,38 @@ export interface PartResult {
   errorMessage?: string | null;
 }
 
-/** Splits a request into its partitions; topic names for v13 (topic ids) come from metadata. */
+/** Produce v0–2 carry message sets (magic 0/1): they can never be idempotent. */
+export const FIRST_V2_PRODUCE = 3;
+
+/**
+ * Splits a request into its partitions, each checked as a broker would (part-check.ts); topic
+ * names for v13 (topic ids) come from metadata. Nothing is copied.
+ */
 export function partsOf(req: ProduceRequest, version: number, cluster: ClusterView): PartBatch[] {
   const out: PartBatch[] = [];
+  const seen = new Set<string>();
   for (let t = 0; t < req.topicData.length; t++) {
     const td = req.topicData[t];
     const name = version >= 13 ? cluster.topicName(td.topicId) : td.name;
     const topic = name ?? `id:${td.topicId.toString('hex')}`;
+    const nameProblem = name === undefined ? null : topicNameProblem(name);
     for (let p = 0; p < td.partitionData.length; p++) {
       const pd = td.partitionData[p];
-      out.push({ t, p, topic, topicUnknown: name === undefined, partition: pd.index, records: pd.records, header: singleBatchHeader(pd.records) });
+      const tp = `${pd.index}\u0000${topic}`;
+      const repeated = seen.has(tp);
+      seen.add(tp);
+      let header: BatchHeader | undefined;
+      let invalid: PartBatch['invalid'];
+      if (nameProblem) invalid = { errorCode: ErrorCode.INVALID_TOPIC_EXCEPTION, message: nameProblem };
+      else if (version >= FIRST_V2_PRODUCE) {
+        const c = checkPart(pd.records, version);
+        if (c.ok) header = c.header;
+        else invalid = { errorCode: c.errorCode, message: c.message };
+      }
+      out.push({ t, p, topic, topicUnknown: name === undefined, partition: pd.index, records: pd.records, header, invalid, repeated });
     }
   }
   return out;
-}
-
-function singleBatchHeader(records: Buffer | null): BatchHeader | undefined {
-  if (!records || records.length < 61) return undefined;
-  try {
-    const h = readBatchHeader(records, 0);
-    return h.magic === 2 && h.batchLength + 12 === records.length ? h : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 export const partKey = (b: { t: number; p: number }): string => `${b.t}/${b.p}`;
@@ -109,16 +125,15 @@ export function subsetRequest(req: ProduceRequest, keep: ReadonlySet<string>): P
   };
 }
 
-/** Glob match for topics.include/exclude ("*" and "?" wildcards). */
+/** Glob match for topics.include/exclude (glob.ts); exclude wins. Answers are cached (bounded). */
 export function topicMatcher(include: readonly string[], exclude: readonly string[]): (topic: string) => boolean {
-  const toRe = (g: string): RegExp => new RegExp(`^${g.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
-  const inc = include.map(toRe);
-  const exc = exclude.map(toRe);
+  const inc = include.map(compileGlob);
+  const exc = exclude.map(compileGlob);
   const cache = new Map<string, boolean>();
   return (topic) => {
     let v = cache.get(topic);
     if (v === undefined) {
-      v = inc.some((r) => r.test(topic)) && !exc.some((r) => r.test(topic));
+      v = inc.some((g) => g(topic)) && !exc.some((g) => g(topic));
       if (cache.size < 10_000) cache.set(topic, v);
     }
     return v;

@@ -5,14 +5,16 @@
 //              validate already-idempotent ones as enforce does.
 // Transactional requests pass through untouched in every mode (KAFKA-NOTES rule 6).
 import type { Logger } from 'pino';
-import { ErrorCode } from '../codec/errors.js';
+import { ErrorCode, errorName } from '../codec/errors.js';
 import { SessionTable } from '../idempotence/session-table.js';
-import { DedupCache, type DedupKey } from '../idempotence/dedup.js';
+import { DedupCache, type DedupKey, type DedupTicket } from '../idempotence/dedup.js';
 import { contentFingerprint, exactFingerprint, headerFingerprint, type DecodeLimits } from '../idempotence/fingerprint.js';
-import type { SidecarMetrics } from '../metrics/metrics.js';
+import { UNKNOWN_TOPIC_LABEL, type SidecarMetrics } from '../metrics/metrics.js';
 import type { LiveConfig, SidecarConfig } from '../config/load.js';
 import type { HookContext, ProduceCall, ProduceDecision, ProduceHook } from '../proxy/produce-hook.js';
-import { buildResponse, partKey, partsOf, topicMatcher, type PartBatch, type PartResult } from './batches.js';
+import { FIRST_V2_PRODUCE, partKey, partsOf, topicMatcher, type PartBatch, type PartResult } from './batches.js';
+import { Plan } from './plan.js';
+import { RateLimitedLog } from './rate-limited-log.js';
 import { Upgrader } from './upgrader.js';
 import { Validator } from './validator.js';
 import type { OpenResult } from '../state/store.js';
@@ -45,6 +47,8 @@ export class Engine {
 
   constructor(private readonly deps: EngineDeps) {
     const live = deps.config.live;
+    // Topic label values only for topics broker metadata has named (DESIGN.md: bounded labels).
+    deps.metrics.knownTopic = (topic) => deps.ctx.cluster.knowsTopic(topic);
     this.table = this.newTable(live);
     this.validator = new Validator(this.table, deps.metrics, deps.log, (kind) => {
       if (kind === 'duplicate') this.summary.duplicates++;
@@ -116,7 +120,21 @@ export class Engine {
   }
 
   hook(): ProduceHook {
-    return { needsDecoding: true, onProduce: (call) => this.onProduce(call) };
+    return {
+      needsDecoding: true,
+      onProduce: (call) => this.onProduce(call),
+      onLegacyProduce: (call) => {
+        const mode = this.live.mode;
+        if (mode === 'observe') return { kind: 'forward' };
+        // v0-2 carry no producer id: enforce cannot check them, upgrade cannot stamp them. The
+        // answer format is not one the sidecar writes, so the connection is closed, as a broker
+        // does with a request it will not serve.
+        this.deps.metrics.produceBatches.inc({ topic: UNKNOWN_TOPIC_LABEL, outcome: 'policy_rejected' });
+        this.summary.policy++;
+        const policy = this.deps.policyName ? `policy ${this.deps.policyName}` : 'the idempo policy';
+        return { kind: 'close', reason: `Produce v${call.version} (message format v0/v1, which cannot be idempotent) refused by ${policy} (mode ${mode}): use a client speaking Produce v3+` };
+      },
+    };
   }
 
   /** Applies a reloaded config; sessions and in-flight batches are kept. */
@@ -130,65 +148,128 @@ export class Engine {
     this.upgrader?.close();
   }
 
+  /** What the engine holds now (tests, the fuzz campaign's invariants). */
+  stats(): { inFlight: number; pendingBytes: number; dedupEntries: number; dedupBytes: number; sessions: number; sessionBytes: number } {
+    return {
+      inFlight: this.table.inFlightCount + (this.upgrader?.inFlight ?? 0),
+      pendingBytes: this.pendingBytes,
+      dedupEntries: this.dedup?.size ?? 0,
+      dedupBytes: this.dedup?.bytes ?? 0,
+      sessions: this.table.sessionCount,
+      sessionBytes: this.table.bytes,
+    };
+  }
+
   private get live(): LiveConfig {
     return this.deps.config.live;
   }
 
+  /**
+   * Every part of a request gets exactly one disposition in a Plan (plan.ts), the same way in
+   * every mode:
+   * - a topic the policy does not cover is forwarded untouched;
+   * - observe forwards every byte (and counts); enforce and upgrade answer a malformed part with
+   *   the broker's error for it (part-check.ts), refuse what the mode refuses, and handle the rest;
+   * - every other part of the same request proceeds whatever happened to one part.
+   */
   private onProduce(call: ProduceCall): ProduceDecision {
     const req = call.request;
+    // Transactional traffic is the broker's (KAFKA-NOTES rule 6).
     if (req.transactionalId !== null) return { kind: 'forward' };
     const parts = partsOf(req, call.version, this.deps.ctx.cluster);
     if (parts.some((b) => b.header?.isTransactional)) return { kind: 'forward' };
-    if (parts.some((b) => b.topicUnknown)) {
-      // Produce v13 names topics by id; clients learn ids from Metadata that passes through here,
-      // so this is rare (a topic created a moment ago). Forward it and learn the ids for next time.
-      this.deps.log.warn({ conn: call.connectionId }, 'produce names a topic id the sidecar has not seen yet; forwarded as is, refreshing metadata');
-      void this.deps.ctx.refreshMetadata(null).catch(() => undefined);
-      return { kind: 'forward' };
-    }
-    const covered = parts.filter((b) => this.covers(b.topic));
-    if (covered.length === 0) return { kind: 'forward' };
-    const now = Date.now();
     const mode = this.live.mode;
+    const now = Date.now();
+    const plan = new Plan(call);
+    if (parts.some((b) => b.topicUnknown)) this.learnTopicIds(call);
+    const covered: PartBatch[] = [];
+    for (const b of parts) {
+      if (b.topicUnknown || b.invalid?.errorCode === ErrorCode.INVALID_TOPIC_EXCEPTION) {
+        // Unknown to the sidecar, so not known to be excluded: observe lets the broker judge; the
+        // other modes answer as the broker would for an id it has not seen (clients refresh
+        // metadata, through the sidecar, and retry) or for a name no topic can have.
+        if (mode === 'observe') plan.forward(b);
+        else if (b.topicUnknown) this.reject(plan, b, ErrorCode.UNKNOWN_TOPIC_ID, 'topic id not known (metadata refresh under way)');
+        else this.reject(plan, b, b.invalid!.errorCode, b.invalid!.message);
+      } else if (!this.covers(b.topic)) plan.forward(b);
+      else covered.push(b);
+    }
+    if (covered.length === 0) return plan.decide();
     if (mode === 'observe') {
       this.observeCopies(covered, now);
-      return this.validator.observe(call, covered, now);
+      for (const b of covered) this.validator.observePart(plan, b, now);
+      return plan.decide();
     }
-    const plain = covered.filter((b) => b.header !== undefined && b.header.producerId < 0n);
-    if (mode === 'enforce' && (plain.length > 0 || req.acks !== -1)) return this.refuse(call, covered);
-    if (mode === 'upgrade' && plain.length > 0) {
-      // A request comes from one producer, idempotent or not; anything else (a batch the
-      // sidecar cannot read, a mix) goes to the broker as is. A request that mixes covered
-      // and excluded topics is upgraded whole: one producer's request is one unit.
-      if (parts.some((b) => b.header === undefined || b.header.producerId >= 0n)) return { kind: 'forward' };
-      return this.upgrade(call, parts);
+    // enforce and upgrade from here on.
+    if (call.version < FIRST_V2_PRODUCE) {
+      // Message sets (magic 0/1) carry no producer id: they can be neither checked nor upgraded.
+      return this.refuse(plan, covered, `Produce v${call.version} (message format v0/v1, which cannot be idempotent)`);
     }
-    return this.validator.enforce(call, covered, now);
+    const valid: PartBatch[] = [];
+    for (const b of covered) {
+      if (b.invalid) this.reject(plan, b, b.invalid.errorCode, b.invalid.message);
+      else if (b.repeated) this.reject(plan, b, ErrorCode.INVALID_RECORD, `partition ${b.partition} of ${b.topic} appears twice in one request`);
+      else valid.push(b);
+    }
+    const plain = valid.filter((b) => b.header!.producerId < 0n);
+    if (mode === 'enforce' && (plain.length > 0 || req.acks !== -1)) {
+      return this.refuse(plan, valid, req.acks !== -1 ? `acks=${req.acks}` : 'a non-idempotent producer');
+    }
+    for (const b of valid) if (b.header!.producerId >= 0n) this.validator.enforcePart(plan, b, now);
+    if (plain.length > 0) this.upgrade(plan, plain, now);
+    return plan.decide();
   }
 
-  /** enforce: POLICY_VIOLATION for every partition, with a message saying what to change (v8+). */
-  private refuse(call: ProduceCall, parts: PartBatch[]): ProduceDecision {
-    const why = call.request.acks !== -1 ? `acks=${call.request.acks}` : 'a non-idempotent producer';
+  /** A malformed part: the broker's error for it, a log line and a metric; nothing else changes. */
+  private reject(plan: Plan, b: PartBatch, errorCode: number, why: string): void {
+    const call = plan.call;
+    plan.answer(b, { errorCode, baseOffset: -1n, logAppendTimeMs: -1n, errorMessage: call.version >= 8 ? `idempo: ${why}` : null });
+    this.deps.metrics.malformedBatches.inc({ error: errorName(errorCode) });
+    this.deps.metrics.produceBatches.inc({ topic: b.topic, outcome: 'failed' });
+    this.malformedLog.note(now(), () => this.deps.log.warn({ conn: call.connectionId, clientId: call.header.clientId, topic: b.topic, partition: b.partition, error: errorName(errorCode), why }, 'malformed produce part answered with the broker\'s error'));
+  }
+
+  /**
+   * Produce v13 names topics by id; clients learn ids from Metadata that passes through here, so
+   * an unknown id is rare (a topic created a moment ago) — or a client sending made-up ids. One
+   * metadata refresh at a time, at most one per second, whatever the request rate.
+   */
+  private learnTopicIds(call: ProduceCall): void {
+    const t = now();
+    if (this.idRefresh.inFlight || t - this.idRefresh.last < 1_000) return;
+    this.idRefresh.inFlight = true;
+    this.idRefresh.last = t;
+    this.deps.log.warn({ conn: call.connectionId }, 'produce names a topic id the sidecar has not seen yet; refreshing metadata');
+    void this.deps.ctx
+      .refreshMetadata(null)
+      .catch(() => undefined)
+      .finally(() => (this.idRefresh.inFlight = false));
+  }
+
+  private readonly idRefresh = { inFlight: false, last: -Infinity };
+  private readonly malformedLog = new RateLimitedLog(10_000);
+
+  /** enforce: POLICY_VIOLATION for every covered part, with a message saying what to change (v8+). */
+  private refuse(plan: Plan, parts: PartBatch[], why: string): ProduceDecision {
+    const call = plan.call;
     const policy = this.deps.policyName ? `policy ${this.deps.policyName}` : 'the idempo policy';
-    const message = `${policy} (mode enforce) refuses ${why}: set enable.idempotence=true and acks=all`;
+    const message = `${policy} (mode ${this.live.mode}) refuses ${why}: set enable.idempotence=true and acks=all`;
     for (const b of parts) this.deps.metrics.produceBatches.inc({ topic: b.topic, outcome: 'policy_rejected' });
     this.summary.policy++;
-    if (call.request.acks === 0) return { kind: 'close', reason: `acks=0 produce refused by ${policy} (mode enforce); an acks=0 request takes no answer, so the connection is closed` };
-    const results = new Map<string, PartResult>();
-    call.request.topicData.forEach((td, t) =>
-      td.partitionData.forEach((_, p) => results.set(`${t}/${p}`, { errorCode: ErrorCode.POLICY_VIOLATION, baseOffset: -1n, logAppendTimeMs: -1n, errorMessage: call.version >= 8 ? message : null })),
-    );
+    if (call.request.acks === 0) return { kind: 'close', reason: `acks=0 produce refused by ${policy} (mode ${this.live.mode}); an acks=0 request takes no answer, so the connection is closed` };
+    for (const b of parts) plan.answer(b, { errorCode: ErrorCode.POLICY_VIOLATION, baseOffset: -1n, logAppendTimeMs: -1n, errorMessage: call.version >= 8 ? message : null });
     this.deps.log.debug({ conn: call.connectionId, clientId: call.header.clientId, why }, 'produce refused by policy');
-    return { kind: 'answer', response: Promise.resolve(buildResponse(call.request, results)) };
+    return plan.decide();
   }
 
-  private upgrade(call: ProduceCall, parts: PartBatch[]): ProduceDecision {
+  /** upgrade: application copies answered from the dedup cache, the rest stamped and sent by the Upgrader. */
+  private upgrade(plan: Plan, parts: PartBatch[], now: number): void {
+    const call = plan.call;
     const upgrader = this.upgraderNow();
-    const now = Date.now();
-    const results = new Map<string, Promise<PartResult>>();
     const fresh: PartBatch[] = [];
-    const tickets = new Map<string, number>();
+    const tickets = new Map<string, DedupTicket>();
     const keys = new Map<string, DedupKey>();
+    const limit = this.deps.config.limits.maxPendingBytes;
     for (const b of parts) {
       const key = this.dedupKey(b);
       if (key && this.dedup) {
@@ -199,29 +280,47 @@ export class Engine {
           this.deps.metrics.produceBatches.inc({ topic: b.topic, outcome: 'duplicate' });
           this.summary.duplicates++;
           this.deps.log.debug({ topic: b.topic, partition: b.partition, state: hit.kind }, 'application retry answered with the original result');
-          results.set(partKey(b), hit.kind === 'done' ? Promise.resolve(hit.result) : this.attach(hit.ticket, call.request.timeoutMs));
+          plan.answer(b, hit.kind === 'done' ? hit.result : this.attach(hit.ticket, call.request.timeoutMs));
           continue;
         }
+      }
+      const size = b.records!.length;
+      if (this.pendingBytes + size > limit) {
+        // Backpressure: the client retries (a retriable error), nothing was sent.
+        plan.answer(b, { errorCode: ErrorCode.REQUEST_TIMED_OUT, baseOffset: -1n, logAppendTimeMs: -1n, errorMessage: call.version >= 8 ? 'idempo: sidecar pending-batch memory limit reached (--max-pending-bytes); retry' : null });
+        this.deps.metrics.limitReached.inc({ limit: 'pending_bytes' });
+        this.limitLog.note(now, () => this.deps.log.warn({ pendingBytes: this.pendingBytes, limit }, 'pending batches at their byte limit: answering REQUEST_TIMED_OUT (retriable) until they drain'));
+        continue;
+      }
+      if (key && this.dedup) {
         tickets.set(partKey(b), this.dedup.begin(key, now));
         keys.set(partKey(b), key);
       }
       fresh.push(b);
     }
-    if (fresh.length > 0) {
-      const sent = upgrader.submit(fresh, call.version, call.request.timeoutMs, keys);
-      for (const [k, sub] of sent) {
-        results.set(k, sub.answer);
-        const ticket = tickets.get(k);
-        if (ticket !== undefined && this.dedup) this.track(ticket as never, sub.final, sub.id);
-      }
+    if (fresh.length === 0) return;
+    const sent = upgrader.submit(fresh, call.version, call.request.timeoutMs, keys);
+    for (const b of fresh) {
+      const k = partKey(b);
+      const sub = sent.get(k);
+      if (!sub) continue;
+      // The upgrader holds the bytes until the batch's final outcome (which may come after the
+      // client's answer: held batches are probed until the broker decides).
+      const size = b.records!.length;
+      this.pendingBytes += size;
+      const final = sub.final.then((r) => {
+        this.pendingBytes -= size;
+        return r;
+      });
+      plan.answer(b, sub.answer);
+      const ticket = tickets.get(k);
+      if (ticket !== undefined && this.dedup) this.track(ticket, final, sub.id);
     }
-    const response = (async () => {
-      const done = new Map<string, PartResult>();
-      for (const [k, p] of results) done.set(k, await p);
-      return call.request.acks === 0 ? null : buildResponse(call.request, done);
-    })();
-    return { kind: 'answer', response };
   }
+
+  /** Bytes of client batches held until their upgrade-mode sends are answered (bounded by --max-pending-bytes). */
+  private pendingBytes = 0;
+  private readonly limitLog = new RateLimitedLog(10_000);
 
   /** observe: app-level copies are counted, never acted on. */
   private observeCopies(parts: PartBatch[], now: number): void {
@@ -268,7 +367,16 @@ export class Engine {
     const settings = JSON.stringify(c.dedup);
     if (settings === this.dedupSettings) return;
     this.dedupSettings = settings;
-    this.dedup = c.dedup.strategy === 'off' ? undefined : new DedupCache<PartResult>({ windowMs: c.dedup.windowMs, maxEntries: c.dedup.maxEntries, maxBytes: this.deps.config.limits.maxDedupBytes });
+    this.dedup = c.dedup.strategy === 'off' ? undefined : new DedupCache<PartResult>({
+            windowMs: c.dedup.windowMs,
+            maxEntries: c.dedup.maxEntries,
+            maxBytes: this.deps.config.limits.maxDedupBytes,
+            onEvict: (reason, count) => {
+              if (reason !== 'capacity') return;
+              this.deps.metrics.limitReached.inc({ limit: 'dedup' }, count);
+              this.limitLog.note(Date.now(), () => this.deps.log.warn({ evicted: count }, 'dedup cache at its limit (--max-dedup-bytes / dedup.maxEntries): oldest answered entries evicted, the window is shorter'));
+            },
+          });
   }
 
   private newTable(c: LiveConfig): SessionTable {
@@ -276,8 +384,12 @@ export class Engine {
       idleMs: c.sessionIdleMs,
       maxSessions: c.maxSessions,
       maxInFlight: c.maxInFlight,
+      maxBytes: this.deps.config.limits.maxSessionBytes,
       onEvict: (reason, count) => {
-        if (reason === 'capacity') this.deps.metrics.sessionsEvicted.inc(count);
+        if (reason !== 'capacity') return;
+        this.deps.metrics.sessionsEvicted.inc(count);
+        this.deps.metrics.limitReached.inc({ limit: 'sessions' }, count);
+        this.limitLog.note(Date.now(), () => this.deps.log.warn({ evicted: count }, 'producer sessions at their limit (--max-session-bytes / maxSessions): least recently used evicted'));
       },
     });
   }
@@ -304,6 +416,8 @@ export class Engine {
     this.summary = { duplicates: 0, outOfSequence: 0, policy: 0 };
   }
 }
+
+const now = (): number => Date.now();
 
 function networkError(): PartResult {
   return { errorCode: ErrorCode.NETWORK_EXCEPTION, baseOffset: -1n, logAppendTimeMs: -1n };

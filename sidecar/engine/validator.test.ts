@@ -195,3 +195,16 @@ describe('observe', () => {
     expect(await metric('idempo_produce_batches_total', { outcome: 'out_of_sequence' })).toBe(1);
   });
 });
+
+describe('an answer the proxy gave up on', () => {
+  it('NETWORK_EXCEPTION (connection given up: written or not) leaves the partition to the broker: the next batch is forwarded, never answered 45 on a guess', async () => {
+    const first = call([{ records: batch(0, 3) }]);
+    await forwardAndAnswer(enforce(first), first, () => ({ errorCode: 0, baseOffset: 0n }));
+    const lost = call([{ records: batch(3, 1) }]);
+    await forwardAndAnswer(enforce(lost), lost, () => ({ errorCode: 13 }));
+    expect(v.table.inFlightCount).toBe(0);
+    // The broker did write seq 3 and answered the client through another path; the client moves on.
+    expect(enforce(call([{ records: batch(4, 1) }])).kind).toBe('forward');
+    expect(await metric('idempo_out_of_sequence_total')).toBe(0);
+  });
+});

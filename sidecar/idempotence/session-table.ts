@@ -68,11 +68,21 @@ export interface SessionTableOptions {
   idleMs?: number;
   /** At most this many producer sessions (LRU; default 10000). */
   maxSessions?: number;
+  /** Estimated heap bytes of all sessions (SESSION_BYTES, PARTITION_BYTES each; default 16 MiB): LRU beyond. */
+  maxBytes?: number;
   /** Batches in flight per (producerId, partition) (default 5). */
   maxInFlight?: number;
   /** Called whenever sessions are dropped. */
   onEvict?: (reason: EvictionReason, count: number) => void;
 }
+
+/**
+ * Heap estimates of a session with its Map, and of one partition's state with 5 acknowledged
+ * batches. Measured with --expose-gc: 20,000 sessions × 10 partitions took 184 MB of heap, these
+ * estimates say 228 MB (on the safe side).
+ */
+export const SESSION_BYTES = 400;
+export const PARTITION_BYTES = 1100;
 
 /** ProducerStateEntry.NUM_BATCHES_TO_RETAIN */
 export const BATCHES_TO_RETAIN = 5;
@@ -115,11 +125,13 @@ export class SessionTable {
   private readonly idleMs: number;
   private readonly maxSessions: number;
   private readonly maxInFlight: number;
+  private readonly maxBytes: number;
   private readonly onEvict: ((reason: EvictionReason, count: number) => void) | undefined;
   /** Insertion order = least recently used first. */
   private readonly sessions = new Map<bigint, Session>();
   private readonly tickets = new Map<Ticket, TicketRef>();
   private nextTicket = 1;
+  private partitionsTotal = 0;
   private evictedIdle = 0;
   private evictedCapacity = 0;
 
@@ -127,6 +139,7 @@ export class SessionTable {
     this.idleMs = opts.idleMs ?? 15 * 60_000;
     this.maxSessions = opts.maxSessions ?? 10_000;
     this.maxInFlight = opts.maxInFlight ?? 5;
+    this.maxBytes = opts.maxBytes ?? 16 * 1024 * 1024;
     this.onEvict = opts.onEvict;
     if (this.maxSessions < 1) throw new RangeError('maxSessions must be >= 1');
   }
@@ -180,6 +193,8 @@ export class SessionTable {
     if (!ps) {
       ps = { epoch: -1, lastSeq: -1, acked: [], inFlight: [] };
       s.partitions.set(k, ps);
+      this.partitionsTotal++;
+      this.enforceCapacity(s);
     }
     const ticket = this.nextTicket++ as Ticket;
     ps.inFlight.push({ epoch: b.epoch, firstSeq: b.firstSeq, lastSeq: b.lastSeq, ticket });
@@ -213,7 +228,29 @@ export class SessionTable {
     if (this.sessions.get(s.producerId) === s) this.touch(s, now);
     const ok = result.errorCode === ErrorCode.NONE || result.errorCode === ErrorCode.DUPLICATE_SEQUENCE_NUMBER;
     if (ok) this.acknowledge(ps, f, result);
-    if (ps.inFlight.length === 0 && ps.epoch < 0) s.partitions.delete(ref.tpKey);
+    if (ps.inFlight.length === 0 && ps.epoch < 0 && s.partitions.delete(ref.tpKey)) this.partitionsTotal--;
+    return true;
+  }
+
+  /**
+   * A forwarded batch whose outcome is unknown (its connection was given up: it may or may not
+   * be written). The partition's state is unknown from then on: the next batch is accepted with
+   * any sequence, as for a producer the broker has no entry for, and the broker judges it.
+   */
+  abandon(ticket: Ticket): boolean {
+    const ref = this.tickets.get(ticket);
+    if (!ref) return false;
+    this.tickets.delete(ticket);
+    const s = ref.session;
+    const ps = s.partitions.get(ref.tpKey);
+    const i = ps ? ps.inFlight.findIndex((f) => f.ticket === ticket) : -1;
+    if (!ps || i < 0) return false;
+    ps.inFlight.splice(i, 1);
+    s.inFlightCount--;
+    ps.epoch = -1;
+    ps.lastSeq = -1;
+    ps.acked = [];
+    if (ps.inFlight.length === 0 && s.partitions.delete(ref.tpKey)) this.partitionsTotal--;
     return true;
   }
 
@@ -224,6 +261,7 @@ export class SessionTable {
       if (now - s.lastSeen < this.idleMs) break; // LRU order: the rest are more recent
       if (s.inFlightCount > 0) continue;
       this.sessions.delete(s.producerId);
+      this.partitionsTotal -= s.partitions.size;
       n++;
     }
     if (n > 0) {
@@ -240,6 +278,11 @@ export class SessionTable {
 
   get evictedCounts(): { idle: number; capacity: number } {
     return { idle: this.evictedIdle, capacity: this.evictedCapacity };
+  }
+
+  /** Estimated heap bytes held (what maxBytes bounds). */
+  get bytes(): number {
+    return this.sessions.size * SESSION_BYTES + this.partitionsTotal * PARTITION_BYTES;
   }
 
   /** Batches forwarded and not completed, over all sessions. */
@@ -296,7 +339,7 @@ export class SessionTable {
 
   private enforceCapacity(keep: Session): void {
     let n = 0;
-    while (this.sessions.size > this.maxSessions) {
+    while (this.sessions.size > this.maxSessions || this.bytes > this.maxBytes) {
       let victim: Session | undefined;
       for (const s of this.sessions.values()) {
         if (s !== keep && s.inFlightCount === 0) {
@@ -306,6 +349,7 @@ export class SessionTable {
       }
       if (!victim) break; // every session has batches in flight: exceed the cap rather than lose them
       this.sessions.delete(victim.producerId);
+      this.partitionsTotal -= victim.partitions.size;
       n++;
     }
     if (n > 0) {

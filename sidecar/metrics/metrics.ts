@@ -4,8 +4,41 @@
 import { readdirSync } from 'node:fs';
 import { Counter, Gauge, Histogram, Registry } from './prom.js';
 
+/** The label value of every topic the sidecar has not seen in broker metadata. */
+export const UNKNOWN_TOPIC_LABEL = '_unknown';
+
+/**
+ * A counter with a `topic` label whose values stay bounded: a name clients send before any
+ * broker has vouched for it (a typo, a made-up name, an id not learned yet) is counted under
+ * UNKNOWN_TOPIC_LABEL, so requests cannot grow the label set.
+ */
+export class TopicCounter<L extends string> {
+  constructor(
+    readonly counter: Counter<L>,
+    private readonly label: (topic: string) => string,
+  ) {}
+
+  inc(labels: Partial<Record<L, string>> & { topic: string }, value?: number): void {
+    this.counter.inc({ ...labels, topic: this.label(labels.topic) } as Partial<Record<L, string | number>>, value);
+  }
+}
+
 export class SidecarMetrics {
   readonly registry = new Registry();
+  /** Whether broker metadata names this topic (set by the proxy from its cluster view); until then every topic is known. */
+  knownTopic: (topic: string) => boolean = () => true;
+
+  /** Topics a broker answered a produce for without a topic error (bounded by the cluster's topics). */
+  private readonly vouched = new Set<string>();
+
+  /** A broker accepted or judged a produce to this topic (not "unknown topic"): it exists. */
+  vouchTopic(topic: string): void {
+    if (this.vouched.size < 100_000) this.vouched.add(topic);
+  }
+
+  topicLabel(topic: string): string {
+    return this.vouched.has(topic) || this.knownTopic(topic) ? topic : UNKNOWN_TOPIC_LABEL;
+  }
 
   readonly requests = new Counter({
     name: 'idempo_requests_total',
@@ -20,28 +53,52 @@ export class SidecarMetrics {
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registers: [this.registry],
   });
-  readonly duplicatesRejected = new Counter({
-    name: 'idempo_duplicates_rejected_total',
-    help: 'Batches recognised as copies and not written again (answered by the sidecar or by the broker as duplicates).',
-    labelNames: ['topic'] as const,
+  readonly duplicatesRejected = new TopicCounter(
+    new Counter({
+      name: 'idempo_duplicates_rejected_total',
+      help: 'Batches recognised as copies and not written again (answered by the sidecar or by the broker as duplicates).',
+      labelNames: ['topic'] as const,
+      registers: [this.registry],
+    }),
+    (t) => this.topicLabel(t),
+  );
+  readonly outOfSequence = new TopicCounter(
+    new Counter({
+      name: 'idempo_out_of_sequence_total',
+      help: 'Batches with a sequence gap (rejected by the sidecar or answered OUT_OF_ORDER_SEQUENCE_NUMBER by the broker).',
+      labelNames: ['topic'] as const,
+      registers: [this.registry],
+    }),
+    (t) => this.topicLabel(t),
+  );
+  readonly produceBatches = new TopicCounter(
+    new Counter({
+      name: 'idempo_produce_batches_total',
+      help: 'Produce batches by outcome.',
+      labelNames: ['topic', 'outcome'] as const,
+      registers: [this.registry],
+    }),
+    (t) => this.topicLabel(t),
+  );
+  readonly upgradedBatches = new TopicCounter(
+    new Counter({
+      name: 'idempo_upgraded_batches_total',
+      help: 'Batches stamped with a sidecar producer id (upgrade mode).',
+      labelNames: ['topic'] as const,
+      registers: [this.registry],
+    }),
+    (t) => this.topicLabel(t),
+  );
+  readonly malformedBatches = new Counter({
+    name: 'idempo_malformed_batches_total',
+    help: 'Parts of produce requests answered by the sidecar with the error a broker gives for them (CORRUPT_MESSAGE, INVALID_RECORD, ...), by error.',
+    labelNames: ['error'] as const,
     registers: [this.registry],
   });
-  readonly outOfSequence = new Counter({
-    name: 'idempo_out_of_sequence_total',
-    help: 'Batches with a sequence gap (rejected by the sidecar or answered OUT_OF_ORDER_SEQUENCE_NUMBER by the broker).',
-    labelNames: ['topic'] as const,
-    registers: [this.registry],
-  });
-  readonly produceBatches = new Counter({
-    name: 'idempo_produce_batches_total',
-    help: 'Produce batches by outcome.',
-    labelNames: ['topic', 'outcome'] as const,
-    registers: [this.registry],
-  });
-  readonly upgradedBatches = new Counter({
-    name: 'idempo_upgraded_batches_total',
-    help: 'Batches stamped with a sidecar producer id (upgrade mode).',
-    labelNames: ['topic'] as const,
+  readonly limitReached = new Counter({
+    name: 'idempo_limit_reached_total',
+    help: 'Times a memory limit of the sidecar was reached (requests answered with a retriable error or entries evicted), by limit.',
+    labelNames: ['limit'] as const,
     registers: [this.registry],
   });
   readonly retries = new Counter({

@@ -57,6 +57,11 @@ export class ClusterView {
     return l === undefined || l < 0 ? undefined : l;
   }
 
+  /** A broker's metadata named this topic with at least one partition. */
+  knowsTopic(name: string): boolean {
+    return (this.leaders.get(name)?.size ?? 0) > 0;
+  }
+
   topicName(topicId: Buffer): string | undefined {
     return this.idToName.get(topicId.toString('hex'));
   }

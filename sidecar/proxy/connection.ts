@@ -315,7 +315,14 @@ export class ClientConnection {
     const header = parseRequestHeader(frame, requestHeaderVersion(ApiKey.Produce, version));
     const hook = this.deps.hook();
     // Kafka 4 still advertises Produce v0-2 (for old librdkafka) and so do we; those carry
-    // message sets the sidecar does not parse, so they go through untouched.
+    // message sets the sidecar does not parse: the hook forwards them untouched or refuses them.
+    if (version < PRODUCE_MIN_DECODED) {
+      const legacy = hook.onLegacyProduce?.({ header, version, connectionId: this.id });
+      if (legacy?.kind === 'close') {
+        this.log.warn({ reason: legacy.reason, clientId: header.clientId }, `closing client connection: ${legacy.reason}`);
+        return this.close(legacy.reason);
+      }
+    }
     if (!hook.needsDecoding || version < PRODUCE_MIN_DECODED) {
       const acks = peekProduceAcks(frame, header.bodyOffset, version);
       const slot = acks === 0 ? undefined : this.reserve(header.correlationId, ApiKey.Produce, version);

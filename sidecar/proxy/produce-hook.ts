@@ -41,6 +41,11 @@ export interface ProduceHook {
   /** False lets the proxy skip decoding produce requests it only forwards. */
   readonly needsDecoding: boolean;
   onProduce(call: ProduceCall): ProduceDecision;
+  /**
+   * Produce v0–2 carry message sets (magic 0/1) the proxy does not decode: forward them, or close
+   * the connection (the mode refuses producers that cannot be idempotent). Absent: forward.
+   */
+  onLegacyProduce?(call: { header: RequestHeader; version: number; connectionId: number }): { kind: 'forward' } | { kind: 'close'; reason: string };
 }
 
 /** One request a hook sends over the sidecar's own connections. */

@@ -10,6 +10,7 @@ import { startKafka, type KafkaCluster } from '../support/kafka.js';
 import { SIDECAR_BIN, startSidecar, type Sidecar } from '../support/sidecar.js';
 import { kafkajsProduce } from '../support/clients/kafkajs.js';
 import { RawConnection } from '../support/raw-kafka.js';
+import { createMetadataRequest, createMetadataRequestTopic, encodeMetadataRequest } from '../../sidecar/codec/generated/metadata-request.js';
 import { encodeBatch, fetchBatches, initProducerId, produceFrame, produceFrameMulti, readProduceAnswer, sendFrame, valuesOf, PRODUCE_V, type StoredBatch } from './wire.js';
 import { ApiKey } from '../../sidecar/codec/api.js';
 import { verifyCrc } from '../../sidecar/codec/record-batch.js';
@@ -30,7 +31,30 @@ async function warmUp(topic: string, partition = 0): Promise<void> {
 async function newTopic(name: string, partitions = 1): Promise<string> {
   await kafka.createTopic(name, partitions, 1);
   for (let p = 0; p < partitions; p++) await warmUp(name, p);
+  await metadataThroughSidecars(name);
   return name;
+}
+
+/**
+ * What a real client does before it produces: a Metadata request for the topic, through each
+ * sidecar, which learns the topic from the broker's answer (metric labels name only topics a
+ * broker has vouched for; others count as topic="_unknown").
+ */
+async function metadataThroughSidecars(topic: string): Promise<void> {
+  for (const s of sidecars) {
+    if (s.proc.exitCode !== null || s.proc.signalCode !== null) continue; // stopped by its test
+    const c = await RawConnection.connect(s.bootstrap);
+    try {
+      const req = createMetadataRequest();
+      const t = createMetadataRequestTopic();
+      t.name = topic;
+      req.topics = [t];
+      c.send(ApiKey.Metadata, 12, (w) => encodeMetadataRequest(w, req, 12));
+      await c.receive(ApiKey.Metadata, 12);
+    } finally {
+      c.close();
+    }
+  }
 }
 
 const written = (batches: StoredBatch[]): string[] => valuesOf(batches).filter((v) => v !== 'warmup');

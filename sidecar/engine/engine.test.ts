@@ -1,0 +1,190 @@
+// The engine's routing on a MODEL cluster (model-cluster.test-support.ts): every part of a
+// request gets one disposition, the same way in every mode; malformed parts get the broker's
+// error while the rest proceeds; excluded topics are forwarded untouched; v0-2 are refused
+// where the mode refuses producers that cannot be idempotent; unknown topic ids do not set
+// off a metadata refresh per request; unknown topics share one label value.
+import { afterEach, describe, expect, it } from 'vitest';
+import { Engine } from './engine.js';
+import { ModelCluster, engineConfig, produceCall, type ClientOutcome } from './model-cluster.test-support.js';
+import { encodeRecordBatch } from '../codec/records.js';
+import { computeCrc } from '../codec/record-batch.js';
+import { createPartitionProduceData, createProduceRequest, createTopicProduceData, type ProduceRequest } from '../codec/generated/produce-request.js';
+import type { LiveConfig } from '../config/load.js';
+import type { EngineLimits } from '../config/cli.js';
+
+const TOPICS = [
+  { name: 'orders', partitions: 2, id: Buffer.alloc(16, 1) },
+  { name: 'audit-log', partitions: 1, id: Buffer.alloc(16, 2) },
+];
+
+const engines: Engine[] = [];
+afterEach(() => {
+  for (const e of engines.splice(0)) e.close();
+});
+
+function setup(live: Partial<LiveConfig> = {}, limits: Partial<EngineLimits> = {}): { model: ModelCluster; engine: Engine; send: (req: ProduceRequest, version?: number) => Promise<ClientOutcome> } {
+  const model = new ModelCluster(TOPICS);
+  const engine = new Engine({ ctx: model, metrics: model.metrics, log: model.log, config: engineConfig(live, limits), policyName: 'p' });
+  engines.push(engine);
+  const hook = engine.hook();
+  const send = (req: ProduceRequest, version = 9): Promise<ClientOutcome> => {
+    const call = produceCall(req, version);
+    return model.run(call, hook.onProduce(call));
+  };
+  return { model, engine, send };
+}
+
+const plain = (value: string): Buffer => encodeRecordBatch({ records: [{ value }], baseTimestamp: 1_700_000_000_000n });
+const idem = (pid: bigint, seq: number, value = `v${seq}`): Buffer => encodeRecordBatch({ records: [{ value }], producerId: pid, producerEpoch: 0, baseSequence: seq, baseTimestamp: 1_700_000_000_000n });
+
+/** An empty batch: lastOffsetDelta -1, count 0, valid CRC (what made Sequencer.submit throw). */
+function emptyBatch(): Buffer {
+  const b = plain('x');
+  const out = Buffer.from(b.subarray(0, 61));
+  out.writeInt32BE(61 - 12, 8);
+  out.writeInt32BE(-1, 23);
+  out.writeInt32BE(0, 57);
+  return refreshCrc(out);
+}
+
+function refreshCrc(b: Buffer): Buffer {
+  b.writeUInt32BE(computeCrc(b), 17);
+  return b;
+}
+
+function request(parts: Array<[string, number, Buffer | null]>, acks = -1, topicIds = false): ProduceRequest {
+  const req = createProduceRequest();
+  req.acks = acks;
+  req.timeoutMs = 1000;
+  for (const [topic, partition, records] of parts) {
+    let td = req.topicData.find((t) => t.name === topic || (topicIds && t.topicId.equals(idOf(topic))));
+    if (!td) {
+      td = createTopicProduceData();
+      if (topicIds) td.topicId = idOf(topic);
+      else td.name = topic;
+      req.topicData.push(td);
+    }
+    const pd = createPartitionProduceData();
+    pd.index = partition;
+    pd.records = records;
+    td.partitionData.push(pd);
+  }
+  return req;
+}
+
+const idOf = (topic: string): Buffer => TOPICS.find((t) => t.name === topic)?.id ?? Buffer.alloc(16, 0xee);
+
+function codes(o: ClientOutcome): number[] {
+  if (o.kind !== 'answer') throw new Error(`no answer: ${o.kind}`);
+  return o.response.responses.flatMap((t) => t.partitionResponses.map((p) => p.errorCode));
+}
+
+async function metric(model: ModelCluster, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const m = await model.metrics.registry.getSingleMetric(name)!.get();
+  return m.values.filter((s) => Object.entries(labels).every(([k, v]) => s.labels[k] === v)).reduce((a, s) => a + s.value, 0);
+}
+
+describe('a malformed part gets the broker\'s error; the rest of the request and later requests proceed', () => {
+  for (const mode of ['upgrade', 'enforce'] as const) {
+    it(`${mode}: an empty batch (lastOffsetDelta -1) next to a valid one`, async () => {
+      const { send, engine } = setup({ mode });
+      const ok = mode === 'upgrade' ? plain('a') : idem(7n, 0);
+      expect(codes(await send(request([['orders', 0, ok], ['orders', 1, emptyBatch()]])))).toEqual([0, 87]);
+      const next = mode === 'upgrade' ? plain('b') : idem(7n, 1);
+      expect(codes(await send(request([['orders', 0, next]])))).toEqual([0]);
+      expect(engine.stats().inFlight).toBe(0);
+    });
+  }
+
+  it('bad CRC, wrong count, magic 1, the same partition twice, garbage gzip, a too long topic name', async () => {
+    const { send, model } = setup({ mode: 'upgrade' });
+    const badCrc = plain('a');
+    badCrc[badCrc.length - 1] ^= 0xff;
+    const wrongCount = plain('b');
+    wrongCount.writeInt32BE(5, 57);
+    refreshCrc(wrongCount);
+    const magic1 = plain('c');
+    magic1.writeInt8(1, 16);
+    const gzipGarbage = plain('ddddddddd');
+    gzipGarbage.writeInt16BE(1, 21);
+    refreshCrc(gzipGarbage);
+    const out = await send(
+      request([
+        ['orders', 0, badCrc],
+        ['orders', 1, wrongCount],
+        ['audit-log', 0, magic1],
+        ['x'.repeat(250), 0, plain('e')],
+      ]),
+    );
+    expect(codes(out)).toEqual([2, 87, 87, 17]);
+    expect(codes(await send(request([['orders', 0, gzipGarbage]])))).toEqual([2]);
+    expect(codes(await send(request([['orders', 0, plain('f')], ['orders', 0, plain('g')]])))).toEqual([0, 87]);
+    expect(codes(await send(request([['orders', 0, plain('h')]])))).toEqual([0]);
+    expect(await metric(model, 'idempo_malformed_batches_total', { error: 'CORRUPT_MESSAGE' })).toBe(2);
+    expect(await metric(model, 'idempo_malformed_batches_total', { error: 'INVALID_RECORD' })).toBe(3);
+    // The 250-character name is no topic any broker named: one label value for all such.
+    expect(await metric(model, 'idempo_produce_batches_total', { topic: '_unknown', outcome: 'failed' })).toBe(1);
+  });
+});
+
+describe('covered and excluded topics in one request: excluded parts forwarded untouched, covered ones by mode', () => {
+  it('upgrade: the excluded part reaches the broker without a producer id, the covered one is stamped', async () => {
+    const { send, model } = setup({ mode: 'upgrade', topics: { include: ['*'], exclude: ['audit-*'] } });
+    const out = await send(request([['orders', 0, plain('covered')], ['audit-log', 0, plain('excluded')]]));
+    expect(codes(out)).toEqual([0, 0]);
+    expect(await metric(model, 'idempo_upgraded_batches_total', { topic: 'orders' })).toBe(1);
+    expect(await metric(model, 'idempo_upgraded_batches_total', { topic: 'audit-log' })).toBe(0);
+    expect(model.written.get('audit-log/0')).toEqual({ idempotent: 0, plain: 1 });
+    expect(model.written.get('orders/0')).toEqual({ idempotent: 1, plain: 0 });
+  });
+
+  it('enforce: the covered non-idempotent part is refused, the excluded one is written', async () => {
+    const { send, model } = setup({ mode: 'enforce', topics: { include: ['*'], exclude: ['audit-*'] } });
+    expect(codes(await send(request([['orders', 0, plain('covered')], ['audit-log', 0, plain('excluded')]])))).toEqual([44, 0]);
+    expect(model.written.get('audit-log/0')).toEqual({ idempotent: 0, plain: 1 });
+    expect(model.written.get('orders/0')).toBeUndefined();
+  });
+
+  it('observe: every part forwarded, nothing changed', async () => {
+    const { send, model } = setup({ mode: 'observe', topics: { include: ['orders'], exclude: [] } });
+    expect(codes(await send(request([['orders', 0, plain('a')], ['audit-log', 0, plain('b')]])))).toEqual([0, 0]);
+    expect(model.written.get('orders/0')).toEqual({ idempotent: 0, plain: 1 });
+  });
+});
+
+describe('Produce v0-2 (message sets) cannot be idempotent', () => {
+  it('enforce and upgrade close the connection (the answer format is not one the sidecar writes); observe forwards', () => {
+    for (const mode of ['enforce', 'upgrade', 'observe'] as const) {
+      const { engine } = setup({ mode });
+      const d = engine.hook().onLegacyProduce!({ header: { apiKey: 0, apiVersion: 2, correlationId: 1, clientId: 'old', bodyOffset: 0 }, version: 2, connectionId: 1 });
+      expect(d.kind).toBe(mode === 'observe' ? 'forward' : 'close');
+    }
+  });
+});
+
+describe('unknown topic ids (Produce v13)', () => {
+  it('are answered UNKNOWN_TOPIC_ID while the known parts proceed, with one metadata refresh however many requests', async () => {
+    const { send, model } = setup({ mode: 'upgrade' });
+    for (let i = 0; i < 50; i++) {
+      const req = request([['orders', 0, plain(`k${i}`)], ['no-such-topic', 0, plain('u')]], -1, true);
+      expect(codes(await send(req, 13))).toEqual([0, 100]);
+    }
+    expect(model.metadataRefreshes).toBe(1);
+  });
+});
+
+describe('memory limits give a retriable error, a metric and a log line', () => {
+  it('pending batches past --max-pending-bytes are answered REQUEST_TIMED_OUT until they drain', async () => {
+    const { send, model, engine } = setup({ mode: 'upgrade' }, { maxPendingBytes: 1024 * 1024 });
+    const big = encodeRecordBatch({ records: [{ value: Buffer.alloc(700 * 1024, 7) }] });
+    const big2 = encodeRecordBatch({ records: [{ value: Buffer.alloc(700 * 1024, 8) }] });
+    model.hold = true; // the broker has not answered the first one yet
+    const first = send(request([['orders', 0, big]]));
+    expect(codes(await send(request([['orders', 1, big2]])))).toEqual([7]);
+    expect(await metric(model, 'idempo_limit_reached_total', { limit: 'pending_bytes' })).toBe(1);
+    model.release();
+    expect(codes(await first)).toEqual([0]);
+    await expect.poll(() => engine.stats().pendingBytes).toBe(0);
+    expect(codes(await send(request([['orders', 1, big2]])))).toEqual([0]);
+  });
+});

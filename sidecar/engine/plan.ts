@@ -1,0 +1,103 @@
+// One Produce request, partition by partition: each part is either answered by the sidecar
+// (an error a broker would give, a policy refusal, a copy, an upgrade-mode send over the
+// sidecar's own connections) or forwarded to the client's broker. Every mode builds a Plan
+// and the Plan alone turns it into the proxy's decision, so the paths cannot disagree:
+// - nothing answered locally → the original bytes are forwarded (no copy);
+// - nothing forwarded → the sidecar answers the whole request;
+// - both → the forwarded parts go as a smaller request and both answers are merged, in the
+//   client's order.
+import type { ProduceResponse } from '../codec/generated/produce-response.js';
+import type { ProduceCall, ProduceDecision } from '../proxy/produce-hook.js';
+import { buildResponse, partKey, resultsByPosition, subsetRequest, type PartResult } from './batches.js';
+
+type Part = { t: number; p: number };
+
+export class Plan {
+  private readonly local = new Map<string, PartResult | Promise<PartResult>>();
+  private readonly forwarded = new Set<string>();
+  private readonly hooks: Array<(byKey: ReadonlyMap<string, PartResult>) => void> = [];
+
+  constructor(readonly call: ProduceCall) {}
+
+  /** The sidecar answers this part (now or later). */
+  answer(b: Part, r: PartResult | Promise<PartResult>): void {
+    this.local.set(partKey(b), r);
+  }
+
+  /** This part goes to the client's broker. */
+  forward(b: Part): void {
+    this.forwarded.add(partKey(b));
+  }
+
+  /** Called with the broker's results of the forwarded parts (by part key) when they come. */
+  whenAnswered(hook: (byKey: ReadonlyMap<string, PartResult>) => void): void {
+    this.hooks.push(hook);
+  }
+
+  get answersLocally(): boolean {
+    return this.local.size > 0;
+  }
+
+  decide(): ProduceDecision {
+    const req = this.call.request;
+    // A part nobody claimed goes to the broker as is (it judges).
+    req.topicData.forEach((td, t) =>
+      td.partitionData.forEach((_, p) => {
+        const k = `${t}/${p}`;
+        if (!this.local.has(k)) this.forwarded.add(k);
+      }),
+    );
+    if (this.local.size === 0) {
+      if (this.hooks.length === 0) return { kind: 'forward' };
+      return {
+        kind: 'forward',
+        onResponse: (resp) => {
+          this.run(resultsByPosition(req, resp));
+          return undefined;
+        },
+      };
+    }
+    const answerLocal = async (fromBroker?: ReadonlyMap<string, PartResult>): Promise<ProduceResponse> => {
+      const results = new Map<string, PartResult>(fromBroker);
+      for (const [k, r] of this.local) results.set(k, await r);
+      return buildResponse(req, results);
+    };
+    if (this.forwarded.size === 0) {
+      return { kind: 'answer', response: req.acks === 0 ? answerLocal().then(() => null) : answerLocal() };
+    }
+    const sub = subsetRequest(req, this.forwarded);
+    // Positions in the subset, in order, are the forwarded positions of the client's request in order.
+    const order = [...this.forwarded].sort(comparePos);
+    return {
+      kind: 'forward-modified',
+      request: sub,
+      onResponse: async (resp) => {
+        const byPos = resultsByPosition(sub, resp);
+        const back = new Map<string, PartResult>();
+        let i = 0;
+        sub.topicData.forEach((td, t) =>
+          td.partitionData.forEach((_, p) => {
+            const r = byPos.get(`${t}/${p}`);
+            if (r) back.set(order[i], r);
+            i++;
+          }),
+        );
+        this.run(back);
+        const merged = await answerLocal(back);
+        merged.throttleTimeMs = resp.throttleTimeMs;
+        merged.nodeEndpoints = resp.nodeEndpoints;
+        return merged;
+      },
+    };
+  }
+
+  private run(byKey: ReadonlyMap<string, PartResult>): void {
+    for (const h of this.hooks) h(byKey);
+  }
+}
+
+function comparePos(a: string, b: string): number {
+  const [at, ap] = a.split('/').map(Number);
+  const [bt, bp] = b.split('/').map(Number);
+  return at - bt || ap - bp;
+}
