@@ -5,7 +5,8 @@
 // query of the Grafana dashboard is then evaluated against it, and the alert rules are loaded.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { startKafka, type KafkaCluster } from '../support/kafka.js';
@@ -202,8 +203,12 @@ describe('Prometheus scraping a sidecar and the operator', () => {
       (async () => {
         kafka = await startKafka({ brokers: 1 });
         await kafka.createTopic(TOPIC, 1);
-        // Default policy: upgrade mode with content dedup (api/ defaults).
-        sidecar = await startSidecar({ upstream: kafka.bootstrap, mode: 'upgrade' });
+        // Upgrade mode with content dedup: the traffic includes an application sending the same
+        // record twice, which the default (exact) rightly writes twice (different timestamps).
+        const dir = mkdtempSync(path.join(os.tmpdir(), 'idempo-prom-'));
+        const config = path.join(dir, 'policy.json');
+        writeFileSync(config, JSON.stringify({ selector: {}, dedup: { strategy: 'content', window: '5m' } }));
+        sidecar = await startSidecar({ upstream: kafka.bootstrap, mode: 'upgrade', config });
       })(),
       (async () => {
         kube = await startKube();
@@ -446,7 +451,7 @@ describe('Prometheus scraping a sidecar and the operator', () => {
       )
       .toEqual(
         [
-          ...['IdempoDuplicatesRising', 'IdempoOutOfSequence', 'IdempoUpstreamErrors'].map((n) => `idempo-sidecar/${n}: ok`),
+          ...['IdempoDuplicatesRising', 'IdempoOutOfSequence', 'IdempoStateJournalCorrupt', 'IdempoStateJournalFailing', 'IdempoUpstreamErrors'].map((n) => `idempo-sidecar/${n}: ok`),
           ...['IdempoOperatorReconcileErrors', 'IdempoWebhookFailures'].map((n) => `idempo-operator/${n}: ok`),
         ].sort(),
       );
