@@ -240,7 +240,10 @@ export interface RestoredState {
   sequencer: SequencerSnapshot;
   /** The unfinished batches' bytes and request data, by id. */
   batches: Map<number, AcceptedBatch>;
-  /** Finished originals: from dedup records, and from finished batches that had a dedup key. */
+  /**
+   * Finished originals: from dedup records, and from finished batches that had a dedup key, in
+   * file order (a later entry for the same key replaces an earlier one in DedupCache.restore).
+   */
   dedup: Array<DedupSnapshotEntry<StoredResult>>;
   brokers: BrokerPort[];
   /** Batch ids must not be reused: start above this. */
@@ -260,17 +263,14 @@ export function replay(records: Iterable<StateRecord>, dedupWindowMs: number): R
   const nextSeq = new Map<string, { tp: TopicPartition; nextSeq: number }>();
   // Insertion order = acceptance order = per-partition FIFO.
   const open = new Map<number, { batch: AcceptedBatch; stamp: Stamp | null; restamped: boolean }>();
-  const dedup = new Map<string, DedupSnapshotEntry<StoredResult>>();
+  // No map by key here: converting 100k fingerprints to map keys twice (here and in the cache)
+  // showed in the restart time; DedupCache.restore keeps the last entry of a key.
+  const dedup: Array<DedupSnapshotEntry<StoredResult>> = [];
   let brokers: BrokerPort[] = [];
   let maxBatchId = 0;
   const restampedIds = new Set<number>();
   const sameProducer = (s: Stamp): boolean => producer !== null && s.producerId === producer.producerId && s.epoch === producer.epoch;
-  // Whatever type the fingerprint has (bigint, string, Buffer): one map key per distinct value.
-  const dedupId = (k: DedupKey): string => {
-    const f: unknown = k.fingerprint;
-    const v = Buffer.isBuffer(f) ? `b${f.toString('base64')}` : typeof f === 'bigint' ? `n${f.toString(16)}` : `s${String(f)}`;
-    return `${k.partition}\u0000${k.topic}\u0000${v}`;
-  };
+
 
   for (const r of records) {
     switch (r.type) {
@@ -318,14 +318,14 @@ export function replay(records: Iterable<StateRecord>, dedupWindowMs: number): R
         open.delete(r.id);
         // A sent batch that failed leaves a hole in its epoch: the next batch needs a new one.
         if (r.result.errorCode !== 0 && b.stamp && sameProducer(b.stamp)) bumpPending ??= 'sequence_hole';
-        if (r.result.errorCode === 0 && b.batch.dedupKey) dedup.set(dedupId(b.batch.dedupKey), { key: b.batch.dedupKey, result: r.result, expiresAt: r.at + dedupWindowMs });
+        if (r.result.errorCode === 0 && b.batch.dedupKey) dedup.push({ key: b.batch.dedupKey, result: r.result, expiresAt: r.at + dedupWindowMs });
         break;
       }
       case 'brokers':
         brokers = r.brokers;
         break;
       case 'dedup':
-        for (const e of r.entries) dedup.set(dedupId(e.key), e);
+        for (const e of r.entries) dedup.push(e);
         break;
     }
   }
@@ -344,7 +344,7 @@ export function replay(records: Iterable<StateRecord>, dedupWindowMs: number): R
   }
   // Stamped batches first (in sequence order = acceptance order), then queued ones (FIFO).
   for (const p of partitions.values()) p.batches.sort((a, b) => Number(a.stamp === null) - Number(b.stamp === null));
-  return { sequencer: { producer, bumpPending, partitions: [...partitions.values()] }, batches, dedup: [...dedup.values()], brokers, maxBatchId };
+  return { sequencer: { producer, bumpPending, partitions: [...partitions.values()] }, batches, dedup, brokers, maxBatchId };
 }
 
 /** The whole live state as records: what a compaction writes (the first records of the new file). */
