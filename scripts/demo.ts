@@ -6,7 +6,8 @@ import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startKafka } from '../test/support/kafka.js';
-import { startSidecar, sumMetric } from '../test/support/sidecar.js';
+import { startSidecar } from '../test/support/sidecar.js';
+import { sumMetric } from '../test/support/prom-text.js';
 import { kcatConsume, kcatProduce } from '../test/support/clients/kcat.js';
 import { kafkajsProduce } from '../test/support/clients/kafkajs.js';
 

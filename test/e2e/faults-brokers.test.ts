@@ -7,7 +7,8 @@
 // without the sidecar (clients -> relay -> brokers, same seed) must show duplicates.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startKafka, type KafkaCluster } from '../support/kafka.js';
-import { startSidecar, sumMetric, type Sidecar } from '../support/sidecar.js';
+import { startSidecar, type Sidecar } from '../support/sidecar.js';
+import { sumMetric } from '../support/prom-text.js';
 import { FaultRelay } from '../support/fault-relay.js';
 import { kafkajsCreateTopics } from '../support/clients/kafkajs.js';
 import { mergeRuns, produce, sidecarConfig, verify, type ClientName, type ClientTimeouts, type ProduceRun } from './faults-workload.js';

@@ -7,7 +7,8 @@
 // duplicates, or the faults were too gentle to prove anything.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startKafka, type KafkaCluster } from '../support/kafka.js';
-import { startSidecar, sumMetric, type Sidecar } from '../support/sidecar.js';
+import { startSidecar, type Sidecar } from '../support/sidecar.js';
+import { sumMetric } from '../support/prom-text.js';
 import { FaultRelay, type FaultKind } from '../support/fault-relay.js';
 import { kafkajsCreateTopics } from '../support/clients/kafkajs.js';
 import { produce, sidecarConfig, verify, type ClientName, type ClientTimeouts } from './faults-workload.js';

@@ -8,6 +8,7 @@ import { KubeClient, isNotFound, resourcePath, type KubeObject } from '../../ope
 import type { KubeEnv } from '../support/kube.js';
 import { freePorts } from '../support/ports.js';
 import { waitFor } from '../support/poll.js';
+import { sumMetric } from '../support/prom-text.js';
 
 export const repoRoot = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
 export const OPERATOR_NS = 'idempo-system';
@@ -63,14 +64,7 @@ export async function startOperator(
     identity: () => /"identity":"([^"]+)"/.exec(out)?.[1],
     metrics,
     async metric(name, labels = {}) {
-      const text = await metrics();
-      let sum = 0;
-      for (const line of text.split('\n')) {
-        if (!line.startsWith(name + '{') && !line.startsWith(name + ' ')) continue;
-        if (!Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) continue;
-        sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-      }
-      return sum;
+      return sumMetric(await metrics(), name, labels);
     },
     async waitReady(timeoutMs = 60_000) {
       const t0 = Date.now();

@@ -3,6 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import path from 'node:path';
 import { freePort } from './ports.js';
+import { sumMetric } from './prom-text.js';
 import { GiveUp, waitFor } from './poll.js';
 import { repoRoot } from './clients/java.js';
 import { collectLines } from './clients/run.js';
@@ -90,16 +91,3 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   };
 }
 
-/** Sums the samples of a Prometheus text exposition for `name` whose labels include `labels`. */
-export function sumMetric(text: string, name: string, labels: Record<string, string> = {}): number {
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(name)) continue;
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([^}]*)\})?\s+(\S+)/.exec(line);
-    if (!m || m[1] !== name) continue;
-    const got: Record<string, string> = {};
-    for (const kv of (m[3] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) got[kv[1]] = kv[2];
-    if (Object.entries(labels).every(([k, v]) => got[k] === v)) sum += Number(m[4]);
-  }
-  return sum;
-}
