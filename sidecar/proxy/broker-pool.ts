@@ -10,7 +10,6 @@ import { encodeMetadataRequest } from '../codec/generated/metadata-request.js';
 import type { HostPort } from '../../api/flags.js';
 import { BrokerClient, UpstreamError } from './broker-client.js';
 import type { ClusterView } from './cluster-view.js';
-import { learnMetadata } from './rewrite.js';
 import type { TlsMaterial } from './upstream-socket.js';
 import type { SaslCredentials } from './sasl.js';
 import type { Reader } from '../codec/reader.js';
@@ -114,7 +113,7 @@ export class BrokerPool {
             ),
           this.opts.requestTimeoutMs,
         );
-        learnMetadata(this.cluster, decodeMetadataResponse(r, v));
+        this.cluster.learnMetadata(decodeMetadataResponse(r, v));
         return;
       } catch (err) {
         lastErr = err as Error;

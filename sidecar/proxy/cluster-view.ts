@@ -1,6 +1,7 @@
 // What the sidecar knows of the cluster, learned from every Metadata answer it sees
 // (the client's and its own): broker addresses, partition leaders, topic ids (Produce
 // v13 names topics by id, so the engine needs the id -> name map).
+import type { MetadataResponse } from '../codec/generated/metadata-response.js';
 
 export interface BrokerAddr {
   nodeId: number;
@@ -17,6 +18,15 @@ export class ClusterView {
   private waiters: Array<() => void> = [];
   /** Set once any Metadata answer has been seen: /readyz depends on it. */
   metadataSeen = false;
+
+  /** Everything a Metadata answer says: every broker, and each topic's id and partition leaders. */
+  learnMetadata(m: MetadataResponse): void {
+    this.setBrokers(m.brokers.map((b) => ({ nodeId: b.nodeId, host: b.host, port: b.port, rack: b.rack ?? null })));
+    for (const t of m.topics) {
+      if (t.name === null || t.errorCode !== 0) continue;
+      this.setTopic(t.name, t.topicId ?? null, t.partitions.map((p) => ({ partition: p.partitionIndex, leader: p.leaderId })));
+    }
+  }
 
   setBrokers(list: readonly BrokerAddr[]): void {
     this.brokers.clear();

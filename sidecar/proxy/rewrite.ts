@@ -1,12 +1,13 @@
 // The proxy's own response handlers: broker address rewriting (Metadata,
 // FindCoordinator, DescribeCluster, Produce v10+ NodeEndpoints) and the ApiVersions
-// intersection. Everything not listed here passes through as bytes.
+// intersection. Everything not listed here passes through as bytes. What the answers say about
+// the cluster is handed to ClusterView (cluster-view.ts), which owns that knowledge.
 import type { Logger } from 'pino';
 import { Reader } from '../codec/reader.js';
 import { Writer } from '../codec/writer.js';
 import { ApiKey, responseHeaderVersion } from '../codec/api.js';
 import { SUPPORTED_VERSIONS } from '../codec/supported.js';
-import { decodeMetadataResponse, encodeMetadataResponse, type MetadataResponse } from '../codec/generated/metadata-response.js';
+import { decodeMetadataResponse, encodeMetadataResponse } from '../codec/generated/metadata-response.js';
 import { decodeFindCoordinatorResponse, encodeFindCoordinatorResponse } from '../codec/generated/find-coordinator-response.js';
 import { decodeDescribeClusterResponse, encodeDescribeClusterResponse } from '../codec/generated/describe-cluster-response.js';
 import { decodeApiVersionsResponse, encodeApiVersionsResponse } from '../codec/generated/api-versions-response.js';
@@ -42,14 +43,6 @@ async function reencode<T>(
   return w.toBuffer();
 }
 
-export function learnMetadata(cluster: ClusterView, m: MetadataResponse): void {
-  cluster.setBrokers(m.brokers.map((b) => ({ nodeId: b.nodeId, host: b.host, port: b.port, rack: b.rack ?? null })));
-  for (const t of m.topics) {
-    if (t.name === null || t.errorCode !== 0) continue;
-    cluster.setTopic(t.name, t.topicId ?? null, t.partitions.map((p) => ({ partition: p.partitionIndex, leader: p.leaderId })));
-  }
-}
-
 export function buildRewriters(deps: RewriteDeps): ResponseRewriters {
   const { cluster, listeners } = deps;
   const local = (nodeId: number): Promise<number> => listeners.ensure(nodeId);
@@ -57,7 +50,7 @@ export function buildRewriters(deps: RewriteDeps): ResponseRewriters {
 
   map.set(ApiKey.Metadata, (payload, v) =>
     reencode(payload, ApiKey.Metadata, v, decodeMetadataResponse, encodeMetadataResponse, async (m) => {
-      learnMetadata(cluster, m);
+      cluster.learnMetadata(m);
       await listeners.sync(cluster.brokers.values());
       for (const b of m.brokers) {
         b.port = await local(b.nodeId);
