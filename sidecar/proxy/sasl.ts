@@ -3,7 +3,11 @@
 // these credentials are only the sidecar's, read from a file and never logged.
 // PLAIN (RFC 4616) and SCRAM-SHA-256/512 (RFC 5802, KIP-84), over SaslHandshake v1 +
 // SaslAuthenticate v1.
-import { createHash, createHmac, pbkdf2Sync, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createRequire } from 'node:module';
+
+// node:crypto is loaded when a SASL exchange runs, not at start-up (most sidecars never use it).
+const require = createRequire(import.meta.url);
+const crypto = (): typeof import('node:crypto') => require('node:crypto') as typeof import('node:crypto');
 import type { Reader } from '../codec/reader.js';
 import type { Writer } from '../codec/writer.js';
 
@@ -24,7 +28,7 @@ const SASL_AUTHENTICATE = 36;
 export class SaslError extends Error {}
 
 /** `nonce` is for tests (RFC 7677's vector); leave it out. */
-export async function authenticate(send: Send, creds: SaslCredentials, nonce = randomBytes(24).toString('base64url')): Promise<void> {
+export async function authenticate(send: Send, creds: SaslCredentials, nonce = crypto().randomBytes(24).toString('base64url')): Promise<void> {
   const hs = await send(SASL_HANDSHAKE, 1, (w) => w.string(creds.mechanism));
   const hsError = hs.int16();
   if (hsError !== 0) {
@@ -59,6 +63,7 @@ async function scram(step: (b: Buffer) => Promise<Buffer>, creds: SaslCredential
   const salt = Buffer.from(attrs.get('s') ?? '', 'base64');
   const iterations = Number(attrs.get('i'));
   if (!serverNonce.startsWith(nonce) || !Number.isInteger(iterations) || iterations < 1) throw new SaslError('SCRAM: malformed server-first message');
+  const { createHash, createHmac, pbkdf2Sync, timingSafeEqual } = crypto();
   const salted = pbkdf2Sync(creds.password.normalize('NFKC'), salt, iterations, keyLen, hash);
   const hmac = (key: Buffer, text: string): Buffer => createHmac(hash, key).update(text).digest();
   const clientKey = hmac(salted, 'Client Key');

@@ -1,7 +1,7 @@
 // Opens a socket to a broker: plain TCP or TLS (CA file, optional client cert, SNI +
 // hostname check). Credentials are never logged: SASL bytes pass through opaque.
 import net from 'node:net';
-import tls from 'node:tls';
+import { createRequire } from 'node:module';
 import { readFileSync } from 'node:fs';
 
 /** Upstream TLS as the command line gives it: file paths, read by loadTls. */
@@ -18,6 +18,11 @@ export interface TlsMaterial {
   key?: Buffer;
   serverName?: string;
 }
+
+// node:tls (with OpenSSL's TLS state) costs ~5 MiB of resident memory: loaded only when a
+// policy asks for TLS to the brokers.
+const require = createRequire(import.meta.url);
+const tlsModule = (): typeof import('node:tls') => require('node:tls') as typeof import('node:tls');
 
 export function loadTls(opts: UpstreamTls | undefined): TlsMaterial | undefined {
   if (!opts) return undefined;
@@ -54,7 +59,7 @@ export function connectUpstream(host: string, port: number, tlsOpts: TlsMaterial
     };
     if (tlsOpts) {
       const servername = tlsOpts.serverName ?? (net.isIP(host) ? undefined : host);
-      socket = tls.connect({ host, port, ca: tlsOpts.ca, cert: tlsOpts.cert, key: tlsOpts.key, servername }, ready);
+      socket = tlsModule().connect({ host, port, ca: tlsOpts.ca, cert: tlsOpts.cert, key: tlsOpts.key, servername }, ready);
     } else {
       // net.Socket passes writableHighWaterMark on to its stream (Node's typings omit it).
       socket = net.connect({ host, port, writableHighWaterMark: SOCKET_BUFFER_BYTES } as net.NetConnectOpts, ready);
