@@ -17,6 +17,12 @@ describe('parseCli', () => {
     expect(c.tls).toBeDefined();
   });
 
+  it('--state-dir and IDEMPO_STATE_DIR (flag wins); none by default', () => {
+    expect(parseCli([], {}).stateDir).toBeUndefined();
+    expect(parseCli([], { IDEMPO_STATE_DIR: '/var/lib/idempo' }).stateDir).toBe('/var/lib/idempo');
+    expect(parseCli(['--state-dir', '/tmp/s'], { IDEMPO_STATE_DIR: '/var/lib/idempo' }).stateDir).toBe('/tmp/s');
+  });
+
   it('--log-level given explicitly is marked so, even when it is the default value', () => {
     expect(parseCli(['--log-level', 'info'], {}).logLevelExplicit).toBe(true);
   });

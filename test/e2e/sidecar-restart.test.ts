@@ -9,12 +9,13 @@
 //     kill -9 mid-stream: 0 duplicates, 0 lost acknowledged records, 0 reordered per partition.
 // The restart-to-serving time is printed (never asserted: the machine is shared).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { startKafka, type KafkaCluster } from '../support/kafka.js';
-import { startSidecar, type Sidecar } from '../support/sidecar.js';
+import { SIDECAR_BIN, startSidecar, type Sidecar } from '../support/sidecar.js';
 import { sumMetric } from '../support/prom-text.js';
 import { freePort } from '../support/ports.js';
 import { RawConnection } from '../support/raw-kafka.js';
@@ -326,6 +327,16 @@ describe('restart-to-serving figure', () => {
 });
 
 describe('a damaged state directory', () => {
+  it('a state dir that cannot be used exits 2 with one line naming the flag', () => {
+    const file = path.join(stateDir(), 'not-a-dir');
+    writeFileSync(file, 'x');
+    const r = spawnSync(SIDECAR_BIN, ['--upstream', upstream, '--listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0', '--state-dir', path.join(file, 'sub')], { encoding: 'utf8', timeout: 30_000 });
+    expect(r.status).toBe(2);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/^idempo-sidecar: --state-dir: /);
+  });
+
+
   it('a corrupt journal is set aside with a log line and a metric, and the sidecar takes a fresh producer id', async () => {
     const dir = stateDir();
     const { start } = await restartable(dir);
