@@ -4,7 +4,7 @@ import path from 'node:path';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { SidecarMetrics } from '../metrics/metrics.js';
-import { sumMetric } from '../../test/support/sidecar.js';
+import { sumMetric } from '../../test/support/prom-text.js';
 import { JOURNAL_FILE, StateStore } from './store.js';
 
 const dirs: string[] = [];
