@@ -78,6 +78,7 @@ async function main(): Promise<void> {
           metrics.configReloads.inc({ result: 'ok' });
         },
         rejected: () => metrics.configReloads.inc({ result: 'error' }),
+        restartNeeded: () => metrics.configReloads.inc({ result: 'restart_needed' }),
         checked: () => metrics.configChecks.inc(),
       })
     : () => {};

@@ -1,8 +1,13 @@
 // The sidecar's effective configuration: command line + the policy spec file (as the
 // operator renders it into a ConfigMap), validated by the one schema in api/.
-// Reload is three steps: read and validate the new file, work out what changed, apply
-// what can change live (mode, producer, dedup, topics, sessions, log level). Addresses
-// and listeners need a restart; a change to them is logged and ignored.
+// Reload is three steps: read and validate the new file, work out what changed (planReload),
+// apply what is live. Live, applied to the next batch: mode, topics, dedup.window and
+// dedup.maxEntries (nothing remembered is lost), sidecar.logLevel (unless --log-level was
+// given). Fixed at start, a change is logged "restart needed" and not applied: producer.*
+// (the sequencer, the sessions and the broker connections are built with them), dedup.strategy
+// and dedup.header (keys made under the old rule could not match copies under the new one:
+// an in-flight original's retry would be written again), sidecar.maxSessions and
+// sidecar.sessionIdleTimeout, and everything outside the spec's live part (addresses, ports).
 import { readFileSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import type { Logger } from 'pino';
@@ -18,7 +23,7 @@ import type { CliOptions, EngineLimits, Mode } from './cli.js';
 
 export class ConfigError extends Error {}
 
-/** What can change without a restart. */
+/** The settings from the policy file, as running (see the file comment for which change live). */
 export interface LiveConfig {
   mode: Mode;
   logLevel: LogLevel;
@@ -134,8 +139,45 @@ export interface ReloadHandlers {
   changed(next: LiveConfig): void;
   /** A changed file that does not validate; the previous settings stay. */
   rejected(): void;
+  /** A valid file that changes fields fixed at start (logged; those fields keep their values). */
+  restartNeeded(): void;
   /** Every time the file is looked at (watch event or the 5 s poll), whatever the result. */
   checked(): void;
+}
+
+/** LiveConfig fields a reload applies; every other field keeps its start value. */
+const LIVE: ReadonlyArray<keyof LiveConfig> = ['mode', 'logLevel', 'topics', 'dedup'];
+/** Spec paths of the fields fixed at start, for the "restart needed" line. */
+const FIXED: Record<string, string> = {
+  maxInFlight: 'producer.maxInFlightPerPartition',
+  deliveryTimeoutMs: 'producer.deliveryTimeout',
+  requestTimeoutMs: 'producer.requestTimeout',
+  retryBackoff: 'producer.retryBackoff',
+  maxSessions: 'sidecar.maxSessions',
+  sessionIdleMs: 'sidecar.sessionIdleTimeout',
+};
+
+export interface ReloadPlan {
+  /** The settings to run with: `running` with the live fields of `next`. */
+  apply: LiveConfig;
+  /** Whether `apply` differs from `running`. */
+  changed: boolean;
+  /** Spec paths that changed in the file and wait for a restart. */
+  restartNeeded: string[];
+}
+
+/** What a reload from `running` to the file's `next` does. Pure. */
+export function planReload(running: LiveConfig, next: LiveConfig): ReloadPlan {
+  const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+  const apply: LiveConfig = { ...running };
+  for (const k of LIVE) (apply as unknown as Record<string, unknown>)[k] = next[k];
+  const restartNeeded = Object.keys(FIXED).filter((k) => !same(running[k as keyof LiveConfig], next[k as keyof LiveConfig])).map((k) => FIXED[k]);
+  // Keys computed under one strategy (or header) cannot match copies under another.
+  if (running.dedup.strategy !== next.dedup.strategy || running.dedup.header !== next.dedup.header) {
+    restartNeeded.push(...(running.dedup.strategy !== next.dedup.strategy ? ['dedup.strategy'] : []), ...(running.dedup.header !== next.dedup.header ? ['dedup.header'] : []));
+    apply.dedup = { ...next.dedup, strategy: running.dedup.strategy, header: running.dedup.header };
+  }
+  return { apply, changed: !same(apply, running), restartNeeded };
 }
 
 export function watchConfig(path: string, cli: CliOptions, config: SidecarConfig, log: Logger, on: ReloadHandlers): () => void {
@@ -172,9 +214,15 @@ export function watchConfig(path: string, cli: CliOptions, config: SidecarConfig
     const text = JSON.stringify(next);
     if (text === last) return;
     last = text;
-    config.live = next;
-    log.info({ mode: next.mode, dedup: next.dedup.strategy }, 'configuration reloaded');
-    on.changed(next);
+    const plan = planReload(config.live, next);
+    if (plan.restartNeeded.length > 0) {
+      on.restartNeeded();
+      log.warn({ fields: plan.restartNeeded }, 'configuration changed in fields fixed at start: restart needed; running with the previous values');
+    }
+    if (!plan.changed) return;
+    config.live = plan.apply;
+    log.info({ mode: plan.apply.mode, dedup: plan.apply.dedup.strategy, topics: plan.apply.topics, logLevel: plan.apply.logLevel }, 'configuration reloaded');
+    on.changed(plan.apply);
   };
   let watcher: FSWatcher | undefined;
   try {

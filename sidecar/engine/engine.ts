@@ -40,7 +40,7 @@ export class Engine {
   private upgrader?: Upgrader;
   private dedup?: DedupCache<PartResult>;
   /** Final results of originals still undecided, by dedup ticket, and the upgrader's batch id. */
-  private readonly dedupWaiters = new Map<number, { final: Promise<PartResult>; batchId: number }>();
+  private readonly dedupWaiters = new Map<number, DedupWaiter>();
   private covers: (topic: string) => boolean;
   private readonly sweeper: NodeJS.Timeout;
   private summary = { duplicates: 0, outOfSequence: 0, policy: 0 };
@@ -72,7 +72,7 @@ export class Engine {
     const now = Date.now();
     if (restored) {
       for (const { key, result, id } of upgrader.restore(restored)) {
-        if (key && this.dedup) this.track(this.dedup.begin(key, now), result, id);
+        if (key && this.dedup) this.track(this.dedup.begin(key, now), key, result, id);
       }
       this.dedup?.restore(restored.dedup, now);
     }
@@ -92,14 +92,17 @@ export class Engine {
    * While the original is undecided (even past its deadline, when its client was told to retry),
    * the entry stays, so a retry is attached to the original instead of being written again.
    */
-  private track(ticket: ReturnType<DedupCache<PartResult>['begin']>, final: Promise<PartResult>, batchId = -1): Promise<PartResult> {
+  private track(ticket: DedupTicket, key: DedupKey, final: Promise<PartResult>, batchId = -1): Promise<PartResult> {
     const cache = this.dedup!;
+    const waiter: DedupWaiter = { final, batchId, key };
     const settled = final.then((r) => {
       cache.finish(ticket, r.errorCode === ErrorCode.NONE ? { ok: true, result: r } : { ok: false }, Date.now());
-      this.dedupWaiters.delete(ticket);
+      // After a reload moved this original to a new cache, the ticket number may be another's.
+      if (this.dedupWaiters.get(ticket) === waiter) this.dedupWaiters.delete(ticket);
       return r;
     });
-    this.dedupWaiters.set(ticket, { final: settled, batchId });
+    waiter.final = settled;
+    this.dedupWaiters.set(ticket, waiter);
     return settled;
   }
 
@@ -314,7 +317,7 @@ export class Engine {
       });
       plan.answer(b, sub.answer);
       const ticket = tickets.get(k);
-      if (ticket !== undefined && this.dedup) this.track(ticket, final, sub.id);
+      if (ticket !== undefined && this.dedup) this.track(ticket, keys.get(k)!, final, sub.id);
     }
   }
 
@@ -362,11 +365,17 @@ export class Engine {
 
   private dedupSettings = '';
 
-  /** A new cache only when the dedup settings changed: a reload keeps what was remembered. */
+  /**
+   * A new cache only when the dedup settings changed, and then nothing remembered is lost: a
+   * reload changes only the window or the entry cap (the strategy and header need a restart:
+   * config/load.ts), so every key stays valid and moves over, finished originals with their
+   * expiry and originals still in flight with their final result, to which a retry attaches.
+   */
   private configureDedup(c: LiveConfig): void {
     const settings = JSON.stringify(c.dedup);
     if (settings === this.dedupSettings) return;
     this.dedupSettings = settings;
+    const previous = this.dedup;
     this.dedup = c.dedup.strategy === 'off' ? undefined : new DedupCache<PartResult>({
             windowMs: c.dedup.windowMs,
             maxEntries: c.dedup.maxEntries,
@@ -377,6 +386,13 @@ export class Engine {
               this.limitLog.note(Date.now(), () => this.deps.log.warn({ evicted: count }, 'dedup cache at its limit (--max-dedup-bytes / dedup.maxEntries): oldest answered entries evicted, the window is shorter'));
             },
           });
+    if (previous && this.dedup) {
+      const now = Date.now();
+      this.dedup.restore(previous.snapshot(), now);
+      const inFlight = [...this.dedupWaiters.values()];
+      this.dedupWaiters.clear();
+      for (const w of inFlight) this.track(this.dedup.begin(w.key, now), w.key, w.final, w.batchId);
+    }
   }
 
   private newTable(c: LiveConfig): SessionTable {
@@ -418,6 +434,9 @@ export class Engine {
 }
 
 const now = (): number => Date.now();
+
+/** An original still in flight that copies attach to. */
+type DedupWaiter = { final: Promise<PartResult>; batchId: number; key: DedupKey };
 
 function networkError(): PartResult {
   return { errorCode: ErrorCode.NETWORK_EXCEPTION, baseOffset: -1n, logAppendTimeMs: -1n };

@@ -158,7 +158,7 @@ export class SidecarMetrics {
   });
   readonly configReloads = new Counter({
     name: 'idempo_config_reloads_total',
-    help: 'Configuration file reloads, by result.',
+    help: 'Configuration file changes, by result: ok (applied), error (rejected), restart_needed (fields fixed at start changed).',
     labelNames: ['result'] as const,
     registers: [this.registry],
   });

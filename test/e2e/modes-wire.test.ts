@@ -603,6 +603,37 @@ describe('config reload', () => {
     expect(await sc.metric('idempo_duplicates_rejected_total', { topic })).toBe(1);
   });
 
+  it('a dedup window change keeps what was remembered; a producer or strategy change waits for a restart and says so', async () => {
+    const topic = await newTopic('reload-window');
+    const file = path.join(tmp, 'reload-window.json');
+    writeFileSync(file, spec('upgrade', { dedup: { strategy: 'content', window: '5m' } }));
+    const sc = await sidecar({ upstream: kafka.bootstrap, config: file });
+    const batch = encodeBatch(threeRecords('window'));
+    const c = await RawConnection.connect(sc.bootstrap);
+    try {
+      const a = await sendFrame(c, produceFrame(topic, 0, batch));
+      expect(a.errorCode).toBe(0);
+      // A new window (and cap): the cache is rebuilt, the original's answer moves with it.
+      rewrite(file, spec('upgrade', { dedup: { strategy: 'content', window: '10m', maxEntries: 5000 } }));
+      await expect.poll(() => sc.metric('idempo_config_reloads_total', { result: 'ok' }), { timeout: 10_000 }).toBe(1);
+      const b = await sendFrame(c, produceFrame(topic, 0, batch));
+      expect(b.errorCode).toBe(0);
+      expect(b.baseOffset).toBe(a.baseOffset);
+      // Fields fixed at start: logged, counted, not applied (the copy is still recognised by content).
+      rewrite(file, spec('upgrade', { dedup: { strategy: 'exact', window: '10m', maxEntries: 5000 }, producer: { deliveryTimeout: '30s' } }));
+      await expect.poll(() => sc.metric('idempo_config_reloads_total', { result: 'restart_needed' }), { timeout: 10_000 }).toBe(1);
+      const line = sc.logs().find((l) => l.includes('restart needed'));
+      expect(line).toContain('producer.deliveryTimeout');
+      expect(line).toContain('dedup.strategy');
+      const copy = await sendFrame(c, produceFrame(topic, 0, encodeBatch(threeRecords('window'), { timestamp: BigInt(Date.now() + 1_000) })));
+      expect(copy.baseOffset).toBe(a.baseOffset);
+      expect(await sc.metric('idempo_config_reloads_total', { result: 'ok' })).toBe(1);
+    } finally {
+      c.close();
+    }
+    expect(written(await fetchBatches(kafka.bootstrap, topic, 0))).toEqual(['window-0', 'window-1', 'window-2']);
+  });
+
   it('a YAML file works too, and --mode on the command line wins over the file', async () => {
     const topic = await newTopic('flag-wins');
     const file = path.join(tmp, 'policy.yaml');
