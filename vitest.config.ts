@@ -9,6 +9,8 @@ export default defineConfig({
     hookTimeout: 300_000,
     fileParallelism: false,
     pool: 'forks',
+    // The engine's fuzz campaign checks that memory returns to its baseline: it needs global.gc().
+    poolOptions: { forks: { execArgv: ['--expose-gc'] } },
     // test-outcomes.mjs writes test-results/outcomes.json for scripts/test-summary.mjs (make test).
     reporters: ['default', './scripts/test-outcomes.mjs'],
   },

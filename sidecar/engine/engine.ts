@@ -194,6 +194,11 @@ export class Engine {
         if (mode === 'observe') plan.forward(b);
         else if (b.topicUnknown) this.reject(plan, b, ErrorCode.UNKNOWN_TOPIC_ID, 'topic id not known (metadata refresh under way)');
         else this.reject(plan, b, b.invalid!.errorCode, b.invalid!.message);
+      } else if (b.repeated && mode !== 'observe') {
+        // A broker keeps one batch per partition and answers it for every occurrence: a later
+        // occurrence is refused here so no batch is acknowledged without being written (and the
+        // forwarded part of the request names each partition once, so answers map back exactly).
+        this.reject(plan, b, ErrorCode.INVALID_RECORD, `partition ${b.partition} of ${b.topic} appears twice in one request`);
       } else if (!this.covers(b.topic)) plan.forward(b);
       else covered.push(b);
     }
@@ -211,10 +216,22 @@ export class Engine {
     const valid: PartBatch[] = [];
     for (const b of covered) {
       if (b.invalid) this.reject(plan, b, b.invalid.errorCode, b.invalid.message);
-      else if (b.repeated) this.reject(plan, b, ErrorCode.INVALID_RECORD, `partition ${b.partition} of ${b.topic} appears twice in one request`);
       else valid.push(b);
     }
     const plain = valid.filter((b) => b.header!.producerId < 0n);
+    if (mode === 'upgrade') {
+      // A partition the topic's metadata does not list cannot be written: answered as the broker
+      // would (UNKNOWN_TOPIC_OR_PARTITION, retriable: the client refreshes its metadata through
+      // the sidecar) instead of retried by the upgrader until deliveryTimeout.
+      const cluster = this.deps.ctx.cluster;
+      for (let i = plain.length - 1; i >= 0; i--) {
+        const b = plain[i];
+        if (b.partition >= 0 && (!cluster.knowsTopic(b.topic) || cluster.knowsPartition(b.topic, b.partition))) continue;
+        plain.splice(i, 1);
+        this.reject(plan, b, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, `partition ${b.partition} of ${b.topic} is not in the cluster's metadata`);
+        this.learnTopicIds(call);
+      }
+    }
     if (mode === 'enforce' && (plain.length > 0 || req.acks !== -1)) {
       return this.refuse(plan, valid, req.acks !== -1 ? `acks=${req.acks}` : 'a non-idempotent producer');
     }
@@ -238,11 +255,12 @@ export class Engine {
    * metadata refresh at a time, at most one per second, whatever the request rate.
    */
   private learnTopicIds(call: ProduceCall): void {
+    // (also used for partitions metadata does not list: the same single-flight refresh)
     const t = now();
     if (this.idRefresh.inFlight || t - this.idRefresh.last < 1_000) return;
     this.idRefresh.inFlight = true;
     this.idRefresh.last = t;
-    this.deps.log.warn({ conn: call.connectionId }, 'produce names a topic id the sidecar has not seen yet; refreshing metadata');
+    this.deps.log.warn({ conn: call.connectionId }, 'produce names a topic id or partition the sidecar has not seen in metadata; refreshing it');
     void this.deps.ctx
       .refreshMetadata(null)
       .catch(() => undefined)
@@ -410,7 +428,8 @@ export class Engine {
     });
   }
 
-  private sweep(): void {
+  /** Periodic upkeep (every second; tests call it directly): expiry, gauges, the summary line. */
+  sweep(): void {
     const now = Date.now();
     this.table.sweep(now);
     this.dedup?.sweep(now);

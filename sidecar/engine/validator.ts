@@ -49,7 +49,10 @@ export class Validator {
     let ticket: Ticket | undefined;
     // Copies the broker will answer NONE (original offset, nothing written): outcome "duplicate", not "written".
     let copy = false;
-    if (isTracked(b)) {
+    if (isTracked(b) && plan.call.request.acks === 0) {
+      // acks=0 takes no answer, so nothing would ever complete a ticket: count, do not track.
+      this.count(b.topic, this.table.check(keyOf(b), seqOf(b), now), plan.call, false);
+    } else if (isTracked(b)) {
       const o = this.table.observe(keyOf(b), seqOf(b), now);
       ticket = o.ticket;
       copy = o.verdict.kind === 'duplicate' || o.verdict.kind === 'duplicate_in_flight';
@@ -88,6 +91,8 @@ export class Validator {
   }
 
   private forwardTracked(plan: Plan, b: PartBatch, now: number): void {
+    // acks=0 takes no answer, so nothing would ever complete a ticket (the broker judges it).
+    if (plan.call.request.acks === 0) return plan.forward(b);
     const ticket = this.table.begin(keyOf(b), seqOf(b), now);
     plan.forward(b);
     const k = partKey(b);

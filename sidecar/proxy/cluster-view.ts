@@ -72,6 +72,11 @@ export class ClusterView {
     return (this.leaders.get(name)?.size ?? 0) > 0;
   }
 
+  /** Metadata listed this partition of the topic (its leader may be unknown for a moment). */
+  knowsPartition(name: string, partition: number): boolean {
+    return this.leaders.get(name)?.has(partition) ?? false;
+  }
+
   topicName(topicId: Buffer): string | undefined {
     return this.idToName.get(topicId.toString('hex'));
   }
