@@ -24,6 +24,8 @@ describe('parseConfig', () => {
     const c = parse(['--kubeconfig', '/k', '--namespace', 'ops', '--metrics-listen', '127.0.0.1:9000', '--webhook-listen', '127.0.0.1:9443', '--webhook-url', 'https://127.0.0.1:9443/mutate-pods', '--leader-elect', '--lease-duration', '4s', '--lease-renew', '500ms']);
     expect(c).toMatchObject({ kubeconfig: '/k', namespace: 'ops', leaderElect: true, leaseDurationMs: 4000, leaseRenewMs: 500 });
     expect(c.webhookUrl?.port).toBe('9443');
+    expect(c.sidecarImage).toBeUndefined();
+    expect(parse(['--sidecar-image', 'registry.local/idempo-sidecar:dev']).sidecarImage).toBe('registry.local/idempo-sidecar:dev');
   });
   it('reads env vars, and flags win', () => {
     const c = parse(['--namespace', 'flag'], { IDEMPO_OPERATOR_NAMESPACE: 'env', IDEMPO_OPERATOR_LEADER_ELECT: 'true', IDEMPO_OPERATOR_WEBHOOK_LISTEN: '[::1]:1234' });

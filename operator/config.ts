@@ -26,6 +26,8 @@ export type OperatorConfig = {
   resyncMs: number;
   nativeSidecars: 'auto' | 'true' | 'false';
   logLevel: LogLevel;
+  /** Injects this image instead of each policy's spec.injection.image (development, tests, air-gapped mirrors). */
+  sidecarImage?: string;
 };
 
 export const USAGE = `usage: idempo-operator [--kubeconfig FILE] [--namespace NS] [--metrics-listen HOST:PORT]
@@ -34,6 +36,7 @@ export const USAGE = `usage: idempo-operator [--kubeconfig FILE] [--namespace NS
                       [--cert-dir DIR | --cert-secret NAME] [--webhook-service NAME]
                       [--webhook-config-name NAME] [--ca-bundle-selector LABELS]
                       [--resync 5m] [--native-sidecars auto|true|false] [--log-level info]
+                      [--sidecar-image IMAGE]
 Every flag also reads IDEMPO_OPERATOR_<FLAG> (e.g. IDEMPO_OPERATOR_WEBHOOK_URL); flags win.`;
 
 const FLAGS = {
@@ -54,6 +57,7 @@ const FLAGS = {
   resync: 'string',
   'native-sidecars': 'string',
   'log-level': 'string',
+  'sidecar-image': 'string',
 } as const;
 
 const SA_NAMESPACE_FILE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
@@ -111,5 +115,6 @@ export function parseConfig(argv: string[], env: NodeJS.ProcessEnv = process.env
     resyncMs: parseDurationFlag(str('resync') ?? '5m', 'resync'),
     nativeSidecars,
     logLevel,
+    sidecarImage: str('sidecar-image'),
   };
 }

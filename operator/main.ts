@@ -76,6 +76,7 @@ async function main(): Promise<void> {
     },
     log: log.child({ module: 'webhook' }),
     nativeSidecarsSupported: await nativeSidecarsSupported(client, cfg.nativeSidecars, log),
+    image: cfg.sidecarImage,
     onDecision: (reason: string, injected: boolean, seconds: number) => metrics.onDecision(reason, injected, seconds),
   });
   let tls = await loadServingTls(client, cfg, log);

@@ -2,7 +2,6 @@
 // outcomes, admission decisions and the webhook's reason codes.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
-export type OperatorMetrics = ReturnType<typeof createMetrics>;
 
 export function createMetrics() {
   const registry = new Registry();

@@ -22,7 +22,7 @@ export interface EnsureCertOptions {
 
 /** Secret keys: the kubernetes.io/tls pair, plus the CA (its key too, to re-issue without changing the caBundle). */
 export const SECRET_KEYS = { cert: 'tls.crt', key: 'tls.key', ca: 'ca.crt', caKey: 'ca.key' } as const;
-export const WEBHOOK_NAME = 'inject.idempo.dev';
+const WEBHOOK_NAME = 'inject.idempo.dev';
 const MAX_ATTEMPTS = 5;
 
 const secretsPath = (ns: string, name?: string) => resourcePath('', 'v1', 'secrets', ns, name);
@@ -119,7 +119,7 @@ export interface RegisterWebhookOptions {
   timeoutSeconds?: number;
 }
 
-export function webhookConfiguration(o: RegisterWebhookOptions): V1MutatingWebhookConfiguration {
+function webhookConfiguration(o: RegisterWebhookOptions): V1MutatingWebhookConfiguration {
   if ((o.url === undefined) === (o.service === undefined)) throw new Error('registerWebhook: give exactly one of url and service');
   const webhook: V1MutatingWebhook = {
     name: WEBHOOK_NAME,

@@ -55,6 +55,8 @@ export const isGone = (e: unknown): boolean => e instanceof KubeError && e.code 
 export type RequestOptions = {
   query?: Record<string, string | number | boolean | undefined>;
   contentType?: string;
+  /** Accept header (default application/json); e.g. PartialObjectMetadata to read metadata only. */
+  accept?: string;
   timeoutMs?: number;
 };
 
@@ -70,7 +72,7 @@ export class KubeClient {
   private async open(method: string, path: string, opts: RequestOptions & { signal?: AbortSignal }, body?: string): Promise<http.IncomingMessage> {
     const url = new URL(this.server.pathname.replace(/\/$/, '') + path, this.server);
     for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
-    const o: https.RequestOptions = { method, headers: { Accept: 'application/json' } };
+    const o: https.RequestOptions = { method, headers: { Accept: opts.accept ?? 'application/json' } };
     // Re-applied per request so rotated service-account tokens and exec credentials are picked up.
     await this.kc.applyToHTTPSOptions(o);
     const headers = (o.headers ?? {}) as Record<string, string>;

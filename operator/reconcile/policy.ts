@@ -15,8 +15,8 @@ import {
   VERSION,
   policyConfigMapName,
 } from '../../api/constants.js';
-import { parsePolicySpec } from '../../api/index.js';
-import { isNotFound, resourcePath, type KubeClient, type KubeObject } from '../kube/client.js';
+import { parsePolicySpec, type PolicySpec } from '../../api/index.js';
+import { isNotFound, KubeError, resourcePath, type KubeClient, type KubeObject } from '../kube/client.js';
 import { setCondition, type Condition } from './conditions.js';
 import { selectorsOverlap, selectorString, type LabelSelector } from './selectors.js';
 
@@ -44,7 +44,35 @@ export type PolicyReconcilerDeps = {
   now?: () => Date;
 };
 
-export type ReconcileOutcome = 'reconciled' | 'invalid' | 'conflict' | 'gone';
+export type ReconcileOutcome = 'reconciled' | 'invalid' | 'conflict' | 'secret_not_found' | 'gone';
+
+/**
+ * The Secrets the sidecar would mount (spec.kafka.tls.caSecretRef, .clientCertSecretRef,
+ * spec.kafka.sasl.secretRef) that do not exist, as "Secret X (spec path) not found". Read as
+ * metadata only (PartialObjectMetadata): the operator never sees a Secret's data. Without
+ * permission to read Secrets the check is skipped, not failed.
+ */
+async function missingSecrets(deps: PolicyReconcilerDeps, namespace: string, spec: PolicySpec): Promise<string[]> {
+  const refs: Array<[string, string | undefined]> = [
+    ['spec.kafka.tls.caSecretRef', spec.kafka.tls.enabled ? spec.kafka.tls.caSecretRef?.name : undefined],
+    ['spec.kafka.tls.clientCertSecretRef', spec.kafka.tls.enabled ? spec.kafka.tls.clientCertSecretRef?.name : undefined],
+    ['spec.kafka.sasl.secretRef', spec.kafka.sasl?.secretRef.name],
+  ];
+  const missing: string[] = [];
+  for (const [field, name] of refs) {
+    if (!name) continue;
+    try {
+      await deps.client.get(resourcePath('', 'v1', 'secrets', namespace, name), { accept: METADATA_ONLY });
+    } catch (e) {
+      if (isNotFound(e)) missing.push(`Secret ${name} (${field}) not found`);
+      else if (e instanceof KubeError && e.code === 403) deps.log.debug({ namespace, secret: name }, 'no permission to check that a Secret exists; skipped');
+      else throw e;
+    }
+  }
+  return missing;
+}
+
+const METADATA_ONLY = 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1';
 
 export async function reconcilePolicy(deps: PolicyReconcilerDeps, key: string): Promise<ReconcileOutcome> {
   const [namespace, name] = key.split('/');
@@ -83,9 +111,21 @@ export async function reconcilePolicy(deps: PolicyReconcilerDeps, key: string): 
       };
       outcome = 'conflict';
     } else {
-      const note = newer.length ? `; pods also matched by newer ${names(newer)} are not injected` : '';
-      ready = { type: CONDITION_READY, status: 'True', reason: ConditionReason.Reconciled, message: `sidecars read ConfigMap ${cmName}${note}` };
-      outcome = 'reconciled';
+      const missing = await missingSecrets(deps, namespace, parsed.spec);
+      if (missing.length) {
+        // The sidecar would mount these: its pod could not start. Not ready, so nothing is injected.
+        ready = {
+          type: CONDITION_READY,
+          status: 'False',
+          reason: ConditionReason.SecretNotFound,
+          message: `${missing.join('; ')} in namespace ${namespace}; create it (checked again when the spec changes and every --resync)`,
+        };
+        outcome = 'secret_not_found';
+      } else {
+        const note = newer.length ? `; pods also matched by newer ${names(newer)} are not injected` : '';
+        ready = { type: CONDITION_READY, status: 'True', reason: ConditionReason.Reconciled, message: `sidecars read ConfigMap ${cmName}${note}` };
+        outcome = 'reconciled';
+      }
     }
   }
 

@@ -1,4 +1,4 @@
-// The webhook's HTTPS listener: POST /mutate-pods to the admission handler, /healthz, and a
+// The webhook's HTTPS listener: POST MUTATE_PATH (/mutate-pods) to the admission handler, /healthz, and a
 // serving certificate that can be swapped while connections stay up.
 import http from 'node:http';
 import https from 'node:https';
@@ -6,8 +6,7 @@ import type { Logger } from 'pino';
 import type { HostPort } from '../../api/flags.js';
 import { listen } from '../../api/probe-server.js';
 import type { ServingTls } from '../certs/serving.js';
-
-export const WEBHOOK_PATH = '/mutate-pods';
+import { MUTATE_PATH } from './handler.js';
 
 export interface WebhookServer {
   server: https.Server;
@@ -18,7 +17,7 @@ export interface WebhookServer {
 export async function startWebhookServer(at: HostPort, tls: ServingTls, admit: (req: http.IncomingMessage, res: http.ServerResponse) => void, log: Logger): Promise<WebhookServer> {
   const server = https.createServer({ cert: tls.certPem, key: tls.keyPem }, (req, res) => {
     const path = (req.url ?? '/').split('?')[0];
-    if (path === WEBHOOK_PATH && req.method === 'POST') admit(req, res);
+    if (path === MUTATE_PATH && req.method === 'POST') admit(req, res);
     else if (path === '/healthz') res.writeHead(200).end('ok\n');
     else res.writeHead(404).end();
   });

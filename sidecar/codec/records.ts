@@ -181,7 +181,7 @@ export function encodeRecords(records: RecordInput[], baseTimestamp: bigint): Bu
 }
 
 /** Compresses a records section (gzip, or zstd where this Node has it); other codecs throw. */
-export function compressRecords(plain: Buffer, compression: Compression): Buffer {
+function compressRecords(plain: Buffer, compression: Compression): Buffer {
   switch (compression) {
     case 0:
       return plain;

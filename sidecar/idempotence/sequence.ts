@@ -8,8 +8,6 @@
 
 export const MAX_SEQUENCE = 0x7fffffff; // Integer.MAX_VALUE
 const MODULUS = 0x80000000; // 2^31
-/** RecordBatch.NO_SEQUENCE */
-export const NO_SEQUENCE = -1;
 
 function check(seq: number, what: string): void {
   if (!Number.isInteger(seq) || seq < 0 || seq > MAX_SEQUENCE) throw new RangeError(`${what} must be an Int32 >= 0, got ${seq}`);

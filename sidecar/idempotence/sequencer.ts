@@ -434,6 +434,8 @@ export class Sequencer {
     return true;
   }
 
+  // epochBumpPending, retriesByReason and nextDeadline are read by sequencer.test.ts only: they
+  // make the pure machine's state observable there; the Upgrader learns the same from actions.
   epochBumpPending(): EpochBumpReason | null {
     return this.bumpPending;
   }
@@ -442,7 +444,7 @@ export class Sequencer {
     return this.producer;
   }
 
-  /** Re-sends emitted so far, by reason (for `idempo_retries_total{reason}`). */
+  /** Re-sends emitted so far, by reason (the Upgrader counts idempo_retries_total from the actions). */
   retriesByReason(): ReadonlyMap<RetryReason, number> {
     return this.retries;
   }

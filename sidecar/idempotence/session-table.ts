@@ -53,7 +53,6 @@ export type Verdict =
   /** Already 5 in flight (rule 1): wait until `waitFor` (the oldest) completes, then check again. */
   | { kind: 'too_many_in_flight'; waitFor: Ticket };
 
-export type VerdictKind = Verdict['kind'];
 
 export interface CompleteResult {
   readonly errorCode: number;

@@ -94,6 +94,19 @@ describe('idempo-operator on a real API server', () => {
     ]);
   });
 
+  it('a Secret the policy names that does not exist: Ready False, SecretNotFound, until it is created', async () => {
+    const sasl = { mechanism: 'SCRAM-SHA-512', secretRef: { name: 'kafka-user' } };
+    await client.create(policyPath(NS), policy(NS, 'secured', { selector: { matchLabels: { app: 'secured' } }, kafka: { bootstrapServers: ['kafka.kafka:9092'], sasl } }));
+    const p = await waitPolicy(NS, 'secured', (p) => readyOf(p)?.reason === 'SecretNotFound', 'secured SecretNotFound');
+    expect(readyOf(p)).toMatchObject({ status: 'False' });
+    expect(readyOf(p)?.message).toContain('Secret kafka-user (spec.kafka.sasl.secretRef) not found in namespace shop');
+    await client.create(resourcePath('', 'v1', 'secrets', NS), { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'kafka-user' }, stringData: { username: 'u', password: 'p' } });
+    // Checked again on the next change of the policy's spec (or the next resync).
+    await client.mergePatch(policyPath(NS, 'secured'), { spec: { mode: 'observe' } });
+    await waitPolicy(NS, 'secured', (p) => readyOf(p)?.status === 'True', 'secured Ready once the Secret exists');
+    await client.delete(policyPath(NS, 'secured'));
+  });
+
   it('injects the sidecar into a matching pod', async () => {
     // The API server picks up a new webhook configuration asynchronously: the first pods
     // may slip through uninjected; keep creating until one is injected and time that.
