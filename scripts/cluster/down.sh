@@ -87,6 +87,15 @@ for t in iptables ip6tables; do
   done
 done
 
+# iptables-nft creates a table the first time a rule goes into it; ours are gone, so a table
+# that did not exist before and holds no rule now (only base chains) is dropped too.
+if command -v nft >/dev/null && [[ -f $before/nft-tables ]]; then
+  nft list tables 2>/dev/null | sort | comm -13 "$before/nft-tables" - | while read -r _ family name; do
+    rules=$(nft list table "$family" "$name" 2>/dev/null | grep -Ev '^\s*(table |chain |type |policy |}|$)')
+    [[ -z $rules ]] && nft delete table "$family" "$name" 2>/dev/null
+  done
+fi
+
 # 6. Sysctls back to what they were.
 if [[ -f $before/sysctls ]]; then
   while IFS=$'\t' read -r key value; do

@@ -60,6 +60,7 @@ for c in /sys/fs/cgroup/*/; do for r in "${CGROUP_ROOTS[@]}"; do [[ -d $c$r ]] &
 for t in iptables ip6tables; do
   command -v "$t-save" >/dev/null && "$t-save" 2>/dev/null | sed -n 's/^:\([^ ]*\) .*/\1/p' | sort -u >"$before/$t-chains"
 done
+command -v nft >/dev/null && nft list tables 2>/dev/null | sort >"$before/nft-tables"
 
 # --- addresses and ports -----------------------------------------------------------------
 # Pods get a /24 on our own bridge; its .1 is the node's address pods reach (apiserver
