@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { POLICY_CONFIG_KEY, POLICY_CONFIG_PATH } from '../../api/constants.js';
+import { STATE_DIR } from '../../operator/webhook/mutate.js';
 import { KubeClient, resourcePath, type KubeObject } from '../../operator/kube/client.js';
 import { kafkajsConsume, kafkajsProduce } from '../support/clients/kafkajs.js';
 import { startKafka, type KafkaCluster } from '../support/kafka.js';
@@ -88,8 +89,11 @@ describe('operator to sidecar to Kafka', () => {
     const cm = await client.get<KubeObject & { data: Record<string, string> }>(resourcePath('', 'v1', 'configmaps', NS, 'idempo-orders'));
     const configFile = join(tmp, POLICY_CONFIG_KEY);
     writeFileSync(configFile, cm.data[POLICY_CONFIG_KEY]);
-    const args = (sc.args ?? []).map((a) => (a === POLICY_CONFIG_PATH ? configFile : a));
+    // The state emptyDir, as the kubelet would provide it: a fresh directory per pod.
+    const stateDir = join(tmp, 'state');
+    const args = (sc.args ?? []).map((a) => (a === POLICY_CONFIG_PATH ? configFile : a === STATE_DIR ? stateDir : a));
     expect(args).toContain(configFile);
+    expect(args).toContain(stateDir);
     const env: NodeJS.ProcessEnv = { ...process.env };
     for (const e of sc.env ?? []) {
       if (e.value !== undefined) env[e.name] = e.value;
