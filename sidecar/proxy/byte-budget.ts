@@ -1,8 +1,9 @@
 // Memory bounded in bytes: every frame the sidecar must hold whole (a request it decodes or
 // re-sends, an answer it rewrites) takes its size from its connection's budget and from the
 // sidecar's before a byte of it is buffered, and gives it back when the frame is done with.
-// A reader that cannot take waits (its socket paused: backpressure, never an OOM kill) until
-// bytes come back. Frames nobody transforms are streamed and take nothing.
+// A request reader that cannot take waits (its socket paused: backpressure, never an OOM
+// kill) until bytes come back. Answers the sidecar rewrites take without waiting (take());
+// answers nobody transforms are streamed and take nothing.
 
 export class ByteBudget {
   private usedBytes = 0;
@@ -29,6 +30,16 @@ export class ByteBudget {
     if (this.parent && !this.parent.tryTake(n)) return false;
     this.usedBytes += n;
     return true;
+  }
+
+  /**
+   * Takes `n` bytes even past the limit. For answers: an answer is what gives a request's bytes
+   * back, so an answer that waited for bytes held by requests waiting for answers would wait
+   * forever. Requests wait; answers are counted and read.
+   */
+  take(n: number): void {
+    this.usedBytes += n;
+    this.parent?.take(n);
   }
 
   /** Gives `n` bytes back (here and to the parent) and wakes whoever waits. */

@@ -398,24 +398,15 @@ export class ClientConnection {
   }
 
   /**
-   * How an upstream answer is read. One the sidecar transforms is read whole, its size taken
-   * from the byte budget first. Any other goes to the client as it arrives, without being
+   * How an upstream answer is read. One the sidecar transforms is read whole, its size counted
+   * in the byte budget. Any other goes to the client as it arrives, without being
    * held, once every answer before it has been written; until then the upstream reader waits.
    */
   private receiveAnswer(slot: Slot, size: number, transformed: boolean, resume: () => void): FrameDecision {
     if (this.closed) return transformed ? 'whole' : 'stream'; // client gone: read and drop
     if (transformed) {
-      if (!this.budget.fits(size)) {
-        this.log.error({ api: apiName(slot.apiKey), size }, 'an answer the sidecar must rewrite is larger than a connection may buffer; closing the connection');
-        this.deps.metrics.rejectedFrames.inc({ reason: 'oversized' });
-        this.close('answer too large to rewrite');
-        return 'wait';
-      }
-      if (!this.budget.tryTake(size)) {
-        this.deps.memoryLimited(this.budget.used + size > this.budget.limit ? 'connection' : 'sidecar');
-        this.budget.whenFreed(resume);
-        return 'wait';
-      }
+      // Counted, never waited for: this answer gives its request's bytes back (byte-budget.ts).
+      this.budget.take(size);
       slot.held += size;
       return 'whole';
     }

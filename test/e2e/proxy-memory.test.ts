@@ -3,7 +3,7 @@
 // same sidecar at full speed, must leave the sidecar's peak resident set under that limit:
 // answers nobody rewrites are streamed to the client, never held whole, and what the sidecar
 // must hold whole is bounded by --max-buffered-bytes. (A bound, not a timing: the peak is
-// printed for the record.)
+// printed for the record.) And a full byte budget slows clients down, never stalls them.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -12,6 +12,13 @@ import { startKafka, type KafkaCluster } from '../support/kafka.js';
 import { startSidecar, type Sidecar } from '../support/sidecar.js';
 import { kafkaLibsDir, repoRoot } from '../support/clients/java.js';
 import { runProcess } from '../support/clients/run.js';
+import { kafkajsClient } from '../support/clients/kafkajs.js';
+import { RawConnection } from '../support/raw-kafka.js';
+import { Writer } from '../../sidecar/codec/writer.js';
+import { ApiKey } from '../../sidecar/codec/api.js';
+import { createPartitionProduceData, createProduceRequest, createTopicProduceData, encodeProduceRequest } from '../../sidecar/codec/generated/produce-request.js';
+import { decodeProduceResponse } from '../../sidecar/codec/generated/produce-response.js';
+import { encodeRecordBatch } from '../../sidecar/codec/records.js';
 import { runProducerPerf } from '../../bench/producer-perf.js';
 import { sampleProcess } from '../../bench/proc-stats.js';
 
@@ -80,4 +87,78 @@ describe('memory bounded in bytes', () => {
     // Every answer went back to its client: nothing is held after the run.
     expect(await sidecar.metric('idempo_buffered_bytes')).toBe(0);
   }, 600_000);
+});
+
+async function endOffsets(topic: string): Promise<number> {
+  const admin = kafkajsClient(kafka.bootstrap).admin();
+  await admin.connect();
+  try {
+    return (await admin.fetchTopicOffsets(topic)).reduce((n, p) => n + Number(p.high), 0);
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+describe('a full byte budget', () => {
+  it('makes producers wait, never stalls them: every record is written', async () => {
+    // 1 MiB for the sidecar and for a connection, while the Java producer keeps 5 requests of
+    // up to 256 KiB in flight per broker: requests wait for budget, and the answers that give
+    // it back must still be read (they never wait for it).
+    const tight = await startSidecar({ upstream: kafka.bootstrap, mode: 'observe', logLevel: 'warn', extraArgs: ['--max-buffered-bytes', '1Mi', '--max-connection-buffered-bytes', '1Mi'] });
+    try {
+      await kafka.createTopic('tight', 3, 1);
+      const records = 60_000;
+      await runProducerPerf({ bootstrap: tight.bootstrap, topic: 'tight', records, recordSize: 1024, props: { 'linger.ms': 20, 'batch.size': 262144, 'delivery.timeout.ms': 120000 } });
+      expect(await endOffsets('tight')).toBe(records);
+      expect(await tight.metric('idempo_memory_limit_waits_total')).toBeGreaterThan(0);
+      expect(tight.logs().some((l) => l.includes('memory limit reached'))).toBe(true);
+      expect(await tight.metric('idempo_buffered_bytes')).toBe(0);
+    } finally {
+      await tight.stop();
+    }
+  }, 600_000);
+
+  it('reads the answer to a request that filled the budget to the last bytes', async () => {
+    // A request of exactly the connection's limit minus 16 bytes: its answer needs more than
+    // 16 bytes. An answer that waited for budget would wait for itself; the client would hang.
+    const limit = 1 << 20;
+    const tight = await startSidecar({ upstream: kafka.bootstrap, mode: 'observe', logLevel: 'warn', extraArgs: ['--max-buffered-bytes', '2Mi', '--max-connection-buffered-bytes', '1Mi'] });
+    const c = await RawConnection.connect(tight.bootstrap);
+    try {
+      await kafka.createTopic('brim', 1, 1);
+      const request = (valueBytes: number) => {
+        const req = createProduceRequest();
+        req.acks = -1;
+        req.timeoutMs = 30_000;
+        const td = createTopicProduceData();
+        td.name = 'brim';
+        const pd = createPartitionProduceData();
+        pd.records = encodeRecordBatch({ records: [{ value: Buffer.alloc(valueBytes, 'v') }] });
+        td.partitionData.push(pd);
+        req.topicData.push(td);
+        return req;
+      };
+      // The request payload (what the budget counts) for a value size: header + body.
+      const header = 2 + 2 + 4 + 2 + 'raw-test'.length + 1;
+      const payload = (v: number) => {
+        const w = new Writer(v + 256);
+        encodeProduceRequest(w, request(v), 9);
+        return header + w.toBuffer().length;
+      };
+      let v = limit - 16 - payload(0);
+      for (let i = 0; i < 4; i++) v += limit - 16 - payload(v);
+      expect(payload(v)).toBe(limit - 16);
+      const first = c.send(ApiKey.Produce, 9, (w) => encodeProduceRequest(w, request(v), 9));
+      const second = c.send(ApiKey.Produce, 9, (w) => encodeProduceRequest(w, request(1000), 9)); // waits for the first's bytes
+      for (const corr of [first, second]) {
+        const answer = await c.receive(ApiKey.Produce, 9, 60_000);
+        expect(answer.correlationId).toBe(corr);
+        expect(decodeProduceResponse(answer.body, 9).responses[0].partitionResponses[0].errorCode).toBe(0);
+      }
+      expect(await tight.metric('idempo_memory_limit_waits_total', { scope: 'connection' })).toBeGreaterThan(0);
+    } finally {
+      c.close();
+      await tight.stop();
+    }
+  }, 300_000);
 });
