@@ -54,7 +54,8 @@ export const ConditionReason = {
   InvalidSpec: 'InvalidSpec',
   ConflictingPolicies: 'ConflictingPolicies',
   SecretNotFound: 'SecretNotFound',
-  ReconcileFailed: 'ReconcileFailed',
-  Pending: 'Pending',
 } as const;
+// No "ReconcileFailed" or "Pending": a failed reconcile (API error) is retried with backoff and
+// counted (idempo_operator_reconciles_total{result="error"}); the status keeps the last verdict
+// it could establish, and a new policy has no Ready condition until its first reconcile.
 export type ConditionReason = (typeof ConditionReason)[keyof typeof ConditionReason];
