@@ -435,7 +435,6 @@ export class Engine {
     this.dedup?.sweep(now);
     this.deps.metrics.producerSessions.set(this.table.sessionCount + (this.upgrader?.producer ? 1 : 0));
     // Batches forwarded for idempotent clients plus the sidecar's own upgrade-mode sends.
-    if (this.deps.state) this.deps.metrics.stateJournalBytes.set(this.deps.state.store.bytes);
     this.deps.metrics.inflightBatches.set(this.table.inFlightCount + (this.upgrader?.inFlight ?? 0));
     this.logSummary(now);
   }

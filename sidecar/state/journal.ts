@@ -79,6 +79,8 @@ export interface JournalOptions {
   snapshot: () => Buffer[];
   /** Compact when the file grows past max(minCompactBytes, 4 × the last snapshot). Default 16 MiB. */
   minCompactBytes?: number;
+  /** The file's size after every flush (for idempo_state_journal_bytes). */
+  onSize?: (bytes: number) => void;
 }
 
 /**
@@ -193,6 +195,7 @@ export class JournalWriter {
       this.busy = false;
     }
     this.done = this.failed ? this.appended : target;
+    this.opts.onSize?.(this.size);
     const ready = this.waiters.filter((w) => w.target <= this.done);
     this.waiters = this.waiters.filter((w) => w.target > this.done);
     for (const w of ready) w.resolve();

@@ -65,6 +65,7 @@ export class StateStore {
     let store: StateStore;
     const writer = new JournalWriter(file, validLength, {
       minCompactBytes: deps.minCompactBytes,
+      onSize: (bytes) => metrics.stateJournalBytes.set(bytes),
       snapshot: () => store.snapshotSource().map(encodeRecord),
       onError: (op, err) => {
         metrics.stateWriteErrors.inc();

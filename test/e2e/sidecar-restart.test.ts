@@ -238,6 +238,8 @@ describe('sidecar restart (kill -9) with --state-dir', () => {
     const frame = produceFrame(topic, plainBatch('answer-lost'), 2);
     const original = await send(first.bootstrap, frame);
     expect(original.errorCode).toBe(0);
+    // Every stamp was on disk before its send, so the journal has grown past its 8-byte magic.
+    if (withState) expect(await first.metric('idempo_state_journal_bytes')).toBeGreaterThan(8);
     const portsBefore = brokerPorts(first);
     const pidBefore = logged(first, 'sidecar producer id obtained').map((l) => l.producerId);
     await kill9(first);
