@@ -39,7 +39,12 @@ async function main(): Promise<void> {
   // Read before anything is bound: the restored broker ports are listened on first.
   let state;
   try {
-    state = cli.stateDir ? StateStore.open(cli.stateDir, { log, metrics, dedupWindowMs: config.live.dedup.windowMs }) : undefined;
+    state = cli.stateDir ? StateStore.open(cli.stateDir, {
+          log,
+          metrics,
+          dedupWindowMs: config.live.dedup.windowMs,
+          upstream: config.upstream.map((u) => `${u.host}:${u.port}`).sort().join(','),
+        }) : undefined;
   } catch (err) {
     console.error(`idempo-sidecar: --state-dir: ${(err as Error).message}`);
     process.exit(2);

@@ -171,7 +171,7 @@ export class SidecarMetrics {
   // --state-dir (sidecar/state/README.md)
   readonly stateRestores = new Counter({
     name: 'idempo_state_restores_total',
-    help: 'State directory loads at start-up, by result: fresh (nothing there), restored, torn_tail (cut off, then restored), corrupt (set aside; fresh producer id).',
+    help: 'State directory loads at start-up, by result: fresh (nothing there), restored, torn_tail (cut off, then restored), corrupt (set aside; fresh producer id), other_upstream (written for other --upstream servers: set aside, fresh).',
     labelNames: ['result'] as const,
     registers: [this.registry],
   });

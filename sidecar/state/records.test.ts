@@ -30,6 +30,7 @@ describe('state records', () => {
       accepted(2, { topic: '12n', partition: 1 }, 1, { topic: '12n', partition: 1, fingerprint: fp(5n) }), // strings stay strings
       { type: 'dedup', entries: [{ key: { topic: 't', partition: 0, fingerprint: fp(0xabcn) }, result: { errorCode: 0, baseOffset: 5n, logAppendTimeMs: -1n }, expiresAt: 9 }] },
       { type: 'dedup', entries: [] },
+      { type: 'upstream', upstream: 'kafka-0.kafka:9092,kafka-1.kafka:9092' },
     ];
     expect(roundTrip(rs)).toEqual(rs);
     expect(() => decodeRecord(Buffer.from([99, 0, 0, 0, 0]))).toThrow(/unknown record type/);

@@ -44,12 +44,15 @@ export type StateRecord =
   | { type: 'stamped'; id: number; stamp: Stamp; inSnapshot?: true }
   | { type: 'finished'; id: number; result: StoredResult; at: number }
   | { type: 'brokers'; brokers: BrokerPort[] }
+  // The --upstream list the state belongs to: producer ids are per cluster, so a journal written
+  // for other bootstrap servers is not restored (a foreign producer id could collide).
+  | { type: 'upstream'; upstream: string }
   // Only at the start of a compacted file: the sequencer without its batches (they follow as accepted/stamped).
   | { type: 'sequencer'; producer: ProducerIdentity | null; bumpPending: EpochBumpReason | null; partitions: Array<{ tp: TopicPartition; nextSeq: number }>; restamped: number[] }
   // Finished originals, in chunks (one record per ~1000 entries keeps a compaction cheap).
   | { type: 'dedup'; entries: Array<DedupSnapshotEntry<StoredResult>> };
 
-const TYPE = { producer: 1, accepted: 2, stamped: 3, finished: 4, brokers: 5, sequencer: 6, dedup: 7 } as const;
+const TYPE = { producer: 1, accepted: 2, stamped: 3, finished: 4, brokers: 5, sequencer: 6, dedup: 7, upstream: 8 } as const;
 
 const BUMP_REASONS: readonly EpochBumpReason[] = ['no_producer_id', 'sequence_hole', 'sequence_wrap'];
 
@@ -134,6 +137,9 @@ export function encodeRecord(x: StateRecord): Buffer {
       writeResult(w, x.result);
       w.float64(x.at);
       break;
+    case 'upstream':
+      w.bytes(Buffer.from(x.upstream, 'utf8'));
+      break;
     case 'brokers':
       w.int32(x.brokers.length);
       for (const b of x.brokers) {
@@ -201,6 +207,9 @@ export function decodeRecord(payload: Buffer): StateRecord {
     case TYPE.finished:
       out = { type: 'finished', id: r.int32('id'), result: readResult(r), at: r.float64('at') };
       break;
+    case TYPE.upstream:
+      out = { type: 'upstream', upstream: r.bytes('upstream').toString('utf8') };
+      break;
     case TYPE.brokers: {
       const n = r.int32('brokers');
       const brokers: BrokerPort[] = [];
@@ -246,6 +255,8 @@ export interface RestoredState {
    */
   dedup: Array<DedupSnapshotEntry<StoredResult>>;
   brokers: BrokerPort[];
+  /** The last upstream record (null in journals without one). */
+  upstream: string | null;
   /** Batch ids must not be reused: start above this. */
   maxBatchId: number;
 }
@@ -267,6 +278,7 @@ export function replay(records: Iterable<StateRecord>, dedupWindowMs: number): R
   // showed in the restart time; DedupCache.restore keeps the last entry of a key.
   const dedup: Array<DedupSnapshotEntry<StoredResult>> = [];
   let brokers: BrokerPort[] = [];
+  let upstream: string | null = null;
   let maxBatchId = 0;
   const restampedIds = new Set<number>();
   const sameProducer = (s: Stamp): boolean => producer !== null && s.producerId === producer.producerId && s.epoch === producer.epoch;
@@ -324,6 +336,9 @@ export function replay(records: Iterable<StateRecord>, dedupWindowMs: number): R
       case 'brokers':
         brokers = r.brokers;
         break;
+      case 'upstream':
+        upstream = r.upstream;
+        break;
       case 'dedup':
         for (const e of r.entries) dedup.push(e);
         break;
@@ -344,7 +359,7 @@ export function replay(records: Iterable<StateRecord>, dedupWindowMs: number): R
   }
   // Stamped batches first (in sequence order = acceptance order), then queued ones (FIFO).
   for (const p of partitions.values()) p.batches.sort((a, b) => Number(a.stamp === null) - Number(b.stamp === null));
-  return { sequencer: { producer, bumpPending, partitions: [...partitions.values()] }, batches, dedup, brokers, maxBatchId };
+  return { sequencer: { producer, bumpPending, partitions: [...partitions.values()] }, batches, dedup, brokers, upstream, maxBatchId };
 }
 
 /** The whole live state as records: what a compaction writes (the first records of the new file). */

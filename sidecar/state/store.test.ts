@@ -12,11 +12,11 @@ afterEach(() => {
   for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
 });
 
-function open(dir: string) {
+function open(dir: string, upstream?: string) {
   const lines: Array<Record<string, unknown>> = [];
   const log = pino({ level: 'info' }, { write: (l: string) => lines.push(JSON.parse(l) as Record<string, unknown>) });
   const metrics = new SidecarMetrics();
-  const r = StateStore.open(dir, { log, metrics, dedupWindowMs: 60_000 });
+  const r = StateStore.open(dir, { log, metrics, dedupWindowMs: 60_000, upstream });
   const restores = async (result: string) => sumMetric(await metrics.registry.metrics(), 'idempo_state_restores_total', { result });
   return { ...r, lines, restores };
 }
@@ -33,6 +33,28 @@ async function journalWithProducer(): Promise<string> {
 }
 
 describe('StateStore.open', () => {
+  it('does not restore a journal written for other upstream servers (producer ids are per cluster)', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'idempo-store-'));
+    dirs.push(dir);
+    const first = open(dir, 'a:9092,b:9092');
+    first.store.append({ type: 'producer', producer: { producerId: 42n, epoch: 1 } });
+    await first.store.durable();
+    await first.store.close();
+    const same = open(dir, 'a:9092,b:9092');
+    expect(same.restored?.sequencer.producer?.producerId).toBe(42n);
+    await same.store.close();
+    const other = open(dir, 'c:9092');
+    expect(other.restored).toBeNull();
+    expect(await other.restores('other_upstream')).toBe(1);
+    expect(fs.readdirSync(dir).some((f) => f.startsWith(`${JOURNAL_FILE}.other-upstream-`))).toBe(true);
+    await other.store.close();
+    // The new journal belongs to the new servers.
+    const again = open(dir, 'c:9092');
+    expect(await again.restores('restored')).toBe(1);
+    await again.store.close();
+  });
+
+
   it('starts fresh in an empty directory and restores what was journalled', async () => {
     const dir = await journalWithProducer();
     const again = open(dir);

@@ -25,13 +25,13 @@ export class StateStore {
    * renamed to journal.corrupt-<time> and the sidecar starts fresh: a new producer id is safe,
    * sequences continued from a wrong state are not.
    */
-  static open(dir: string, deps: { log: Logger; metrics: SidecarMetrics; dedupWindowMs: number; minCompactBytes?: number }): OpenResult {
+  static open(dir: string, deps: { log: Logger; metrics: SidecarMetrics; dedupWindowMs: number; minCompactBytes?: number; upstream?: string }): OpenResult {
     const { log, metrics } = deps;
     fs.mkdirSync(dir, { recursive: true });
     const file = path.join(dir, JOURNAL_FILE);
     let restored: RestoredState | null = null;
     let validLength = 0;
-    let result: 'fresh' | 'restored' | 'torn_tail' | 'corrupt' = 'fresh';
+    let result: 'fresh' | 'restored' | 'torn_tail' | 'corrupt' | 'other_upstream' = 'fresh';
     let buf: Buffer | null = null;
     try {
       buf = fs.readFileSync(file);
@@ -53,6 +53,15 @@ export class StateStore {
           problem = (err as Error).message;
         }
       }
+      if (!problem && restored && deps.upstream !== undefined && restored.upstream !== null && restored.upstream !== deps.upstream) {
+        // Producer ids are per cluster: another cluster's id could belong to someone else there.
+        const aside = `${file}.other-upstream-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+        fs.renameSync(file, aside);
+        log.warn({ file, movedTo: aside, was: restored.upstream, now: deps.upstream }, 'state journal belongs to other upstream servers: starting with a fresh producer id');
+        restored = null;
+        validLength = 0;
+        result = 'other_upstream';
+      }
       if (problem) {
         restored = null;
         result = 'corrupt';
@@ -62,17 +71,20 @@ export class StateStore {
       }
     }
     metrics.stateRestores.inc({ result });
+    // Which cluster the state belongs to: the first record of the journal and of every compaction.
+    const upstreamRecord = (): StateRecord[] => (deps.upstream !== undefined ? [{ type: 'upstream', upstream: deps.upstream }] : []);
     let store: StateStore;
     const writer = new JournalWriter(file, validLength, {
       minCompactBytes: deps.minCompactBytes,
       onSize: (bytes) => metrics.stateJournalBytes.set(bytes),
-      snapshot: () => store.snapshotSource().map(encodeRecord),
+      snapshot: () => [...upstreamRecord(), ...store.snapshotSource()].map(encodeRecord),
       onError: (op, err) => {
         metrics.stateWriteErrors.inc();
         log.error({ op, file, err: err.message }, 'cannot write the state journal: continuing WITHOUT restart safety');
       },
     });
     store = new StateStore(writer);
+    for (const r of upstreamRecord()) store.append(r);
     metrics.stateJournalBytes.set(writer.bytes);
     if (restored) {
       const s = restored.sequencer;
