@@ -13,6 +13,7 @@ import { RawConnection } from '../support/raw-kafka.js';
 import { createMetadataRequest, createMetadataRequestTopic, encodeMetadataRequest } from '../../sidecar/codec/generated/metadata-request.js';
 import { encodeBatch, fetchBatches, initProducerId, produceFrame, produceFrameMulti, readProduceAnswer, sendFrame, valuesOf, PRODUCE_V, type StoredBatch } from './wire.js';
 import { ApiKey } from '../../sidecar/codec/api.js';
+import { Writer } from '../../sidecar/codec/writer.js';
 import { verifyCrc } from '../../sidecar/codec/record-batch.js';
 import { decodeProduceResponse, type PartitionProduceResponse } from '../../sidecar/codec/generated/produce-response.js';
 
@@ -365,6 +366,44 @@ describe('enforce: what is refused', () => {
     await expect.poll(() => enf.logs().some((l) => l.includes('closing client connection: acks=0 produce refused by policy wire-refuse (mode enforce)'))).toBe(true);
     expect(written(await fetchBatches(kafka.bootstrap, topic, 0))).toEqual([]);
     expect(await enf.metric('idempo_produce_batches_total', { topic, outcome: 'policy_rejected' })).toBe(1);
+  });
+
+  it('Produce v2 (a magic 1 message set, which cannot be idempotent) is refused: the connection is closed, nothing is written', async () => {
+    const topic = await newTopic('enf-v2');
+    // A message set v1 with one message (the sidecar does not parse it; the bytes only need a shape).
+    const value = Buffer.from('old-client');
+    const msg = Buffer.alloc(8 + 4 + 4 + 1 + 1 + 8 + 4 + 4 + value.length);
+    msg.writeInt32BE(msg.length - 12, 8);
+    msg.writeInt8(1, 16); // magic
+    msg.writeBigInt64BE(BigInt(Date.now()), 18);
+    msg.writeInt32BE(-1, 26); // null key
+    msg.writeInt32BE(value.length, 30);
+    value.copy(msg, 34);
+    const w = new Writer(256);
+    w.int32(0);
+    w.int16(ApiKey.Produce);
+    w.int16(2);
+    w.int32(4242);
+    w.nullableString('v2-client');
+    w.int16(-1); // acks
+    w.int32(10_000);
+    w.int32(1);
+    w.nullableString(topic);
+    w.int32(1);
+    w.int32(0);
+    w.int32(msg.length);
+    w.raw(msg);
+    const frame = Buffer.from(w.toBuffer());
+    frame.writeInt32BE(frame.length - 4, 0);
+    const c = await RawConnection.connect(enf.bootstrap);
+    try {
+      c.write(frame);
+      expect(await c.waitClosed(10_000)).toBe(true);
+    } finally {
+      c.close();
+    }
+    await expect.poll(() => enf.logs().some((l) => l.includes('closing client connection: Produce v2 (message format v0/v1, which cannot be idempotent) refused by policy wire-refuse (mode enforce)'))).toBe(true);
+    expect(written(await fetchBatches(kafka.bootstrap, topic, 0))).toEqual([]);
   });
 });
 
