@@ -74,7 +74,7 @@ describe('schema and types agree', () => {
   it('applyDefaults does not touch its input and keeps explicit values', () => {
     const input = { selector: {}, kafka: { bootstrapServers: ['k:1'] }, producer: { maxInFlightPerPartition: 1 }, sidecar: { resources: {} } };
     const before = structuredClone(input);
-    const d = applyDefaults(input);
+    const d = applyDefaults(input) as PolicySpec;
     expect(input).toEqual(before);
     expect(d.producer.maxInFlightPerPartition).toBe(1);
     expect(d.producer.deliveryTimeout).toBe('120s');

@@ -197,6 +197,8 @@ export function engineConfig(live: Partial<LiveConfig> = {}, limits: Partial<Eng
     listen: { host: '127.0.0.1', port: 19092 },
     metricsListen: { host: '127.0.0.1', port: 9464 },
     maxFrameBytes: 100 * 1024 * 1024,
+    maxBufferedBytes: 64 * 1024 * 1024,
+    maxConnectionBufferedBytes: 32 * 1024 * 1024,
     limits: { ...DEFAULT_LIMITS, ...limits },
     live: {
       mode: 'upgrade',

@@ -21,7 +21,7 @@ const SEED = 0xb40c3e5;
 const TIMEOUTS: ClientTimeouts = { requestMs: 10_000, deliveryMs: 120_000 };
 const CLIENTS: ClientName[] = ['kafkajs', 'kcat', 'java'];
 /** Records per topic per phase and client (2 topics each). */
-const CHUNK: Record<ClientName, number> = { kafkajs: 1500, kcat: 1000, java: 1000 };
+const CHUNK: Record<ClientName, number> = { kafkajs: 1500, kcat: 1000, java: 1000, 'java-idem': 1000 };
 const PHASES = 5;
 
 let kafka: KafkaCluster | undefined;

@@ -11,7 +11,7 @@ import { SIDECAR_BIN, startSidecar, type Sidecar } from '../support/sidecar.js';
 import { kafkajsProduce } from '../support/clients/kafkajs.js';
 import { RawConnection } from '../support/raw-kafka.js';
 import { createMetadataRequest, createMetadataRequestTopic, encodeMetadataRequest } from '../../sidecar/codec/generated/metadata-request.js';
-import { encodeBatch, fetchBatches, initProducerId, produceFrame, produceFrameMulti, readProduceAnswer, sendFrame, valuesOf, PRODUCE_V, type StoredBatch } from './wire.js';
+import { encodeBatch, fetchBatches, initProducerId, produceFrame, produceFrameMulti, readProduceAnswer, sendFrame, valuesOf, PRODUCE_V, type Rec, type StoredBatch } from './wire.js';
 import { ApiKey } from '../../sidecar/codec/api.js';
 import { Writer } from '../../sidecar/codec/writer.js';
 import { verifyCrc } from '../../sidecar/codec/record-batch.js';

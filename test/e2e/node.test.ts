@@ -20,7 +20,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
-import { issueCA, issueServing } from '../../operator/certs/index.js';
+import { issueCA, issueServing } from '../../operator/certs/issue.js';
 import { kcatConsume } from '../support/clients/kcat.js';
 import { repoRoot } from '../support/clients/java.js';
 import { FaultRelay } from '../support/fault-relay.js';

@@ -1,0 +1,17 @@
+// tsconfig.json compiles what ships and leaves *.test.ts out, and vitest strips types without
+// checking them: a test importing a module that moved, or passing the wrong shape, would only
+// fail when it runs (or never, on a branch nobody takes). tsconfig.check.json covers every file.
+import { spawnSync } from 'node:child_process';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const root = resolve(fileURLToPath(new URL('.', import.meta.url)), '../..');
+
+describe('types', () => {
+  it('every .ts file in the repository type-checks, tests included', () => {
+    const r = spawnSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.check.json')], { cwd: root, encoding: 'utf8' });
+    expect(r.stdout + r.stderr).toBe('');
+    expect(r.status).toBe(0);
+  });
+});
