@@ -38,8 +38,14 @@ export interface ClientTimeouts {
   deliveryMs: number;
 }
 
+/** Resolves at `t0 + paceMs * done / total`: spreads a workload over paceMs (no wait when 0). */
+async function pace(t0: number, paceMs: number, done: number, total: number): Promise<void> {
+  const wait = t0 + (paceMs * done) / total - Date.now();
+  if (paceMs > 0 && wait > 0) await new Promise((r) => setTimeout(r, wait));
+}
+
 /** kafkajs 2.2.4, idempotence off, its own retries on; sequential sendBatch calls of `batch` records per topic. */
-export async function produceKafkajs(bootstrap: string, topics: string[], count: number, t: ClientTimeouts, start = 0, batch = 100): Promise<ProduceRun> {
+export async function produceKafkajs(bootstrap: string, topics: string[], count: number, t: ClientTimeouts, start = 0, paceMs = 0, batch = 100): Promise<ProduceRun> {
   const t0 = Date.now();
   const kafka = new Kafka({
     clientId: 'faults-kafkajs',
@@ -67,6 +73,7 @@ export async function produceKafkajs(bootstrap: string, topics: string[], count:
         run.failed += n;
         for (const tm of topicMessages) for (const m of tm.messages) run.failedValues!.add(m.value);
       }
+      await pace(t0, paceMs, i + seqs.length, count);
     }
   } finally {
     await producer.disconnect().catch(() => undefined);
@@ -118,12 +125,13 @@ export async function produceKcat(bootstrap: string, topics: string[], count: nu
 }
 
 /** The Java producer (kafka-clients 4.3), acks=all, retries on, idempotence off unless asked. */
-export async function produceJava(bootstrap: string, topics: string[], count: number, t: ClientTimeouts, start = 0, idempotent = false): Promise<ProduceRun> {
+export async function produceJava(bootstrap: string, topics: string[], count: number, t: ClientTimeouts, start = 0, idempotent = false, delayMs = 0): Promise<ProduceRun> {
   const r = await runJavaProducer({
     bootstrap,
     topics,
     count,
     start,
+    delayMs,
     reportFailed: true,
     props: {
       'enable.idempotence': idempotent,
@@ -153,11 +161,26 @@ export async function produceJava(bootstrap: string, topics: string[], count: nu
   };
 }
 
-/** Produces seq start..start+count-1 to every topic. */
-export function produce(client: ClientName, bootstrap: string, topics: string[], count: number, t: ClientTimeouts, start = 0): Promise<ProduceRun> {
-  if (client === 'kafkajs') return produceKafkajs(bootstrap, topics, count, t, start);
-  if (client === 'kcat') return produceKcat(bootstrap, topics, count, t, start);
-  return produceJava(bootstrap, topics, count, t, start, client === 'java-idem');
+/**
+ * Produces seq start..start+count-1 to every topic. paceMs > 0 spreads the records over about
+ * that long (so slow events, e.g. a broker restart, land mid-stream): Java sleeps between
+ * sends, kafkajs between sendBatch calls, kcat runs 10 chunks one after the other.
+ */
+export async function produce(client: ClientName, bootstrap: string, topics: string[], count: number, t: ClientTimeouts, start = 0, paceMs = 0): Promise<ProduceRun> {
+  if (client === 'kafkajs') return produceKafkajs(bootstrap, topics, count, t, start, paceMs);
+  if (client === 'kcat') {
+    if (paceMs <= 0) return produceKcat(bootstrap, topics, count, t, start);
+    const t0 = Date.now();
+    const chunks: ProduceRun[] = [];
+    const chunk = Math.ceil(count / 10);
+    for (let done = 0; done < count; done += chunk) {
+      chunks.push(await produceKcat(bootstrap, topics, Math.min(chunk, count - done), t, start + done));
+      await pace(t0, paceMs, done + chunk, count);
+    }
+    return { ...mergeRuns(chunks), count };
+  }
+  const delayMs = paceMs > 0 ? Math.max(1, Math.round(paceMs / (count * topics.length))) : 0;
+  return produceJava(bootstrap, topics, count, t, start, client === 'java-idem', delayMs);
 }
 
 /** One run out of consecutive chunks (seq ranges in order) of the same client and topics. */

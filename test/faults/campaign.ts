@@ -19,8 +19,6 @@ export type PathName = 'sidecar' | 'direct';
 // Clients give up on a record after 60 s (the sidecar keeps trying for 120 s).
 export const TIMEOUTS: ClientTimeouts = { requestMs: 3000, deliveryMs: 60_000 };
 const PARTITIONS = 3;
-/** Rough bytes a record costs on the wire (key, value, record and batch overhead). */
-const BYTES_PER_RECORD = 30;
 
 export interface RunResult {
   seed: number;
@@ -37,6 +35,8 @@ export interface RunResult {
   lost: number;
   reordered: number;
   relayFaults: Record<FaultKind, number>;
+  /** Bytes the relay carried towards the brokers (requests, re-sends included). */
+  bytesUp: number;
   events: FiredEvent[];
   /** Events whose point the stream never reached, or that failed. */
   eventsMissed: string[];
@@ -131,6 +131,7 @@ export class Campaign {
       lost: 0,
       reordered: 0,
       relayFaults: { reset: 0, half_write: 0, stall: 0, drop: 0 },
+      bytesUp: 0,
       events: [],
       eventsMissed: [],
       wallMs: 0,
@@ -149,7 +150,9 @@ export class Campaign {
         logLevel: process.env.FAULTS_LOG_LEVEL,
         ...ports,
       });
-    const driver = new EventDriver(spec.events, mixSeed(seed, 7), o.records * BYTES_PER_RECORD, () => relay.counters.bytes.up, (kind, rng) => this.act(kind, rng, kafka, relay, topics, o.path, {
+    let produceStart = Infinity;
+    const progress = () => (Date.now() - produceStart) / spec.paceMs;
+    const driver = new EventDriver(spec.events, mixSeed(seed, 7), progress, (kind, rng) => this.act(kind, rng, kafka, relay, topics, o.path, {
       kill: async () => {
         const sc = sidecar!;
         const ports = { listenPort: sc.listenPort, metricsPort: Number(new URL(sc.metricsUrl).port) };
@@ -167,12 +170,14 @@ export class Campaign {
       for (const k of Object.keys(limits) as FaultKind[]) delete limits[k];
       Object.assign(limits, plan?.limits);
       relay.start();
-      driver.start();
       const bootstrap = o.path === 'sidecar' ? sidecar!.bootstrap : kafka.externalBootstrap!;
-      const run = await produce(o.client, bootstrap, topics, perTopic, TIMEOUTS);
+      produceStart = Date.now();
+      driver.start();
+      const run = await produce(o.client, bootstrap, topics, perTopic, TIMEOUTS, 0, spec.paceMs);
       await driver.finish();
       relay.stop();
       result.relayFaults = { ...relay.counters.faults };
+      result.bytesUp = relay.counters.bytes.up;
       result.events = driver.fired;
       result.eventsMissed = [...driver.errors, ...(driver.unfired > 0 ? [`${driver.unfired} not reached`] : [])];
       // Everything back up before reading (an event's restart may still be catching up).

@@ -31,7 +31,12 @@ export interface FaultSpec {
   events: EventKind[];
   /** The sidecar keeps a --state-dir (it is killed and started again with it). */
   stateDir: boolean;
+  /** Spread the workload over this long (cells with events), 0 = as fast as the client goes. */
+  paceMs: number;
 }
+
+/** Event cells stream for 30 s: time for 2 broker restarts (~7 s each) or 6 leader moves (~3 s). */
+const PACE_MS = 30_000;
 
 // Client request timeout 3 s; a stall holds a connection 6 s, past it. The sidecar waits the
 // client's produce timeout + its requestTimeout (2 s) upstream.
@@ -51,13 +56,13 @@ const ALL: RelayPlan = {
 };
 
 export const FAULTS: Record<FaultName, FaultSpec> = {
-  drop: { name: 'drop', what: 'broker answers dropped, connection kept (the requester times out)', brokers: 1, relay: DROPS, events: [], stateDir: false },
-  reset: { name: 'reset', what: 'connection resets and half-written frames, both directions', brokers: 1, relay: RESETS, events: [], stateDir: false },
-  stall: { name: 'stall', what: `connections stalled ${STALL_MS / 1000} s, past the client's 3 s request timeout`, brokers: 1, relay: STALLS, events: [], stateDir: false },
-  'broker-kill': { name: 'broker-kill', what: 'kill -9 of a broker and its restart, twice (3 brokers, RF 3, min ISR 2)', brokers: 3, events: ['broker-kill', 'broker-kill'], stateDir: false },
-  'leader-move': { name: 'leader-move', what: '6 leader moves (3 brokers)', brokers: 3, events: Array(6).fill('leader-move'), stateDir: false },
-  'sidecar-kill': { name: 'sidecar-kill', what: 'kill -9 of the sidecar and its restart with its --state-dir, twice', brokers: 1, events: ['sidecar-kill', 'sidecar-kill'], stateDir: true },
-  all: { name: 'all', what: 'drops, resets, a stall, a broker kill -9, 2 leader moves and a sidecar kill -9 at once (3 brokers)', brokers: 3, relay: ALL, events: ['broker-kill', 'leader-move', 'sidecar-kill', 'leader-move'], stateDir: true },
+  drop: { name: 'drop', what: 'broker answers dropped, connection kept (the requester times out)', brokers: 1, relay: DROPS, events: [], stateDir: false, paceMs: 0 },
+  reset: { name: 'reset', what: 'connection resets and half-written frames, both directions', brokers: 1, relay: RESETS, events: [], stateDir: false, paceMs: 0 },
+  stall: { name: 'stall', what: `connections stalled ${STALL_MS / 1000} s, past the client's 3 s request timeout`, brokers: 1, relay: STALLS, events: [], stateDir: false, paceMs: 0 },
+  'broker-kill': { name: 'broker-kill', what: 'kill -9 of a broker and its restart, twice (3 brokers, RF 3, min ISR 2)', brokers: 3, events: ['broker-kill', 'broker-kill'], stateDir: false, paceMs: PACE_MS },
+  'leader-move': { name: 'leader-move', what: '6 leader moves (3 brokers)', brokers: 3, events: Array(6).fill('leader-move'), stateDir: false, paceMs: PACE_MS },
+  'sidecar-kill': { name: 'sidecar-kill', what: 'kill -9 of the sidecar and its restart with its --state-dir, twice', brokers: 1, events: ['sidecar-kill', 'sidecar-kill'], stateDir: true, paceMs: PACE_MS },
+  all: { name: 'all', what: 'drops, resets, a stall, a broker kill -9, 2 leader moves and a sidecar kill -9 at once (3 brokers)', brokers: 3, relay: ALL, events: ['broker-kill', 'leader-move', 'sidecar-kill', 'leader-move'], stateDir: true, paceMs: PACE_MS },
 };
 
 /**
