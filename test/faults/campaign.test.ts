@@ -4,11 +4,11 @@
 // without it (the same seeded faults must write a duplicate or reorder for some client of
 // each fault, or they prove nothing). A failure names the command that re-runs the cell.
 //
+// java-idem (the Java producer's own idempotence) needs no sidecar to survive these faults,
+// so it has no baseline here; through the sidecar it once got 2,183 duplicates under resets
+// (re-sends parked on a dead original, fixed in 66af9e9), which its cell guards against.
+//
 // Pending cells (each joins this file once it passes on main; see FINDINGS.md):
-// - java-idem/reset: the Java idempotent producer through the sidecar under resets gets no
-//   answer for re-sent batches (parked on a dead original), 9,099 of 20,000 records expired
-//   or, with a longer delivery timeout, 2,183 duplicates. Waits for the data-path fixes
-//   (issue 7.1/7.2, helpers `order` / `harden`).
 // - */sidecar-kill, */all: need --state-dir (issue 7.3, helper `state`): main's sidecar
 //   forgets its producer id, sequences, dedup keys and listener ports when killed.
 // - */broker-kill, */leader-move: 3 brokers cost ~1 min more to start; they run in
@@ -24,6 +24,7 @@ const CELLS: { client: ClientName; fault: FaultName; records: number }[] = [
   { client: 'java', fault: 'reset', records: 6000 },
   { client: 'kcat', fault: 'stall', records: 6000 },
   { client: 'kafkajs', fault: 'drop', records: 4000 },
+  { client: 'java-idem', fault: 'reset', records: 6000 },
 ];
 
 const campaign = new Campaign();
@@ -36,14 +37,15 @@ afterAll(async () => {
 
 describe(`fault campaign, seed ${SEED} (the rest: make faults)`, () => {
   for (const c of CELLS) {
-    it(`${cellId(c.client, c.fault)}: ${c.records} records through the sidecar once each, in order; the faults bite without it`, async () => {
+    it(`${cellId(c.client, c.fault)}: ${c.records} records through the sidecar once each, in order${c.client === 'java-idem' ? '' : '; the faults bite without it'}`, async () => {
       const viaSidecar = await campaign.run({ seed: SEED, ...c, path: 'sidecar' });
       results.push(viaSidecar);
-      const direct = await campaign.run({ seed: SEED, ...c, path: 'direct' });
-      results.push(direct);
       const again = rerun(viaSidecar, c.records);
       expect({ violations: violations(viaSidecar), again }).toEqual({ violations: [], again });
       expect(viaSidecar.relayFaults.reset + viaSidecar.relayFaults.half_write + viaSidecar.relayFaults.stall + viaSidecar.relayFaults.drop + viaSidecar.events.length).toBeGreaterThan(0);
+      if (c.client === 'java-idem') return;
+      const direct = await campaign.run({ seed: SEED, ...c, path: 'direct' });
+      results.push(direct);
       expect({ bites: bites(direct), error: direct.error, direct: row(direct) }).toEqual({ bites: true, error: undefined, direct: row(direct) });
     }, 300_000);
   }

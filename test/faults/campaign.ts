@@ -37,6 +37,8 @@ export interface RunResult {
   relayFaults: Record<FaultKind, number>;
   /** Bytes the relay carried towards the brokers (requests, re-sends included). */
   bytesUp: number;
+  /** Connections the relay accepted (towards the brokers: the sidecar's, or the client's without it). */
+  connections: number;
   events: FiredEvent[];
   /** Events whose point the stream never reached, or that failed. */
   eventsMissed: string[];
@@ -118,7 +120,7 @@ export class Campaign {
     const { kafka, relay, limits } = await this.cluster(spec.brokers);
     const t0 = Date.now();
     const topics = ['a', 'b'].map((x) => `f-${o.fault}-${o.client}-s${o.seed}-${o.path}-${x}`);
-    for (const t of topics) await kafka.createTopic(t, PARTITIONS, spec.brokers);
+    for (const t of topics) await createTopic(kafka, t, spec.brokers);
     const perTopic = Math.ceil(o.records / topics.length);
     const seed = cellSeed(o.seed, o.client, o.fault);
     const result: RunResult = {
@@ -132,6 +134,7 @@ export class Campaign {
       reordered: 0,
       relayFaults: { reset: 0, half_write: 0, stall: 0, drop: 0 },
       bytesUp: 0,
+      connections: 0,
       events: [],
       eventsMissed: [],
       wallMs: 0,
@@ -178,6 +181,7 @@ export class Campaign {
       relay.stop();
       result.relayFaults = { ...relay.counters.faults };
       result.bytesUp = relay.counters.bytes.up;
+      result.connections = relay.counters.connections;
       result.events = driver.fired;
       result.eventsMissed = [...driver.errors, ...(driver.unfired > 0 ? [`${driver.unfired} not reached`] : [])];
       // Everything back up before reading (an event's restart may still be catching up).
@@ -253,6 +257,22 @@ export class Campaign {
     }
     const ms = await sidecar.kill();
     return `sidecar kill -9, serving again after ${ms} ms`;
+  }
+}
+
+/**
+ * kafkajs's createTopics (waitForLeaders) can fail with UNKNOWN_TOPIC_OR_PARTITION while a
+ * freshly started 3-broker cluster spreads the metadata; creating again is harmless.
+ */
+async function createTopic(k: KafkaCluster, topic: string, rf: number): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    try {
+      return await k.createTopic(topic, PARTITIONS, rf);
+    } catch (e) {
+      if (Date.now() > deadline) throw e;
+      await new Promise((res) => setTimeout(res, 500)); // retry interval
+    }
   }
 }
 
