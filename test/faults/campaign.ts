@@ -142,7 +142,7 @@ export class Campaign {
 
     let sidecar: Sidecar | undefined;
     const stateDir = spec.stateDir ? mkdtempSync(path.join(os.tmpdir(), 'idempo-faults-state-')) : undefined;
-    const config = sidecarConfig({ mode: 'upgrade', producer: { requestTimeout: '2s', deliveryTimeout: '120s', retryBackoff: { initial: '50ms', max: '1s' } } });
+    const config = sidecarConfig({ mode: 'upgrade', producer: { requestTimeout: '2s', deliveryTimeout: '120s', retryBackoff: { initial: '50ms', max: '1s' } }, ...(process.env.FAULTS_DEDUP ? { dedup: { strategy: process.env.FAULTS_DEDUP } } : {}) });
     const sidecarLogs: string[] = [];
     const startOne = (ports?: { listenPort: number; metricsPort: number }) =>
       startSidecar({
