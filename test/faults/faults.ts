@@ -97,3 +97,18 @@ export function matchCells(filter: string | undefined): { client: ClientName; fa
   if (out.length === 0) throw new Error(`CELL=${filter}: no cell matches (clients ${CLIENT_NAMES.join(', ')}; faults ${FAULT_NAMES.join(', ')})`);
   return out;
 }
+
+/**
+ * Violations the project documents as outside the promise (README "Guarantees"): a producer
+ * without idempotence and with more than one request in flight re-sends its in-flight
+ * batches in reverse order after any lost connection, a sidecar restart included; batches the
+ * sidecar had not made durable then land reversed. Such reorders are shown as `known`, not
+ * failed; duplicates or losses in the same runs still fail.
+ */
+export const KNOWN_REORDERS: { client: ClientName; faults: FaultName[]; why: string }[] = [
+  { client: 'java', faults: ['sidecar-kill', 'all'], why: 'README Guarantees: a non-idempotent producer with 5 in flight reverses its own re-sends when the sidecar dies' },
+];
+
+export function knownReorder(client: ClientName, fault: FaultName): string | undefined {
+  return KNOWN_REORDERS.find((k) => k.client === client && k.faults.includes(fault))?.why;
+}
