@@ -188,3 +188,36 @@ describe('memory limits give a retriable error, a metric and a log line', () => 
     expect(codes(await send(request([['orders', 1, big2]])))).toEqual([0]);
   });
 });
+
+describe('a client retry re-encoded with a new timestamp (kafkajs) under the default exact dedup', () => {
+  const at = (value: string, ts: bigint): Buffer => encodeRecordBatch({ records: [{ key: 'k', value }], baseTimestamp: ts });
+
+  it('after the sidecar answered REQUEST_TIMED_OUT (undecided): attached to the original, written once', async () => {
+    const { send, model } = setup({ mode: 'upgrade' });
+    model.hold = true; // the broker is slow
+    const req = (ts: bigint): ProduceRequest => {
+      const r = request([['orders', 0, at('pay-1', ts)]]);
+      r.timeoutMs = 300;
+      return r;
+    };
+    // The client is told to retry before its own timeout (300 ms - 10 %).
+    expect(codes(await send(req(1_000n)))).toEqual([7]);
+    // Its retry carries a new timestamp: not an exact copy, but the same records.
+    const retry = send(req(1_400n));
+    model.release();
+    const o = await retry;
+    expect(codes(o)).toEqual([0]);
+    expect(model.written.get('orders/0')).toEqual({ idempotent: 1, plain: 0 });
+    expect(await metric(model, 'idempo_duplicates_rejected_total', { topic: 'orders' })).toBe(1);
+    // The client has its answer now: the same records sent again are a new write.
+    expect(codes(await send(req(1_800n)))).toEqual([0]);
+    expect(model.written.get('orders/0')).toEqual({ idempotent: 2, plain: 0 });
+  });
+
+  it('the same records sent again after a success are written again (a legitimate repeat)', async () => {
+    const { send, model } = setup({ mode: 'upgrade' });
+    expect(codes(await send(request([['orders', 0, at('again', 1n)]])))).toEqual([0]);
+    expect(codes(await send(request([['orders', 0, at('again', 2n)]])))).toEqual([0]);
+    expect(model.written.get('orders/0')).toEqual({ idempotent: 2, plain: 0 });
+  });
+});

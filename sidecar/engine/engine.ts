@@ -16,6 +16,7 @@ import { FIRST_V2_PRODUCE, partKey, partsOf, topicMatcher, type PartBatch, type 
 import { Plan } from './plan.js';
 import { RateLimitedLog } from './rate-limited-log.js';
 import { Upgrader } from './upgrader.js';
+import { RetryIndex } from './retry-index.js';
 import { Validator } from './validator.js';
 import type { OpenResult } from '../state/store.js';
 import { snapshotRecords, type BrokerPort } from '../state/records.js';
@@ -152,8 +153,9 @@ export class Engine {
   }
 
   /** What the engine holds now (tests, the fuzz campaign's invariants). */
-  stats(): { inFlight: number; pendingBytes: number; dedupEntries: number; dedupBytes: number; sessions: number; sessionBytes: number } {
+  stats(): { inFlight: number; pendingBytes: number; dedupEntries: number; dedupBytes: number; retryEntries: number; sessions: number; sessionBytes: number } {
     return {
+      retryEntries: this.retries.size,
       inFlight: this.table.inFlightCount + (this.upgrader?.inFlight ?? 0),
       pendingBytes: this.pendingBytes,
       dedupEntries: this.dedup?.size ?? 0,
@@ -305,6 +307,26 @@ export class Engine {
           continue;
         }
       }
+      if (this.live.dedup.strategy === 'exact' && this.retries.has(b.topic, b.partition) && b.records) {
+        const fp = contentFingerprint(b.records, { maxDecompressedBytes: this.deps.config.limits.maxDecompressBytes }).fingerprint;
+        const orig = this.retries.match(b.topic, b.partition, fp, now);
+        if (orig) {
+          // The client's retry of an original it was told to retry, re-encoded with a new timestamp.
+          this.deps.metrics.duplicatesRejected.inc({ topic: b.topic });
+          this.deps.metrics.produceBatches.inc({ topic: b.topic, outcome: 'duplicate' });
+          this.summary.duplicates++;
+          this.deps.log.debug({ topic: b.topic, partition: b.partition, state: orig.state }, 'client retry (same records, new timestamp) of an original told to retry: attached to it');
+          const answer = orig.state === 'done' ? Promise.resolve(orig.result) : this.attachFinal(orig.final, orig.batchId, answerDeadline(call.request.timeoutMs));
+          plan.answer(
+            b,
+            answer.then((r) => {
+              if (r.errorCode === ErrorCode.NONE) this.retries.consumed(b.topic, b.partition, fp);
+              return r;
+            }),
+          );
+          continue;
+        }
+      }
       const size = b.records!.length;
       if (this.pendingBytes + size > limit) {
         // Backpressure: the client retries (a retriable error), nothing was sent.
@@ -333,11 +355,47 @@ export class Engine {
         this.pendingBytes -= size;
         return r;
       });
-      plan.answer(b, sub.answer);
+      plan.answer(b, call.request.acks === 0 ? sub.answer : this.answerInTime(b, sub.answer, final, sub.id, call.request.timeoutMs));
       const ticket = tickets.get(k);
       if (ticket !== undefined && this.dedup) this.track(ticket, keys.get(k)!, final, sub.id);
     }
   }
+
+  /**
+   * The client's answer for an upgraded part, before the client's own timeout: when the original is
+   * not decided by then (or the upgrader held it), REQUEST_TIMED_OUT (retriable) — the client then
+   * retries after OUR answer, and that retry is recognised by content (retry-index.ts) even when the
+   * client re-encoded it with a new timestamp, while the original goes on under its stamp.
+   */
+  private answerInTime(b: PartBatch, answer: Promise<PartResult>, final: Promise<PartResult>, batchId: number, timeoutMs: number): Promise<PartResult> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<null>((r) => {
+      timer = setTimeout(() => r(null), answerDeadline(timeoutMs));
+      timer.unref?.();
+    });
+    return Promise.race([answer, late]).then((r) => {
+      clearTimeout(timer);
+      if (r !== null && r.errorCode !== ErrorCode.REQUEST_TIMED_OUT && r.errorCode !== ErrorCode.NETWORK_EXCEPTION) return r;
+      if (this.live.dedup.strategy === 'exact' && b.records) {
+        const fp = contentFingerprint(b.records, { maxDecompressedBytes: this.deps.config.limits.maxDecompressBytes }).fingerprint;
+        this.retries.add(b.topic, b.partition, fp, final, batchId);
+      }
+      return r ?? { errorCode: ErrorCode.REQUEST_TIMED_OUT, baseOffset: -1n, logAppendTimeMs: -1n, errorMessage: 'idempo: not decided before the request timeout; retry (the retry is answered with this batch\'s result)' };
+    });
+  }
+
+  /** A copy attached to an undecided original: its final result, or REQUEST_TIMED_OUT again at the copy's deadline. */
+  private attachFinal(final: Promise<PartResult>, batchId: number, deadlineMs: number): Promise<PartResult> {
+    this.upgrader?.retried(batchId);
+    let timer: NodeJS.Timeout | undefined;
+    const undecided = new Promise<PartResult>((r) => {
+      timer = setTimeout(() => r({ errorCode: ErrorCode.REQUEST_TIMED_OUT, baseOffset: -1n, logAppendTimeMs: -1n }), deadlineMs);
+      timer.unref?.();
+    });
+    return Promise.race([final, undecided]).finally(() => clearTimeout(timer));
+  }
+
+  private readonly retries = new RetryIndex(() => this.live.dedup.windowMs);
 
   /** Bytes of client batches held until their upgrade-mode sends are answered (bounded by --max-pending-bytes). */
   private pendingBytes = 0;
@@ -433,6 +491,7 @@ export class Engine {
     const now = Date.now();
     this.table.sweep(now);
     this.dedup?.sweep(now);
+    this.retries.sweep(now);
     this.deps.metrics.producerSessions.set(this.table.sessionCount + (this.upgrader?.producer ? 1 : 0));
     // Batches forwarded for idempotent clients plus the sidecar's own upgrade-mode sends.
     this.deps.metrics.inflightBatches.set(this.table.inFlightCount + (this.upgrader?.inFlight ?? 0));
@@ -452,6 +511,11 @@ export class Engine {
 }
 
 const now = (): number => Date.now();
+
+/** The sidecar answers before the client's own request timeout: 10 % earlier, at most 1 s. */
+function answerDeadline(timeoutMs: number): number {
+  return Math.max(1, timeoutMs - Math.min(1_000, Math.floor(timeoutMs / 10)));
+}
 
 /** An original still in flight that copies attach to. */
 type DedupWaiter = { final: Promise<PartResult>; batchId: number; key: DedupKey };

@@ -323,7 +323,7 @@ export async function campaign(mode: Mode, iterations: number, seed: number): Pr
   for (;;) {
     engine.sweep();
     const s = engine.stats();
-    if ((s.inFlight === 0 && s.pendingBytes === 0 && s.dedupEntries === 0) || Date.now() > until) break;
+    if ((s.inFlight === 0 && s.pendingBytes === 0 && s.dedupEntries === 0 && s.retryEntries === 0) || Date.now() > until) break;
     await new Promise((r) => setTimeout(r, 200));
   }
   const stats = engine.stats();
@@ -331,6 +331,7 @@ export async function campaign(mode: Mode, iterations: number, seed: number): Pr
   if (stats.inFlight !== 0) fail(`${stats.inFlight} batches still in flight`);
   if (stats.pendingBytes !== 0) fail(`${stats.pendingBytes} pending bytes left`);
   if (stats.dedupEntries !== 0 || stats.dedupBytes !== 0) fail(`dedup holds ${stats.dedupEntries} entries / ${stats.dedupBytes} bytes after its window`);
+  if (stats.retryEntries !== 0) fail(`the retry index holds ${stats.retryEntries} entries after the window`);
   gcNow?.();
   const heapGrowthBytes = process.memoryUsage().heapUsed - baseline;
   return { mode, requests: iterations, frameRejected, closed, failures, retried, stats, heapGrowthBytes };
