@@ -255,9 +255,27 @@ export class Upgrader {
     }
   }
 
+  /** Topic ids seen at sends: a new id for a name means the topic was deleted and created again. */
+  private readonly topicIds = new Map<string, string>();
+
+  private noticeRecreatedTopics(items: SendItem[]): void {
+    for (const it of items) {
+      const id = this.ctx.cluster.topicId(it.p.tp.topic)?.toString('hex');
+      if (id === undefined) continue;
+      const before = this.topicIds.get(it.p.tp.topic);
+      if (before === id) continue;
+      this.topicIds.set(it.p.tp.topic, id);
+      if (before === undefined) continue;
+      this.seq.topicRecreated(it.p.tp.topic);
+      this.metrics.upstreamErrors.inc({ error: 'producer_state_lost' });
+      this.log.warn({ topic: it.p.tp.topic }, 'topic was deleted and created again: its partitions re-establish the producer session (one batch first)');
+    }
+  }
+
   /** Groups sends by leader and version; one Produce request per group, in action order. */
   private dispatch(items: SendItem[]): void {
     if (this.closed) return;
+    this.noticeRecreatedTopics(items);
     const groups = new Map<string, { leader: number; version: number; items: SendItem[] }>();
     const rounds = new Map<string, number>();
     const noLeader: SendItem[] = [];

@@ -53,6 +53,11 @@ export class ModelBroker {
     return { errorCode: 0, baseOffset: offset, duplicate: false };
   }
 
+  /** The broker forgets the producer on a partition (producer.id.expiration.ms, retention, recreation). */
+  forget(producerId: bigint, tp: string): void {
+    this.state.delete(`${producerId}/${tp}`);
+  }
+
   log(tp: string): number[] {
     return this.logs.get(tp) ?? [];
   }

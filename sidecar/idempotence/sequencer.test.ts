@@ -636,6 +636,47 @@ describe('Sequencer: the broker losing the producer state (KIP-360, issue 7.5)',
     expect(types(s.onResult(TP, 3, ok(3), 40_101))).toEqual(['resolve:3', 'send:4']);
   });
 
+  it('against the model broker: after the broker forgot the producer, a lost first batch cannot land behind the next one', () => {
+    // The broker forgets the producer while the partition is idle; then 3 batches come. The first
+    // request is lost on the way. Pipelined, the second would create fresh state at its own
+    // sequence and the first, re-sent, would land after it (or never). Sent alone, it cannot.
+    const scenario = (sessionIdleMs: number): number[] => {
+      const broker = new ModelBroker();
+      const s = mk({ sessionIdleMs, deliveryTimeoutMs: 600_000 });
+      const wire: Extract<SequencerAction, { type: 'send' | 'resend' }>[] = [];
+      const run = (acts: SequencerAction[]) => wire.push(...acts.filter((x): x is Extract<SequencerAction, { type: 'send' | 'resend' }> => x.type === 'send' || x.type === 'resend'));
+      const deliver = (now: number, lose = false) => {
+        const r = wire.shift()!;
+        if (lose) return run(s.onResult(TP, r.id, lost, now));
+        const ans = broker.produce('t', { producerId: r.producerId, epoch: r.epoch, firstSeq: r.baseSequence, lastSeq: r.baseSequence, payload: r.id });
+        run(s.onResult(TP, r.id, ans.errorCode === 0 ? ok(Number(ans.baseOffset)) : { kind: 'fatal', errorCode: ans.errorCode }, now));
+      };
+      run(s.submit(TP, { id: 1, recordCount: 1 }, 0));
+      deliver(1);
+      broker.forget(7n, 't'); // producer.id.expiration.ms passed
+      for (const id of [2, 3, 4]) run(s.submit(TP, { id, recordCount: 1 }, 120_000));
+      deliver(120_001, true); // batch 2's request is lost
+      for (let guard = 0; wire.length > 0 && guard < 100; guard++) {
+        deliver(120_002 + guard);
+        for (const x of s.tick(130_000 + guard * 1000)) run([x]);
+      }
+      return broker.log('t');
+    };
+    expect(scenario(60_000)).toEqual([1, 2, 3, 4]);
+    // Without the rule (the old Sequencer pipelined at once): batch 3 is written before batch 2.
+    expect(scenario(Number.MAX_SAFE_INTEGER)).not.toEqual([1, 2, 3, 4]);
+  });
+
+  it('a topic created again (new topic id, told by the driver): its partitions send one batch first', () => {
+    const s = mk();
+    warm(s, TP, 100);
+    warm(s, { topic: 'u', partition: 0 }, 101);
+    s.topicRecreated('t');
+    expect(s.stateLosses).toBe(1);
+    expect(types([1, 2].flatMap((id) => s.submit(TP, { id, recordCount: 1 }, 1)))).toEqual(['send:1']);
+    expect(types([3, 4].flatMap((id) => s.submit({ topic: 'u', partition: 0 }, { id, recordCount: 1 }, 1)))).toEqual(['send:3', 'send:4']);
+  });
+
   it("logStartOffset past the last acknowledged batch (retention removed the producer's state): the next batch goes alone", () => {
     const s = mk();
     warm(s, TP, 100);

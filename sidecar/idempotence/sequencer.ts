@@ -276,6 +276,18 @@ export class Sequencer {
     return out;
   }
 
+  /**
+   * The driver learned that the broker lost the producer's state for a whole topic (its topic id
+   * changed: deleted and created again): its partitions send their next batch alone.
+   */
+  topicRecreated(topic: string): void {
+    for (const ps of this.partitions.values()) {
+      if (ps.tp.topic !== topic || !ps.confirmed) continue;
+      ps.confirmed = false;
+      this.stateLosses++;
+    }
+  }
+
   /** Whether `id` is held (undecided, client told, awaiting its retry). */
   isHeld(id: number): boolean {
     const b = this.ids.get(id)?.batches.find((x) => x.id === id);

@@ -36,8 +36,13 @@ const PRODUCE_MIN_DECODED = SUPPORTED_VERSIONS.get(ApiKey.Produce)!.min;
 /** Requests a client may have waiting for answers before the sidecar stops reading from it. */
 const MAX_PENDING_SLOTS = 1024;
 
-/** How long answers are still read for a client that went away (a produce answer comes within its timeout). */
-const RETIRE_MAX_MS = 60_000;
+/**
+ * How long answers are still read for a client that went away. Short: a client that timed out
+ * re-sends its batches on its next connection at once, and a copy of a forwarded batch waits for
+ * the original's answer; past this, the original counts as "outcome unknown" and the copy goes to
+ * the broker itself (same producer id, epoch and sequence: answered as a duplicate or written once).
+ */
+const RETIRE_MAX_MS = 2_000;
 
 export interface ConnectionDeps {
   log: Logger;
@@ -53,6 +58,8 @@ export interface ConnectionDeps {
   maxConnectionBufferedBytes: number;
   /** A reader waits for memory (metric and rate-limited log line, by the proxy). */
   memoryLimited(scope: 'connection' | 'sidecar'): void;
+  /** The sidecar's upstream request timeout: added to a request's own wait to bound its answer. */
+  requestTimeoutMs: number;
   /** Picks the upstream address for a target (bootstrap: one of --upstream). */
   resolveUpstream(target: Target, attempt: number): { host: string; port: number } | undefined;
 }
@@ -308,7 +315,10 @@ export class ClientConnection {
     if (bindsConnection(apiKey)) this.authenticatedUpstream = true;
     const slot = this.reserve(correlationId, apiKey, apiVersion);
     const rewrite = this.deps.rewriters.get(apiKey);
-    this.forward(frame, slot, rewrite ? (payload) => rewrite(payload, apiVersion) : undefined, replayClassOf(apiKey));
+    const replay = replayClassOf(apiKey, frame, apiVersion);
+    // Requests safe to repeat answer within their own wait (Fetch: maxWait) plus requestTimeout.
+    const within = replay === 'resend' ? ownWaitMs(frame, apiKey, apiVersion) + this.deps.requestTimeoutMs : undefined;
+    this.forward(frame, slot, rewrite ? (payload) => rewrite(payload, apiVersion) : undefined, replay, undefined, within);
   }
 
   private onProduce(frame: Buffer, version: number): void {
@@ -336,7 +346,7 @@ export class ClientConnection {
       case 'forward': {
         const slot = clientAcks === 0 ? undefined : this.reserve(header.correlationId, ApiKey.Produce, version);
         const transform = this.produceTransform(version, decision.onResponse);
-        return this.forward(frame, slot, transform, ...this.produceReplay(request, version, slot, transform));
+        return this.forward(frame, slot, transform, ...this.produceReplay(request, version, slot, transform), request.timeoutMs + this.deps.requestTimeoutMs);
       }
       case 'forward-modified': {
         const upstreamAnswers = decision.request.acks !== 0;
@@ -344,7 +354,7 @@ export class ClientConnection {
         // A changed request always goes through the hook's answer handler.
         const transform: Transform = (payload) => transformProduceAnswer(payload, version, decision.onResponse, this.deps);
         const changed = encodeChangedRequest(frame, header.bodyOffset, decision.request, version);
-        return this.forward(changed, slot, transform, ...this.produceReplay(decision.request, version, slot, transform));
+        return this.forward(changed, slot, transform, ...this.produceReplay(decision.request, version, slot, transform), decision.request.timeoutMs + this.deps.requestTimeoutMs);
       }
       case 'answer':
         return this.answerFromHook(header, version, clientAcks, decision.response);
@@ -376,13 +386,13 @@ export class ClientConnection {
    * idempotent batches are re-sent (the broker answers a copy as a duplicate); others get
    * NETWORK_EXCEPTION, through the hook's answer handler so it learns the outcome too.
    */
-  private produceReplay(req: ProduceRequest, version: number, slot: Slot | undefined, transform: Transform | undefined): [ReplayClass, (() => void)?] {
+  private produceReplay(req: ProduceRequest, version: number, slot: Slot | undefined, transform: Transform | undefined): [ReplayClass, (() => void) | undefined] {
     const unknown = slot ? () => this.onAnswer(slot, produceErrorPayload(slot.correlationId, version, req, ErrorCode.NETWORK_EXCEPTION), transform) : undefined;
     return [isIdempotentProduce(req) ? 'resend' : 'produce', unknown];
   }
 
   /** Writes a request upstream; its answer (transformed when asked) fills `slot`. */
-  private forward(frame: Buffer, slot: Slot | undefined, transform: Transform | undefined, replay: ReplayClass, unknownOutcome?: () => void): void {
+  private forward(frame: Buffer, slot: Slot | undefined, transform: Transform | undefined, replay: ReplayClass, unknownOutcome?: () => void, answerWithinMs?: number): void {
     if (!slot) return this.link.send(frame);
     const req: ClientRequest = {
       correlationId: slot.correlationId,
@@ -390,6 +400,7 @@ export class ClientConnection {
       frame,
       replay,
       unknownOutcome,
+      answerWithinMs,
       answer: (payload) => this.onAnswer(slot, payload, transform),
       receive: (size, resume) => this.receiveAnswer(slot, size, transform !== undefined, resume),
       piece: (bytes, last) => this.onAnswerPiece(slot, bytes, last),
@@ -446,5 +457,18 @@ export class ClientConnection {
     const what = err instanceof CodecError ? 'cannot decode' : 'cannot rewrite';
     this.log.error({ api: apiName(slot.apiKey), version: slot.apiVersion, err: err.message }, `${what} the broker's answer; closing the connection`);
     this.close(`${what} answer`);
+  }
+}
+
+/** How long a broker may rightly hold a request before answering: Fetch waits up to its maxWait. */
+function ownWaitMs(frame: Buffer, apiKey: number, version: number): number {
+  if (apiKey !== ApiKey.Fetch) return 0;
+  try {
+    const header = parseRequestHeader(frame, requestHeaderVersion(apiKey, version));
+    // replica_id (int32) precedes max_wait_ms before v15 (then it moved into a tagged field).
+    const off = header.bodyOffset + (version < 15 ? 4 : 0);
+    return Math.max(0, frame.readInt32BE(off));
+  } catch {
+    return 0;
   }
 }

@@ -10,7 +10,9 @@
 //   close   — anything else (group membership, transactions, admin writes): the sidecar cannot
 //             answer it for the broker, so the client connection is closed, as the broker's
 //             failure would have done, with a log line and a metric.
-import { ApiKey } from '../codec/api.js';
+import { ApiKey, requestHeaderVersion } from '../codec/api.js';
+import { Reader } from '../codec/reader.js';
+import { parseRequestHeader } from './headers.js';
 import type { ProduceRequest } from '../codec/generated/produce-request.js';
 
 export type ReplayClass = 'resend' | 'produce' | 'close';
@@ -42,8 +44,22 @@ const SAFE_TO_REPEAT: ReadonlySet<number> = new Set([
   ApiKey.DescribeTopicPartitions,
 ]);
 
-export function replayClassOf(apiKey: number): ReplayClass {
-  return SAFE_TO_REPEAT.has(apiKey) ? 'resend' : 'close';
+export function replayClassOf(apiKey: number, frame?: Buffer, version?: number): ReplayClass {
+  if (SAFE_TO_REPEAT.has(apiKey)) return 'resend';
+  // InitProducerId without a transactional id hands out a fresh producer id: a repeat only hands
+  // out another one (the first is never used). With a transactional id it fences and bumps: no.
+  if (apiKey === ApiKey.InitProducerId && frame && version !== undefined && !hasTransactionalId(frame, version)) return 'resend';
+  return 'close';
+}
+
+function hasTransactionalId(frame: Buffer, version: number): boolean {
+  try {
+    const r = new Reader(frame, parseRequestHeader(frame, requestHeaderVersion(ApiKey.InitProducerId, version)).bodyOffset);
+    const id = version >= 2 ? r.compactNullableString('transactional id') : r.nullableString('transactional id');
+    return id !== null;
+  } catch {
+    return true;
+  }
 }
 
 /** APIs after which the upstream connection carries client state the sidecar cannot recreate. */

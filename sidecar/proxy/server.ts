@@ -173,6 +173,7 @@ export class KafkaProxy {
       memoryLimited: (scope) => this.memoryLimited(scope),
       tls: this.opts.tls,
       maxFrameBytes: this.opts.maxFrameBytes,
+      requestTimeoutMs: this.opts.requestTimeoutMs,
       resolveUpstream: (t, attempt) => this.resolve(t, attempt),
     });
     this.connections.add(conn);

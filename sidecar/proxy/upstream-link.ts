@@ -26,6 +26,12 @@ export interface Outstanding {
   receive?(size: number, resume: () => void): FrameDecision;
   /** A streamed answer's next bytes; `last` ends it. */
   piece?(bytes: Buffer, last: boolean): void;
+  /**
+   * How long after writing it an answer must have come (the request's own wait plus the
+   * sidecar's requestTimeout); past it the answer is taken as lost and the connection as failed.
+   * Undefined: no bound (requests that wait for others, e.g. JoinGroup).
+   */
+  readonly answerWithinMs?: number;
 }
 
 export interface UpstreamLinkOptions {
@@ -40,6 +46,8 @@ export interface UpstreamLinkOptions {
 }
 
 /** Re-dial: attempts and the backoff between them (about 6 s in all, beyond a broker's quick restart). */
+/** Connections that may fail in a row, none answering anything, before the client connection is given up. */
+const MAX_LOSSES_WITHOUT_ANSWER = 20;
 const REDIAL_ATTEMPTS = 10;
 const REDIAL_BACKOFF = { initialMs: 50, maxMs: 1000 };
 
@@ -65,6 +73,14 @@ export interface UpstreamLinkEvents {
 export class UpstreamLink {
   private socket?: net.Socket;
   private readonly inflight: Outstanding[] = [];
+  /** When each bounded outstanding request must have been answered (ms since epoch). */
+  private readonly deadlines = new WeakMap<Outstanding, number>();
+  /** The watch timer of each bounded outstanding request (cleared with its answer: it holds the request). */
+  private readonly watches = new Map<Outstanding, NodeJS.Timeout>();
+  /** Requests whose answers were skipped by the broker's next answer (lost on the way). */
+  private skipped: Outstanding[] = [];
+  /** Connections lost in a row without an answer in between. */
+  private lostSinceAnswer = 0;
   /** Frames (with their request, when one answers) waiting for a connection. */
   private backlog: { frame: Buffer; req?: Outstanding }[] = [];
   private readonly gate = new ReadGate();
@@ -140,8 +156,9 @@ export class UpstreamLink {
     this.closed = true;
     this.reader?.stop();
     clearTimeout(this.retiring);
+    this.unwatchAll();
     this.socket?.destroy();
-    const unanswered = [...this.inflight, ...this.backlog.flatMap((b) => (b.req ? [b.req] : []))];
+    const unanswered = [...this.skipped.splice(0), ...this.inflight, ...this.backlog.flatMap((b) => (b.req ? [b.req] : []))];
     this.backlog = [];
     this.inflight.length = 0;
     if (unanswered.length > 0) this.events.abandoned(unanswered);
@@ -149,7 +166,18 @@ export class UpstreamLink {
 
   private write(frame: Buffer, req: Outstanding | undefined): void {
     const up = this.socket!;
-    if (req) this.inflight.push(req);
+    if (req) {
+      // The broker handles a connection's requests one after another: this answer may come as
+      // late as the previous one's plus this one's own bound. Behind an unbounded one: no bound.
+      const prev = this.inflight[this.inflight.length - 1];
+      const prevDeadline = prev === undefined ? Date.now() : this.deadlines.get(prev);
+      this.inflight.push(req);
+      if (req.answerWithinMs !== undefined && prevDeadline !== undefined) {
+        const deadline = Math.max(Date.now(), prevDeadline) + req.answerWithinMs;
+        this.deadlines.set(req, deadline);
+        this.watch(up, req, deadline - Date.now());
+      }
+    }
     const prefix = Buffer.allocUnsafe(4);
     prefix.writeInt32BE(frame.length, 0);
     up.cork();
@@ -159,12 +187,45 @@ export class UpstreamLink {
     if (!ok) this.events.full();
   }
 
+  /**
+   * A broker answers every request; an answer that does not come in time was lost on the way
+   * (or the connection is dead without saying so): the connection is treated as failed, and
+   * its requests are settled like those of any lost connection (re-sent when safe).
+   */
+  private watch(socket: net.Socket, req: Outstanding, ms: number): void {
+    const t = setTimeout(() => {
+      this.watches.delete(req);
+      if (this.closed || this.socket !== socket || !this.inflight.includes(req)) return;
+      this.opts.metrics.upstreamErrors.inc({ error: 'answer_lost' });
+      socket.destroy();
+      this.onLost(`no answer to a ${req.apiKey === 0 ? 'Produce' : `request (api ${req.apiKey})`} within ${ms} ms`);
+    }, ms);
+    t.unref();
+    this.watches.set(req, t);
+  }
+
+  /** A request is answered (or settled otherwise): its watch goes. */
+  private unwatch(req: Outstanding): void {
+    const t = this.watches.get(req);
+    if (t === undefined) return;
+    clearTimeout(t);
+    this.watches.delete(req);
+  }
+
+  private unwatchAll(): void {
+    for (const t of this.watches.values()) clearTimeout(t);
+    this.watches.clear();
+  }
+
   private async dial(redial = false): Promise<void> {
     this.dialing = true;
     const attempts = redial ? REDIAL_ATTEMPTS : (this.opts.dialAttempts ?? 3);
     for (let attempt = 0; attempt < attempts && !this.closed; attempt++) {
-      if (redial && attempt > 0) {
-        await sleep(backoffDelay(REDIAL_BACKOFF, attempt));
+      // A connection that failed again before any answer came backs off too, so a broker (or a
+      // path) that drops every new connection is not hammered in a tight loop.
+      const failures = attempt + (redial ? this.lostSinceAnswer - 1 : 0);
+      if (redial && failures > 0) {
+        await sleep(backoffDelay(REDIAL_BACKOFF, failures));
         if (this.closed) return;
       }
       const addr = this.opts.resolve(attempt);
@@ -227,13 +288,22 @@ export class UpstreamLink {
   /** An answer begins: it must answer the oldest request; its owner says how to read it. */
   private beginAnswer(size: number, head: Buffer, reader: FrameReader): FrameDecision {
     const correlationId = head.readInt32BE(0);
-    const req = this.inflight[0];
-    if (!req || req.correlationId !== correlationId) {
-      this.opts.log.error({ correlationId, expected: req?.correlationId }, 'upstream answered out of order; closing');
+    const at = this.inflight.findIndex((r) => r.correlationId === correlationId);
+    if (at < 0) {
+      this.opts.log.error({ correlationId, expected: this.inflight[0]?.correlationId }, 'upstream answered a request it was never sent; closing');
       this.close();
       this.events.broken('upstream answered out of order');
       return 'wait'; // the reader is stopped with the link
     }
+    // A broker answers in request order, so answers before this one were lost on the way (a
+    // middlebox dropped them; their requests were handled). This answer is read and delivered;
+    // then the connection counts as failed and the skipped requests are settled like those of
+    // any lost connection (re-sent when safe), see settleSkipped.
+    if (at > 0) {
+      this.opts.metrics.upstreamErrors.inc({ error: 'answer_lost' });
+      this.skipped.push(...this.inflight.splice(0, at));
+    }
+    const req = this.inflight[0];
     if (!req.receive) return 'whole';
     const decision = req.receive(size, () => {
       this.gate.resume('answer-wait');
@@ -245,31 +315,58 @@ export class UpstreamLink {
   }
 
   private onAnswer(payload: Buffer): void {
+    this.lostSinceAnswer = 0;
     const req = this.inflight.shift()!;
+    this.unwatch(req);
     req.answer(payload);
+    if (this.settleSkipped()) return;
     if (this.retiring && this.inflight.length === 0) this.close();
   }
 
+  /** After the answer that skipped others: the connection is dropped and they go the lost-connection way. */
+  private settleSkipped(): boolean {
+    if (this.skipped.length === 0 || this.closed) return false;
+    const n = this.skipped.length;
+    this.inflight.unshift(...this.skipped);
+    this.skipped = [];
+    this.socket?.destroy();
+    this.onLost(`${n} answer(s) from the broker went missing`);
+    return true;
+  }
+
   private onPiece(bytes: Buffer, last: boolean): void {
+    this.lostSinceAnswer = 0;
     const req = this.inflight[0];
     if (last) {
       this.inflight.shift();
+      this.unwatch(req);
       this.streaming = false;
     }
     req.piece!(bytes, last);
+    if (last && this.settleSkipped()) return;
     if (last && this.retiring && this.inflight.length === 0) this.close();
   }
 
   private onLost(reason: string): void {
     if (this.closed) return;
     this.socket = undefined;
+    this.unwatchAll(); // re-sent requests are watched again when written
+    this.lostSinceAnswer++;
+    if (this.lostSinceAnswer > MAX_LOSSES_WITHOUT_ANSWER && !this.retiring) {
+      // The path to the broker fails every time before anything comes back: give up.
+      this.skipped.length = 0;
+      const outstanding = this.inflight.splice(0);
+      this.close();
+      if (outstanding.length > 0) this.events.abandoned(outstanding);
+      return this.events.unreachable(`${reason}; ${MAX_LOSSES_WITHOUT_ANSWER} connections in a row failed before any answer`);
+    }
     if (this.retiring) return this.close();
     if (this.streaming) {
       // Part of an answer already went to the client: its byte stream cannot be mended.
       this.close();
       return this.events.broken(`${reason} in the middle of an answer`);
     }
-    const outstanding = this.inflight.splice(0);
+    const outstanding = [...this.skipped.splice(0), ...this.inflight.splice(0)];
     const decision = this.events.lost(reason, outstanding);
     if (!decision.redial) {
       this.close();

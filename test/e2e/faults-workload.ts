@@ -9,8 +9,11 @@ import { kcatConsume } from '../support/clients/kcat.js';
 import { runProcess } from '../support/clients/run.js';
 import { runJavaProducer } from '../support/clients/java.js';
 
-/** java: enable.idempotence=false, 5 in flight; java-idem: the Java producer's default idempotence. */
-export type ClientName = 'kafkajs' | 'kcat' | 'java' | 'java-idem';
+/**
+ * java: enable.idempotence=false, 5 in flight; java-idem: the Java producer's default idempotence;
+ * kcat-idem / kafkajs-idem: librdkafka / kafkajs with their idempotence switched on.
+ */
+export type ClientName = 'kafkajs' | 'kcat' | 'java' | 'java-idem' | 'kcat-idem' | 'kafkajs-idem';
 
 export interface ProduceRun {
   client: ClientName;
@@ -44,8 +47,8 @@ async function pace(t0: number, paceMs: number, done: number, total: number): Pr
   if (paceMs > 0 && wait > 0) await new Promise((r) => setTimeout(r, wait));
 }
 
-/** kafkajs 2.2.4, idempotence off, its own retries on; sequential sendBatch calls of `batch` records per topic. */
-export async function produceKafkajs(bootstrap: string, topics: string[], count: number, t: ClientTimeouts, start = 0, paceMs = 0, batch = 100): Promise<ProduceRun> {
+/** kafkajs 2.2.4, idempotence off unless asked, its own retries on; sequential sendBatch calls of `batch` records per topic. */
+export async function produceKafkajs(bootstrap: string, topics: string[], count: number, t: ClientTimeouts, start = 0, paceMs = 0, batch = 100, idempotent = false): Promise<ProduceRun> {
   const t0 = Date.now();
   const kafka = new Kafka({
     clientId: 'faults-kafkajs',
@@ -56,9 +59,19 @@ export async function produceKafkajs(bootstrap: string, topics: string[], count:
     // Enough retries to ride out a stall and a reconnect; a send that still fails counts as failed.
     retry: { retries: 15, initialRetryTime: 100, maxRetryTime: 2000 },
   });
-  const producer = kafka.producer({ idempotent: false, createPartitioner: Partitioners.DefaultPartitioner, allowAutoTopicCreation: false });
-  const run: ProduceRun = { client: 'kafkajs', topics, count, sent: 0, acked: 0, failed: 0, failedValues: new Set(), ackedBatches: {}, elapsedMs: 0 };
-  await producer.connect();
+  // Idempotent kafkajs keeps one request in flight per broker (its own rule).
+  const producer = kafka.producer({ idempotent, maxInFlightRequests: idempotent ? 1 : undefined, createPartitioner: Partitioners.DefaultPartitioner, allowAutoTopicCreation: false });
+  const run: ProduceRun = { client: idempotent ? 'kafkajs-idem' : 'kafkajs', topics, count, sent: 0, acked: 0, failed: 0, failedValues: new Set(), ackedBatches: {}, elapsedMs: 0 };
+  // connect() gives up on the first Metadata timeout (a dropped answer) where sends would retry:
+  // try it a few times, so a run measures the sends, not kafkajs's connect.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await producer.connect();
+      break;
+    } catch (err) {
+      if (attempt >= 5) throw err;
+    }
+  }
   try {
     for (let i = 0; i < count; i += batch) {
       const seqs = Array.from({ length: Math.min(batch, count - i) }, (_, k) => start + i + k);
@@ -87,10 +100,10 @@ export async function produceKafkajs(bootstrap: string, topics: string[], count:
  * -E: kcat otherwise exits on any error event, e.g. "all broker connections are down" after
  * one lost connection to a single broker, instead of letting librdkafka reconnect and retry.
  */
-export async function produceKcat(bootstrap: string, topics: string[], count: number, t: ClientTimeouts, start = 0): Promise<ProduceRun> {
+export async function produceKcat(bootstrap: string, topics: string[], count: number, t: ClientTimeouts, start = 0, idempotent = false): Promise<ProduceRun> {
   const t0 = Date.now();
   const props: Record<string, string | number | boolean> = {
-    'enable.idempotence': false,
+    'enable.idempotence': idempotent,
     acks: 'all',
     'message.send.max.retries': 1000,
     'retry.backoff.ms': 100,
@@ -113,7 +126,7 @@ export async function produceKcat(bootstrap: string, topics: string[], count: nu
   const failed = results.reduce((s, r) => s + r.deliveryFailures, 0);
   const bad = results.find((r) => r.timedOut || (r.exitCode !== 0 && r.deliveryFailures === 0));
   return {
-    client: 'kcat',
+    client: idempotent ? 'kcat-idem' : 'kcat',
     topics,
     count,
     sent: count * topics.length,
@@ -167,14 +180,15 @@ export async function produceJava(bootstrap: string, topics: string[], count: nu
  * sends, kafkajs between sendBatch calls, kcat runs 10 chunks one after the other.
  */
 export async function produce(client: ClientName, bootstrap: string, topics: string[], count: number, t: ClientTimeouts, start = 0, paceMs = 0): Promise<ProduceRun> {
-  if (client === 'kafkajs') return produceKafkajs(bootstrap, topics, count, t, start, paceMs);
-  if (client === 'kcat') {
-    if (paceMs <= 0) return produceKcat(bootstrap, topics, count, t, start);
+  if (client === 'kafkajs' || client === 'kafkajs-idem') return produceKafkajs(bootstrap, topics, count, t, start, paceMs, 100, client === 'kafkajs-idem');
+  if (client === 'kcat' || client === 'kcat-idem') {
+    const idem = client === 'kcat-idem';
+    if (paceMs <= 0) return produceKcat(bootstrap, topics, count, t, start, idem);
     const t0 = Date.now();
     const chunks: ProduceRun[] = [];
     const chunk = Math.ceil(count / 10);
     for (let done = 0; done < count; done += chunk) {
-      chunks.push(await produceKcat(bootstrap, topics, Math.min(chunk, count - done), t, start + done));
+      chunks.push(await produceKcat(bootstrap, topics, Math.min(chunk, count - done), t, start + done, idem));
       await pace(t0, paceMs, done + chunk, count);
     }
     return { ...mergeRuns(chunks), count };

@@ -136,8 +136,9 @@ describe('a reset of the paired upstream connection', () => {
     try {
       const up0 = relay.counters.bytes.up;
       sendLongPoll(c, topic, 1n, 3000);
-      // InitProducerId hands out a producer id: repeating it is not the same request.
-      c.send(ApiKey.InitProducerId, 4, (w) => encodeInitProducerIdRequest(w, { ...createInitProducerIdRequest(), transactionalId: null, transactionTimeoutMs: 60_000, producerId: -1n, producerEpoch: -1 }, 4));
+      // InitProducerId for a transactional id fences the previous producer and bumps the epoch:
+      // repeating it is not the same request.
+      c.send(ApiKey.InitProducerId, 4, (w) => encodeInitProducerIdRequest(w, { ...createInitProducerIdRequest(), transactionalId: 'txn-1', transactionTimeoutMs: 60_000, producerId: -1n, producerEpoch: -1 }, 4));
       await upstreamReached(up0, 80);
       relay.resetAll();
       expect(await c.waitClosed(20_000)).toBe(true);
