@@ -7,7 +7,8 @@
 import { writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startKafka, type KafkaCluster } from '../support/kafka.js';
-import { startSidecar, sumMetric, type Sidecar } from '../support/sidecar.js';
+import { startSidecar, type Sidecar } from '../support/sidecar.js';
+import { sumMetric } from '../support/prom-text.js';
 import { FaultRelay } from '../support/fault-relay.js';
 import { produce, sidecarConfig, verify, type ClientName, type ClientTimeouts } from './faults-workload.js';
 
