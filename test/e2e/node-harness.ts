@@ -65,8 +65,23 @@ export function buildImages(): Record<ImageKey, { archive: string; bytes: number
   return out;
 }
 
+/** True while scripts/cluster/up.sh's owner file names a run dir whose apiserver still runs. */
+function otherNodeUp(): boolean {
+  try {
+    const dir = readFileSync('/run/idempo-cluster.owner', 'utf8').trim();
+    const pid = Number(readFileSync(path.join(dir, 'apiserver.pid'), 'utf8'));
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 export async function startNodeCluster(): Promise<NodeCluster> {
   if (process.getuid?.() !== 0) throw new Error('the node e2e test needs root (containerd, kubelet, iptables); CI runs as root');
+  // One node per machine (bridge, cgroups, iptables are machine-wide): when another run holds
+  // it (someone's make cluster-up, another test file), wait for it to go rather than fail.
+  await waitFor('the other node on this machine to stop (scripts/cluster/down.sh)', () => !otherNodeUp(), 15 * 60_000, 2000);
   const runDir = mkdtempSync(path.join(tmpdir(), 'idempo-node-'));
   const env = { ...process.env, IDEMPO_CLUSTER_RUN_DIR: runDir, IDEMPO_CLUSTER_OWNER_PID: String(process.pid), IDEMPO_IMAGES_DIR: path.join(repoRoot, 'dist/images') };
   const up = await run(path.join(repoRoot, 'scripts/cluster/up.sh'), [], { env });

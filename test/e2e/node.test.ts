@@ -12,6 +12,7 @@
 // more brokers: one whose listener wants SASL (the sidecar's own credentials from a Secret
 // the webhook mounts as files), one that speaks TLS (CA from a Secret); a Job writes through
 // the injected sidecar to each.
+import { spawn } from 'node:child_process';
 import { createPrivateKey, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -365,16 +366,24 @@ describe('the user journey on a real node', () => {
     phase(`Prometheus: ${checked.length}/${sidecarExprs.length} sidecar dashboard queries return the pod's series (the others read metrics it has not emitted)`);
   });
 
-  it('the topic read from outside holds every record the app counted, once, in order', async () => {
+  it('the topic read from outside holds every record the app counted, once, in order', { timeout: 240_000 }, async () => {
     const c = cluster!;
-    await c.k(['scale', 'deployment', '-n', NS, 'producer', '--replicas=0']);
-    // The app finishes its batch in flight on SIGTERM and prints how far it got.
-    const done = await waitFor('the app to finish', async () => {
-      const r = await c.kubectl(['logs', '-n', NS, podName, '-c', 'app']);
-      const ev = r.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as AppEvent).find((e) => e.event === 'done');
-      return ev?.next;
-    }, 120_000, 500);
-    expect(done).toBeGreaterThan(0);
+    // The app finishes its batch in flight on SIGTERM and prints how far it got. Its log is
+    // followed from before the scale-down: the pod may be gone by the time a poll would read it.
+    let followed = '';
+    const follower = spawn(c.kubectlPath, ['--kubeconfig', c.kubeconfig, 'logs', '-f', '-n', NS, podName, '-c', 'app'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    follower.stdout.setEncoding('utf8').on('data', (d: string) => (followed += d));
+    const ended = new Promise<void>((r) => follower.once('close', () => r()));
+    try {
+      await waitFor('the log follower attached', () => followed.includes('"event"'), 30_000, 200);
+      await c.k(['scale', 'deployment', '-n', NS, 'producer', '--replicas=0']);
+      await waitFor('the app to exit after SIGTERM', () => follower.exitCode !== null || follower.signalCode !== null, 150_000, 500);
+      await ended;
+    } finally {
+      follower.kill();
+    }
+    const done = followed.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as AppEvent).find((e) => e.event === 'done')?.next;
+    expect(done, followed.slice(-2000)).toBeGreaterThan(0);
     const records = await kcatConsume({ bootstrap: kafka!.bootstrap, topic: TOPIC, timeoutMs: 60_000 });
     const values = records.map((r) => Number(r.value));
     const seen = new Map<number, number>();
