@@ -382,8 +382,9 @@ describe('the user journey on a real node', () => {
     } finally {
       follower.kill();
     }
-    const done = followed.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as AppEvent).find((e) => e.event === 'done')?.next;
-    expect(done, followed.slice(-2000)).toBeGreaterThan(0);
+    const doneEvent = followed.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as AppEvent).find((e) => e.event === 'done');
+    expect(doneEvent?.next, followed.slice(-2000)).toBeGreaterThan(0);
+    const done = doneEvent!.next!;
     const records = await kcatConsume({ bootstrap: kafka!.bootstrap, topic: TOPIC, timeoutMs: 60_000 });
     const values = records.map((r) => Number(r.value));
     const seen = new Map<number, number>();
