@@ -16,8 +16,8 @@ const running: LiveConfig = {
 };
 
 describe('planReload', () => {
-  it('applies mode, topics, log level and the dedup window and cap', () => {
-    const next: LiveConfig = { ...running, mode: 'enforce', logLevel: 'debug', topics: { include: ['a*'], exclude: [] }, dedup: { ...running.dedup, windowMs: 60_000, maxEntries: 10 } };
+  it('applies mode, topics, log level and the dedup cap', () => {
+    const next: LiveConfig = { ...running, mode: 'enforce', logLevel: 'debug', topics: { include: ['a*'], exclude: [] }, dedup: { ...running.dedup, maxEntries: 10 } };
     expect(planReload(running, next)).toEqual({ apply: next, changed: true, restartNeeded: [] });
   });
 
@@ -29,11 +29,11 @@ describe('planReload', () => {
     expect(p.restartNeeded).toEqual(['producer.maxInFlightPerPartition', 'producer.deliveryTimeout', 'producer.requestTimeout', 'producer.retryBackoff', 'sidecar.maxSessions', 'sidecar.sessionIdleTimeout']);
   });
 
-  it('a new dedup strategy or header waits for a restart; the window change beside it applies', () => {
-    const next: LiveConfig = { ...running, dedup: { strategy: 'header', header: 'k', windowMs: 1_000, maxEntries: 100_000 } };
+  it('a new dedup strategy, header or window waits for a restart; the cap change beside them applies', () => {
+    const next: LiveConfig = { ...running, dedup: { strategy: 'header', header: 'k', windowMs: 1_000, maxEntries: 50 } };
     const p = planReload(running, next);
-    expect(p.restartNeeded).toEqual(['dedup.strategy', 'dedup.header']);
-    expect(p.apply.dedup).toEqual({ strategy: 'exact', header: undefined, windowMs: 1_000, maxEntries: 100_000 });
+    expect(p.restartNeeded).toEqual(['dedup.strategy', 'dedup.header', 'dedup.window']);
+    expect(p.apply.dedup).toEqual({ strategy: 'exact', windowMs: 300_000, maxEntries: 50 });
     expect(p.changed).toBe(true);
   });
 });

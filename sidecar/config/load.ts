@@ -1,12 +1,13 @@
 // The sidecar's effective configuration: command line + the policy spec file (as the
 // operator renders it into a ConfigMap), validated by the one schema in api/.
 // Reload is three steps: read and validate the new file, work out what changed (planReload),
-// apply what is live. Live, applied to the next batch: mode, topics, dedup.window and
-// dedup.maxEntries (nothing remembered is lost), sidecar.logLevel (unless --log-level was
-// given). Fixed at start, a change is logged "restart needed" and not applied: producer.*
-// (the sequencer, the sessions and the broker connections are built with them), dedup.strategy
-// and dedup.header (keys made under the old rule could not match copies under the new one:
-// an in-flight original's retry would be written again), sidecar.maxSessions and
+// apply what is live. Live, applied to the next batch: mode, topics, dedup.maxEntries (nothing
+// remembered is lost), sidecar.logLevel (unless --log-level was given). Fixed at start, a
+// change is logged "restart needed" and not applied: producer.* (the sequencer, the sessions
+// and the broker connections are built with them), dedup.strategy and dedup.header (keys made
+// under the old rule could not match copies under the new one: an in-flight original's retry
+// would be written again), dedup.window (it is also how long the sequencer holds a batch of
+// unknown outcome for the client's retry, fixed when the sequencer is built), sidecar.maxSessions and
 // sidecar.sessionIdleTimeout, and everything outside the spec's live part (addresses, ports).
 import { readFileSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
@@ -172,11 +173,12 @@ export function planReload(running: LiveConfig, next: LiveConfig): ReloadPlan {
   const apply: LiveConfig = { ...running };
   for (const k of LIVE) (apply as unknown as Record<string, unknown>)[k] = next[k];
   const restartNeeded = Object.keys(FIXED).filter((k) => !same(running[k as keyof LiveConfig], next[k as keyof LiveConfig])).map((k) => FIXED[k]);
-  // Keys computed under one strategy (or header) cannot match copies under another.
-  if (running.dedup.strategy !== next.dedup.strategy || running.dedup.header !== next.dedup.header) {
-    restartNeeded.push(...(running.dedup.strategy !== next.dedup.strategy ? ['dedup.strategy'] : []), ...(running.dedup.header !== next.dedup.header ? ['dedup.header'] : []));
-    apply.dedup = { ...next.dedup, strategy: running.dedup.strategy, header: running.dedup.header };
+  // Keys computed under one strategy (or header) cannot match copies under another; the window
+  // is also the sequencer's hold time for batches of unknown outcome. Only the cap is live.
+  for (const [field, path] of [['strategy', 'dedup.strategy'], ['header', 'dedup.header'], ['windowMs', 'dedup.window']] as const) {
+    if (running.dedup[field] !== next.dedup[field]) restartNeeded.push(path);
   }
+  apply.dedup = { ...running.dedup, maxEntries: next.dedup.maxEntries };
   return { apply, changed: !same(apply, running), restartNeeded };
 }
 

@@ -443,7 +443,7 @@ export class Engine {
 
   /**
    * A new cache only when the dedup settings changed, and then nothing remembered is lost: a
-   * reload changes only the window or the entry cap (the strategy and header need a restart:
+   * reload changes only the entry cap (strategy, header and window need a restart:
    * config/load.ts), so every key stays valid and moves over, finished originals with their
    * expiry and originals still in flight with their final result, to which a retry attaches.
    */

@@ -19,9 +19,9 @@ const SEED = 0xb40c3e5;
 // re-sending meanwhile, and the clients wait for it (their requests time out and are re-sent
 // to the sidecar, which answers them from its dedup cache once the original is written).
 const TIMEOUTS: ClientTimeouts = { requestMs: 10_000, deliveryMs: 120_000 };
-const CLIENTS: ClientName[] = ['kafkajs', 'kcat', 'java'];
+const CLIENTS = ['kafkajs', 'kcat', 'java'] as const satisfies readonly ClientName[];
 /** Records per topic per phase and client (2 topics each). */
-const CHUNK: Record<ClientName, number> = { kafkajs: 1500, kcat: 1000, java: 1000, 'java-idem': 1000 };
+const CHUNK: Record<(typeof CLIENTS)[number], number> = { kafkajs: 1500, kcat: 1000, java: 1000 };
 const PHASES = 5;
 
 let kafka: KafkaCluster | undefined;
@@ -132,7 +132,7 @@ async function runPhases(k: KafkaCluster, bootstrap: (c: ClientName) => string, 
   ];
   // Each phase's chunk goes in two halves: the first while the fault happens (kill/SIGTERM right
   // as it starts), the second while the broker restarts and catches up.
-  const half = (c: ClientName, phase: number, second: boolean) => {
+  const half = (c: (typeof CLIENTS)[number], phase: number, second: boolean) => {
     const n = CHUNK[c] / 2;
     return produce(c, bootstrap(c), topicsOf(c, path), n, TIMEOUTS, phase * CHUNK[c] + (second ? n : 0));
   };

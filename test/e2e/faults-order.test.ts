@@ -82,13 +82,13 @@ describe('order and exactly once under dropped answers and resets (sidecar <-> b
       const delta = (name: string) => sumMetric(m1, name) - sumMetric(m0, name);
       const closedBy = (reason: string) => sumMetric(m1, 'idempo_client_connections_closed_total', { reason }) - sumMetric(m0, 'idempo_client_connections_closed_total', { reason });
       const summary = {
+        ...v,
         mode: c.mode,
         client: c.client,
         faults,
         acked: r.acked,
         failed: r.failed,
         failures: r.failures?.slice(0, 300),
-        ...v,
         redials: delta('idempo_upstream_redials_total'),
         clientClosed: delta('idempo_client_connections_closed_total'),
         closedFor: { sasl: closedBy('sasl'), unsafe: closedBy('unsafe_request'), unreachable: closedBy('unreachable') },

@@ -642,7 +642,7 @@ describe('config reload', () => {
     expect(await sc.metric('idempo_duplicates_rejected_total', { topic })).toBe(1);
   });
 
-  it('a dedup window change keeps what was remembered; a producer or strategy change waits for a restart and says so', async () => {
+  it('a dedup cap change keeps what was remembered; a producer, strategy or window change waits for a restart and says so', async () => {
     const topic = await newTopic('reload-window');
     const file = path.join(tmp, 'reload-window.json');
     writeFileSync(file, spec('upgrade', { dedup: { strategy: 'content', window: '5m' } }));
@@ -652,8 +652,8 @@ describe('config reload', () => {
     try {
       const a = await sendFrame(c, produceFrame(topic, 0, batch));
       expect(a.errorCode).toBe(0);
-      // A new window (and cap): the cache is rebuilt, the original's answer moves with it.
-      rewrite(file, spec('upgrade', { dedup: { strategy: 'content', window: '10m', maxEntries: 5000 } }));
+      // A new cap: the cache is rebuilt, the original's answer moves with it.
+      rewrite(file, spec('upgrade', { dedup: { strategy: 'content', window: '5m', maxEntries: 5000 } }));
       await expect.poll(() => sc.metric('idempo_config_reloads_total', { result: 'ok' }), { timeout: 10_000 }).toBe(1);
       const b = await sendFrame(c, produceFrame(topic, 0, batch));
       expect(b.errorCode).toBe(0);
@@ -664,6 +664,7 @@ describe('config reload', () => {
       const line = sc.logs().find((l) => l.includes('restart needed'));
       expect(line).toContain('producer.deliveryTimeout');
       expect(line).toContain('dedup.strategy');
+      expect(line).toContain('dedup.window');
       const copy = await sendFrame(c, produceFrame(topic, 0, encodeBatch(threeRecords('window'), { timestamp: BigInt(Date.now() + 1_000) })));
       expect(copy.baseOffset).toBe(a.baseOffset);
       expect(await sc.metric('idempo_config_reloads_total', { result: 'ok' })).toBe(1);
@@ -682,7 +683,7 @@ describe('config reload', () => {
     try {
       expect((await sendFrame(c, produceFrame(topic, 0, encodeBatch([{ value: 'refused' }])))).errorCode).toBe(44);
       // A reload of the file does not override the flag either.
-      rewrite(file, `selector: {}\nmode: upgrade\nkafka:\n  bootstrapServers: ["${kafka.bootstrap}"]\ndedup:\n  strategy: content\n  window: 10m\n`);
+      rewrite(file, `selector: {}\nmode: upgrade\nkafka:\n  bootstrapServers: ["${kafka.bootstrap}"]\ndedup:\n  strategy: content\n  window: 5m\n  maxEntries: 5000\n`);
       await expect.poll(() => sc.metric('idempo_config_reloads_total', { result: 'ok' }), { timeout: 10_000 }).toBe(1);
       expect((await sendFrame(c, produceFrame(topic, 0, encodeBatch([{ value: 'refused again' }])))).errorCode).toBe(44);
     } finally {

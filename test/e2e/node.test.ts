@@ -390,8 +390,9 @@ describe('the user journey on a real node', () => {
     const seen = new Map<number, number>();
     for (const v of values) seen.set(v, (seen.get(v) ?? 0) + 1);
     const dups = [...seen].filter(([, n]) => n > 1).map(([v]) => v);
-    const lost = Array.from({ length: done }, (_, i) => i).filter((i) => !seen.has(i));
-    const extra = values.filter((v) => v >= done);
+    expect(done, 'the app reported how many records it acknowledged').toBeDefined();
+    const lost = Array.from({ length: done! }, (_, i) => i).filter((i) => !seen.has(i));
+    const extra = values.filter((v) => v >= done!);
     expect({ dups: dups.slice(0, 20), lost: lost.slice(0, 20), extra: extra.slice(0, 20) }).toEqual({ dups: [], lost: [], extra: [] });
     for (const p of new Set(records.map((r) => r.partition))) {
       const vs = records.filter((r) => r.partition === p).sort((a, b) => a.offset - b.offset).map((r) => Number(r.value));
