@@ -18,6 +18,7 @@ import { RawConnection } from '../support/raw-kafka.js';
 import { ApiKey } from '../../sidecar/codec/api.js';
 import { ErrorCode } from '../../sidecar/codec/errors.js';
 import { decodeProduceResponse } from '../../sidecar/codec/generated/produce-response.js';
+import { createPartitionProduceData, createProduceRequest, createTopicProduceData, encodeProduceRequest } from '../../sidecar/codec/generated/produce-request.js';
 import { encodeMetadataRequest } from '../../sidecar/codec/generated/metadata-request.js';
 import { decodeMetadataResponse } from '../../sidecar/codec/generated/metadata-response.js';
 import { createInitProducerIdRequest, encodeInitProducerIdRequest } from '../../sidecar/codec/generated/init-producer-id-request.js';
@@ -195,6 +196,57 @@ describe('a forwarded batch answered late (issue 8)', () => {
       }
     } finally {
       await enforce.stop();
+      cfg.cleanup();
+    }
+  }, 120_000);
+});
+
+describe('a batch whose outcome is unknown at its deadline (issue 7.2)', () => {
+  it('the client is told to retry; its retry is settled by the broker under the original stamp, never written twice', async () => {
+    // upgrade mode, deliveryTimeout 3 s, default dedup (exact, 5 min window). Every broker answer
+    // to the sidecar vanishes (relay drop) while the batch is sent: written, never acknowledged.
+    const cfg = sidecarConfig({ mode: 'upgrade', producer: { requestTimeout: '1s', deliveryTimeout: '3s', retryBackoff: { initial: '50ms', max: '200ms' } } });
+    const up = await startSidecar({ upstream: kafka.externalBootstrap!, mode: 'upgrade', config: cfg.file });
+    const c = await RawConnection.connect(up.bootstrap);
+    try {
+      const topic = await newTopic('held-batch');
+      // The sidecar's producer id and the partition's leader are known before the answers go.
+      expect((await sendFrame(c, produceFrame(topic, 0, encodeBatch([{ value: 'before' }])))).errorCode).toBe(ErrorCode.NONE);
+      const batch = encodeBatch([{ value: 'unknown-outcome' }]);
+      // The same records each time (what a client's own retry sends), a 1 s produce timeout.
+      const send = async (): Promise<number> => {
+        const corr = c.send(ApiKey.Produce, PRODUCE_V, (w) => {
+          const req = createProduceRequest();
+          req.acks = -1;
+          req.timeoutMs = 1000;
+          const td = createTopicProduceData();
+          td.name = topic;
+          const pd = createPartitionProduceData();
+          pd.records = Buffer.from(batch);
+          td.partitionData.push(pd);
+          req.topicData.push(td);
+          encodeProduceRequest(w, req, PRODUCE_V);
+        });
+        const a = await c.receive(ApiKey.Produce, PRODUCE_V, 30_000);
+        expect(a.correlationId).toBe(corr);
+        return decodeProduceResponse(a.body, PRODUCE_V).responses[0].partitionResponses[0].errorCode;
+      };
+      relay.restart(7, { gapBytes: { up: [1 << 30, 1 << 30], down: [1, 1] }, weights: {}, weightsDown: { drop: 1 } });
+      relay.start();
+      relay.resetAll(); // the sidecar's connections come back under this plan
+      const first = await send();
+      relay.stop();
+      // Undecided at the deadline: a retriable error, not success and not a final failure.
+      expect(first).toBe(ErrorCode.REQUEST_TIMED_OUT);
+      relay.resetAll(); // connections without faults from now on
+      // The client's retry (the same records) gets the original's result once the broker answers.
+      await expect.poll(send, { timeout: 30_000, interval: 500 }).toBe(ErrorCode.NONE);
+      const values = valuesOf(await fetchBatches(kafka.bootstrap, topic, 0));
+      expect(values.filter((v) => v === 'unknown-outcome')).toHaveLength(1);
+    } finally {
+      relay.stop();
+      c.close();
+      await up.stop();
       cfg.cleanup();
     }
   }, 120_000);
