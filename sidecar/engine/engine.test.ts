@@ -13,7 +13,7 @@ import type { LiveConfig } from '../config/load.js';
 import type { EngineLimits } from '../config/cli.js';
 
 const TOPICS = [
-  { name: 'orders', partitions: 2, id: Buffer.alloc(16, 1) },
+  { name: 'orders', partitions: 2, id: Buffer.alloc(16, 1), leaders: [1, 2] },
   { name: 'audit-log', partitions: 1, id: Buffer.alloc(16, 2) },
 ];
 
@@ -219,5 +219,37 @@ describe('a client retry re-encoded with a new timestamp (kafkajs) under the def
     expect(codes(await send(request([['orders', 0, at('again', 1n)]])))).toEqual([0]);
     expect(codes(await send(request([['orders', 0, at('again', 2n)]])))).toEqual([0]);
     expect(model.written.get('orders/0')).toEqual({ idempotent: 2, plain: 0 });
+  });
+});
+
+describe('a request with a timed-out part and a successful one', () => {
+  const at = (value: string, ts: bigint): Buffer => encodeRecordBatch({ records: [{ key: 'k', value }], baseTimestamp: ts });
+  const two = (ts: bigint, parts: number[] = [0, 1]): ProduceRequest => {
+    const r = request(parts.map((p) => ['orders', p, at(`p${p}`, ts)] as [string, number, Buffer]));
+    r.timeoutMs = 300;
+    return r;
+  };
+
+  it('kafkajs re-sends the whole request: the successful part is answered from the first time, not written again', async () => {
+    const { send, model } = setup({ mode: 'upgrade' });
+    model.holdBroker = 2; // the leader of partition 1 is slow
+    expect(codes(await send(two(1n)))).toEqual([0, 7]);
+    const retry = send(two(2n));
+    model.release();
+    expect(codes(await retry)).toEqual([0, 0]);
+    expect(model.written.get('orders/0')).toEqual({ idempotent: 1, plain: 0 });
+    expect(model.written.get('orders/1')).toEqual({ idempotent: 1, plain: 0 });
+  });
+
+  it('Java and librdkafka re-send only the failed part: a later repeat of the successful one is written', async () => {
+    const { send, model } = setup({ mode: 'upgrade' });
+    model.holdBroker = 2;
+    expect(codes(await send(two(1n)))).toEqual([0, 7]);
+    const retry = send(two(2n, [1]));
+    model.release();
+    expect(codes(await retry)).toEqual([0]);
+    expect(codes(await send(two(3n, [0])))).toEqual([0]);
+    expect(model.written.get('orders/0')).toEqual({ idempotent: 2, plain: 0 });
+    expect(model.written.get('orders/1')).toEqual({ idempotent: 1, plain: 0 });
   });
 });

@@ -16,7 +16,7 @@ import { FIRST_V2_PRODUCE, partKey, partsOf, topicMatcher, type PartBatch, type 
 import { Plan } from './plan.js';
 import { RateLimitedLog } from './rate-limited-log.js';
 import { Upgrader } from './upgrader.js';
-import { RetryIndex } from './retry-index.js';
+import { RetryIndex, type RetryEntry } from './retry-index.js';
 import { Validator } from './validator.js';
 import type { OpenResult } from '../state/store.js';
 import { snapshotRecords, type BrokerPort } from '../state/records.js';
@@ -74,6 +74,12 @@ export class Engine {
     if (restored) {
       for (const { key, result, id } of upgrader.restore(restored)) {
         if (key && this.dedup) this.track(this.dedup.begin(key, now), key, result, id);
+        // Its client lost its connection with the old process and never had a final answer: a
+        // send of the same records (kafkajs re-encodes it with a new timestamp) is its retry.
+        const a = restored.batches.get(id);
+        if (a && this.live.dedup.strategy === 'exact') {
+          this.retries.add(a.tp.topic, a.tp.partition, contentFingerprint(a.bytes, { maxDecompressedBytes: this.deps.config.limits.maxDecompressBytes }).fingerprint, result, id, this.nextRetryGroup++);
+        }
       }
       this.dedup?.restore(restored.dedup, now);
     }
@@ -293,6 +299,7 @@ export class Engine {
     const tickets = new Map<string, DedupTicket>();
     const keys = new Map<string, DedupKey>();
     const limit = this.deps.config.limits.maxPendingBytes;
+    const retryMatches = this.retryMatches(parts, now);
     for (const b of parts) {
       const key = this.dedupKey(b);
       if (key && this.dedup) {
@@ -307,25 +314,23 @@ export class Engine {
           continue;
         }
       }
-      if (this.live.dedup.strategy === 'exact' && this.retries.has(b.topic, b.partition) && b.records) {
-        const fp = contentFingerprint(b.records, { maxDecompressedBytes: this.deps.config.limits.maxDecompressBytes }).fingerprint;
-        const orig = this.retries.match(b.topic, b.partition, fp, now);
-        if (orig) {
-          // The client's retry of an original it was told to retry, re-encoded with a new timestamp.
-          this.deps.metrics.duplicatesRejected.inc({ topic: b.topic });
-          this.deps.metrics.produceBatches.inc({ topic: b.topic, outcome: 'duplicate' });
-          this.summary.duplicates++;
-          this.deps.log.debug({ topic: b.topic, partition: b.partition, state: orig.state }, 'client retry (same records, new timestamp) of an original told to retry: attached to it');
-          const answer = orig.state === 'done' ? Promise.resolve(orig.result) : this.attachFinal(orig.final, orig.batchId, answerDeadline(call.request.timeoutMs));
-          plan.answer(
-            b,
-            answer.then((r) => {
-              if (r.errorCode === ErrorCode.NONE) this.retries.consumed(b.topic, b.partition, fp);
-              return r;
-            }),
-          );
-          continue;
-        }
+      const retry = retryMatches.get(partKey(b));
+      if (retry) {
+        // The client's retry of an original it was told to retry, re-encoded with a new timestamp.
+        const { fp, orig } = retry;
+        this.deps.metrics.duplicatesRejected.inc({ topic: b.topic });
+        this.deps.metrics.produceBatches.inc({ topic: b.topic, outcome: 'duplicate' });
+        this.summary.duplicates++;
+        this.deps.log.debug({ topic: b.topic, partition: b.partition, state: orig.state, role: orig.role }, 'client retry (same records, new timestamp) of an original told to retry: attached to it');
+        const answer = orig.state === 'done' ? Promise.resolve(orig.result) : this.attachFinal(orig.final, orig.batchId, answerDeadline(call.request.timeoutMs));
+        plan.answer(
+          b,
+          answer.then((r) => {
+            if (r.errorCode === ErrorCode.NONE) this.retries.consumed(b.topic, b.partition, fp);
+            return r;
+          }),
+        );
+        continue;
       }
       const size = b.records!.length;
       if (this.pendingBytes + size > limit) {
@@ -343,6 +348,8 @@ export class Engine {
     }
     if (fresh.length === 0) return;
     const sent = upgrader.submit(fresh, call.version, call.request.timeoutMs, keys);
+    const answers: Array<{ b: PartBatch; answer: Promise<PartResult> }> = [];
+    const group = this.nextRetryGroup++;
     for (const b of fresh) {
       const k = partKey(b);
       const sub = sent.get(k);
@@ -355,9 +362,23 @@ export class Engine {
         this.pendingBytes -= size;
         return r;
       });
-      plan.answer(b, call.request.acks === 0 ? sub.answer : this.answerInTime(b, sub.answer, final, sub.id, call.request.timeoutMs));
+      const answer = call.request.acks === 0 ? sub.answer : this.answerInTime(b, sub.answer, final, sub.id, call.request.timeoutMs, group);
+      answers.push({ b, answer });
+      plan.answer(b, answer);
       const ticket = tickets.get(k);
       if (ticket !== undefined && this.dedup) this.track(ticket, keys.get(k)!, final, sub.id);
+    }
+    if (answers.length > 1 && call.request.acks !== 0 && this.live.dedup.strategy === 'exact') {
+      // When one part of the request is answered "retry", clients such as kafkajs re-send the
+      // whole request re-encoded: its parts answered success are indexed for that retry too.
+      void Promise.all(answers.map((a) => a.answer)).then((results) => {
+        if (!results.some(isRetry)) return;
+        results.forEach((r, i) => {
+          const b = answers[i].b;
+          if (r.errorCode !== ErrorCode.NONE || !b.records) return;
+          this.retries.addSibling(b.topic, b.partition, contentFingerprint(b.records, { maxDecompressedBytes: this.deps.config.limits.maxDecompressBytes }).fingerprint, r, group);
+        });
+      });
     }
   }
 
@@ -367,7 +388,7 @@ export class Engine {
    * retries after OUR answer, and that retry is recognised by content (retry-index.ts) even when the
    * client re-encoded it with a new timestamp, while the original goes on under its stamp.
    */
-  private answerInTime(b: PartBatch, answer: Promise<PartResult>, final: Promise<PartResult>, batchId: number, timeoutMs: number): Promise<PartResult> {
+  private answerInTime(b: PartBatch, answer: Promise<PartResult>, final: Promise<PartResult>, batchId: number, timeoutMs: number, group: number): Promise<PartResult> {
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<null>((r) => {
       timer = setTimeout(() => r(null), answerDeadline(timeoutMs));
@@ -375,10 +396,10 @@ export class Engine {
     });
     return Promise.race([answer, late]).then((r) => {
       clearTimeout(timer);
-      if (r !== null && r.errorCode !== ErrorCode.REQUEST_TIMED_OUT && r.errorCode !== ErrorCode.NETWORK_EXCEPTION) return r;
+      if (r !== null && !isRetry(r)) return r;
       if (this.live.dedup.strategy === 'exact' && b.records) {
         const fp = contentFingerprint(b.records, { maxDecompressedBytes: this.deps.config.limits.maxDecompressBytes }).fingerprint;
-        this.retries.add(b.topic, b.partition, fp, final, batchId);
+        this.retries.add(b.topic, b.partition, fp, final, batchId, group);
       }
       return r ?? { errorCode: ErrorCode.REQUEST_TIMED_OUT, baseOffset: -1n, logAppendTimeMs: -1n, errorMessage: 'idempo: not decided before the request timeout; retry (the retry is answered with this batch\'s result)' };
     });
@@ -396,6 +417,30 @@ export class Engine {
   }
 
   private readonly retries = new RetryIndex(() => this.live.dedup.windowMs);
+  private nextRetryGroup = 1;
+
+  /**
+   * Parts of this request that are a client's retry of an original it was told to retry (content
+   * match, retry-index.ts). Siblings (parts answered success next to a timed-out one) count only
+   * when this request also retries their group; a retry of a group without its siblings means the
+   * client re-sends failed parts only, so those siblings are forgotten (a later repeat is written).
+   */
+  private retryMatches(parts: PartBatch[], now: number): Map<string, { fp: bigint; orig: RetryEntry }> {
+    const out = new Map<string, { fp: bigint; orig: RetryEntry; key: string }>();
+    if (this.live.dedup.strategy !== 'exact' || this.retries.size === 0) return out;
+    for (const b of parts) {
+      if (!b.records || !this.retries.has(b.topic, b.partition)) continue;
+      const fp = contentFingerprint(b.records, { maxDecompressedBytes: this.deps.config.limits.maxDecompressBytes }).fingerprint;
+      const orig = this.retries.match(b.topic, b.partition, fp, now);
+      if (orig) out.set(partKey(b), { fp, orig, key: RetryIndex.keyOf(b.topic, b.partition, fp) });
+    }
+    const retried = new Set<number>();
+    for (const m of out.values()) if (m.orig.role === 'retry') retried.add(m.orig.group);
+    for (const [k, m] of out) if (m.orig.role === 'sibling' && !retried.has(m.orig.group)) out.delete(k);
+    const keep = new Set([...out.values()].map((m) => m.key));
+    for (const g of retried) this.retries.dropSiblings(g, keep);
+    return out;
+  }
 
   /** Bytes of client batches held until their upgrade-mode sends are answered (bounded by --max-pending-bytes). */
   private pendingBytes = 0;
@@ -511,6 +556,9 @@ export class Engine {
 }
 
 const now = (): number => Date.now();
+
+/** An answer that tells the client to retry while the outcome is not known. */
+const isRetry = (r: PartResult): boolean => r.errorCode === ErrorCode.REQUEST_TIMED_OUT || r.errorCode === ErrorCode.NETWORK_EXCEPTION;
 
 /** The sidecar answers before the client's own request timeout: 10 % earlier, at most 1 s. */
 function answerDeadline(timeoutMs: number): number {

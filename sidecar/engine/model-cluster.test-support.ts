@@ -27,6 +27,8 @@ export interface ModelTopic {
   name: string;
   partitions: number;
   id: Buffer;
+  /** Leader per partition (brokers 1 and 2; default 1). */
+  leaders?: number[];
 }
 
 export type ClientOutcome = { kind: 'answer'; response: ProduceResponse } | { kind: 'none' } | { kind: 'closed'; reason: string };
@@ -40,18 +42,23 @@ export class ModelCluster implements HookContext {
   readonly written = new Map<string, { idempotent: number; plain: number }>();
   /** While true, answers to the engine's own sends wait for release(). */
   hold = false;
+  /** Only sends to this broker wait for release(). */
+  holdBroker: number | null = null;
   private held: Array<() => void> = [];
   private nextProducerId = 1_000_000n;
   private readonly byName = new Map<string, ModelTopic>();
 
   constructor(topics: ModelTopic[]) {
-    this.cluster.setBrokers([{ nodeId: 1, host: '127.0.0.1', port: 9092, rack: null }]);
+    this.cluster.setBrokers([
+      { nodeId: 1, host: '127.0.0.1', port: 9092, rack: null },
+      { nodeId: 2, host: '127.0.0.1', port: 9093, rack: null },
+    ]);
     for (const t of topics) {
       this.byName.set(t.name, t);
       this.cluster.setTopic(
         t.name,
         t.id,
-        Array.from({ length: t.partitions }, (_, partition) => ({ partition, leader: 1 })),
+        Array.from({ length: t.partitions }, (_, partition) => ({ partition, leader: t.leaders?.[partition] ?? 1 })),
       );
     }
   }
@@ -67,15 +74,16 @@ export class ModelCluster implements HookContext {
   /** The engine's own requests (upgrade mode), through the real codecs both ways. */
   release(): void {
     this.hold = false;
+    this.holdBroker = null;
     for (const r of this.held.splice(0)) r();
   }
 
   async send(_to: number | 'any', req: OwnRequest): Promise<{ version: number; body: Reader }> {
-    if (this.hold) await new Promise<void>((r) => this.held.push(r));
     const version = req.version ?? (req.apiKey === ApiKey.InitProducerId ? 4 : 9);
     const w = new Writer(req.sizeHint ?? 256);
     req.encode(w, version);
     const bytes = Buffer.from(w.toBuffer());
+    if (this.hold || (this.holdBroker !== null && _to === this.holdBroker)) await new Promise<void>((r) => this.held.push(r));
     const out = new Writer(256);
     if (req.apiKey === ApiKey.Produce) {
       encodeProduceResponse(out, this.answer(decodeProduceRequest(new Reader(bytes), version), version), version);

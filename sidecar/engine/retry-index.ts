@@ -11,7 +11,15 @@
 import type { PartResult } from './batches.js';
 import type { Fingerprint } from '../idempotence/fingerprint.js';
 
-export type RetryEntry = { state: 'undecided'; final: Promise<PartResult>; batchId: number } | { state: 'done'; result: PartResult; expiresAt: number };
+/**
+ * `retry`: the client was told to retry this part. `sibling`: answered success in a request whose
+ * other part was told to retry — it matches only in a request that also carries a retry of that
+ * group (clients such as kafkajs re-send the whole request; Java and librdkafka re-send only the
+ * failed part, and then the sibling entries are dropped).
+ */
+export type RetryRole = { role: 'retry' | 'sibling'; group: number };
+
+export type RetryEntry = RetryRole & ({ state: 'undecided'; final: Promise<PartResult>; batchId: number } | { state: 'done'; result: PartResult; expiresAt: number });
 
 /** At most this many originals are remembered (each a few hundred bytes). */
 const MAX_ENTRIES = 50_000;
@@ -38,16 +46,16 @@ export class RetryIndex {
   }
 
   /** The client of this original was told to retry; `final` is its outcome when decided. */
-  add(topic: string, partition: number, fp: Fingerprint, final: Promise<PartResult>, batchId: number): void {
+  add(topic: string, partition: number, fp: Fingerprint, final: Promise<PartResult>, batchId: number, group: number): void {
     const k = key(topic, partition, fp);
     if (this.byKey.has(k) || this.byKey.size >= MAX_ENTRIES) return;
-    const entry: RetryEntry = { state: 'undecided', final, batchId };
+    const entry: RetryEntry = { role: 'retry', group, state: 'undecided', final, batchId };
     this.byKey.set(k, entry);
     const tp = tpKey(topic, partition);
     this.partitions.set(tp, (this.partitions.get(tp) ?? 0) + 1);
     void final.then((r) => {
       if (this.byKey.get(k) !== entry) return;
-      if (r.errorCode === 0) this.byKey.set(k, { state: 'done', result: r, expiresAt: Date.now() + this.windowMs() });
+      if (r.errorCode === 0) this.byKey.set(k, { role: 'retry', group, state: 'done', result: r, expiresAt: Date.now() + this.windowMs() });
       else this.remove(k, topic, partition); // not written: the retry must write
     });
   }
@@ -58,6 +66,32 @@ export class RetryIndex {
    */
   consumed(topic: string, partition: number, fp: Fingerprint): void {
     this.remove(key(topic, partition, fp), topic, partition);
+  }
+
+  /**
+   * A part answered success in a request that as a whole was answered "retry" (another part
+   * timed out): clients such as kafkajs then re-send the whole request, this part included.
+   */
+  addSibling(topic: string, partition: number, fp: Fingerprint, result: PartResult, group: number): void {
+    const k = key(topic, partition, fp);
+    if (this.byKey.has(k) || this.byKey.size >= MAX_ENTRIES) return;
+    this.byKey.set(k, { role: 'sibling', group, state: 'done', result, expiresAt: Date.now() + this.windowMs() });
+    const tp = tpKey(topic, partition);
+    this.partitions.set(tp, (this.partitions.get(tp) ?? 0) + 1);
+  }
+
+  /** A retry of `group` came without these siblings: the client re-sends only failed parts. */
+  dropSiblings(group: number, keep: ReadonlySet<string>): void {
+    for (const [k, e] of this.byKey) {
+      if (e.role !== 'sibling' || e.group !== group || keep.has(k)) continue;
+      const [partition, topic] = k.split('\u0000');
+      this.remove(k, topic, Number(partition));
+    }
+  }
+
+  /** The map key of a match (for dropSiblings' keep set). */
+  static keyOf(topic: string, partition: number, fp: Fingerprint): string {
+    return key(topic, partition, fp);
   }
 
   /** Drops answered entries past the window. */

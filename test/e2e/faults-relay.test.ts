@@ -54,9 +54,7 @@ beforeAll(async () => {
     kafka.bootstrap,
     PLAN.flatMap((p) => [...topicsOf(p.client, 'sc'), ...topicsOf(p.client, 'direct')]).map((topic) => ({ topic, numPartitions: 3, replicationFactor: 1 })),
   );
-  // kafkajs re-encodes a timed-out request with a new timestamp, which the default `exact` dedup
-  // (rightly) takes for a new write; every record of this workload is unique, so `content` is safe.
-  config = sidecarConfig({ mode: 'upgrade', dedup: { strategy: 'content', window: '5m' }, producer: { requestTimeout: '2s', deliveryTimeout: '120s', retryBackoff: { initial: '50ms', max: '1s' } } });
+  config = sidecarConfig({ mode: 'upgrade', producer: { requestTimeout: '2s', deliveryTimeout: '120s', retryBackoff: { initial: '50ms', max: '1s' } } });
   // The sidecar bootstraps through the relay, so every broker address it learns is a relay port.
   sidecar = await startSidecar({ upstream: kafka.externalBootstrap!, mode: 'upgrade', config: config.file, logLevel: process.env.FAULTS_LOG_LEVEL });
 });

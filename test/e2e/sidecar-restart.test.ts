@@ -111,16 +111,10 @@ function stateDir(): string {
 /** A sidecar that can be killed and started again on the same ports (and directory). */
 async function restartable(stateDirPath: string | null, direct = false): Promise<{ start: () => Promise<Sidecar>; ports: { listen: number; metrics: number } }> {
   const ports = { listen: await freePort(), metrics: await freePort() };
-  // kafkajs re-encodes a request it re-sends after a lost connection with a new timestamp, which
-  // the default dedup (exact) rightly takes for a new write; every record here is unique, so the
-  // content strategy is safe and catches those re-sends (harden, issue 8).
-  const config = path.join(stateDir(), 'policy.json');
-  writeFileSync(config, JSON.stringify({ selector: {}, dedup: { strategy: 'content', window: '5m' } }));
   const start = async (): Promise<Sidecar> => {
     const s = await startSidecar({
       upstream,
       mode: 'upgrade',
-      config,
       listenPort: ports.listen,
       metricsPort: ports.metrics,
       extraArgs: stateDirPath ? ['--state-dir', stateDirPath] : [],
