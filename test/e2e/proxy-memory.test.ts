@@ -122,10 +122,14 @@ describe('a full byte budget', () => {
     // A request of exactly the connection's limit minus 16 bytes: its answer needs more than
     // 16 bytes. An answer that waited for budget would wait for itself; the client would hang.
     const limit = 1 << 20;
-    const tight = await startSidecar({ upstream: kafka.bootstrap, mode: 'observe', logLevel: 'warn', extraArgs: ['--max-buffered-bytes', '2Mi', '--max-connection-buffered-bytes', '1Mi'] });
+    // The raw connection goes to the sidecar's bootstrap listener, which is paired with its one
+    // --upstream broker: make that the partition's leader, or every produce is NOT_LEADER_OR_FOLLOWER.
+    await kafka.createTopic('brim', 1, 1);
+    const leaderId = (await kafka.describeTopic('brim'))[0].leader;
+    const leader = kafka.brokers.find((b) => b.id === leaderId)!;
+    const tight = await startSidecar({ upstream: `${leader.host}:${leader.port}`, mode: 'observe', logLevel: 'warn', extraArgs: ['--max-buffered-bytes', '2Mi', '--max-connection-buffered-bytes', '1Mi'] });
     const c = await RawConnection.connect(tight.bootstrap);
     try {
-      await kafka.createTopic('brim', 1, 1);
       const request = (valueBytes: number) => {
         const req = createProduceRequest();
         req.acks = -1;
@@ -145,6 +149,15 @@ describe('a full byte budget', () => {
         encodeProduceRequest(w, request(v), 9);
         return header + w.toBuffer().length;
       };
+      // A new topic can answer NOT_LEADER_OR_FOLLOWER for a moment: produce a small record until it is taken.
+      await expect
+        .poll(async () => {
+          const corr = c.send(ApiKey.Produce, 9, (w) => encodeProduceRequest(w, request(10), 9));
+          const answer = await c.receive(ApiKey.Produce, 9, 30_000);
+          expect(answer.correlationId).toBe(corr);
+          return decodeProduceResponse(answer.body, 9).responses[0].partitionResponses[0].errorCode;
+        }, { timeout: 30_000, interval: 200 })
+        .toBe(0);
       let v = limit - 16 - payload(0);
       for (let i = 0; i < 4; i++) v += limit - 16 - payload(v);
       expect(payload(v)).toBe(limit - 16);
