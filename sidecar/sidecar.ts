@@ -69,7 +69,10 @@ async function main(): Promise<void> {
   const engine = new Engine({ ctx: proxy.hookContext(), metrics, log, config, policyName: cli.policyName, state, brokerPorts: () => proxy.brokerPorts() });
   proxy.setHook(engine.hook());
   await proxy.start();
-  const metricsServer = await startProbeServer(config.metricsListen, metrics.registry, proxy);
+  // Not ready while a failed --state-dir journal stops upgrade-mode sends (state/README.md "When a write fails").
+  const stateStore = state?.store;
+  const readiness = { ready: () => (stateStore?.stopped ? { ok: false, reason: `state dir: ${stateStore.stopped}` } : proxy.ready()) };
+  const metricsServer = await startProbeServer(config.metricsListen, metrics.registry, readiness);
   log.info(
     { listen: `${config.listen.host}:${proxy.listenPort}`, upstream: config.upstream.map((u) => `${u.host}:${u.port}`), mode: config.live.mode, metrics: `${config.metricsListen.host}:${(metricsServer.address() as { port: number }).port}` },
     'idempo-sidecar started',

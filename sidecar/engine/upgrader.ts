@@ -99,7 +99,14 @@ export class Upgrader {
   submit(parts: PartBatch[], version: number, timeoutMs: number, dedupKeys?: ReadonlyMap<string, DedupKey>): Map<string, Submitted> {
     const out = new Map<string, Submitted>();
     const items: Array<{ tp: TopicPartition; id: number; recordCount: number }> = [];
+    const stopped = this.state?.stopped;
     for (const b of parts) {
+      if (stopped) {
+        // The journal failed and is still on disk (state/README.md "When a write fails"): no new stamp.
+        const refused: PartResult = { errorCode: ErrorCode.KAFKA_STORAGE_ERROR, baseOffset: -1n, logAppendTimeMs: -1n, errorMessage: 'idempo: the sidecar cannot write its --state-dir' };
+        out.set(`${b.t}/${b.p}`, { answer: Promise.resolve(refused), final: Promise.resolve(refused), id: -1 });
+        continue;
+      }
       const h = b.header!;
       const recordCount = h.lastOffsetDelta + 1;
       if (recordCount < 1 || h.recordsCount !== recordCount) {
@@ -232,8 +239,16 @@ export class Upgrader {
     if (batch.length === 0) return;
     // Group commit: every stamp of this turn is written and fdatasync'ed once, then all go out.
     // Everything passes through durable() so that per-partition send order stays action order.
-    if (this.state) void this.state.durable().then(() => this.dispatch(batch));
+    if (this.state) void this.state.durable().then(() => this.dispatch(batch), () => this.notSent(batch));
     else this.dispatch(batch);
+  }
+
+  /**
+   * --state-dir failed and could not be removed: a stamp sent now may be missing from the file a
+   * restart restores. Nothing goes out; the batches keep their stamps and fail at their deadline.
+   */
+  private notSent(items: SendItem[]): void {
+    for (const it of items) this.report(it.p.tp, it.id, { kind: 'retriable', reason: 'kafka_storage_error', errorCode: ErrorCode.KAFKA_STORAGE_ERROR });
   }
 
   private finish(id: number, r: PartResult, outcome: 'written' | 'failed'): void {
@@ -275,6 +290,7 @@ export class Upgrader {
   /** Groups sends by leader and version; one Produce request per group, in action order. */
   private dispatch(items: SendItem[]): void {
     if (this.closed) return;
+    if (this.state?.stopped) return this.notSent(items); // also a delayed re-send (see notSent)
     this.noticeRecreatedTopics(items);
     const groups = new Map<string, { leader: number; version: number; items: SendItem[] }>();
     const rounds = new Map<string, number>();

@@ -177,7 +177,8 @@ export class SidecarMetrics {
   });
   readonly stateWriteErrors = new Counter({
     name: 'idempo_state_write_errors_total',
-    help: 'Failed writes to the state directory (journalling stops; the sidecar keeps serving without restart safety).',
+    help: 'Failed writes to the state directory (journalling stops), by what followed: journal_removed (a restart starts with a fresh producer id; serving goes on without restart safety) or sends_stopped (the journal could not be removed either: upgrade mode answers KAFKA_STORAGE_ERROR and sends nothing, /readyz fails).',
+    labelNames: ['then'] as const,
     registers: [this.registry],
   });
   readonly stateJournalBytes = new Gauge({

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { JournalWriter, MAGIC, frame, scanJournal } from './journal.js';
 
 const dirs: string[] = [];
@@ -11,6 +11,7 @@ function tmp(): string {
   return d;
 }
 afterEach(() => {
+  vi.restoreAllMocks();
   for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
 });
 
@@ -147,14 +148,25 @@ describe('JournalWriter', () => {
     await w.close();
   });
 
-  it('reports a write error once and stops waiting', async () => {
-    const f = path.join(tmp(), 'journal');
+  it('reports a write error once, removes the file before any waiter goes on, and stops waiting', async () => {
+    const dir = tmp();
+    const f = path.join(dir, 'journal');
     const { w, errors } = writer(f);
-    fs.closeSync((w as unknown as { fd: number }).fd); // the disk went away under it
-    w.append(p('x'));
+    w.append(p('kept'));
     await w.durable();
+    // FAKE DISK FAULT (an I/O error cannot be produced for real here): writev fails with EIO.
+    vi.spyOn(fs, 'writev').mockImplementation(((...args: unknown[]) => {
+      const cb = args[args.length - 1] as (err: Error) => void;
+      setImmediate(() => cb(Object.assign(new Error('EIO: i/o error, writev'), { code: 'EIO' })));
+    }) as unknown as typeof fs.writev);
+    w.append(p('x'));
+    const seen: string[][] = [];
+    await w.durable().then(() => seen.push(fs.readdirSync(dir)));
     w.append(p('y'));
     await w.durable();
-    expect(errors).toHaveLength(1);
+    expect(seen).toEqual([[]]);
+    expect(errors).toEqual(['write: EIO: i/o error, writev']);
+    expect(w.stopped).toBeNull();
+    await w.close();
   });
 });

@@ -72,9 +72,24 @@ export function frame(payload: Buffer): Buffer {
   return Buffer.concat([recordHead(payload), payload]);
 }
 
+/**
+ * What the writer did after its first failed write (README "When a write fails"): `removed` — the
+ * journal is unlinked and the directory fsync'ed, so a restart starts fresh, and `durable()`
+ * resolves from then on (sends go out without restart safety); `stopped` — the file could not be
+ * removed, so it may still be restored: `durable()` rejects with JournalStoppedError from then on
+ * and nothing whose stamp is not on disk may be sent.
+ */
+export type AfterWriteError = { kind: 'removed' } | { kind: 'stopped'; err: Error };
+
+export class JournalStoppedError extends Error {
+  constructor(readonly removeError: Error) {
+    super(`the state journal failed and could not be removed (${removeError.message}): nothing more may be sent under the journalled producer id`);
+  }
+}
+
 export interface JournalOptions {
-  /** Called when a write fails; the journal stops and `durable()` resolves from then on. */
-  onError: (op: string, err: Error) => void;
+  /** Called once, on the first failed write; the journal stops (see AfterWriteError). */
+  onError: (op: string, err: Error, after: AfterWriteError) => void;
   /** The whole live state as payloads, for compaction (called synchronously, between turns). */
   snapshot: () => Buffer[];
   /** Compact when the file grows past max(minCompactBytes, 4 × the last snapshot). Default 16 MiB. */
@@ -97,10 +112,12 @@ export class JournalWriter {
   private pending: Buffer[] = [];
   private appended = 0;
   private done = 0;
-  private waiters: Array<{ target: number; resolve: () => void }> = [];
+  private waiters: Array<{ target: number; resolve: () => void; reject: (err: Error) => void }> = [];
   private busy = false;
   private scheduled = false;
   private failed = false;
+  /** Set when the failed journal could not be removed: durable() rejects with it. */
+  private stoppedBy: JournalStoppedError | null = null;
   private closed = false;
   private compactNext = false;
   private readonly minCompact: number;
@@ -134,11 +151,20 @@ export class JournalWriter {
     this.schedule();
   }
 
-  /** Resolves when every record appended so far is durable (at once when the journal failed). */
+  /**
+   * Resolves when every record appended so far is durable; after a failed write, at once when the
+   * journal was removed, and rejects (JournalStoppedError) when it could not be.
+   */
   durable(): Promise<void> {
+    if (this.stoppedBy) return Promise.reject(this.stoppedBy);
     if (this.done >= this.appended || this.failed) return Promise.resolve();
     const target = this.appended;
-    return new Promise((resolve) => this.waiters.push({ target, resolve }));
+    return new Promise((resolve, reject) => this.waiters.push({ target, resolve, reject }));
+  }
+
+  /** Set once a failed journal could not be removed (then nothing unjournalled may be sent). */
+  get stopped(): JournalStoppedError | null {
+    return this.stoppedBy;
   }
 
   /** Replace the file by a snapshot at the next flush. */
@@ -150,9 +176,10 @@ export class JournalWriter {
 
   /** Stops writing (SIGTERM): waits for the flush in progress. */
   async close(): Promise<void> {
-    await this.durable();
+    await this.durable().catch(() => undefined);
     this.closed = true;
-    fs.closeSync(this.fd);
+    if (this.fd >= 0) fs.closeSync(this.fd);
+    this.fd = -1;
   }
 
   private schedule(): void {
@@ -190,7 +217,12 @@ export class JournalWriter {
       }
     } catch (err) {
       this.failed = true;
-      this.opts.onError('write', err as Error);
+      // Before any waiter goes on: what the file now says is stale (records appended after it
+      // will be sent unjournalled), and restoring it would reuse sequences under the same
+      // producer id/epoch (a new batch acknowledged as a duplicate of a cached one, not written).
+      const removeErr = this.removeFile();
+      if (removeErr) this.stoppedBy = new JournalStoppedError(removeErr);
+      this.opts.onError('write', err as Error, removeErr ? { kind: 'stopped', err: removeErr } : { kind: 'removed' });
     } finally {
       this.busy = false;
     }
@@ -198,8 +230,43 @@ export class JournalWriter {
     this.opts.onSize?.(this.size);
     const ready = this.waiters.filter((w) => w.target <= this.done);
     this.waiters = this.waiters.filter((w) => w.target > this.done);
-    for (const w of ready) w.resolve();
+    for (const w of ready) {
+      if (this.stoppedBy) w.reject(this.stoppedBy);
+      else w.resolve();
+    }
     if (this.pending.length > 0 || this.compactNext) this.schedule();
+  }
+
+  /**
+   * After a failed write: unlink the journal (and a compaction's temp file) and fsync the
+   * directory, so that a restart finds nothing and starts with a fresh producer id. Unlink needs
+   * no free space. Synchronous: no waiter may run before it is done. Returns what failed, if anything.
+   */
+  private removeFile(): Error | null {
+    try {
+      if (this.fd >= 0) fs.closeSync(this.fd);
+    } catch {
+      // The descriptor is useless either way; the file's name is what matters.
+    }
+    this.fd = -1;
+    try {
+      for (const f of [this.file, `${this.file}.tmp`]) {
+        try {
+          fs.unlinkSync(f);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        }
+      }
+      const d = fs.openSync(path.dirname(this.file), 'r');
+      try {
+        fs.fsyncSync(d);
+      } finally {
+        fs.closeSync(d);
+      }
+      return null;
+    } catch (err) {
+      return err as Error;
+    }
   }
 }
 

@@ -78,9 +78,17 @@ export class StateStore {
       minCompactBytes: deps.minCompactBytes,
       onSize: (bytes) => metrics.stateJournalBytes.set(bytes),
       snapshot: () => [...upstreamRecord(), ...store.snapshotSource()].map(encodeRecord),
-      onError: (op, err) => {
-        metrics.stateWriteErrors.inc();
-        log.error({ op, file, err: err.message }, 'cannot write the state journal: continuing WITHOUT restart safety');
+      onError: (op, err, after) => {
+        if (after.kind === 'removed') {
+          metrics.stateWriteErrors.inc({ then: 'journal_removed' });
+          log.error({ op, file, err: err.message }, 'cannot write the state journal: removed it (a restart starts with a fresh producer id); continuing WITHOUT restart safety');
+        } else {
+          metrics.stateWriteErrors.inc({ then: 'sends_stopped' });
+          log.error(
+            { op, file, err: err.message, removeErr: after.err.message },
+            'cannot write the state journal, nor remove it: a restart could restore stale sequences, so upgrade mode stops stamping and sending (batches answered KAFKA_STORAGE_ERROR, retriable; /readyz not ready); restart the sidecar once the disk works',
+          );
+        }
       },
     });
     store = new StateStore(writer);
@@ -113,9 +121,17 @@ export class StateStore {
     this.writer.append(encodeRecord(r));
   }
 
-  /** Resolves when every record appended so far is on disk. */
+  /**
+   * Resolves when every record appended so far is on disk (at once after a failed write whose
+   * journal was removed); rejects when the journal failed and could not be removed (`stopped`).
+   */
   durable(): Promise<void> {
     return this.writer.durable();
+  }
+
+  /** Why nothing more may be stamped or sent (README "When a write fails"), or null. */
+  get stopped(): string | null {
+    return this.writer.stopped?.message ?? null;
   }
 
   /** Rewrites the file from the live state (after a restore: drops what is finished). */
@@ -132,4 +148,4 @@ export class StateStore {
   }
 }
 
-type JournalWriterLike = Pick<JournalWriter, 'append' | 'durable' | 'requestCompaction' | 'bytes' | 'close'>;
+type JournalWriterLike = Pick<JournalWriter, 'append' | 'durable' | 'requestCompaction' | 'bytes' | 'close' | 'stopped'>;
