@@ -281,7 +281,7 @@ export async function campaign(mode: Mode, iterations: number, seed: number): Pr
     const part = i % 3;
     const req = createProduceRequest();
     req.acks = -1;
-    req.timeoutMs = 1000;
+    req.timeoutMs = 5000;
     const td = createTopicProduceData();
     td.name = 'fz-a';
     const pd = createPartitionProduceData();
@@ -292,11 +292,12 @@ export async function campaign(mode: Mode, iterations: number, seed: number): Pr
         : encodeRecordBatch({ records: [{ value: `ok-${i}` }], producerId: VALID_PID, producerEpoch: 0, baseSequence: seqs[part], baseTimestamp: BigInt(i) });
     td.partitionData.push(pd);
     req.topicData.push(td);
-    // A retriable answer (the machine is shared: a deadline can pass) is retried with the same
-    // bytes, as a client does; it must succeed within 3 attempts.
+    // A retriable answer is retried with the same bytes, as a client does until its delivery
+    // timeout (30 s here); the request must succeed within it.
     let code: number | string = -1;
     let message: string | null = null;
-    for (let attempt = 0; attempt < 3; attempt++) {
+    const giveUp = Date.now() + 30_000;
+    for (let attempt = 0; Date.now() < giveUp; attempt++) {
       const call = produceCall(req, 9, 99);
       let o: ClientOutcome;
       try {
