@@ -115,8 +115,10 @@ export class Campaign {
   }
 
   /** One run of one cell. Never throws for what happens inside the run: that is in `error`. */
-  async run(o: { seed: number; client: ClientName; fault: FaultName; path: PathName; records: number }): Promise<RunResult> {
-    const spec = FAULTS[o.fault];
+  /** `paceMs` overrides the fault's pace (make test runs a sidecar kill over a shorter stream). */
+  async run(opts: { seed: number; client: ClientName; fault: FaultName; path: PathName; records: number; paceMs?: number }): Promise<RunResult> {
+    const { paceMs, ...o } = opts;
+    const spec = paceMs === undefined ? FAULTS[o.fault] : { ...FAULTS[o.fault], paceMs };
     const { kafka, relay, limits } = await this.cluster(spec.brokers);
     const t0 = Date.now();
     const topics = ['a', 'b'].map((x) => `f-${o.fault}-${o.client}-s${o.seed}-${o.path}-${x}`);
