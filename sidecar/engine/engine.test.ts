@@ -214,6 +214,24 @@ describe('a client retry re-encoded with a new timestamp (kafkajs) under the def
     expect(model.written.get('orders/0')).toEqual({ idempotent: 2, plain: 0 });
   });
 
+  it('two copies at once: one attaches to the original, the other is another send and is written (never two acks for one record)', async () => {
+    const { send, model } = setup({ mode: 'upgrade' });
+    model.hold = true;
+    const req = (ts: bigint): ProduceRequest => {
+      const r = request([['orders', 0, at('beat', ts)]]);
+      r.timeoutMs = 300;
+      return r;
+    };
+    expect(codes(await send(req(1_000n)))).toEqual([7]);
+    const copies = [send(req(1_400n)), send(req(1_401n))];
+    model.release();
+    const outcomes = await Promise.all(copies);
+    expect(outcomes.map(codes)).toEqual([[0], [0]]);
+    // Two successes, two records: the original (answered 7, then written) and the second copy.
+    expect(model.written.get('orders/0')).toEqual({ idempotent: 2, plain: 0 });
+    expect(await metric(model, 'idempo_duplicates_rejected_total', { topic: 'orders' })).toBe(1);
+  });
+
   it('the same records sent again after a success are written again (a legitimate repeat)', async () => {
     const { send, model } = setup({ mode: 'upgrade' });
     expect(codes(await send(request([['orders', 0, at('again', 1n)]])))).toEqual([0]);

@@ -322,11 +322,13 @@ export class Engine {
         this.deps.metrics.produceBatches.inc({ topic: b.topic, outcome: 'duplicate' });
         this.summary.duplicates++;
         this.deps.log.debug({ topic: b.topic, partition: b.partition, state: orig.state, role: orig.role }, 'client retry (same records, new timestamp) of an original told to retry: attached to it');
+        this.retries.take(b.topic, b.partition, fp);
         const answer = orig.state === 'done' ? Promise.resolve(orig.result) : this.attachFinal(orig.final, orig.batchId, answerDeadline(call.request.timeoutMs));
         plan.answer(
           b,
           answer.then((r) => {
             if (r.errorCode === ErrorCode.NONE) this.retries.consumed(b.topic, b.partition, fp);
+            else this.retries.release(b.topic, b.partition, fp);
             return r;
           }),
         );

@@ -26,6 +26,12 @@ const MAX_ENTRIES = 50_000;
 
 export class RetryIndex {
   private readonly byKey = new Map<string, RetryEntry>();
+  /**
+   * Originals a copy is attached to right now. A second copy meanwhile is another send (a client
+   * retries only after its previous attempt was answered), so it is written: each original serves
+   * one copy at a time, and only one copy ever gets its success.
+   */
+  private readonly taken = new Set<string>();
   private readonly partitions = new Map<string, number>();
 
   constructor(private readonly windowMs: () => number) {}
@@ -42,7 +48,18 @@ export class RetryIndex {
       this.remove(k, topic, partition);
       return undefined;
     }
-    return e;
+    return this.taken.has(k) ? undefined : e;
+  }
+
+  /** A copy attaches to this original: no other copy matches it until `release` or `consumed`. */
+  take(topic: string, partition: number, fp: Fingerprint): void {
+    const k = key(topic, partition, fp);
+    if (this.byKey.has(k)) this.taken.add(k);
+  }
+
+  /** The attached copy was answered without success: the client may retry it once more. */
+  release(topic: string, partition: number, fp: Fingerprint): void {
+    this.taken.delete(key(topic, partition, fp));
   }
 
   /** The client of this original was told to retry; `final` is its outcome when decided. */
@@ -108,6 +125,7 @@ export class RetryIndex {
   }
 
   private remove(k: string, topic: string, partition: number): void {
+    this.taken.delete(k);
     if (!this.byKey.delete(k)) return;
     const tp = tpKey(topic, partition);
     const n = (this.partitions.get(tp) ?? 1) - 1;
