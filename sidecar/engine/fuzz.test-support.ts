@@ -8,6 +8,7 @@
 import { Engine } from './engine.js';
 import { ModelCluster, engineConfig, produceCall, type ClientOutcome, type ModelTopic } from './model-cluster.test-support.js';
 import { encodeRecordBatch } from '../codec/records.js';
+import { mulberry32 } from '../../test/support/fault-relay.js';
 import { computeCrc } from '../codec/record-batch.js';
 import { Reader } from '../codec/reader.js';
 import { Writer } from '../codec/writer.js';
@@ -15,17 +16,6 @@ import { createPartitionProduceData, createProduceRequest, createTopicProduceDat
 import type { Mode } from '../config/cli.js';
 import { ErrorCode } from '../codec/errors.js';
 
-/** mulberry32: small, fast, seeded. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const TOPICS: ModelTopic[] = [
   { name: 'fz-a', partitions: 3, id: Buffer.alloc(16, 0xa1) },
@@ -219,7 +209,7 @@ export interface CampaignResult {
 
 /** One campaign in one mode. `iterations` fuzzed requests, each followed by a valid one. */
 export async function campaign(mode: Mode, iterations: number, seed: number): Promise<CampaignResult> {
-  const rng = prng(seed);
+  const rng = mulberry32(seed);
   const model = new ModelCluster(TOPICS);
   const config = engineConfig(
     {

@@ -22,6 +22,7 @@
  */
 import { xxh3 } from '@node-rs/xxhash';
 import * as zlib from 'node:zlib';
+import { readVarint } from '../codec/records.js';
 
 /** RecordBatch v2 offsets (KAFKA-NOTES). */
 const ATTRIBUTES = 21;
@@ -75,19 +76,6 @@ export function decodedRecords(recordsSection: Buffer, compression: number, limi
   }
 }
 
-/** Zigzag varint at pos; returns [value, next position] (throws RangeError when truncated). */
-function varint(buf: Buffer, pos: number): [number, number] {
-  let raw = 0;
-  let mul = 1;
-  for (let i = 0; i < 10; i++) {
-    if (pos >= buf.length) throw new RangeError('truncated varint');
-    const byte = buf[pos++];
-    raw += (byte & 0x7f) * mul;
-    if ((byte & 0x80) === 0) return [raw % 2 === 0 ? raw / 2 : -(raw + 1) / 2, pos];
-    mul *= 128;
-  }
-  throw new RangeError('varint too long');
-}
 
 export interface ContentFingerprint {
   readonly fingerprint: Fingerprint;
@@ -124,10 +112,10 @@ function recordTails(records: Buffer, count: number): Buffer | null {
   let n = 0;
   try {
     while (pos < records.length) {
-      const [len, start] = varint(records, pos);
+      const [len, start] = readVarint(records, pos);
       const end = start + len;
       if (len < 1 || end > records.length) return null;
-      const [, afterTs] = varint(records, start + 1); // skip attributes, then timestampDelta
+      const [, afterTs] = readVarint(records, start + 1); // skip attributes, then timestampDelta
       if (afterTs > end) return null;
       w += records.copy(out, w, afterTs, end);
       pos = end;
@@ -155,30 +143,30 @@ export function headerFingerprint(batch: Buffer, name: string, limits: DecodeLim
   let pos = 0;
   try {
     while (pos < records.length) {
-      const [len, start] = varint(records, pos);
+      const [len, start] = readVarint(records, pos);
       const end = start + len;
       if (len < 1 || end > records.length) return { fingerprint: null, reason: 'corrupt' };
       let p = start + 1; // attributes
-      [, p] = varint(records, p); // timestampDelta
-      [, p] = varint(records, p); // offsetDelta
+      [, p] = readVarint(records, p); // timestampDelta
+      [, p] = readVarint(records, p); // offsetDelta
       let kl: number;
-      [kl, p] = varint(records, p);
+      [kl, p] = readVarint(records, p);
       if (kl > 0) p += kl;
       let vl: number;
-      [vl, p] = varint(records, p);
+      [vl, p] = readVarint(records, p);
       if (vl > 0) p += vl;
       let hc: number;
-      [hc, p] = varint(records, p);
+      [hc, p] = readVarint(records, p);
       if (hc < 0 || p > end) return { fingerprint: null, reason: 'corrupt' };
       let value: Buffer | null = null;
       for (let i = 0; i < hc; i++) {
         let hk: number;
-        [hk, p] = varint(records, p);
+        [hk, p] = readVarint(records, p);
         if (hk < 0 || p + hk > end) return { fingerprint: null, reason: 'corrupt' };
         const key = records.subarray(p, p + hk);
         p += hk;
         let hv: number;
-        [hv, p] = varint(records, p);
+        [hv, p] = readVarint(records, p);
         if (p + Math.max(hv, 0) > end) return { fingerprint: null, reason: 'corrupt' };
         if (value === null && hv >= 0 && key.equals(want)) value = records.subarray(p, p + hv);
         if (hv > 0) p += hv;

@@ -28,6 +28,7 @@ import { createPartitionProduceData, createProduceRequest, createTopicProduceDat
 import { decodeProduceResponse } from '../../sidecar/codec/generated/produce-response.js';
 import { produce, verify, type ClientName, type ProduceRun } from './faults-workload.js';
 import { runJavaProducer } from '../support/clients/java.js';
+import { mulberry32 } from '../support/fault-relay.js';
 
 /**
  * Between the sidecar and the broker (the broker advertises it): forwards both ways until
@@ -362,17 +363,6 @@ type StreamClient = (typeof STREAM_CLIENTS)[number];
 const COUNT = 5000;
 const SEED = 0x5eed7a3;
 
-/** A small seeded PRNG (mulberry32): the kill point is the same on every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * Java without idempotence runs with max.in.flight 1 here: with more, after ANY lost connection it
@@ -409,7 +399,7 @@ describe('sidecar kill -9 mid-stream with --state-dir, real clients', () => {
   it('0 duplicates, 0 lost acknowledged records, 0 reordered per partition, for each client', async () => {
     const { start } = await restartable(stateDir());
     let sc = await start();
-    const rnd = prng(SEED);
+    const rnd = mulberry32(SEED);
     // Kill once every client has had this many batches answered (seeded): mid-stream for each.
     const killAt = 2 + Math.floor(rnd() * 4);
     const runs = Promise.all(STREAM_CLIENTS.map((c) => produceStream(c, sc.bootstrap, `restart-${c}`)));
