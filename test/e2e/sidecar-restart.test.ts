@@ -28,6 +28,7 @@ import { createPartitionProduceData, createProduceRequest, createTopicProduceDat
 import { decodeProduceResponse } from '../../sidecar/codec/generated/produce-response.js';
 import { produce, verify, type ClientName, type ProduceRun } from './faults-workload.js';
 import { runJavaProducer } from '../support/clients/java.js';
+import { waitFor } from '../support/poll.js';
 import { mulberry32 } from '../support/fault-relay.js';
 
 /**
@@ -211,13 +212,13 @@ async function restartAndMeasure(start: () => Promise<Sidecar>, ports: number[])
   const t0 = performance.now();
   const started = start();
   let servingMs: number | null = null;
-  const deadline = Date.now() + 30_000;
   const left = new Set(ports);
-  while (left.size > 0 && Date.now() < deadline) {
+  const serving = async (): Promise<boolean> => {
     for (const p of [...left]) if (await answers(p)) left.delete(p);
-    if (left.size > 0) await new Promise((r) => setTimeout(r, 5)); // poll the listeners
-  }
-  if (left.size === 0) servingMs = performance.now() - t0;
+    return left.size === 0;
+  };
+  // Polled every 5 ms: the figure is the time to serving. A port that never answers leaves it null.
+  if (await waitFor('every old broker port to answer ApiVersions', serving, 30_000, 5).catch(() => false)) servingMs = performance.now() - t0;
   return { sidecar: await started, servingMs };
 }
 
@@ -269,8 +270,7 @@ describe('sidecar restart (kill -9) with --state-dir', () => {
       const c = await RawConnection.connect(first.bootstrap);
       c.write(frame);
       // Until the broker has written it (read straight from the broker, not through the relay).
-      const deadline = Date.now() + 30_000;
-      while (!(await kcatConsume({ bootstrap: kafka.bootstrap, topic })).some((r) => r.value === 'in-flight') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      await waitFor('the broker to hold the in-flight batch', async () => (await kcatConsume({ bootstrap: kafka.bootstrap, topic })).some((r) => r.value === 'in-flight'), 30_000, 50);
       await kill9(first);
       c.socket.destroy();
       relay.release();
@@ -403,12 +403,11 @@ describe('sidecar kill -9 mid-stream with --state-dir, real clients', () => {
     // Kill once every client has had this many batches answered (seeded): mid-stream for each.
     const killAt = 2 + Math.floor(rnd() * 4);
     const runs = Promise.all(STREAM_CLIENTS.map((c) => produceStream(c, sc.bootstrap, `restart-${c}`)));
-    const deadline = Date.now() + 60_000;
     const answered = async (): Promise<number> => {
       const text = await sc.metrics().catch(() => '');
       return Math.min(...STREAM_CLIENTS.map((c) => sumMetric(text, 'idempo_produce_batches_total', { topic: `restart-${c}` })));
     };
-    while ((await answered()) < killAt && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20)); // poll the metrics
+    await waitFor(`every client to have ${killAt} batches answered`, async () => (await answered()) >= killAt, 60_000, 20);
     const ports = [...brokerPorts(sc).values()];
     await kill9(sc);
     const restarted = await restartAndMeasure(start, ports);
