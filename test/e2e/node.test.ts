@@ -76,6 +76,17 @@ spec:
         - { name: kafkajs, hostPath: { path: "${path.join(repoRoot, 'node_modules/kafkajs')}", type: Directory } }
 `;
 
+/** A pod the policy selects, only ever created with --dry-run=server: is the webhook reachable yet? */
+const webhookProbePod = (bootstrap: string) => `apiVersion: v1
+kind: Pod
+metadata: { name: webhook-probe, namespace: ${NS}, labels: { app: producer } }
+spec:
+  containers:
+    - name: app
+      image: idempo-sidecar:dev
+      env: [ { name: KAFKA_BOOTSTRAP_SERVERS, value: "${bootstrap}" } ]
+`;
+
 /** Prometheus' role: pod discovery for `pods` (a PodList's items): one target per container port. */
 function podTargets(pods: any[]): Array<{ targets: string[]; labels: Record<string, string> }> {
   const name = (s: string) => s.replace(/[^a-zA-Z0-9_]/g, '_');
@@ -217,6 +228,13 @@ describe('the user journey on a real node', () => {
     await waitFor('policy Ready', async () => {
       const p = await c.json(['ipp', '-n', NS, 'numbered']);
       return p.status?.conditions?.find((x: any) => x.type === 'Ready')?.status === 'True';
+    }, 60_000, 500);
+    // The operator's pods are Ready before kube-proxy routes the webhook Service to them, and with
+    // failurePolicy Ignore a pod created meanwhile starts uninjected: wait until the API server
+    // reaches the webhook through the Service (a server-side dry-run pod comes back injected).
+    await waitFor('the API server to reach the webhook through its Service (a dry-run pod comes back injected)', async () => {
+      const out = await c.k(['create', '--dry-run=server', '-o', 'json', '-f', '-'], webhookProbePod(bootstrap));
+      return JSON.parse(out).metadata?.annotations?.['idempo.dev/injected'] === 'numbered';
     }, 60_000, 500);
     await c.k(['create', 'configmap', '-n', NS, 'producer-script', `--from-file=${path.join(repoRoot, 'test/e2e/testdata/node/numbered-producer.mjs')}`]);
     await c.k(['apply', '-f', '-'], producerDeployment(bootstrap));
