@@ -12,9 +12,8 @@ import { kafkajsProduce } from '../support/clients/kafkajs.js';
 import { runJavaProducer } from '../support/clients/java.js';
 import { RawConnection } from '../support/raw-kafka.js';
 import { ApiKey } from '../../sidecar/codec/api.js';
-import { Writer } from '../../sidecar/codec/writer.js';
 import { encodeRecordBatch } from '../../sidecar/codec/records.js';
-import { createPartitionProduceData, createProduceRequest, createTopicProduceData, encodeProduceRequest } from '../../sidecar/codec/generated/produce-request.js';
+import { PRODUCE_V, produceFrame } from './wire.js';
 import { decodeProduceResponse, type PartitionProduceResponse } from '../../sidecar/codec/generated/produce-response.js';
 
 let kafka: KafkaCluster;
@@ -84,35 +83,6 @@ describe('defaults: the same records sent twice by the application are written t
 
 // ---- a client library's own retry: the same bytes again ----
 
-let corr = 5000;
-const PRODUCE_V = 9;
-
-/** A complete Produce v9 frame (flexible: request header v2), size prefix included. */
-function produceFrame(topic: string, batch: Buffer): { frame: Buffer; corr: number } {
-  const req = createProduceRequest();
-  req.acks = -1;
-  req.timeoutMs = 10_000;
-  const td = createTopicProduceData();
-  td.name = topic;
-  const pd = createPartitionProduceData();
-  pd.index = 0;
-  pd.records = Buffer.from(batch); // the sidecar stamps the bytes it gets; each frame has its own
-  td.partitionData.push(pd);
-  req.topicData.push(td);
-  const c = corr++;
-  const w = new Writer(256);
-  w.int32(0);
-  w.int16(ApiKey.Produce);
-  w.int16(PRODUCE_V);
-  w.int32(c);
-  w.nullableString('dedup-defaults');
-  w.uvarint(0);
-  encodeProduceRequest(w, req, PRODUCE_V);
-  const frame = Buffer.from(w.toBuffer());
-  frame.writeInt32BE(frame.length - 4, 0);
-  return { frame, corr: c };
-}
-
 async function answer(c: RawConnection, want: number): Promise<PartitionProduceResponse> {
   const { correlationId, body } = await c.receive(ApiKey.Produce, PRODUCE_V);
   expect(correlationId).toBe(want);
@@ -125,18 +95,18 @@ describe('defaults: a client library retry (the same bytes) is answered once', (
     const batch = encodeRecordBatch({ records: [{ value: 'retried' }] });
     const c = await RawConnection.connect(sc.bootstrap);
     try {
-      const a = produceFrame('retry-bytes', batch);
+      const a = produceFrame('retry-bytes', 0, batch);
       c.write(a.frame);
       const ra = await answer(c, a.corr);
       expect(ra.errorCode).toBe(0);
-      const b = produceFrame('retry-bytes', batch);
+      const b = produceFrame('retry-bytes', 0, batch);
       c.write(b.frame);
       const rb = await answer(c, b.corr);
       expect([rb.errorCode, rb.baseOffset]).toEqual([0, ra.baseOffset]);
       // In flight: two copies of another batch in one write.
       const other = encodeRecordBatch({ records: [{ value: 'twin' }] });
-      const x = produceFrame('retry-bytes', other);
-      const y = produceFrame('retry-bytes', other);
+      const x = produceFrame('retry-bytes', 0, other);
+      const y = produceFrame('retry-bytes', 0, other);
       c.write(Buffer.concat([x.frame, y.frame]));
       const rx = await answer(c, x.corr);
       const ry = await answer(c, y.corr);
