@@ -19,12 +19,7 @@ import { startKube, type KubeEnv } from '../support/kube.js';
 import { KubeClient, resourcePath, type KubeObject } from '../../operator/kube/client.js';
 import { OPERATOR_NS, ensureNamespace, installCrds, startOperator, type OperatorProcess } from './operator-harness.js';
 import { waitFor } from '../support/poll.js';
-import { ApiKey } from '../../sidecar/codec/api.js';
-import { encodeRecordBatch } from '../../sidecar/codec/records.js';
-import { createPartitionProduceData, createProduceRequest, createTopicProduceData, encodeProduceRequest } from '../../sidecar/codec/generated/produce-request.js';
-import { decodeProduceResponse } from '../../sidecar/codec/generated/produce-response.js';
-import { createInitProducerIdRequest, encodeInitProducerIdRequest } from '../../sidecar/codec/generated/init-producer-id-request.js';
-import { decodeInitProducerIdResponse } from '../../sidecar/codec/generated/init-producer-id-response.js';
+import { encodeBatch, initProducerId, produceFrame, sendFrame } from './wire.js';
 
 const ALERTS = path.join(repoRoot, 'charts/idempo/files/alerts.yaml');
 const ALERT_TESTS = path.join(repoRoot, 'test/e2e/testdata/alerts.test.yaml');
@@ -66,41 +61,10 @@ describe('promtool', () => {
 
 /** An uncompressed RecordBatch v2 (one record per value) with the producer's stamp. */
 const batch = (values: string[], producerId: bigint, epoch: number, baseSequence: number): Buffer =>
-  encodeRecordBatch({ records: values.map((value) => ({ value })), producerId, producerEpoch: epoch, baseSequence });
-
-const PRODUCE_V = 9;
+  encodeBatch(values.map((value) => ({ value })), { producerId, epoch, baseSequence });
 
 /** Sends one Produce (acks=all) for partition 0 and returns the partition's error code. */
-async function produceRaw(c: RawConnection, topic: string, records: Buffer): Promise<number> {
-  c.send(ApiKey.Produce, PRODUCE_V, (w) => {
-    const req = createProduceRequest();
-    req.acks = -1;
-    req.timeoutMs = 10_000;
-    const td = createTopicProduceData();
-    td.name = topic;
-    const pd = createPartitionProduceData();
-    pd.index = 0;
-    pd.records = records;
-    td.partitionData.push(pd);
-    req.topicData.push(td);
-    encodeProduceRequest(w, req, PRODUCE_V);
-  });
-  const resp = decodeProduceResponse((await c.receive(ApiKey.Produce, PRODUCE_V)).body, PRODUCE_V);
-  return resp.responses[0].partitionResponses[0].errorCode;
-}
-
-/** InitProducerId through the sidecar; the broker answers COORDINATOR_LOAD_IN_PROGRESS for a while after start. */
-async function initProducerId(c: RawConnection): Promise<{ producerId: bigint; epoch: number }> {
-  const v = 4;
-  return waitFor('InitProducerId to succeed', async () => {
-    c.send(ApiKey.InitProducerId, v, (w) =>
-      encodeInitProducerIdRequest(w, { ...createInitProducerIdRequest(), transactionalId: null, transactionTimeoutMs: 60_000, producerId: -1n, producerEpoch: -1 }, v),
-    );
-    const r = decodeInitProducerIdResponse((await c.receive(ApiKey.InitProducerId, v)).body, v);
-    if (r.errorCode !== 0) throw new Error(`InitProducerId: error ${r.errorCode}`);
-    return { producerId: r.producerId, epoch: r.producerEpoch };
-  }, 30_000, 250);
-}
+const produceRaw = async (c: RawConnection, topic: string, records: Buffer): Promise<number> => (await sendFrame(c, produceFrame(topic, 0, records))).errorCode;
 
 // ---------------------------------------------------------------------------------------------
 // Grafana dashboard: every query, with the variables Grafana would fill in.
@@ -226,7 +190,7 @@ describe('Prometheus scraping a sidecar and the operator', () => {
       ruleFiles: [ALERTS],
     });
     raw = await RawConnection.connect(sidecar!.bootstrap);
-    producer = await initProducerId(raw);
+    producer = await initProducerId(sidecar!.bootstrap); // through the sidecar, as a client would
   });
 
   afterAll(async () => {

@@ -22,13 +22,11 @@ import { RawConnection } from '../support/raw-kafka.js';
 import { kcatConsume } from '../support/clients/kcat.js';
 import { kafkajsCreateTopics } from '../support/clients/kafkajs.js';
 import { ApiKey } from '../../sidecar/codec/api.js';
-import { Writer } from '../../sidecar/codec/writer.js';
 import { encodeRecordBatch } from '../../sidecar/codec/records.js';
-import { createPartitionProduceData, createProduceRequest, createTopicProduceData, encodeProduceRequest } from '../../sidecar/codec/generated/produce-request.js';
-import { decodeProduceResponse } from '../../sidecar/codec/generated/produce-response.js';
 import { produce, verify, type ClientName, type ProduceRun } from './faults-workload.js';
 import { runJavaProducer } from '../support/clients/java.js';
 import { waitFor } from '../support/poll.js';
+import { produceFrame, readProduceAnswer } from './wire.js';
 import { mulberry32 } from '../support/fault-relay.js';
 
 /**
@@ -149,39 +147,12 @@ function brokerPorts(s: Sidecar): Map<number, number> {
 /** One uncompressed RecordBatch v2 of one record, not idempotent (what a plain client sends). */
 const plainBatch = (value: string): Buffer => encodeRecordBatch({ records: [{ value }] });
 
-const PRODUCE_V = 9;
-
-/** A whole Produce frame: the exact bytes can be written again, as a client's retry does. */
-function produceFrame(topic: string, batch: Buffer, corr: number): Buffer {
-  const w = new Writer(256);
-  w.int32(0);
-  w.int16(ApiKey.Produce);
-  w.int16(PRODUCE_V);
-  w.int32(corr);
-  w.nullableString('restart-test');
-  w.uvarint(0);
-  const req = createProduceRequest();
-  req.acks = -1;
-  req.timeoutMs = 10_000;
-  const td = createTopicProduceData();
-  td.name = topic;
-  const pd = createPartitionProduceData();
-  pd.index = 0;
-  pd.records = batch;
-  td.partitionData.push(pd);
-  req.topicData.push(td);
-  encodeProduceRequest(w, req, PRODUCE_V);
-  const f = Buffer.from(w.toBuffer());
-  f.writeInt32BE(f.length - 4, 0);
-  return f;
-}
-
-async function send(bootstrap: string, frame: Buffer): Promise<{ errorCode: number; baseOffset: bigint }> {
+/** Writes the exact frame on a new connection and reads its answer (the sidecar may hold it for a while). */
+async function send(bootstrap: string, f: { frame: Buffer; corr: number }): Promise<{ errorCode: number; baseOffset: bigint }> {
   const c = await RawConnection.connect(bootstrap);
   try {
-    c.write(frame);
-    const { body } = await c.receive(ApiKey.Produce, PRODUCE_V, 60_000);
-    const pr = decodeProduceResponse(body, PRODUCE_V).responses[0].partitionResponses[0];
+    c.write(f.frame);
+    const pr = await readProduceAnswer(c, f.corr, 60_000);
     return { errorCode: pr.errorCode, baseOffset: pr.baseOffset };
   } finally {
     c.socket.destroy();
@@ -228,10 +199,10 @@ describe('sidecar restart (kill -9) with --state-dir', () => {
     const dir = withState ? stateDir() : null;
     const { start } = await restartable(dir);
     const first = await start();
-    const warm = await send(first.bootstrap, produceFrame(topic, plainBatch('warm'), 1));
+    const warm = await send(first.bootstrap, produceFrame(topic, 0, plainBatch('warm')));
     expect(warm.errorCode).toBe(0);
     // The batch whose answer dies with the process: the client re-sends these exact bytes.
-    const frame = produceFrame(topic, plainBatch('answer-lost'), 2);
+    const frame = produceFrame(topic, 0, plainBatch('answer-lost'));
     const original = await send(first.bootstrap, frame);
     expect(original.errorCode).toBe(0);
     // Every stamp was on disk before its send, so the journal has grown past its 8-byte magic.
@@ -243,7 +214,7 @@ describe('sidecar restart (kill -9) with --state-dir', () => {
     // Without a state directory nothing says which ports the brokers had: only the new sidecar's ports are checked.
     const { sidecar: second, servingMs } = await restartAndMeasure(start, withState ? [...portsBefore.values()] : []);
     const retry = await send(second.bootstrap, frame);
-    const after = await send(second.bootstrap, produceFrame(topic, plainBatch('after-restart'), 3));
+    const after = await send(second.bootstrap, produceFrame(topic, 0, plainBatch('after-restart')));
     const values = (await kcatConsume({ bootstrap: kafka.bootstrap, topic })).map((r) => r.value);
     const out = {
       servingMs,
@@ -264,11 +235,11 @@ describe('sidecar restart (kill -9) with --state-dir', () => {
     const run = async (withState: boolean, topic: string) => {
       const { start } = await restartable(withState ? stateDir() : null);
       const first = await start();
-      expect((await send(first.bootstrap, produceFrame(topic, plainBatch('warm'), 1))).errorCode).toBe(0);
+      expect((await send(first.bootstrap, produceFrame(topic, 0, plainBatch('warm')))).errorCode).toBe(0);
       relay.hold();
-      const frame = produceFrame(topic, plainBatch('in-flight'), 2);
+      const frame = produceFrame(topic, 0, plainBatch('in-flight'));
       const c = await RawConnection.connect(first.bootstrap);
-      c.write(frame);
+      c.write(frame.frame);
       // Until the broker has written it (read straight from the broker, not through the relay).
       await waitFor('the broker to hold the in-flight batch', async () => (await kcatConsume({ bootstrap: kafka.bootstrap, topic })).some((r) => r.value === 'in-flight'), 30_000, 50);
       await kill9(first);
@@ -306,7 +277,7 @@ describe('restart-to-serving figure', () => {
     for (const direct of [false, true]) {
       const { start } = await restartable(stateDir(), direct);
       let sc = await start();
-      expect((await send(sc.bootstrap, produceFrame('restart-raw-state', plainBatch(`figure-${direct}`), 1))).errorCode).toBe(0);
+      expect((await send(sc.bootstrap, produceFrame('restart-raw-state', 0, plainBatch(`figure-${direct}`)))).errorCode).toBe(0);
       const ports = [...brokerPorts(sc).values()];
       const ms: number[] = [];
       for (let i = 0; i < 5; i++) {
@@ -338,7 +309,7 @@ describe('a damaged state directory', () => {
     const dir = stateDir();
     const { start } = await restartable(dir);
     const first = await start();
-    expect((await send(first.bootstrap, produceFrame('restart-raw-state', plainBatch('before-corruption'), 1))).errorCode).toBe(0);
+    expect((await send(first.bootstrap, produceFrame('restart-raw-state', 0, plainBatch('before-corruption')))).errorCode).toBe(0);
     const pidBefore = logged(first, 'sidecar producer id obtained')[0]?.producerId;
     await kill9(first);
     const file = path.join(dir, 'journal');
@@ -347,7 +318,7 @@ describe('a damaged state directory', () => {
     writeFileSync(file, bytes);
 
     const second = await start();
-    expect((await send(second.bootstrap, produceFrame('restart-raw-state', plainBatch('after-corruption'), 2))).errorCode).toBe(0);
+    expect((await send(second.bootstrap, produceFrame('restart-raw-state', 0, plainBatch('after-corruption')))).errorCode).toBe(0);
     expect(logged(second, 'state journal is corrupt: starting with a fresh producer id and no remembered batches')).toHaveLength(1);
     expect(await second.metric('idempo_state_restores_total', { result: 'corrupt' })).toBe(1);
     const pidAfter = logged(second, 'sidecar producer id obtained')[0]?.producerId;

@@ -3,6 +3,7 @@
 // Fetch v4 reader that reads what a broker stored. Not a test file itself.
 import { expect } from 'vitest';
 import { RawConnection } from '../support/raw-kafka.js';
+import { waitFor } from '../support/poll.js';
 import { ApiKey, requestHeaderVersion } from '../../sidecar/codec/api.js';
 import { Writer } from '../../sidecar/codec/writer.js';
 import { listBatches, readBatchHeader, type BatchHeader } from '../../sidecar/codec/record-batch.js';
@@ -62,8 +63,8 @@ export function produceFrameMulti(topic: string, parts: Array<[number, Buffer]>,
   return { frame, corr };
 }
 
-export async function readProduceAnswer(c: RawConnection, corr: number): Promise<PartitionProduceResponse> {
-  const { correlationId, body } = await c.receive(ApiKey.Produce, PRODUCE_V);
+export async function readProduceAnswer(c: RawConnection, corr: number, timeoutMs?: number): Promise<PartitionProduceResponse> {
+  const { correlationId, body } = await c.receive(ApiKey.Produce, PRODUCE_V, timeoutMs);
   expect(correlationId).toBe(corr);
   const resp = decodeProduceResponse(body, PRODUCE_V);
   expect(resp.responses).toHaveLength(1);
@@ -85,19 +86,12 @@ export async function initProducerId(bootstrap: string): Promise<{ producerId: b
   const c = await RawConnection.connect(bootstrap);
   try {
     const v = 4;
-    let last = { errorCode: -1, producerId: -1n, producerEpoch: -1 };
-    await expect
-      .poll(
-        async () => {
-          c.send(ApiKey.InitProducerId, v, (w) => encodeInitProducerIdRequest(w, { ...createInitProducerIdRequest(), transactionalId: null, transactionTimeoutMs: 60_000, producerId: -1n, producerEpoch: -1 }, v));
-          last = decodeInitProducerIdResponse((await c.receive(ApiKey.InitProducerId, v)).body, v);
-          return last.errorCode;
-        },
-        { timeout: 30_000, interval: 250 },
-      )
-      .toBe(0);
-    expect(last.producerId >= 0n).toBe(true);
-    return { producerId: last.producerId, epoch: last.producerEpoch };
+    return await waitFor('InitProducerId to succeed', async () => {
+      c.send(ApiKey.InitProducerId, v, (w) => encodeInitProducerIdRequest(w, { ...createInitProducerIdRequest(), transactionalId: null, transactionTimeoutMs: 60_000, producerId: -1n, producerEpoch: -1 }, v));
+      const r = decodeInitProducerIdResponse((await c.receive(ApiKey.InitProducerId, v)).body, v);
+      if (r.errorCode !== 0 || r.producerId < 0n) throw new Error(`InitProducerId: error ${r.errorCode}`);
+      return { producerId: r.producerId, epoch: r.producerEpoch };
+    }, 30_000, 250);
   } finally {
     c.close();
   }
