@@ -105,32 +105,16 @@ ip link set "$BRIDGE" up
 # --- PKI -----------------------------------------------------------------------------------
 PKI=$RUN/pki
 mkdir -p "$PKI"
-ossl() { openssl "$@" 2>/dev/null; }
-ossl ecparam -name prime256v1 -genkey -noout -out "$PKI/ca.key"
-ossl req -x509 -new -key "$PKI/ca.key" -subj "/CN=idempo-cluster-ca" -days 7 -out "$PKI/ca.crt" \
-  -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
-# issue NAME SUBJECT USAGE [SANS]
-issue() {
-  ossl ecparam -name prime256v1 -genkey -noout -out "$PKI/$1.key"
-  ossl req -new -key "$PKI/$1.key" -subj "$2" -out "$PKI/$1.csr"
-  { echo 'basicConstraints=CA:FALSE'; echo 'keyUsage=critical,digitalSignature,keyEncipherment'
-    echo "extendedKeyUsage=$3"; [[ -n ${4:-} ]] && echo "subjectAltName=$4"; } >"$PKI/$1.ext"
-  ossl x509 -req -in "$PKI/$1.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" -CAcreateserial -days 7 \
-    -extfile "$PKI/$1.ext" -out "$PKI/$1.crt"
-  rm -f "$PKI/$1.csr" "$PKI/$1.ext"
-  [[ -s $PKI/$1.crt ]] || { clog "openssl failed for $1"; exit 1; }
-}
-issue apiserver "/CN=kube-apiserver" serverAuth \
+pki_ca "$PKI" idempo-cluster-ca
+pki_issue "$PKI" apiserver "/CN=kube-apiserver" serverAuth \
   "IP:127.0.0.1,IP:$NODE_IP,IP:$KUBE_SVC_IP,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local"
-issue admin "/O=system:masters/CN=admin" clientAuth
-issue controller-manager "/CN=system:kube-controller-manager" clientAuth
-issue scheduler "/CN=system:kube-scheduler" clientAuth
-issue kube-proxy "/CN=system:kube-proxy" clientAuth
-issue kubelet "/O=system:nodes/CN=system:node:$NODE_NAME" clientAuth
-issue kubelet-serving "/CN=$NODE_NAME" serverAuth "IP:127.0.0.1,DNS:localhost,DNS:$NODE_NAME"
-issue apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client" clientAuth
-ossl ecparam -name prime256v1 -genkey -noout -out "$PKI/sa.key"
-ossl ec -in "$PKI/sa.key" -pubout -out "$PKI/sa.pub"
+pki_issue "$PKI" admin "/O=system:masters/CN=admin" clientAuth
+pki_issue "$PKI" controller-manager "/CN=system:kube-controller-manager" clientAuth
+pki_issue "$PKI" scheduler "/CN=system:kube-scheduler" clientAuth
+pki_issue "$PKI" kube-proxy "/CN=system:kube-proxy" clientAuth
+pki_issue "$PKI" kubelet "/O=system:nodes/CN=system:node:$NODE_NAME" clientAuth
+pki_issue "$PKI" kubelet-serving "/CN=$NODE_NAME" serverAuth "IP:127.0.0.1,DNS:localhost,DNS:$NODE_NAME"
+pki_issue "$PKI" apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client" clientAuth
 
 SERVER=https://$NODE_IP:$API_PORT
 b64() { base64 -w0 <"$1"; }

@@ -25,3 +25,30 @@ stop_pidfile() {
   fi
   rm -f "$1"
 }
+
+# --- throwaway PKI (EC keys: generated in milliseconds; the apiserver accepts ES256 SA tokens) ---
+# Both control planes (kube/up.sh for envtest-style runs, cluster/up.sh for the node) use these.
+ossl() { openssl "$@" 2>/dev/null; }
+
+# pki_ca DIR CN: a 7-day CA (ca.key, ca.crt) plus the service-account signing pair (sa.key, sa.pub).
+pki_ca() {
+  ossl ecparam -name prime256v1 -genkey -noout -out "$1/ca.key"
+  ossl req -x509 -new -key "$1/ca.key" -subj "/CN=$2" -days 7 -out "$1/ca.crt" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
+  ossl ecparam -name prime256v1 -genkey -noout -out "$1/sa.key"
+  ossl ec -in "$1/sa.key" -pubout -out "$1/sa.pub"
+  [[ -s $1/ca.crt && -s $1/sa.pub ]] || { echo "openssl failed for the CA in $1" >&2; return 1; }
+}
+
+# pki_issue DIR NAME SUBJECT EXTENDED-KEY-USAGE [SANS]: NAME.key + NAME.crt signed by DIR's CA.
+pki_issue() {
+  local d=$1 n=$2
+  ossl ecparam -name prime256v1 -genkey -noout -out "$d/$n.key"
+  ossl req -new -key "$d/$n.key" -subj "$3" -out "$d/$n.csr"
+  { echo 'basicConstraints=CA:FALSE'; echo 'keyUsage=critical,digitalSignature,keyEncipherment'
+    echo "extendedKeyUsage=$4"; [[ -n ${5:-} ]] && echo "subjectAltName=$5"; } >"$d/$n.ext"
+  ossl x509 -req -in "$d/$n.csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -CAcreateserial -days 7 \
+    -extfile "$d/$n.ext" -out "$d/$n.crt"
+  rm -f "$d/$n.csr" "$d/$n.ext"
+  [[ -s $d/$n.crt ]] || { echo "openssl failed for $n" >&2; return 1; }
+}

@@ -32,34 +32,12 @@ RUN=$(cd "$RUN" && pwd)
 PKI=$RUN/pki
 mkdir -p "$PKI"
 
-# --- throwaway PKI -----------------------------------------------------------------
-# EC keys: generated in milliseconds, and the apiserver accepts ES256 for SA tokens.
-ossl() { openssl "$@" 2>/dev/null; }
-ossl ecparam -name prime256v1 -genkey -noout -out "$PKI/ca.key"
-ossl req -x509 -new -key "$PKI/ca.key" -subj "/CN=idempo-test-ca" -days 7 -out "$PKI/ca.crt" \
-  -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
-
-# issue NAME SUBJECT EXTFILE-CONTENT
-issue() {
-  ossl ecparam -name prime256v1 -genkey -noout -out "$PKI/$1.key"
-  ossl req -new -key "$PKI/$1.key" -subj "$2" -out "$PKI/$1.csr"
-  printf '%s\n' "$3" >"$PKI/$1.ext"
-  ossl x509 -req -in "$PKI/$1.csr" -CA "$PKI/ca.crt" -CAkey "$PKI/ca.key" -CAcreateserial \
-    -days 7 -extfile "$PKI/$1.ext" -out "$PKI/$1.crt"
-  rm -f "$PKI/$1.csr" "$PKI/$1.ext"
-}
-issue serving "/CN=kube-apiserver" "$(printf '%s\n' \
-  'basicConstraints=CA:FALSE' 'keyUsage=critical,digitalSignature,keyEncipherment' \
-  'extendedKeyUsage=serverAuth' \
-  'subjectAltName=IP:127.0.0.1,DNS:localhost,IP:10.0.0.1,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc')"
+# --- throwaway PKI (kube/lib.sh) -----------------------------------------------------
+pki_ca "$PKI" idempo-test-ca
+pki_issue "$PKI" serving "/CN=kube-apiserver" serverAuth \
+  "IP:127.0.0.1,DNS:localhost,IP:10.0.0.1,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc"
 # O=system:masters: the group RBAC lets do anything, like envtest's admin user.
-issue admin "/O=system:masters/CN=admin" "$(printf '%s\n' \
-  'basicConstraints=CA:FALSE' 'keyUsage=critical,digitalSignature,keyEncipherment' \
-  'extendedKeyUsage=clientAuth')"
-# Service-account token signing pair (no controller-manager, but TokenRequest works).
-ossl ecparam -name prime256v1 -genkey -noout -out "$PKI/sa.key"
-ossl ec -in "$PKI/sa.key" -pubout -out "$PKI/sa.pub"
-[[ -s $PKI/admin.crt && -s $PKI/serving.crt && -s $PKI/sa.pub ]] || { log "openssl failed"; exit 1; }
+pki_issue "$PKI" admin "/O=system:masters/CN=admin" clientAuth
 
 # --- ports -----------------------------------------------------------------------------
 # A random unused loopback port. Another process may grab it before we bind; the start
