@@ -1,7 +1,13 @@
 // The probes-and-metrics listener of both binaries: GET /metrics (Prometheus text), /healthz
 // (the process is alive) and /readyz (whatever the binary calls ready, with the reason as text).
-import http from 'node:http';
+import { createRequire } from 'node:module';
+import type * as Http from 'node:http';
 import type { HostPort } from './flags.js';
+
+// node:http through require, not `import`: an ES import of a built-in module reads every export
+// to build its namespace, and node:http's lazy exports (WebSocket, EventSource...) then load
+// undici, TLS, HTTP/2, zlib and worker_threads — ~12 MiB of resident memory for nothing.
+const http = createRequire(import.meta.url)('node:http') as typeof Http;
 
 /** prom-client's Registry and the sidecar's own both fit. */
 export interface MetricsSource {
@@ -13,7 +19,7 @@ export interface Readiness {
   ready(): { ok: boolean; reason: string };
 }
 
-export function startProbeServer(at: HostPort, registry: MetricsSource, health: Readiness): Promise<http.Server> {
+export function startProbeServer(at: HostPort, registry: MetricsSource, health: Readiness): Promise<Http.Server> {
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -39,7 +45,7 @@ export function startProbeServer(at: HostPort, registry: MetricsSource, health: 
 }
 
 /** Binds a server; rejects with the bind error (port in use) instead of emitting it. */
-export function listen<S extends http.Server>(server: S, at: HostPort): Promise<S> {
+export function listen<S extends Http.Server>(server: S, at: HostPort): Promise<S> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen({ host: at.host, port: at.port }, () => {
@@ -50,7 +56,7 @@ export function listen<S extends http.Server>(server: S, at: HostPort): Promise<
 }
 
 /** Stops accepting and drops kept-alive connections (scrapers would hold close() open). */
-export function closeServer(server: http.Server): Promise<void> {
+export function closeServer(server: Http.Server): Promise<void> {
   const closed = new Promise<void>((resolve) => server.close(() => resolve()));
   server.closeAllConnections();
   return closed;
