@@ -1,9 +1,9 @@
 // idempo-sidecar: a Kafka-protocol proxy that makes the producers behind it idempotent.
 // Started by main.ts (the entry point), once the compile cache is on.
-import pino from 'pino';
 import { FlagError } from '../api/flags.js';
 import { parseCli, USAGE } from './config/cli.js';
 import { loadSidecarConfig, ConfigError, watchConfig } from './config/load.js';
+import { createLogger } from './log/log.js';
 import { SidecarMetrics } from './metrics/metrics.js';
 import { closeServer, startProbeServer } from '../api/probe-server.js';
 import { KafkaProxy } from './proxy/server.js';
@@ -29,12 +29,7 @@ async function main(): Promise<void> {
     throw err;
   }
 
-  const log = pino({
-    level: config.live.logLevel,
-    base: { component: 'idempo-sidecar' },
-    // SASL and TLS material never reach the logs; these keys are belt and braces.
-    redact: { paths: ['password', '*.password', 'sasl', '*.sasl', 'key', '*.key'], censor: '[redacted]' },
-  });
+  const log = createLogger({ level: config.live.logLevel, base: { component: 'idempo-sidecar' } });
   const metrics = new SidecarMetrics();
   // Read before anything is bound: the restored broker ports are listened on first.
   let state;

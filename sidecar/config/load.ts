@@ -11,7 +11,7 @@
 // sidecar.sessionIdleTimeout, and everything outside the spec's live part (addresses, ports).
 import { readFileSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
-import type { Logger } from 'pino';
+import type { Logger } from '../log/log.js';
 // api/validate.js and api/duration.js, not api/index.js: the index also loads the CRD
 // renderer (and with it the YAML library), which the sidecar does not need.
 import { parseJsonOrYaml, parsePolicySpec } from '../../api/validate.js';

@@ -4,7 +4,7 @@
 //   upgrade  — stamp non-idempotent producers with the sidecar's producer id and retry safely;
 //              validate already-idempotent ones as enforce does.
 // Transactional requests pass through untouched in every mode (KAFKA-NOTES rule 6).
-import type { Logger } from 'pino';
+import type { Logger } from '../log/log.js';
 import { ErrorCode, errorName } from '../codec/errors.js';
 import { SessionTable } from '../idempotence/session-table.js';
 import { DedupCache, type DedupKey, type DedupTicket } from '../idempotence/dedup.js';

@@ -4,7 +4,7 @@
 // flight per partition, and re-sent byte for byte after any failure until
 // deliveryTimeout, so the broker drops the copies (KAFKA-NOTES rules 1, 2, 4).
 // The decisions live in idempotence/sequencer.ts; this file does the I/O.
-import type { Logger } from 'pino';
+import type { Logger } from '../log/log.js';
 import { Backoff, sleep } from '../../api/backoff.js';
 import { ApiKey } from '../codec/api.js';
 import { ErrorCode, errorLabel, toBatchOutcome, type BatchOutcome } from '../codec/errors.js';

@@ -1,7 +1,7 @@
 // Producers that are already idempotent (producerId >= 0): their batches are checked
 // against the broker's rules (session-table.ts). Observe counts and forwards every byte;
 // enforce (and upgrade) answer duplicates themselves and refuse gaps.
-import type { Logger } from 'pino';
+import type { Logger } from '../log/log.js';
 import { ErrorCode, errorLabel } from '../codec/errors.js';
 import { SessionTable, type SessionKey, type Ticket, type Verdict } from '../idempotence/session-table.js';
 import { lastSequence } from '../idempotence/sequence.js';

@@ -4,7 +4,7 @@
 // request by correlation id. A closed or timed-out connection fails every pending request
 // with an UpstreamError whose outcome is unknown (the broker may have written it).
 import type net from 'node:net';
-import type { Logger } from 'pino';
+import type { Logger } from '../log/log.js';
 import { Reader } from '../codec/reader.js';
 import { Writer } from '../codec/writer.js';
 import { requestHeaderVersion, responseHeaderVersion } from '../codec/api.js';

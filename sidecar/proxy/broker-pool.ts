@@ -1,6 +1,6 @@
 // The sidecar's own connections, one per broker, plus metadata refreshes through them.
 // Used at start-up (readiness), by the upgrade engine, and for InitProducerId.
-import type { Logger } from 'pino';
+import type { Logger } from '../log/log.js';
 import { ApiKey } from '../codec/api.js';
 import { SUPPORTED_VERSIONS } from '../codec/supported.js';
 import { decodeApiVersionsResponse } from '../codec/generated/api-versions-response.js';

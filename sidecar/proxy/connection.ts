@@ -8,7 +8,7 @@
 //   upstream-link.ts  — the paired upstream connection (1:1 keeps SASL and per-connection
 //                       broker state intact), its answers matched to requests.
 import type net from 'node:net';
-import type { Logger } from 'pino';
+import type { Logger } from '../log/log.js';
 import { Reader, CodecError } from '../codec/reader.js';
 import { ApiKey, apiName, requestHeaderVersion } from '../codec/api.js';
 import { decodeProduceRequest } from '../codec/generated/produce-request.js';

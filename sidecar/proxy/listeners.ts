@@ -3,7 +3,7 @@
 // comes back gets its previous port again when it is still free, so clients holding old
 // metadata reconnect to the right place.
 import net from 'node:net';
-import type { Logger } from 'pino';
+import type { Logger } from '../log/log.js';
 import type { BrokerAddr } from './cluster-view.js';
 import { SOCKET_BUFFER_BYTES } from './upstream-socket.js';
 

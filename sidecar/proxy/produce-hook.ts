@@ -3,7 +3,7 @@
 // may use of the proxy comes in ONE context object (as Kroxylicious hands its filters a
 // FilterContext): its own requests to brokers, the cluster view, metrics and the log. A hook
 // never reaches into the concrete proxy or its connection pool.
-import type { Logger } from 'pino';
+import type { Logger } from '../log/log.js';
 import type { Reader } from '../codec/reader.js';
 import type { Writer } from '../codec/writer.js';
 import type { ProduceRequest } from '../codec/generated/produce-request.js';

@@ -2,7 +2,7 @@
 // FindCoordinator, DescribeCluster, Produce v10+ NodeEndpoints) and the ApiVersions
 // intersection. Everything not listed here passes through as bytes. What the answers say about
 // the cluster is handed to ClusterView (cluster-view.ts), which owns that knowledge.
-import type { Logger } from 'pino';
+import type { Logger } from '../log/log.js';
 import { Reader } from '../codec/reader.js';
 import { Writer } from '../codec/writer.js';
 import { ApiKey, responseHeaderVersion } from '../codec/api.js';

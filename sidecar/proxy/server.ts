@@ -1,7 +1,7 @@
 // Wires the proxy together: listeners, client connections, rewriters, the sidecar's own
 // broker connections, and the produce hook in force (swapped on config reload).
 import type net from 'node:net';
-import type { Logger } from 'pino';
+import type { Logger } from '../log/log.js';
 import type { SidecarMetrics } from '../metrics/metrics.js';
 import { Backoff, sleep } from '../../api/backoff.js';
 import type { HostPort } from '../../api/flags.js';

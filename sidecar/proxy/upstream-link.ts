@@ -4,7 +4,7 @@
 // its owner what to do with the requests still waiting: re-send them on a new connection
 // (re-dial), or give up. Frames sent while (re)connecting wait in a backlog.
 import type net from 'node:net';
-import type { Logger } from 'pino';
+import type { Logger } from '../log/log.js';
 import { backoffDelay, sleep } from '../../api/backoff.js';
 import type { SidecarMetrics } from '../metrics/metrics.js';
 import { FrameReader, type FrameDecision } from './frames.js';

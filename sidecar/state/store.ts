@@ -2,7 +2,7 @@
 // and journals every change the restart must see. Format and guarantees: ./README.md.
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Logger } from 'pino';
+import type { Logger } from '../log/log.js';
 import type { SidecarMetrics } from '../metrics/metrics.js';
 import { JournalWriter, scanJournal } from './journal.js';
 import { decodeRecord, encodeRecord, replay, type RestoredState, type StateRecord } from './records.js';
