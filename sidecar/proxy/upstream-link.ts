@@ -97,7 +97,11 @@ export class UpstreamLink {
     private readonly opts: UpstreamLinkOptions,
     private readonly events: UpstreamLinkEvents,
   ) {
-    void this.dial();
+    // Events reach the owner only after the constructor returned: with no address for the broker
+    // (it left the metadata, e.g. killed) `unreachable` would otherwise fire from inside it,
+    // before the owner holds the link, and the owner's close() would crash the sidecar.
+    this.dialing = true;
+    queueMicrotask(() => void this.dial());
   }
 
   get isConnected(): boolean {

@@ -258,22 +258,30 @@ export interface Verdict {
   ackedMissing: number;
   /** Values the client saw fail and that are present more than once. */
   failedTwice: number;
+  /** Where the copies are (for bisecting): per partition, runs of consecutive copied offsets. */
+  duplicateRuns: string[];
 }
 
 /** Reads every topic of a run straight from the broker and compares with what was sent. */
 export async function verify(directBootstrap: string, run: ProduceRun): Promise<Verdict> {
-  const v: Verdict = { client: run.client, records: 0, present: 0, missing: 0, duplicates: 0, orderViolations: 0, reordered: 0, ackedMissing: 0, failedTwice: 0 };
+  const v: Verdict = { client: run.client, records: 0, present: 0, missing: 0, duplicates: 0, orderViolations: 0, reordered: 0, ackedMissing: 0, failedTwice: 0, duplicateRuns: [] };
   for (const topic of run.topics) {
     const recs = await kcatConsume({ bootstrap: directBootstrap, topic, timeoutMs: 120_000 });
     v.records += recs.length;
     const copies = new Map<string, number>();
+    const firstAt = new Map<string, number>();
+    const copied: { partition: number; offset: number; first: number; key: string }[] = [];
     const lastKey = new Map<number, number>();
     const maxKey = new Map<number, number>();
     for (const r of recs.sort((a, b) => a.partition - b.partition || a.offset - b.offset)) {
       const value = r.value ?? '';
       const n = (copies.get(value) ?? 0) + 1;
       copies.set(value, n);
-      if (n > 1) continue;
+      if (n > 1) {
+        copied.push({ partition: r.partition, offset: r.offset, first: firstAt.get(value)!, key: r.key ?? '' });
+        continue;
+      }
+      firstAt.set(value, r.offset);
       // Each producer's sequence, per partition, must appear in order (first copies only).
       const key = Number(r.key);
       const prev = lastKey.get(r.partition);
@@ -283,6 +291,7 @@ export async function verify(directBootstrap: string, run: ProduceRun): Promise<
       if (max !== undefined && key < max) v.reordered++;
       else maxKey.set(r.partition, key);
     }
+    v.duplicateRuns.push(...copyRuns(topic, copied));
     for (let s = 0; s < run.count; s++) {
       const value = `${topic}:${s}`;
       const n = copies.get(value) ?? 0;
@@ -298,6 +307,26 @@ export async function verify(directBootstrap: string, run: ProduceRun): Promise<
   }
   if (!run.failedValues) v.ackedMissing = Math.max(0, v.missing - run.failed);
   return v;
+}
+
+/** Copies grouped into runs of consecutive offsets: "topic-p: keys 361-397 at 1200-1236 (first copies at 1100-1136)". */
+function copyRuns(topic: string, copied: { partition: number; offset: number; first: number; key: string }[]): string[] {
+  const out: string[] = [];
+  let run: (typeof copied)[number][] = [];
+  const flush = () => {
+    if (run.length === 0) return;
+    const a = run[0];
+    const z = run[run.length - 1];
+    out.push(`${topic}-${a.partition}: ${run.length} copies, keys ${a.key}..${z.key} at offsets ${a.offset}..${z.offset} (first copies at ${a.first}..${z.first})`);
+    run = [];
+  };
+  for (const c of copied) {
+    const last = run[run.length - 1];
+    if (last && (last.partition !== c.partition || last.offset + 1 !== c.offset)) flush();
+    run.push(c);
+  }
+  flush();
+  return out;
 }
 
 /** A policy file for the sidecar (JSON is YAML): short upstream timeouts so stalls are detected. */

@@ -47,6 +47,8 @@ export interface RunResult {
   error?: string;
   /** Why records failed, as the client put it (Java: exception classes and first messages). */
   failures?: string;
+  /** Where the copies are in the log (runs of consecutive offsets per partition). */
+  duplicateRuns?: string[];
   /** Where the sidecar's log of a violating run was kept. */
   sidecarLog?: string;
 }
@@ -201,6 +203,7 @@ export class Campaign {
         duplicates: v.duplicates,
         lost: v.ackedMissing,
         reordered: v.reordered,
+        duplicateRuns: v.duplicateRuns.length > 0 ? v.duplicateRuns : undefined,
         error: run.error,
         failures: run.failures,
       });

@@ -53,6 +53,7 @@ export function summary(results: RunResult[], records: number): { lines: string[
     lines.push(`FAIL seed ${r.seed} ${cellId(r.client, r.fault)}: ${v.join(', ')}`);
     lines.push(`     re-run: ${rerun(r, records)}`);
     if (r.sidecarLog) lines.push(`     sidecar log: ${r.sidecarLog}`);
+    for (const d of (r.duplicateRuns ?? []).slice(0, 12)) lines.push(`     copies: ${d}`);
     if (r.eventsMissed.length) lines.push(`     events missed: ${r.eventsMissed.join('; ')}`);
   }
   for (const r of results.filter((x) => x.path === 'sidecar' && violations(x).length === 0 && x.reordered > 0)) {
