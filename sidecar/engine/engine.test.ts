@@ -187,6 +187,15 @@ describe('memory limits give a retriable error, a metric and a log line', () => 
     await expect.poll(() => engine.stats().pendingBytes).toBe(0);
     expect(codes(await send(request([['orders', 1, big2]])))).toEqual([0]);
   });
+
+  it('a batch larger than --max-pending-bytes is answered MESSAGE_TOO_LARGE (it could never fit), not retried for ever', async () => {
+    const { send, model, engine } = setup({ mode: 'upgrade' }, { maxPendingBytes: 512 * 1024 });
+    const huge = encodeRecordBatch({ records: [{ value: Buffer.alloc(600 * 1024, 7) }] });
+    expect(codes(await send(request([['orders', 0, huge], ['orders', 1, plain('small')]])))).toEqual([10, 0]);
+    expect(await metric(model, 'idempo_limit_reached_total', { limit: 'pending_bytes' })).toBe(1);
+    expect(await metric(model, 'idempo_produce_batches_total', { topic: 'orders', outcome: 'failed' })).toBe(1);
+    expect(engine.stats().pendingBytes).toBe(0);
+  });
 });
 
 describe('a client retry re-encoded with a new timestamp (kafkajs) under the default exact dedup', () => {

@@ -335,6 +335,16 @@ export class Engine {
         continue;
       }
       const size = b.records!.length;
+      if (size > limit) {
+        // It could never fit, however far the pending batches drain: REQUEST_TIMED_OUT would have
+        // the client retry it for ever. The broker's answer for a batch it will not take instead
+        // (the Java producer splits the batch and sends the halves).
+        plan.answer(b, { errorCode: ErrorCode.MESSAGE_TOO_LARGE, baseOffset: -1n, logAppendTimeMs: -1n, errorMessage: call.version >= 8 ? `idempo: a batch of ${size} bytes is larger than the sidecar's --max-pending-bytes ${limit}` : null });
+        this.deps.metrics.limitReached.inc({ limit: 'pending_bytes' });
+        this.deps.metrics.produceBatches.inc({ topic: b.topic, outcome: 'failed' });
+        this.limitLog.note(now, () => this.deps.log.warn({ topic: b.topic, partition: b.partition, bytes: size, limit }, 'batch larger than --max-pending-bytes: answered MESSAGE_TOO_LARGE'));
+        continue;
+      }
       if (this.pendingBytes + size > limit) {
         // Backpressure: the client retries (a retriable error), nothing was sent.
         plan.answer(b, { errorCode: ErrorCode.REQUEST_TIMED_OUT, baseOffset: -1n, logAppendTimeMs: -1n, errorMessage: call.version >= 8 ? 'idempo: sidecar pending-batch memory limit reached (--max-pending-bytes); retry' : null });
