@@ -31,6 +31,8 @@ export interface PartResult {
   baseOffset: bigint;
   logAppendTimeMs: bigint;
   errorMessage?: string | null;
+  /** Upgrade mode: the batch may have been written (its client hears a retriable error). */
+  outcomeUnknown?: boolean;
 }
 
 /** Produce v0–2 carry message sets (magic 0/1): they can never be idempotent. */

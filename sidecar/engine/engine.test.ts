@@ -22,14 +22,16 @@ afterEach(() => {
   for (const e of engines.splice(0)) e.close();
 });
 
-function setup(live: Partial<LiveConfig> = {}, limits: Partial<EngineLimits> = {}): { model: ModelCluster; engine: Engine; send: (req: ProduceRequest, version?: number) => Promise<ClientOutcome> } {
+type Send = (req: ProduceRequest, version?: number, opts?: { closedBeforeAnswer?: boolean }) => Promise<ClientOutcome>;
+
+function setup(live: Partial<LiveConfig> = {}, limits: Partial<EngineLimits> = {}): { model: ModelCluster; engine: Engine; send: Send } {
   const model = new ModelCluster(TOPICS);
   const engine = new Engine({ ctx: model, metrics: model.metrics, log: model.log, config: engineConfig(live, limits), policyName: 'p' });
   engines.push(engine);
   const hook = engine.hook();
-  const send = (req: ProduceRequest, version = 9): Promise<ClientOutcome> => {
+  const send: Send = (req, version = 9, opts = {}) => {
     const call = produceCall(req, version);
-    return model.run(call, hook.onProduce(call));
+    return model.run(call, hook.onProduce(call), opts);
   };
   return { model, engine, send };
 }
@@ -278,5 +280,93 @@ describe('a request with a timed-out part and a successful one', () => {
     expect(codes(await send(two(3n, [0])))).toEqual([0]);
     expect(model.written.get('orders/0')).toEqual({ idempotent: 2, plain: 0 });
     expect(model.written.get('orders/1')).toEqual({ idempotent: 1, plain: 0 });
+  });
+});
+
+describe('exact dedup: the same bytes sent separately by the application are written (the same millisecond, or timestamps it set)', () => {
+  const same = (): ProduceRequest => {
+    const r = request([['orders', 0, encodeRecordBatch({ records: [{ key: 'k', value: 'tick' }], baseTimestamp: 1_700_000_000_000n })]]);
+    r.timeoutMs = 300;
+    return r;
+  };
+
+  it('one after the other: the first was acknowledged in time, so the second is a new write', async () => {
+    const { send, model } = setup({ mode: 'upgrade' });
+    const a = await send(same());
+    const b = await send(same());
+    expect([codes(a), codes(b)]).toEqual([[0], [0]]);
+    expect(model.written.get('orders/0')).toEqual({ idempotent: 2, plain: 0 });
+    expect(await metric(model, 'idempo_duplicates_rejected_total', { topic: 'orders' })).toBe(0);
+  });
+
+  it('two in flight at once (the first still awaited by its client): both written, each with its own offset', async () => {
+    const { send, model } = setup({ mode: 'upgrade' });
+    model.hold = true;
+    const both = [send(same()), send(same())];
+    model.release();
+    const [a, b] = await Promise.all(both);
+    expect([codes(a), codes(b)]).toEqual([[0], [0]]);
+    const offsets = [a, b].map((o) => (o.kind === 'answer' ? o.response.responses[0].partitionResponses[0].baseOffset : -1n));
+    expect(offsets[0]).not.toBe(offsets[1]);
+    expect(model.written.get('orders/0')).toEqual({ idempotent: 2, plain: 0 });
+  });
+
+  it('a retry after the client was told REQUEST_TIMED_OUT is still the original: written once', async () => {
+    const { send, model } = setup({ mode: 'upgrade' });
+    model.hold = true;
+    expect(codes(await send(same()))).toEqual([7]);
+    const retry = send(same());
+    model.release();
+    expect(codes(await retry)).toEqual([0]);
+    expect(model.written.get('orders/0')).toEqual({ idempotent: 1, plain: 0 });
+    // Its success reached the client in time: the same bytes once more are a new write.
+    expect(codes(await send(same()))).toEqual([0]);
+    expect(model.written.get('orders/0')).toEqual({ idempotent: 2, plain: 0 });
+  });
+
+  it('a retry after the connection closed before the answer (Java, librdkafka at their timeout) is the original: written once', async () => {
+    const { send, model } = setup({ mode: 'upgrade' });
+    expect((await send(same(), 9, { closedBeforeAnswer: true })).kind).toBe('closed');
+    expect(codes(await send(same()))).toEqual([0]);
+    expect(model.written.get('orders/0')).toEqual({ idempotent: 1, plain: 0 });
+    // ... and re-encoded (kafkajs: a new timestamp) too.
+    const reencoded = request([['orders', 0, encodeRecordBatch({ records: [{ key: 'k', value: 'gone' }], baseTimestamp: 1n })]]);
+    expect((await send(reencoded, 9, { closedBeforeAnswer: true })).kind).toBe('closed');
+    const again = request([['orders', 0, encodeRecordBatch({ records: [{ key: 'k', value: 'gone' }], baseTimestamp: 2n })]]);
+    expect(codes(await send(again))).toEqual([0]);
+    expect(model.written.get('orders/0')).toEqual({ idempotent: 2, plain: 0 });
+  });
+
+  it('acks=0: nothing is answered, so nothing is a retry: every send is written', async () => {
+    const { send, model } = setup({ mode: 'upgrade' });
+    const r = (): ProduceRequest => {
+      const q = same();
+      q.acks = 0;
+      return q;
+    };
+    await send(r());
+    await send(r());
+    await expect.poll(() => model.written.get('orders/0')?.idempotent).toBe(2);
+  });
+});
+
+describe('a batch that ends with its outcome unknown (held, then given up): its retries are never written', () => {
+  it('the same bytes and a re-encoded copy are answered REQUEST_TIMED_OUT for the window (tombstone), never 45', async () => {
+    // deliveryTimeout 1 s, then held for the dedup window (1 s), then final with outcome unknown.
+    const { send, model, engine } = setup({ mode: 'upgrade', deliveryTimeoutMs: 400, dedup: { strategy: 'exact', windowMs: 1_500, maxEntries: 100_000 } });
+    const batch = (ts: bigint): ProduceRequest => {
+      const r = request([['orders', 0, encodeRecordBatch({ records: [{ key: 'k', value: 'maybe' }], baseTimestamp: ts })]]);
+      r.timeoutMs = 300;
+      return r;
+    };
+    model.loseProduce = true; // every send's outcome is unknown
+    expect(codes(await send(batch(1n)))).toEqual([7]);
+    await expect.poll(() => engine.stats().pendingBytes, { timeout: 10_000, interval: 50 }).toBe(0); // given up
+    model.loseProduce = false;
+    expect(codes(await send(batch(1n)))).toEqual([7]); // the same bytes
+    expect(codes(await send(batch(2n)))).toEqual([7]); // re-encoded (kafkajs)
+    expect(model.written.get('orders/0')).toBeUndefined();
+    expect(await metric(model, 'idempo_duplicates_rejected_total', { topic: 'orders' })).toBe(2);
+    expect(engine.stats().dedupEntries).toBe(1);
   });
 });

@@ -8,6 +8,7 @@ import type { Logger } from '../log/log.js';
 import { ErrorCode, errorName } from '../codec/errors.js';
 import { SessionTable } from '../idempotence/session-table.js';
 import { DedupCache, type DedupKey, type DedupTicket } from '../idempotence/dedup.js';
+import { Claim, type Waiter } from '../idempotence/claim.js';
 import { contentFingerprint, exactFingerprint, headerFingerprint, type DecodeLimits } from '../idempotence/fingerprint.js';
 import { UNKNOWN_TOPIC_LABEL, type SidecarMetrics } from '../metrics/metrics.js';
 import type { LiveConfig, SidecarConfig } from '../config/load.js';
@@ -16,7 +17,7 @@ import { FIRST_V2_PRODUCE, partKey, partsOf, topicMatcher, type PartBatch, type 
 import { Plan } from './plan.js';
 import { RateLimitedLog } from './rate-limited-log.js';
 import { Upgrader } from './upgrader.js';
-import { RetryIndex, type RetryEntry } from './retry-index.js';
+import { RetryIndex, keptForCopies, type RetryEntry } from './retry-index.js';
 import { Validator } from './validator.js';
 import type { OpenResult } from '../state/store.js';
 import { snapshotRecords, type BrokerPort } from '../state/records.js';
@@ -44,7 +45,7 @@ export class Engine {
   private readonly dedupWaiters = new Map<number, DedupWaiter>();
   private covers: (topic: string) => boolean;
   private readonly sweeper: NodeJS.Timeout;
-  private summary = { duplicates: 0, outOfSequence: 0, policy: 0 };
+  private summary = { duplicates: 0, outOfSequence: 0, policy: 0, unknownRetries: 0 };
 
   constructor(private readonly deps: EngineDeps) {
     const live = deps.config.live;
@@ -73,12 +74,13 @@ export class Engine {
     const now = Date.now();
     if (restored) {
       for (const { key, result, id } of upgrader.restore(restored)) {
-        if (key && this.dedup) this.track(this.dedup.begin(key, now), key, result, id);
         // Its client lost its connection with the old process and never had a final answer: a
-        // send of the same records (kafkajs re-encodes it with a new timestamp) is its retry.
+        // copy is its retry (also a send of the same records: kafkajs re-encodes it with a new timestamp).
+        const claim = Claim.orphan();
+        if (key && this.dedup) this.track(this.dedup.begin(key, now, claim), key, result, id, claim);
         const a = restored.batches.get(id);
         if (a && this.live.dedup.strategy === 'exact') {
-          this.retries.add(a.tp.topic, a.tp.partition, contentFingerprint(a.bytes, { maxDecompressedBytes: this.deps.config.limits.maxDecompressBytes }).fingerprint, result, id, this.nextRetryGroup++);
+          this.retries.add(a.tp.topic, a.tp.partition, contentFingerprint(a.bytes, { maxDecompressedBytes: this.deps.config.limits.maxDecompressBytes }).fingerprint, result, id, this.nextRetryGroup++, claim);
         }
       }
       this.dedup?.restore(restored.dedup, now);
@@ -95,15 +97,17 @@ export class Engine {
   }
 
   /**
-   * The dedup entry of an original follows its FINAL result: kept on success, dropped otherwise.
-   * While the original is undecided (even past its deadline, when its client was told to retry),
-   * the entry stays, so a retry is attached to the original instead of being written again.
+   * The dedup entry of an original follows its FINAL result: kept on success, kept as a tombstone
+   * when the outcome stayed unknown (its copies are answered REQUEST_TIMED_OUT, never written),
+   * dropped when it was surely not written. While the original is undecided (even past its
+   * deadline, when its client was told to retry), the entry stays, so a retry is attached to the
+   * original instead of being written again.
    */
-  private track(ticket: DedupTicket, key: DedupKey, final: Promise<PartResult>, batchId = -1): Promise<PartResult> {
+  private track(ticket: DedupTicket, key: DedupKey, final: Promise<PartResult>, batchId: number, claim: Claim): Promise<PartResult> {
     const cache = this.dedup!;
-    const waiter: DedupWaiter = { final, batchId, key };
+    const waiter: DedupWaiter = { final, batchId, key, claim };
     const settled = final.then((r) => {
-      cache.finish(ticket, r.errorCode === ErrorCode.NONE ? { ok: true, result: r } : { ok: false }, Date.now());
+      cache.finish(ticket, keptForCopies(r) ? { ok: true, result: r } : { ok: false }, Date.now());
       // After a reload moved this original to a new cache, the ticket number may be another's.
       if (this.dedupWaiters.get(ticket) === waiter) this.dedupWaiters.delete(ticket);
       return r;
@@ -121,12 +125,7 @@ export class Engine {
   private attach(ticket: number, timeoutMs: number): Promise<PartResult> {
     const w = this.dedupWaiters.get(ticket);
     if (!w) return Promise.resolve(networkError());
-    this.upgrader?.retried(w.batchId);
-    let timer: NodeJS.Timeout | undefined;
-    const undecided = new Promise<PartResult>((r) => {
-      timer = setTimeout(() => r({ errorCode: ErrorCode.REQUEST_TIMED_OUT, baseOffset: -1n, logAppendTimeMs: -1n }), Math.max(1, timeoutMs));
-    });
-    return Promise.race([w.final, undecided]).finally(() => clearTimeout(timer));
+    return this.attachFinal(w.final, w.batchId, answerDeadline(timeoutMs));
   }
 
   hook(): ProduceHook {
@@ -299,39 +298,30 @@ export class Engine {
     const tickets = new Map<string, DedupTicket>();
     const keys = new Map<string, DedupKey>();
     const limit = this.deps.config.limits.maxPendingBytes;
-    const retryMatches = this.retryMatches(parts, now);
+    const timeoutMs = call.request.timeoutMs;
+    // acks=0: the client hears nothing, so it never retries: every send of it is a new write.
+    const answered = call.request.acks !== 0;
+    const retryMatches = answered ? this.retryMatches(parts, now) : new Map<string, { orig: RetryEntry }>();
+    const claims = new Map<string, { claim: Claim; waiter: Waiter | null }>();
     for (const b of parts) {
       const key = this.dedupKey(b);
-      if (key && this.dedup) {
+      if (key && this.dedup && answered) {
         const hit = this.dedup.lookup(key, now);
         if (hit.kind !== 'miss') {
-          // An application-level retry of a batch already written (or being written): answer with the original's result.
-          this.deps.metrics.duplicatesRejected.inc({ topic: b.topic });
-          this.deps.metrics.produceBatches.inc({ topic: b.topic, outcome: 'duplicate' });
-          this.summary.duplicates++;
-          this.deps.log.debug({ topic: b.topic, partition: b.partition, state: hit.kind }, 'application retry answered with the original result');
-          plan.answer(b, hit.kind === 'done' ? hit.result : this.attach(hit.ticket, call.request.timeoutMs));
+          // The same bytes as an original whose client may be retrying it (claim.ts): answered
+          // with the original's result, or attached to it while it is undecided.
+          this.deps.log.debug({ topic: b.topic, partition: b.partition, state: hit.kind }, 'client retry answered with the original result');
+          plan.answer(b, this.copy(plan, b, hit.claim, hit.kind === 'done' ? Promise.resolve(hit.result) : this.attach(hit.ticket, timeoutMs), now, timeoutMs));
           continue;
         }
       }
       const retry = retryMatches.get(partKey(b));
       if (retry) {
-        // The client's retry of an original it was told to retry, re-encoded with a new timestamp.
-        const { fp, orig } = retry;
-        this.deps.metrics.duplicatesRejected.inc({ topic: b.topic });
-        this.deps.metrics.produceBatches.inc({ topic: b.topic, outcome: 'duplicate' });
-        this.summary.duplicates++;
+        // The client's retry of an original it may not know the outcome of, re-encoded with a new timestamp.
+        const { orig } = retry;
         this.deps.log.debug({ topic: b.topic, partition: b.partition, state: orig.state, role: orig.role }, 'client retry (same records, new timestamp) of an original told to retry: attached to it');
-        this.retries.take(b.topic, b.partition, fp);
-        const answer = orig.state === 'done' ? Promise.resolve(orig.result) : this.attachFinal(orig.final, orig.batchId, answerDeadline(call.request.timeoutMs));
-        plan.answer(
-          b,
-          answer.then((r) => {
-            if (r.errorCode === ErrorCode.NONE) this.retries.consumed(b.topic, b.partition, fp);
-            else this.retries.release(b.topic, b.partition, fp);
-            return r;
-          }),
-        );
+        const answer = orig.state === 'done' ? Promise.resolve(orig.result) : this.attachFinal(orig.final, orig.batchId, answerDeadline(timeoutMs));
+        plan.answer(b, this.copy(plan, b, orig.claim, answer, now, timeoutMs));
         continue;
       }
       const size = b.records!.length;
@@ -352,8 +342,10 @@ export class Engine {
         this.limitLog.note(now, () => this.deps.log.warn({ pendingBytes: this.pendingBytes, limit }, 'pending batches at their byte limit: answering REQUEST_TIMED_OUT (retriable) until they drain'));
         continue;
       }
+      const c = answered ? Claim.arrived(now, timeoutMs) : { claim: Claim.unanswered(), waiter: null };
+      claims.set(partKey(b), c);
       if (key && this.dedup) {
-        tickets.set(partKey(b), this.dedup.begin(key, now));
+        tickets.set(partKey(b), this.dedup.begin(key, now, c.claim));
         keys.set(partKey(b), key);
       }
       fresh.push(b);
@@ -374,11 +366,18 @@ export class Engine {
         this.pendingBytes -= size;
         return r;
       });
-      const answer = call.request.acks === 0 ? sub.answer : this.answerInTime(b, sub.answer, final, sub.id, call.request.timeoutMs, group);
+      const { claim, waiter } = claims.get(k)!;
+      const answer = answered ? this.answerInTime(b, sub.answer, final, sub.id, timeoutMs, group, claim) : sub.answer;
       answers.push({ b, answer });
       plan.answer(b, answer);
+      if (waiter) {
+        this.watch(plan, claim, waiter, answer, (written) => {
+          // Its connection closed before the answer: the client may retry on a new one, re-encoded.
+          if (!written) this.indexRetry(b, final, sub.id, group, claim);
+        });
+      }
       const ticket = tickets.get(k);
-      if (ticket !== undefined && this.dedup) this.track(ticket, keys.get(k)!, final, sub.id);
+      if (ticket !== undefined && this.dedup) this.track(ticket, keys.get(k)!, final, sub.id, claim);
     }
     if (answers.length > 1 && call.request.acks !== 0 && this.live.dedup.strategy === 'exact') {
       // When one part of the request is answered "retry", clients such as kafkajs re-send the
@@ -400,7 +399,7 @@ export class Engine {
    * retries after OUR answer, and that retry is recognised by content (retry-index.ts) even when the
    * client re-encoded it with a new timestamp, while the original goes on under its stamp.
    */
-  private answerInTime(b: PartBatch, answer: Promise<PartResult>, final: Promise<PartResult>, batchId: number, timeoutMs: number, group: number): Promise<PartResult> {
+  private answerInTime(b: PartBatch, answer: Promise<PartResult>, final: Promise<PartResult>, batchId: number, timeoutMs: number, group: number, claim: Claim): Promise<PartResult> {
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<null>((r) => {
       timer = setTimeout(() => r(null), answerDeadline(timeoutMs));
@@ -409,11 +408,48 @@ export class Engine {
     return Promise.race([answer, late]).then((r) => {
       clearTimeout(timer);
       if (r !== null && !isRetry(r)) return r;
-      if (this.live.dedup.strategy === 'exact' && b.records) {
-        const fp = contentFingerprint(b.records, { maxDecompressedBytes: this.deps.config.limits.maxDecompressBytes }).fingerprint;
-        this.retries.add(b.topic, b.partition, fp, final, batchId, group);
-      }
+      this.indexRetry(b, final, batchId, group, claim);
       return r ?? { errorCode: ErrorCode.REQUEST_TIMED_OUT, baseOffset: -1n, logAppendTimeMs: -1n, errorMessage: 'idempo: not decided before the request timeout; retry (the retry is answered with this batch\'s result)' };
+    });
+  }
+
+  /**
+   * `exact`: an original whose client may retry it re-encoded (kafkajs: new timestamps) is
+   * indexed by content too (retry-index.ts), under the same claim as its exact entry.
+   */
+  private indexRetry(b: PartBatch, final: Promise<PartResult>, batchId: number, group: number, claim: Claim): void {
+    if (this.live.dedup.strategy !== 'exact' || !b.records) return;
+    const fp = contentFingerprint(b.records, { maxDecompressedBytes: this.deps.config.limits.maxDecompressBytes }).fingerprint;
+    this.retries.add(b.topic, b.partition, fp, final, batchId, group, claim);
+  }
+
+  /**
+   * A copy taken for its client's retry of an original: it waits on the original's claim (the
+   * next copy is a new write until this one is answered), and its answer, once written, tells
+   * whether the client now knows the outcome. Counted as a duplicate; a tombstone's answer (the
+   * original's outcome is unknown) is logged, rate-limited.
+   */
+  private copy(plan: Plan, b: PartBatch, claim: Claim, answer: Promise<PartResult>, now: number, timeoutMs: number): Promise<PartResult> {
+    this.deps.metrics.duplicatesRejected.inc({ topic: b.topic });
+    this.deps.metrics.produceBatches.inc({ topic: b.topic, outcome: 'duplicate' });
+    this.summary.duplicates++;
+    this.watch(plan, claim, claim.wait(now, timeoutMs), answer);
+    return answer.then((r) => {
+      if (r.outcomeUnknown) {
+        this.summary.unknownRetries++;
+        this.tombstoneLog.note(Date.now(), () => this.deps.log.warn({ topic: b.topic, partition: b.partition }, 'retry of a batch whose outcome is unknown (maybe written) answered REQUEST_TIMED_OUT, not written'));
+      }
+      return r;
+    });
+  }
+
+  /** Tells `claim` how `waiter`'s answer went: written (a success or not) or dropped with its connection. */
+  private watch(plan: Plan, claim: Claim, waiter: Waiter, answer: Promise<PartResult>, then?: (written: boolean) => void): void {
+    let result: PartResult | undefined;
+    void answer.then((r) => (result = r));
+    plan.onWritten((written) => {
+      claim.answered(waiter, written ? result?.errorCode === ErrorCode.NONE : undefined, Date.now());
+      then?.(written);
     });
   }
 
@@ -437,19 +473,19 @@ export class Engine {
    * when this request also retries their group; a retry of a group without its siblings means the
    * client re-sends failed parts only, so those siblings are forgotten (a later repeat is written).
    */
-  private retryMatches(parts: PartBatch[], now: number): Map<string, { fp: bigint; orig: RetryEntry }> {
-    const out = new Map<string, { fp: bigint; orig: RetryEntry; key: string }>();
+  private retryMatches(parts: PartBatch[], now: number): Map<string, { orig: RetryEntry }> {
+    const out = new Map<string, { orig: RetryEntry }>();
     if (this.live.dedup.strategy !== 'exact' || this.retries.size === 0) return out;
     for (const b of parts) {
       if (!b.records || !this.retries.has(b.topic, b.partition)) continue;
       const fp = contentFingerprint(b.records, { maxDecompressedBytes: this.deps.config.limits.maxDecompressBytes }).fingerprint;
       const orig = this.retries.match(b.topic, b.partition, fp, now);
-      if (orig) out.set(partKey(b), { fp, orig, key: RetryIndex.keyOf(b.topic, b.partition, fp) });
+      if (orig) out.set(partKey(b), { orig });
     }
     const retried = new Set<number>();
     for (const m of out.values()) if (m.orig.role === 'retry') retried.add(m.orig.group);
     for (const [k, m] of out) if (m.orig.role === 'sibling' && !retried.has(m.orig.group)) out.delete(k);
-    const keep = new Set([...out.values()].map((m) => m.key));
+    const keep = new Set([...out.values()].map((m) => m.orig));
     for (const g of retried) this.retries.dropSiblings(g, keep);
     return out;
   }
@@ -457,6 +493,7 @@ export class Engine {
   /** Bytes of client batches held until their upgrade-mode sends are answered (bounded by --max-pending-bytes). */
   private pendingBytes = 0;
   private readonly limitLog = new RateLimitedLog(10_000);
+  private readonly tombstoneLog = new RateLimitedLog(10_000);
 
   /** observe: app-level copies are counted, never acted on. */
   private observeCopies(parts: PartBatch[], now: number): void {
@@ -524,7 +561,7 @@ export class Engine {
       this.dedup.restore(previous.snapshot(), now);
       const inFlight = [...this.dedupWaiters.values()];
       this.dedupWaiters.clear();
-      for (const w of inFlight) this.track(this.dedup.begin(w.key, now), w.key, w.final, w.batchId);
+      for (const w of inFlight) this.track(this.dedup.begin(w.key, now, w.claim), w.key, w.final, w.batchId, w.claim);
     }
   }
 
@@ -562,8 +599,8 @@ export class Engine {
     const s = this.summary;
     if (now - this.lastSummary < 60_000 || s.duplicates + s.outOfSequence + s.policy === 0) return;
     this.lastSummary = now;
-    this.deps.log.info({ duplicates: s.duplicates, outOfSequence: s.outOfSequence, policyRejected: s.policy }, 'produce summary (last minute)');
-    this.summary = { duplicates: 0, outOfSequence: 0, policy: 0 };
+    this.deps.log.info({ duplicates: s.duplicates, outOfSequence: s.outOfSequence, policyRejected: s.policy, unknownOutcomeRetries: s.unknownRetries }, 'produce summary (last minute)');
+    this.summary = { duplicates: 0, outOfSequence: 0, policy: 0, unknownRetries: 0 };
   }
 }
 
@@ -578,7 +615,7 @@ function answerDeadline(timeoutMs: number): number {
 }
 
 /** An original still in flight that copies attach to. */
-type DedupWaiter = { final: Promise<PartResult>; batchId: number; key: DedupKey };
+type DedupWaiter = { final: Promise<PartResult>; batchId: number; key: DedupKey; claim: Claim };
 
 function networkError(): PartResult {
   return { errorCode: ErrorCode.NETWORK_EXCEPTION, baseOffset: -1n, logAppendTimeMs: -1n };

@@ -18,6 +18,7 @@ import { createInitProducerIdResponse, encodeInitProducerIdResponse } from '../c
 import { isNext, lastSequence } from '../idempotence/sequence.js';
 import { SidecarMetrics } from '../metrics/metrics.js';
 import { ClusterView } from '../proxy/cluster-view.js';
+import { UpstreamError } from '../proxy/broker-client.js';
 import type { HookContext, OwnRequest, ProduceCall, ProduceDecision } from '../proxy/produce-hook.js';
 import { checkPart } from './part-check.js';
 import { DEFAULT_LIMITS, type EngineLimits } from '../config/cli.js';
@@ -44,6 +45,8 @@ export class ModelCluster implements HookContext {
   hold = false;
   /** Only sends to this broker wait for release(). */
   holdBroker: number | null = null;
+  /** While true, every Produce of the engine's own is lost with its connection (outcome unknown, nothing written). */
+  loseProduce = false;
   private held: Array<() => void> = [];
   private nextProducerId = 1_000_000n;
   private readonly byName = new Map<string, ModelTopic>();
@@ -84,6 +87,7 @@ export class ModelCluster implements HookContext {
     req.encode(w, version);
     const bytes = Buffer.from(w.toBuffer());
     if (this.hold || (this.holdBroker !== null && _to === this.holdBroker)) await new Promise<void>((r) => this.held.push(r));
+    if (this.loseProduce && req.apiKey === ApiKey.Produce) throw new UpstreamError('model: connection lost', 'connection');
     const out = new Writer(256);
     if (req.apiKey === ApiKey.Produce) {
       encodeProduceResponse(out, this.answer(decodeProduceRequest(new Reader(bytes), version), version), version);
@@ -164,12 +168,18 @@ export class ModelCluster implements HookContext {
   private readonly producers = new Map<string, { epoch: number; lastSeq: number; cache: Array<{ firstSeq: number; lastSeq: number; offset: bigint }> }>();
 
   /** Carries out the engine's decision as the proxy does; resolves with what the client gets. */
-  async run(call: ProduceCall, decision: ProduceDecision): Promise<ClientOutcome> {
+  /**
+   * `closedBeforeAnswer`: the client's connection closes before the answer is written (the
+   * proxy then tells the engine so through onWritten(false)); otherwise the answer is written.
+   */
+  async run(call: ProduceCall, decision: ProduceDecision, opts: { closedBeforeAnswer?: boolean } = {}): Promise<ClientOutcome> {
     switch (decision.kind) {
       case 'close':
         return { kind: 'closed', reason: decision.reason };
       case 'answer': {
         const r = await decision.response;
+        decision.onWritten?.(!opts.closedBeforeAnswer);
+        if (opts.closedBeforeAnswer) return { kind: 'closed', reason: 'client went away' };
         return r === null || call.request.acks === 0 ? { kind: 'none' } : { kind: 'answer', response: roundTrip(r, call.version) };
       }
       case 'forward':
@@ -178,6 +188,8 @@ export class ModelCluster implements HookContext {
         const fromBroker = this.answer(sent, call.version);
         if (sent.acks === 0) return { kind: 'none' };
         const changed = decision.onResponse ? await decision.onResponse(roundTrip(fromBroker, call.version)) : undefined;
+        if (decision.kind === 'forward-modified') decision.onWritten?.(!opts.closedBeforeAnswer);
+        if (opts.closedBeforeAnswer) return { kind: 'closed', reason: 'client went away' };
         if (call.request.acks === 0) return { kind: 'none' };
         return { kind: 'answer', response: roundTrip(changed ?? fromBroker, call.version) };
       }

@@ -7,7 +7,7 @@
 // - both → the forwarded parts go as a smaller request and both answers are merged, in the
 //   client's order.
 import type { ProduceResponse } from '../codec/generated/produce-response.js';
-import type { ProduceCall, ProduceDecision } from '../proxy/produce-hook.js';
+import type { OnWritten, ProduceCall, ProduceDecision } from '../proxy/produce-hook.js';
 import { buildResponse, partKey, resultsByPosition, subsetRequest, type PartResult } from './batches.js';
 
 type Part = { t: number; p: number };
@@ -16,6 +16,7 @@ export class Plan {
   private readonly local = new Map<string, PartResult | Promise<PartResult>>();
   private readonly forwarded = new Set<string>();
   private readonly hooks: Array<(byKey: ReadonlyMap<string, PartResult>) => void> = [];
+  private readonly written: OnWritten[] = [];
 
   constructor(readonly call: ProduceCall) {}
 
@@ -32,6 +33,11 @@ export class Plan {
   /** Called with the broker's results of the forwarded parts (by part key) when they come. */
   whenAnswered(hook: (byKey: ReadonlyMap<string, PartResult>) => void): void {
     this.hooks.push(hook);
+  }
+
+  /** Told whether the answer reached the client's socket (see OnWritten); only when something is answered locally. */
+  onWritten(cb: OnWritten): void {
+    this.written.push(cb);
   }
 
   get answersLocally(): boolean {
@@ -57,13 +63,19 @@ export class Plan {
         },
       };
     }
+    const onWritten: OnWritten | undefined =
+      this.written.length === 0
+        ? undefined
+        : (w) => {
+            for (const cb of this.written) cb(w);
+          };
     const answerLocal = async (fromBroker?: ReadonlyMap<string, PartResult>): Promise<ProduceResponse> => {
       const results = new Map<string, PartResult>(fromBroker);
       for (const [k, r] of this.local) results.set(k, await r);
       return buildResponse(req, results);
     };
     if (this.forwarded.size === 0) {
-      return { kind: 'answer', response: req.acks === 0 ? answerLocal().then(() => null) : answerLocal() };
+      return { kind: 'answer', response: req.acks === 0 ? answerLocal().then(() => null) : answerLocal(), onWritten };
     }
     const sub = subsetRequest(req, this.forwarded);
     // Positions in the subset, in order, are the forwarded positions of the client's request in order.
@@ -71,6 +83,7 @@ export class Plan {
     return {
       kind: 'forward-modified',
       request: sub,
+      onWritten,
       onResponse: async (resp) => {
         const byPos = resultsByPosition(sub, resp);
         const back = new Map<string, PartResult>();

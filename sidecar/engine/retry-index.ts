@@ -1,15 +1,18 @@
-// Originals whose client the sidecar told to retry (REQUEST_TIMED_OUT: its answer deadline passed,
-// or the upgrader held the batch at deliveryTimeout) while their outcome was undecided, indexed
-// by content (key, value, headers; timestamps ignored). Some clients (kafkajs) re-encode a retry
-// with a new timestamp, which `exact` dedup rightly takes for a new write; but a send of the same
-// records on the same partition after the sidecar said "failed, retry" IS that retry — the
-// application was told its write failed — so it is attached to the original (answered with its
-// final result) instead of written again. Only originals answered "retry" are indexed, and an
-// entry is used up once a retry got the original's success: a repeat after a success, or while
-// the original is still within its first answer, is written. Entries live while the original is
-// undecided, then (success only) until a retry takes the result or the dedup window ends.
+// Originals whose client may retry them while the `exact` key cannot recognise the retry: kafkajs
+// re-encodes a retry with a new timestamp, which `exact` dedup rightly takes for a new write. But
+// a send of the same records on the same partition after the sidecar said "failed, retry" (or
+// after the client's connection closed before its answer, or after a restart) IS that retry —
+// the application was never told the write succeeded — so it is attached to the original
+// (answered with its final result) instead of written again. Entries are indexed by content
+// (key, value, headers; timestamps ignored); several originals may share one (the same records
+// sent twice), and a copy matches the first whose Claim allows it (../idempotence/claim.ts): one
+// copy waits on an original at a time, and none once a success reached a client in time.
+// Entries live while the original is undecided, then for the dedup window when its result is
+// kept (a success, or the tombstone of an unknown outcome); a failure that was surely not
+// written drops the entry (the retry must write).
 import type { PartResult } from './batches.js';
 import type { Fingerprint } from '../idempotence/fingerprint.js';
+import { Claim } from '../idempotence/claim.js';
 
 /**
  * `retry`: the client was told to retry this part. `sibling`: answered success in a request whose
@@ -19,19 +22,17 @@ import type { Fingerprint } from '../idempotence/fingerprint.js';
  */
 export type RetryRole = { role: 'retry' | 'sibling'; group: number };
 
-export type RetryEntry = RetryRole & ({ state: 'undecided'; final: Promise<PartResult>; batchId: number } | { state: 'done'; result: PartResult; expiresAt: number });
+export type RetryEntry = RetryRole & { claim: Claim } & ({ state: 'undecided'; final: Promise<PartResult>; batchId: number } | { state: 'done'; result: PartResult; expiresAt: number });
 
 /** At most this many originals are remembered (each a few hundred bytes). */
 const MAX_ENTRIES = 50_000;
 
+/** Whether a final result is kept for the copies: a success, or an unknown outcome (tombstone). */
+export const keptForCopies = (r: PartResult): boolean => r.errorCode === 0 || r.outcomeUnknown === true;
+
 export class RetryIndex {
-  private readonly byKey = new Map<string, RetryEntry>();
-  /**
-   * Originals a copy is attached to right now. A second copy meanwhile is another send (a client
-   * retries only after its previous attempt was answered), so it is written: each original serves
-   * one copy at a time, and only one copy ever gets its success.
-   */
-  private readonly taken = new Set<string>();
+  private readonly byKey = new Map<string, RetryEntry[]>();
+  private count = 0;
   private readonly partitions = new Map<string, number>();
 
   constructor(private readonly windowMs: () => number) {}
@@ -43,46 +44,31 @@ export class RetryIndex {
 
   match(topic: string, partition: number, fp: Fingerprint, now: number): RetryEntry | undefined {
     const k = key(topic, partition, fp);
-    const e = this.byKey.get(k);
-    if (e?.state === 'done' && now >= e.expiresAt) {
-      this.remove(k, topic, partition);
-      return undefined;
+    const list = this.byKey.get(k);
+    if (!list) return undefined;
+    for (const e of [...list]) {
+      if (e.state === 'done' && (now >= e.expiresAt || e.claim.known)) this.remove(k, e);
+      else if (e.claim.matchable(now)) return e;
     }
-    return this.taken.has(k) ? undefined : e;
-  }
-
-  /** A copy attaches to this original: no other copy matches it until `release` or `consumed`. */
-  take(topic: string, partition: number, fp: Fingerprint): void {
-    const k = key(topic, partition, fp);
-    if (this.byKey.has(k)) this.taken.add(k);
-  }
-
-  /** The attached copy was answered without success: the client may retry it once more. */
-  release(topic: string, partition: number, fp: Fingerprint): void {
-    this.taken.delete(key(topic, partition, fp));
-  }
-
-  /** The client of this original was told to retry; `final` is its outcome when decided. */
-  add(topic: string, partition: number, fp: Fingerprint, final: Promise<PartResult>, batchId: number, group: number): void {
-    const k = key(topic, partition, fp);
-    if (this.byKey.has(k) || this.byKey.size >= MAX_ENTRIES) return;
-    const entry: RetryEntry = { role: 'retry', group, state: 'undecided', final, batchId };
-    this.byKey.set(k, entry);
-    const tp = tpKey(topic, partition);
-    this.partitions.set(tp, (this.partitions.get(tp) ?? 0) + 1);
-    void final.then((r) => {
-      if (this.byKey.get(k) !== entry) return;
-      if (r.errorCode === 0) this.byKey.set(k, { role: 'retry', group, state: 'done', result: r, expiresAt: Date.now() + this.windowMs() });
-      else this.remove(k, topic, partition); // not written: the retry must write
-    });
+    return undefined;
   }
 
   /**
-   * A retry got the original's success: the client knows the outcome now, so a later send of the
-   * same records is a new write again.
+   * The client of this original may retry it (told to retry, or its connection closed first);
+   * `final` is its outcome as clients get it, when decided. Once per original (by `claim`).
    */
-  consumed(topic: string, partition: number, fp: Fingerprint): void {
-    this.remove(key(topic, partition, fp), topic, partition);
+  add(topic: string, partition: number, fp: Fingerprint, final: Promise<PartResult>, batchId: number, group: number, claim: Claim): void {
+    const k = key(topic, partition, fp);
+    if (this.count >= MAX_ENTRIES || this.byKey.get(k)?.some((e) => e.claim === claim)) return;
+    const entry: RetryEntry = { role: 'retry', group, claim, state: 'undecided', final, batchId };
+    this.insert(k, topic, partition, entry);
+    void final.then((r) => {
+      if (!this.byKey.get(k)?.includes(entry)) return;
+      if (!keptForCopies(r)) return this.remove(k, entry); // not written: the retry must write
+      const done: RetryEntry = { role: 'retry', group, claim, state: 'done', result: r, expiresAt: Date.now() + this.windowMs() };
+      const list = this.byKey.get(k)!;
+      list[list.indexOf(entry)] = done;
+    });
   }
 
   /**
@@ -91,43 +77,46 @@ export class RetryIndex {
    */
   addSibling(topic: string, partition: number, fp: Fingerprint, result: PartResult, group: number): void {
     const k = key(topic, partition, fp);
-    if (this.byKey.has(k) || this.byKey.size >= MAX_ENTRIES) return;
-    this.byKey.set(k, { role: 'sibling', group, state: 'done', result, expiresAt: Date.now() + this.windowMs() });
-    const tp = tpKey(topic, partition);
-    this.partitions.set(tp, (this.partitions.get(tp) ?? 0) + 1);
+    if (this.count >= MAX_ENTRIES) return;
+    this.insert(k, topic, partition, { role: 'sibling', group, claim: Claim.orphan(), state: 'done', result, expiresAt: Date.now() + this.windowMs() });
   }
 
   /** A retry of `group` came without these siblings: the client re-sends only failed parts. */
-  dropSiblings(group: number, keep: ReadonlySet<string>): void {
-    for (const [k, e] of this.byKey) {
-      if (e.role !== 'sibling' || e.group !== group || keep.has(k)) continue;
-      const [partition, topic] = k.split('\u0000');
-      this.remove(k, topic, Number(partition));
+  dropSiblings(group: number, keep: ReadonlySet<RetryEntry>): void {
+    for (const [k, list] of this.byKey) {
+      for (const e of [...list]) if (e.role === 'sibling' && e.group === group && !keep.has(e)) this.remove(k, e);
     }
   }
 
-  /** The map key of a match (for dropSiblings' keep set). */
-  static keyOf(topic: string, partition: number, fp: Fingerprint): string {
-    return key(topic, partition, fp);
-  }
-
-  /** Drops answered entries past the window. */
+  /** Drops answered entries past the window (or whose client knows the outcome). */
   sweep(now: number): void {
-    for (const [k, e] of this.byKey) {
-      if (e.state !== 'done' || now < e.expiresAt) continue;
-      const [partition, topic] = k.split('\u0000');
-      this.remove(k, topic, Number(partition));
+    for (const [k, list] of this.byKey) {
+      for (const e of [...list]) if (e.state === 'done' && (now >= e.expiresAt || e.claim.known)) this.remove(k, e);
     }
   }
 
   get size(): number {
-    return this.byKey.size;
+    return this.count;
   }
 
-  private remove(k: string, topic: string, partition: number): void {
-    this.taken.delete(k);
-    if (!this.byKey.delete(k)) return;
+  private insert(k: string, topic: string, partition: number, e: RetryEntry): void {
+    const list = this.byKey.get(k);
+    if (list) list.push(e);
+    else this.byKey.set(k, [e]);
+    this.count++;
     const tp = tpKey(topic, partition);
+    this.partitions.set(tp, (this.partitions.get(tp) ?? 0) + 1);
+  }
+
+  private remove(k: string, e: RetryEntry): void {
+    const list = this.byKey.get(k);
+    const i = list?.indexOf(e) ?? -1;
+    if (!list || i < 0) return;
+    if (list.length === 1) this.byKey.delete(k);
+    else list.splice(i, 1);
+    this.count--;
+    const [partition, topic] = k.split('\u0000');
+    const tp = tpKey(topic, Number(partition));
     const n = (this.partitions.get(tp) ?? 1) - 1;
     if (n <= 0) this.partitions.delete(tp);
     else this.partitions.set(tp, n);

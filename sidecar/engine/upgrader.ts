@@ -226,7 +226,9 @@ export class Upgrader {
             break;
           }
           this.log.warn({ topic: a.tp.topic, partition: a.tp.partition, errorCode: a.errorCode, outcomeUnknown: a.outcomeUnknown }, 'giving up on a batch');
-          this.finish(a.id, { errorCode: a.errorCode, baseOffset: -1n, logAppendTimeMs: -1n }, 'failed');
+          // Maybe written: the (non-idempotent) client hears a retriable error, never 45, and its
+          // retries are answered the same by the engine's tombstone, never written.
+          this.finish(a.id, a.outcomeUnknown ? { errorCode: ErrorCode.REQUEST_TIMED_OUT, baseOffset: -1n, logAppendTimeMs: -1n, outcomeUnknown: true } : { errorCode: a.errorCode, baseOffset: -1n, logAppendTimeMs: -1n }, 'failed');
           break;
         case 'need_epoch_bump':
           if (a.reason !== 'no_producer_id') this.log.info({ reason: a.reason }, 'new producer id needed once every partition has drained');
@@ -255,7 +257,8 @@ export class Upgrader {
     const p = this.pending.get(id);
     if (!p) return;
     this.pending.delete(id);
-    this.state?.append({ type: 'finished', id, result: { errorCode: r.errorCode, baseOffset: r.baseOffset, logAppendTimeMs: r.logAppendTimeMs }, at: Date.now() });
+    const result = { errorCode: r.errorCode, baseOffset: r.baseOffset, logAppendTimeMs: r.logAppendTimeMs };
+    this.state?.append(r.outcomeUnknown ? { type: 'finished', id, result, at: Date.now(), unknown: true } : { type: 'finished', id, result, at: Date.now() });
     this.metrics.produceBatches.inc({ topic: p.tp.topic, outcome });
     p.answer(r);
     p.resolve(r);

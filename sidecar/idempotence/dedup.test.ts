@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import * as zlib from 'node:zlib';
-import { DedupCache, ENTRY_BYTES, type DedupKey } from './dedup.js';
+import { DedupCache, ENTRY_BYTES, type DedupKey, type Lookup } from './dedup.js';
+import { Claim } from './claim.js';
 import { contentFingerprint, exactFingerprint, headerFingerprint } from './fingerprint.js';
 import { computeCrc } from '../codec/record-batch.js';
 
@@ -45,6 +46,8 @@ const B = (s: string) => Buffer.from(s);
 const fpOf = (s: string): bigint => BigInt('0x' + Buffer.from(s).toString('hex'));
 const key = (fp: string, partition = 0, topic = 't'): DedupKey => ({ topic, partition, fingerprint: fpOf(fp) });
 const LIMITS = { maxDecompressedBytes: 1024 * 1024 };
+/** A lookup without its claim (tested on its own below). */
+const bare = <R>(l: Lookup<R>): object => (l.kind === 'miss' ? l : { ...l, claim: undefined });
 
 /** A RecordBatch v2 around a records section (compressed or not), valid CRC. */
 function batchOf(section: Buffer, count: number, o: { compression?: number; ts?: bigint; producerId?: bigint; seq?: number } = {}): Buffer {
@@ -71,14 +74,14 @@ const zstd = (zlib as unknown as { zstdCompressSync?: (b: Buffer) => Buffer }).z
 describe('DedupCache', () => {
   it('miss → in_flight → done → expires after the window', () => {
     const c = new DedupCache<{ offset: bigint }>({ windowMs: 1000 });
-    expect(c.lookup(key('a'), 0)).toEqual({ kind: 'miss' });
+    expect(bare(c.lookup(key('a'), 0))).toEqual({ kind: 'miss' });
     const tk = c.begin(key('a'), 0);
-    expect(c.lookup(key('a'), 5000)).toEqual({ kind: 'in_flight', ticket: tk }); // in flight never expires
-    expect(c.lookup(key('a', 1), 0)).toEqual({ kind: 'miss' });
-    expect(c.lookup(key('a', 0, 'u'), 0)).toEqual({ kind: 'miss' });
+    expect(bare(c.lookup(key('a'), 5000))).toEqual({ kind: 'in_flight', ticket: tk }); // in flight never expires
+    expect(bare(c.lookup(key('a', 1), 0))).toEqual({ kind: 'miss' });
+    expect(bare(c.lookup(key('a', 0, 'u'), 0))).toEqual({ kind: 'miss' });
     expect(c.finish(tk, { ok: true, result: { offset: 42n } }, 100)).toBe(true);
-    expect(c.lookup(key('a'), 1099)).toEqual({ kind: 'done', result: { offset: 42n } });
-    expect(c.lookup(key('a'), 1100)).toEqual({ kind: 'miss' });
+    expect(bare(c.lookup(key('a'), 1099))).toEqual({ kind: 'done', result: { offset: 42n } });
+    expect(bare(c.lookup(key('a'), 1100))).toEqual({ kind: 'miss' });
     expect(c.size).toBe(0);
   });
 
@@ -86,17 +89,17 @@ describe('DedupCache', () => {
     const c = new DedupCache<number>({ windowMs: 1000 });
     const tk = c.begin(key('a'), 0);
     expect(c.finish(tk, { ok: false }, 1)).toBe(true);
-    expect(c.lookup(key('a'), 2)).toEqual({ kind: 'miss' });
+    expect(bare(c.lookup(key('a'), 2))).toEqual({ kind: 'miss' });
     expect(c.finish(tk, { ok: true, result: 1 }, 3)).toBe(false);
   });
 
   it('keys differ by topic, partition and fingerprint', () => {
     const c = new DedupCache<number>({ windowMs: 1000 });
     c.finish(c.begin(key('k1'), 0), { ok: true, result: 7 }, 0);
-    expect(c.lookup(key('k1'), 1)).toEqual({ kind: 'done', result: 7 });
-    expect(c.lookup(key('k2'), 1)).toEqual({ kind: 'miss' });
-    expect(c.lookup(key('k1', 1), 1)).toEqual({ kind: 'miss' });
-    expect(c.lookup(key('k1', 0, 'u'), 1)).toEqual({ kind: 'miss' });
+    expect(bare(c.lookup(key('k1'), 1))).toEqual({ kind: 'done', result: 7 });
+    expect(bare(c.lookup(key('k2'), 1))).toEqual({ kind: 'miss' });
+    expect(bare(c.lookup(key('k1', 1), 1))).toEqual({ kind: 'miss' });
+    expect(bare(c.lookup(key('k1', 0, 'u'), 1))).toEqual({ kind: 'miss' });
   });
 
   it('is bounded in bytes: answered entries go first (LRU), originals in flight are kept', () => {
@@ -107,9 +110,9 @@ describe('DedupCache', () => {
     for (let i = 0; i < 100; i++) c.finish(c.begin(key(`d${i}`), 0), { ok: true, result: i }, 0);
     expect(c.bytes).toBeLessThanOrEqual(per * 10);
     expect(c.size).toBeLessThanOrEqual(10);
-    expect(c.lookup(key('d99'), 1)).toEqual({ kind: 'done', result: 99 });
-    expect(c.lookup(key('d0'), 1)).toEqual({ kind: 'miss' });
-    inflight.forEach((t, i) => expect(c.lookup(key(`f${i}`), 1)).toEqual({ kind: 'in_flight', ticket: t }));
+    expect(bare(c.lookup(key('d99'), 1))).toEqual({ kind: 'done', result: 99 });
+    expect(bare(c.lookup(key('d0'), 1))).toEqual({ kind: 'miss' });
+    inflight.forEach((t, i) => expect(bare(c.lookup(key(`f${i}`), 1))).toEqual({ kind: 'in_flight', ticket: t }));
     expect(ev.every(([r]) => r === 'capacity')).toBe(true);
     // Every byte is given back.
     inflight.forEach((t) => c.finish(t, { ok: false }, 2));
@@ -125,10 +128,10 @@ describe('DedupCache', () => {
     c.lookup(key('a'), 1); // a is now most recent
     const tc = c.begin(key('c'), 2);
     expect(c.size).toBe(2);
-    expect(c.lookup(key('b'), 3)).toEqual({ kind: 'miss' });
+    expect(bare(c.lookup(key('b'), 3))).toEqual({ kind: 'miss' });
     expect(c.lookup(key('a'), 3).kind).toBe('done');
     c.begin(key('d'), 4); // evicts a; c (in flight) is kept
-    expect(c.lookup(key('a'), 4)).toEqual({ kind: 'miss' });
+    expect(bare(c.lookup(key('a'), 4))).toEqual({ kind: 'miss' });
     expect(c.finish(tc, { ok: true, result: 1 }, 5)).toBe(true);
     expect(c.sweep(105)).toBe(1); // c expired at 105
     expect(ev).toEqual([
@@ -233,20 +236,72 @@ describe('DedupCache snapshot and restore (the sidecar restart)', () => {
     c.begin(key('b'), 20); // in flight: restored with its batch, not from here
     c.finish(c.begin(key('c'), 0), { ok: false }, 30);
     const snap = c.snapshot();
-    expect(snap).toEqual([{ key: key('a'), result: 'A', expiresAt: 1_010 }]);
+    expect(snap.map(({ claim: _, ...e }) => e)).toEqual([{ key: key('a'), result: 'A', expiresAt: 1_010 }]);
 
     const r = new DedupCache<string>({ windowMs: 1_000 });
     r.restore(snap, 500);
-    expect(r.lookup(key('a'), 600)).toEqual({ kind: 'done', result: 'A' });
-    expect(r.lookup(key('b'), 600)).toEqual({ kind: 'miss' });
-    expect(r.lookup(key('a'), 1_010)).toEqual({ kind: 'miss' }); // the window counts from the original's end
+    expect(bare(r.lookup(key('a'), 600))).toEqual({ kind: 'done', result: 'A' });
+    expect(bare(r.lookup(key('b'), 600))).toEqual({ kind: 'miss' });
+    expect(bare(r.lookup(key('a'), 1_010))).toEqual({ kind: 'miss' }); // the window counts from the original's end
   });
 
   it('drops expired entries and keeps a live original over a remembered one', () => {
     const r = new DedupCache<string>({ windowMs: 1_000 });
     const t = r.begin(key('x'), 0);
     r.restore([{ key: key('x'), result: 'old', expiresAt: 5_000 }, { key: key('y'), result: 'Y', expiresAt: 100 }], 200);
-    expect(r.lookup(key('x'), 300)).toEqual({ kind: 'in_flight', ticket: t });
-    expect(r.lookup(key('y'), 300)).toEqual({ kind: 'miss' });
+    expect(bare(r.lookup(key('x'), 300))).toEqual({ kind: 'in_flight', ticket: t });
+    expect(bare(r.lookup(key('y'), 300))).toEqual({ kind: 'miss' });
+  });
+});
+
+describe('DedupCache: separate sends with the same key (same records, same timestamps)', () => {
+  it('a copy is matched only while no client waits in time for the original; otherwise it is another original', () => {
+    const c = new DedupCache<string>({ windowMs: 10_000 });
+    const a = Claim.arrived(0, 1_000);
+    const ta = c.begin(key('same'), 0, a.claim);
+    // Its client still waits for the answer (in time, connection open): the same bytes are a new write.
+    expect(c.lookup(key('same'), 10)).toEqual({ kind: 'miss' });
+    const b = Claim.arrived(10, 1_000);
+    const tb = c.begin(key('same'), 10, b.claim);
+    expect(tb).not.toBe(ta);
+    expect(c.size).toBe(2);
+    // a's client was told to retry (an error written): a's retry is matched, to a, not to b.
+    a.claim.answered(a.waiter, false, 500);
+    expect(c.lookup(key('same'), 600)).toEqual({ kind: 'in_flight', ticket: ta, claim: a.claim });
+    // One waiting copy at a time: while a's copy waits, another send is matched with b only after b's deadline.
+    a.claim.wait(600, 1_000);
+    expect(c.lookup(key('same'), 700)).toEqual({ kind: 'miss' });
+    expect(c.lookup(key('same'), 1_010)).toEqual({ kind: 'in_flight', ticket: tb, claim: b.claim }); // b's client may have timed out
+  });
+
+  it('an original whose success reached its client in time matches nothing and is dropped; a late or unwritten one still matches', () => {
+    const c = new DedupCache<string>({ windowMs: 10_000 });
+    const inTime = Claim.arrived(0, 1_000);
+    c.finish(c.begin(key('x'), 0, inTime.claim), { ok: true, result: 'X' }, 100);
+    inTime.claim.answered(inTime.waiter, true, 120);
+    expect(c.lookup(key('x'), 200)).toEqual({ kind: 'miss' });
+    expect(c.size).toBe(0);
+
+    const late = Claim.arrived(0, 1_000);
+    c.finish(c.begin(key('late'), 0, late.claim), { ok: true, result: 'L' }, 1_100);
+    late.claim.answered(late.waiter, true, 1_100); // written after its client's timeout: it may have dropped it
+    expect(bare(c.lookup(key('late'), 1_200))).toEqual({ kind: 'done', result: 'L' });
+
+    const closed = Claim.arrived(0, 1_000);
+    c.finish(c.begin(key('closed'), 0, closed.claim), { ok: true, result: 'C' }, 100);
+    closed.claim.answered(closed.waiter, undefined, 100); // its connection closed before the answer
+    expect(bare(c.lookup(key('closed'), 150))).toEqual({ kind: 'done', result: 'C' });
+    expect(c.snapshot().map((e) => e.result)).toEqual(['L', 'C']);
+  });
+
+  it('keeps a tombstone (an error result) for the window like a success, and in snapshots', () => {
+    const c = new DedupCache<{ code: number }>({ windowMs: 1_000 });
+    c.finish(c.begin(key('t'), 0), { ok: true, result: { code: 7 } }, 50);
+    expect(bare(c.lookup(key('t'), 60))).toEqual({ kind: 'done', result: { code: 7 } });
+    expect(bare(c.lookup(key('t'), 70))).toEqual({ kind: 'done', result: { code: 7 } }); // every retry, not only one
+    const r = new DedupCache<{ code: number }>({ windowMs: 1_000 });
+    r.restore(c.snapshot(), 100);
+    expect(bare(r.lookup(key('t'), 200))).toEqual({ kind: 'done', result: { code: 7 } });
+    expect(r.lookup(key('t'), 1_050)).toEqual({ kind: 'miss' });
   });
 });

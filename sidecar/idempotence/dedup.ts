@@ -5,12 +5,22 @@
  * the batch (fingerprint.ts: exact, content or header) — and answers it with the original's
  * result, or attaches it to the original still in flight.
  *
+ * Two separate sends of the application can have the same key (the same records in the same
+ * millisecond, or with timestamps the application set): a key holds every original, in arrival
+ * order, and a copy matches the first whose Claim (claim.ts) says its client may be retrying it.
+ * An original whose success reached its client in time matches nothing and is dropped.
+ *
+ * A kept result need not be a success: an original that ended with its outcome unknown keeps a
+ * tombstone (the retriable error its client's retries get, so they are never written) for the
+ * window, like a success.
+ *
  * Memory is bounded in bytes (`maxBytes`, each entry costs ENTRY_BYTES plus its topic name) as
  * well as by `maxEntries`. When a limit is reached the least recently used answered entries go
  * first; originals still in flight are kept (their number is bounded by the pending-batch limit
  * of the engine), because forgetting one would let its client's retry be written twice.
  */
 import type { Fingerprint } from './fingerprint.js';
+import { Claim } from './claim.js';
 
 export interface DedupKey {
   readonly topic: string;
@@ -20,7 +30,10 @@ export interface DedupKey {
 
 export type DedupTicket = number & { readonly __dedupTicket: unique symbol };
 
-export type Lookup<R> = { kind: 'miss' } | { kind: 'done'; result: R } | { kind: 'in_flight'; ticket: DedupTicket };
+export type Lookup<R> =
+  | { kind: 'miss' }
+  | { kind: 'done'; result: R; claim: Claim }
+  | { kind: 'in_flight'; ticket: DedupTicket; claim: Claim };
 
 export interface DedupOptions {
   windowMs: number;
@@ -33,20 +46,23 @@ export interface DedupOptions {
 
 /**
  * Heap cost of one answered entry apart from its key string: the Map slot, the entry object, its
- * DedupKey (kept for snapshots) and a PartResult with two bigints. Measured with --expose-gc
- * (200,000 entries, 19-char topic): 489 bytes each on the heap, estimated 450 + 47.
+ * DedupKey (kept for snapshots), its Claim and a PartResult with two bigints. Measured with
+ * --expose-gc (200,000 entries, 19-char topic): 489 bytes each on the heap, estimated 450 + 47.
  */
 export const ENTRY_BYTES = 450;
 
-type Entry<R> =
-  | { key: DedupKey; state: 'in_flight'; ticket: DedupTicket; touched: number; bytes: number }
-  | { key: DedupKey; state: 'done'; result: R; expiresAt: number; touched: number; bytes: number };
+type Entry<R> = { key: DedupKey; k: string; ticket: DedupTicket; claim: Claim; bytes: number } & (
+  | { state: 'in_flight' }
+  | { state: 'done'; result: R; expiresAt: number }
+);
 
 /** A finished original as kept across a restart (sidecar/state). */
 export interface DedupSnapshotEntry<R> {
   key: DedupKey;
   result: R;
   expiresAt: number;
+  /** Carried over on a reload (never persisted: after a restart every original is an orphan). */
+  claim?: Claim;
 }
 
 export class DedupCache<R> {
@@ -54,9 +70,10 @@ export class DedupCache<R> {
   private readonly maxEntries: number;
   private readonly maxBytes: number;
   private readonly onEvict: DedupOptions['onEvict'];
+  /** Every original of a key, in arrival order. */
+  private readonly byKey = new Map<string, Array<Entry<R>>>();
   /** Insertion order = least recently used first. */
-  private readonly entries = new Map<string, Entry<R>>();
-  private readonly tickets = new Map<DedupTicket, string>();
+  private readonly lru = new Map<DedupTicket, Entry<R>>();
   private nextTicket = 1;
   private used = 0;
 
@@ -70,95 +87,102 @@ export class DedupCache<R> {
     this.onEvict = opts.onEvict;
   }
 
+  /** The first original of this key that a copy arriving `now` may be a retry of (claim.ts). */
   lookup(key: DedupKey, now: number): Lookup<R> {
-    const k = mapKey(key);
-    const e = this.entries.get(k);
-    if (!e) return { kind: 'miss' };
-    if (e.state === 'done' && now >= e.expiresAt) {
-      this.remove(k, e);
-      this.onEvict?.('expired', 1);
-      return { kind: 'miss' };
+    const list = this.byKey.get(mapKey(key));
+    if (!list) return { kind: 'miss' };
+    let expired = 0;
+    let hit: Entry<R> | undefined;
+    for (const e of [...list]) {
+      if (e.state === 'done' && (now >= e.expiresAt || e.claim.known)) {
+        if (now >= e.expiresAt) expired++;
+        this.remove(e);
+        continue;
+      }
+      if (e.claim.matchable(now)) {
+        hit = e;
+        break;
+      }
     }
-    this.entries.delete(k);
-    e.touched = now;
-    this.entries.set(k, e);
-    return e.state === 'done' ? { kind: 'done', result: e.result } : { kind: 'in_flight', ticket: e.ticket };
+    if (expired > 0) this.onEvict?.('expired', expired);
+    if (!hit) return { kind: 'miss' };
+    this.lru.delete(hit.ticket);
+    this.lru.set(hit.ticket, hit);
+    return hit.state === 'done' ? { kind: 'done', result: hit.result, claim: hit.claim } : { kind: 'in_flight', ticket: hit.ticket, claim: hit.claim };
   }
 
-  /** Register an original as in flight (after a miss). Replaces an existing entry for the key. */
-  begin(key: DedupKey, now: number): DedupTicket {
+  /**
+   * Registers an original as in flight (after a miss), after the others of its key. `claim`
+   * says when a copy may match it (default: at once, as for an original nobody waits for).
+   */
+  begin(key: DedupKey, _now: number, claim: Claim = Claim.orphan()): DedupTicket {
     const k = mapKey(key);
-    const old = this.entries.get(k);
-    if (old) this.remove(k, old);
     const ticket = this.nextTicket++ as DedupTicket;
-    const bytes = ENTRY_BYTES + k.length;
-    this.entries.set(k, { key, state: 'in_flight', ticket, touched: now, bytes });
-    this.used += bytes;
-    this.tickets.set(ticket, k);
+    this.add({ key, k, ticket, claim, bytes: ENTRY_BYTES + k.length, state: 'in_flight' });
     this.enforceCapacity();
     return ticket;
   }
 
   /**
-   * The original finished. Success keeps the result for windowMs (from now); failure removes the
-   * entry so that a retry can write. Returns false when the ticket is unknown (evicted/replaced).
+   * The original finished. `keep` keeps `result` for windowMs (from now) for the copies that
+   * match it (a success, or the tombstone of an unknown outcome); otherwise the entry goes, so
+   * that a retry can write. Returns false when the ticket is unknown (evicted).
    */
   finish(ticket: DedupTicket, outcome: { ok: true; result: R } | { ok: false }, now: number): boolean {
-    const k = this.tickets.get(ticket);
-    if (k === undefined) return false;
-    const e = this.entries.get(k);
-    if (!e || e.state !== 'in_flight' || e.ticket !== ticket) {
-      this.tickets.delete(ticket);
-      return false;
+    const e = this.lru.get(ticket);
+    if (!e || e.state !== 'in_flight') return false;
+    if (!outcome.ok) {
+      this.remove(e);
+      return true;
     }
-    this.remove(k, e);
-    if (outcome.ok) {
-      this.entries.set(k, { key: e.key, state: 'done', result: outcome.result, expiresAt: now + this.windowMs, touched: now, bytes: e.bytes });
-      this.used += e.bytes;
-    }
+    // In place: the same position in its key's list and in the LRU order.
+    const done: Entry<R> = { key: e.key, k: e.k, ticket, claim: e.claim, bytes: e.bytes, state: 'done', result: outcome.result, expiresAt: now + this.windowMs };
+    this.lru.set(ticket, done);
+    const list = this.byKey.get(e.k)!;
+    list[list.indexOf(e)] = done;
     return true;
   }
 
-  /** Drop expired entries. Returns how many. */
+  /** Drop expired entries (and those whose client knows the outcome). Returns how many expired. */
   sweep(now: number): number {
     let n = 0;
-    for (const [k, e] of this.entries) {
-      if (e.state === 'done' && now >= e.expiresAt) {
-        this.remove(k, e);
-        n++;
-      }
+    for (const e of this.lru.values()) {
+      if (e.state !== 'done') continue;
+      if (now >= e.expiresAt) n++;
+      else if (!e.claim.known) continue;
+      this.remove(e);
     }
     if (n > 0) this.onEvict?.('expired', n);
     return n;
   }
 
   /**
-   * The finished originals, least recently used first (pure). In-flight originals are not part of
-   * it: after a restart their batches are restored and begin() is called for them again.
+   * The finished originals a copy may still match, least recently used first (pure). In-flight
+   * originals are not part of it: after a restart their batches are restored and begin() is
+   * called for them again.
    */
   snapshot(): DedupSnapshotEntry<R>[] {
     const out: DedupSnapshotEntry<R>[] = [];
-    for (const e of this.entries.values()) if (e.state === 'done') out.push({ key: e.key, result: e.result, expiresAt: e.expiresAt });
+    for (const e of this.lru.values()) if (e.state === 'done' && !e.claim.known) out.push({ key: e.key, result: e.result, expiresAt: e.expiresAt, claim: e.claim });
     return out;
   }
 
-  /** Puts back finished originals (from snapshot()) after a restart; expired ones are dropped. */
+  /**
+   * Puts back finished originals (from snapshot()) after a restart; expired ones are dropped.
+   * Their clients' connections are gone, so each matches the next copy (Claim.orphan).
+   */
   restore(entries: Iterable<DedupSnapshotEntry<R>>, now: number): void {
     for (const x of entries) {
       if (now >= x.expiresAt) continue;
       const k = mapKey(x.key);
-      const old = this.entries.get(k);
-      if (old?.state === 'in_flight') continue; // a live original wins over a remembered one
-      if (old) this.remove(k, old);
-      const bytes = ENTRY_BYTES + k.length;
-      this.entries.set(k, { key: x.key, state: 'done', result: x.result, expiresAt: x.expiresAt, touched: now, bytes });
-      this.used += bytes;
+      const ticket = this.nextTicket++ as DedupTicket;
+      this.add({ key: x.key, k, ticket, claim: x.claim ?? Claim.orphan(), bytes: ENTRY_BYTES + k.length, state: 'done', result: x.result, expiresAt: x.expiresAt });
     }
     this.enforceCapacity();
   }
 
   get size(): number {
-    return this.entries.size;
+    return this.lru.size;
   }
 
   /** Estimated heap bytes held (what maxBytes bounds). */
@@ -166,27 +190,37 @@ export class DedupCache<R> {
     return this.used;
   }
 
-  private remove(k: string, e: Entry<R>): void {
-    this.entries.delete(k);
+  private add(e: Entry<R>): void {
+    const list = this.byKey.get(e.k);
+    if (list) list.push(e);
+    else this.byKey.set(e.k, [e]);
+    this.lru.set(e.ticket, e);
+    this.used += e.bytes;
+  }
+
+  private remove(e: Entry<R>): void {
+    if (!this.lru.delete(e.ticket)) return;
     this.used -= e.bytes;
-    if (e.state === 'in_flight') this.tickets.delete(e.ticket);
+    const list = this.byKey.get(e.k)!;
+    if (list.length === 1) this.byKey.delete(e.k);
+    else list.splice(list.indexOf(e), 1);
   }
 
   private enforceCapacity(): void {
     let n = 0;
     // Each in-flight entry met is moved to the end once, so the loop ends.
     let spared = 0;
-    while ((this.entries.size > this.maxEntries || this.used > this.maxBytes) && spared < this.entries.size) {
-      const first = this.entries.entries().next();
+    while ((this.lru.size > this.maxEntries || this.used > this.maxBytes) && spared < this.lru.size) {
+      const first = this.lru.values().next();
       if (first.done) break;
-      const [k, e] = first.value;
+      const e = first.value;
       if (e.state === 'in_flight') {
-        this.entries.delete(k);
-        this.entries.set(k, e);
+        this.lru.delete(e.ticket);
+        this.lru.set(e.ticket, e);
         spared++;
         continue;
       }
-      this.remove(k, e);
+      this.remove(e);
       n++;
     }
     if (n > 0) this.onEvict?.('capacity', n);

@@ -21,6 +21,11 @@ export interface Slot {
   held: number;
   /** Called once when the slot becomes next to write (a streamed answer waiting for its turn). */
   onNext?: () => void;
+  /**
+   * Called once: true when the answer was handed to the client's socket, false when the
+   * connection closed before (the produce hook learns whether its client can know the outcome).
+   */
+  onWritten?: (written: boolean) => void;
 }
 
 export interface AnswerQueueEvents {
@@ -103,6 +108,11 @@ export class AnswerQueue {
   /** The connection closed: nothing more is written. */
   stop(): void {
     this.stopped = true;
+    for (const slot of this.slots) {
+      const cb = slot.onWritten;
+      slot.onWritten = undefined;
+      cb?.(false);
+    }
   }
 
   /** Writes every finished answer at the head of the FIFO, in order. */
@@ -119,6 +129,9 @@ export class AnswerQueue {
       if (!wrote) this.events.cork();
       wrote = true;
       if (!this.events.write(slot.out)) this.events.full();
+      const cb = slot.onWritten;
+      slot.onWritten = undefined;
+      cb?.(true);
     }
     if (wrote) this.events.uncork();
     const next = this.slots[0];

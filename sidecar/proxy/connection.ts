@@ -18,7 +18,7 @@ import type { SidecarMetrics } from '../metrics/metrics.js';
 import { FrameError, FrameReader, type FrameDecision } from './frames.js';
 import { ByteBudget } from './byte-budget.js';
 import { parseRequestHeader, peekRequest, type RequestHeader } from './headers.js';
-import type { OnProduceResponse, ProduceHook } from './produce-hook.js';
+import type { OnProduceResponse, OnWritten, ProduceHook } from './produce-hook.js';
 import type { ResponseRewriters } from './rewrite.js';
 import type { ListenerRegistry, Target } from './listeners.js';
 import type { ClusterView } from './cluster-view.js';
@@ -351,21 +351,23 @@ export class ClientConnection {
       case 'forward-modified': {
         const upstreamAnswers = decision.request.acks !== 0;
         const slot = upstreamAnswers ? this.reserve(header.correlationId, ApiKey.Produce, version, clientAcks === 0) : undefined;
+        if (slot) slot.onWritten = decision.onWritten;
         // A changed request always goes through the hook's answer handler.
         const transform: Transform = (payload) => transformProduceAnswer(payload, version, decision.onResponse, this.deps);
         const changed = encodeChangedRequest(frame, header.bodyOffset, decision.request, version);
         return this.forward(changed, slot, transform, ...this.produceReplay(decision.request, version, slot, transform), decision.request.timeoutMs + this.deps.requestTimeoutMs);
       }
       case 'answer':
-        return this.answerFromHook(header, version, clientAcks, decision.response);
+        return this.answerFromHook(header, version, clientAcks, decision.response, decision.onWritten);
       case 'close':
         this.log.warn({ reason: decision.reason, clientId: header.clientId }, `closing client connection: ${decision.reason}`);
         return this.close(decision.reason);
     }
   }
 
-  private answerFromHook(header: RequestHeader, version: number, clientAcks: number, response: Promise<ProduceResponse | null>): void {
+  private answerFromHook(header: RequestHeader, version: number, clientAcks: number, response: Promise<ProduceResponse | null>, onWritten?: OnWritten): void {
     const slot = this.reserve(header.correlationId, ApiKey.Produce, version, clientAcks === 0);
+    slot.onWritten = onWritten;
     response.then(
       (resp) => this.answers.settle(slot, resp === null ? null : encodeProduceAnswer(header.correlationId, version, resp)),
       (err: Error) => {

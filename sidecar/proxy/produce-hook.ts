@@ -27,13 +27,19 @@ export interface ProduceCall {
 /** Sees the broker's answer; returns a changed answer (maybe later), or undefined to keep the bytes. */
 export type OnProduceResponse = (resp: ProduceResponse) => ProduceResponse | undefined | Promise<ProduceResponse | undefined>;
 
+/**
+ * Told once whether the answer reached the client's socket (true) or the connection closed
+ * before it was written (false): whether the client can know the outcome of its request.
+ */
+export type OnWritten = (written: boolean) => void;
+
 export type ProduceDecision =
   /** Forward the original bytes; onResponse may observe the answer or return a changed one. */
   | { kind: 'forward'; onResponse?: OnProduceResponse }
   /** Forward a changed request; when the client sent acks=0 but the changed one expects an answer, the proxy swallows it. */
-  | { kind: 'forward-modified'; request: ProduceRequest; onResponse?: OnProduceResponse }
+  | { kind: 'forward-modified'; request: ProduceRequest; onResponse?: OnProduceResponse; onWritten?: OnWritten }
   /** The hook answers itself (maybe after its own upstream sends); null means "no answer" (acks=0). */
-  | { kind: 'answer'; response: Promise<ProduceResponse | null> }
+  | { kind: 'answer'; response: Promise<ProduceResponse | null>; onWritten?: OnWritten }
   /** Close the client connection (e.g. an acks=0 request refused by policy: it takes no answer). */
   | { kind: 'close'; reason: string };
 

@@ -65,6 +65,17 @@ describe('state records', () => {
     expect(r.maxBatchId).toBe(4);
   });
 
+  it('a batch that ended with its outcome unknown keeps a tombstone (its dedup entry with the retriable answer); a plain failure none', () => {
+    const key = { topic: 't', partition: 0, fingerprint: fp(3n) };
+    const other = { topic: 't', partition: 0, fingerprint: fp(4n) };
+    const gaveUp: StateRecord = { type: 'finished', id: 1, result: { errorCode: 7, baseOffset: -1n, logAppendTimeMs: -1n }, at: 700, unknown: true };
+    const rs = roundTrip([{ type: 'producer', producer: P7 }, accepted(1, TP, 1, key), stamped(1, 0), accepted(2, TP, 1, other), stamped(2, 1), gaveUp, finished(2, 10)]);
+    expect(rs[5]).toEqual(gaveUp);
+    expect(replay(rs, WINDOW).dedup).toEqual([{ key, result: { errorCode: 7, baseOffset: -1n, logAppendTimeMs: -1n }, expiresAt: 700 + WINDOW }]);
+    // A finished record written before the flag existed still decodes (no tail).
+    expect(decodeRecord(encodeRecord(finished(3)))).toEqual(finished(3));
+  });
+
   it('a failed sent batch leaves a hole: the restored sequencer bumps the epoch first', () => {
     const r = replay([{ type: 'producer', producer: P7 }, accepted(1), stamped(1, 0), finished(1, 10)], WINDOW);
     expect(r.sequencer.bumpPending).toBe('sequence_hole');

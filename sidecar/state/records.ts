@@ -42,7 +42,8 @@ export type StateRecord =
   // `inSnapshot`: written by a compaction for an unresolved batch; the partition's next sequence
   // comes from the sequencer record then (a later batch may have been acknowledged already).
   | { type: 'stamped'; id: number; stamp: Stamp; inSnapshot?: true }
-  | { type: 'finished'; id: number; result: StoredResult; at: number }
+  // `unknown`: ended with its outcome unknown (maybe written): its dedup entry is a tombstone.
+  | { type: 'finished'; id: number; result: StoredResult; at: number; unknown?: true }
   | { type: 'brokers'; brokers: BrokerPort[] }
   // The --upstream list the state belongs to: producer ids are per cluster, so a journal written
   // for other bootstrap servers is not restored (a foreign producer id could collide).
@@ -136,6 +137,7 @@ export function encodeRecord(x: StateRecord): Buffer {
       w.int32(x.id);
       writeResult(w, x.result);
       w.float64(x.at);
+      if (x.unknown) w.bool(true); // optional tail: older records end before it
       break;
     case 'upstream':
       w.bytes(Buffer.from(x.upstream, 'utf8'));
@@ -204,9 +206,12 @@ export function decodeRecord(payload: Buffer): StateRecord {
       out = r.bool('inSnapshot') ? { type: 'stamped', id, stamp, inSnapshot: true } : { type: 'stamped', id, stamp };
       break;
     }
-    case TYPE.finished:
-      out = { type: 'finished', id: r.int32('id'), result: readResult(r), at: r.float64('at') };
+    case TYPE.finished: {
+      const f: Extract<StateRecord, { type: 'finished' }> = { type: 'finished', id: r.int32('id'), result: readResult(r), at: r.float64('at') };
+      if (r.remaining() > 0 && r.bool('unknown')) f.unknown = true;
+      out = f;
       break;
+    }
     case TYPE.upstream:
       out = { type: 'upstream', upstream: r.bytes('upstream').toString('utf8') };
       break;
@@ -250,8 +255,8 @@ export interface RestoredState {
   /** The unfinished batches' bytes and request data, by id. */
   batches: Map<number, AcceptedBatch>;
   /**
-   * Finished originals: from dedup records, and from finished batches that had a dedup key, in
-   * file order (a later entry for the same key replaces an earlier one in DedupCache.restore).
+   * Finished originals a copy may match (successes and tombstones of unknown outcomes): from dedup
+   * records, and from finished batches that had a dedup key, in file order (a key may hold several).
    */
   dedup: Array<DedupSnapshotEntry<StoredResult>>;
   brokers: BrokerPort[];
@@ -275,7 +280,7 @@ export function replay(records: Iterable<StateRecord>, dedupWindowMs: number): R
   // Insertion order = acceptance order = per-partition FIFO.
   const open = new Map<number, { batch: AcceptedBatch; stamp: Stamp | null; restamped: boolean }>();
   // No map by key here: converting 100k fingerprints to map keys twice (here and in the cache)
-  // showed in the restart time; DedupCache.restore keeps the last entry of a key.
+  // showed in the restart time; DedupCache.restore keeps every entry of a key (separate originals).
   const dedup: Array<DedupSnapshotEntry<StoredResult>> = [];
   let brokers: BrokerPort[] = [];
   let upstream: string | null = null;
@@ -330,7 +335,8 @@ export function replay(records: Iterable<StateRecord>, dedupWindowMs: number): R
         open.delete(r.id);
         // A sent batch that failed leaves a hole in its epoch: the next batch needs a new one.
         if (r.result.errorCode !== 0 && b.stamp && sameProducer(b.stamp)) bumpPending ??= 'sequence_hole';
-        if (r.result.errorCode === 0 && b.batch.dedupKey) dedup.push({ key: b.batch.dedupKey, result: r.result, expiresAt: r.at + dedupWindowMs });
+        // Kept for its copies: a success, or the tombstone of an unknown outcome (answers them retriable).
+        if ((r.result.errorCode === 0 || r.unknown) && b.batch.dedupKey) dedup.push({ key: b.batch.dedupKey, result: r.result, expiresAt: r.at + dedupWindowMs });
         break;
       }
       case 'brokers':
