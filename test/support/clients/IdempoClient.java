@@ -69,6 +69,10 @@ public final class IdempoClient {
     Integer partition = a.has("partition") ? Integer.valueOf(a.get("partition")) : null;
     boolean json = "json".equals(a.get("value-format", "text"));
     int valueSize = (int) a.longv("value-size", 0);
+    // --timestamp: every record carries this application-set time; --repeat: each record is sent
+    // that many times in a row (separate send() calls of the same record).
+    Long timestamp = a.has("timestamp") ? Long.valueOf(a.get("timestamp")) : null;
+    long repeat = a.longv("repeat", 1);
     // The values of failed records too (fault tests tell "failed" from "acknowledged but lost").
     boolean reportFailed = "true".equals(a.get("report-failed", "false"));
     List<String> failedValues = new ArrayList<>();
@@ -94,8 +98,9 @@ public final class IdempoClient {
           String value = json ? "{\"topic\":" + q(topic) + ",\"seq\":" + seq + "}" : topic + ":" + seq;
           if (value.length() < valueSize) value = value + ".".repeat(valueSize - value.length());
           final String sentValue = value;
+          for (long r = 0; r < repeat; r++) {
           try {
-            producer.send(new ProducerRecord<>(topic, partition, key, value), (md, e) -> {
+            producer.send(new ProducerRecord<>(topic, partition, timestamp, key, value), (md, e) -> {
               synchronized (errors) {
                 if (e == null) {
                   acked.incrementAndGet();
@@ -116,6 +121,7 @@ public final class IdempoClient {
             // send() itself throws once the producer is in a fatal state (fenced, auth, ...).
             fatal = unwrap(e).getClass().getSimpleName() + ": " + unwrap(e).getMessage();
             break outer;
+          }
           }
           if (delay > 0) Thread.sleep(delay);
         }

@@ -123,6 +123,10 @@ export interface JavaProducerOptions {
   reportFailed?: boolean;
   /** Pause between sends (slow producers for failover tests). */
   delayMs?: number;
+  /** Every record carries this timestamp (set by the application). */
+  timestamp?: number;
+  /** Each record is sent this many times in a row (separate send() calls). */
+  repeat?: number;
   /** Producer configs, e.g. { acks: 'all', 'enable.idempotence': false }. */
   props?: Record<string, string | number | boolean>;
   timeoutMs?: number;
@@ -155,6 +159,8 @@ export async function runJavaProducer(o: JavaProducerOptions): Promise<JavaProdu
   if (o.delayMs) args.push('--delay-ms', String(o.delayMs));
   if (o.valueSize) args.push('--value-size', String(o.valueSize));
   if (o.reportFailed) args.push('--report-failed', 'true');
+  if (o.timestamp !== undefined) args.push('--timestamp', String(o.timestamp));
+  if (o.repeat !== undefined) args.push('--repeat', String(o.repeat));
   args.push(...propsArgs(o.props));
   const r = await runIdempoClient(args, o.timeoutMs ?? 120_000);
   const s = lastJson<Omit<JavaProducerResult, 'exitCode' | 'stderr'>>(r, 'java producer');

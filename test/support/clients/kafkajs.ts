@@ -52,7 +52,8 @@ export async function kafkajsTopicMetadata(bootstrap: string, topic: string): Pr
 export interface KafkajsProduceOptions {
   bootstrap: string;
   topic: string;
-  messages: { key?: string | null; value: string | Buffer | null; partition?: number; headers?: IHeaders }[];
+  /** `timestamp`: set by the application (ms since the epoch, as a string, kafkajs's type). */
+  messages: { key?: string | null; value: string | Buffer | null; partition?: number; headers?: IHeaders; timestamp?: string }[];
   /** kafkajs is non-idempotent unless asked (then acks must be -1 and one request in flight). */
   idempotent?: boolean;
   acks?: -1 | 0 | 1;

@@ -1,5 +1,6 @@
 // kcat (librdkafka's CLI) helpers: the C client many non-JVM producers use.
 // Each call runs one kcat process with a hard timeout (SIGKILL) and waits for it to exit.
+import { existsSync } from 'node:fs';
 import { runProcess } from './run.js';
 import type { ConsumedRecord } from './java.js';
 
@@ -16,6 +17,20 @@ export interface KcatProduceOptions {
   /** librdkafka configs; enable.idempotence=false and acks=all unless overridden. */
   props?: Props;
   timeoutMs?: number;
+  /**
+   * Runs kcat with its wall clock stopped at this time ("YYYY-MM-DD hh:mm:ss", libfaketime):
+   * every message gets the same timestamp, as when an application sets it (kcat cannot).
+   */
+  frozenClock?: string;
+}
+
+const FAKETIME_LIBS = ['/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1', '/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1', '/usr/lib/faketime/libfaketime.so.1'];
+
+/** The environment that stops a child's wall clock (timers keep the monotonic clock). */
+function frozenClockEnv(at: string): NodeJS.ProcessEnv {
+  const lib = FAKETIME_LIBS.find((p) => existsSync(p));
+  if (!lib) throw new Error('libfaketime not found: run scripts/tools/install-debian.sh (Debian package faketime)');
+  return { ...process.env, LD_PRELOAD: lib, FAKETIME: at, FAKETIME_DONT_FAKE_MONOTONIC: '1', FAKETIME_NO_CACHE: '1' };
 }
 
 export interface KcatProduceResult {
@@ -30,7 +45,8 @@ export async function kcatProduce(o: KcatProduceOptions): Promise<KcatProduceRes
   if (o.partition !== undefined) args.push('-p', String(o.partition));
   if (o.keyDelimiter) args.push('-K', o.keyDelimiter);
   args.push(...xArgs({ 'enable.idempotence': false, acks: 'all', ...o.props }));
-  const r = await runProcess('kcat', args, { input: o.lines.join('\n') + '\n', timeoutMs: o.timeoutMs ?? 60_000 });
+  const env = o.frozenClock === undefined ? undefined : frozenClockEnv(o.frozenClock);
+  const r = await runProcess('kcat', args, { input: o.lines.join('\n') + '\n', timeoutMs: o.timeoutMs ?? 60_000, env });
   if (r.timedOut) throw new Error(`kcat -P timed out: ${r.stderr.slice(-2000)}`);
   const deliveryFailures = (r.stderr.match(/Delivery failed/g) ?? []).length;
   return { exitCode: r.code, deliveryFailures, stderr: r.stderr };
