@@ -17,7 +17,8 @@ COPY sidecar sidecar
 COPY operator operator
 COPY scripts/gen-crds.ts scripts/gen-crds.ts
 COPY scripts/images scripts/images
-RUN npx tsc -p tsconfig.json && npm prune --omit=dev --no-audit --no-fund && \
+COPY scripts/bundle-sidecar.ts scripts/bundle-sidecar.ts
+RUN npx tsc -p tsconfig.json && node dist/scripts/bundle-sidecar.js && npm prune --omit=dev --no-audit --no-fund && \
     node dist/scripts/images/stage.js sidecar /out/sidecar && \
     node dist/scripts/images/stage.js operator /out/operator
 

@@ -16,6 +16,7 @@ deps: node_modules/.installed
 
 build: deps
 	npx tsc -p tsconfig.json
+	node dist/scripts/bundle-sidecar.js
 
 # Real parts the tests need: a Kafka broker (Maven Central), kcat and Prometheus (Debian),
 # kube-apiserver + etcd and helm (built from the Go module proxy). Each is cached in $(IDEMPO_CACHE).

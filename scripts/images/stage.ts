@@ -8,7 +8,7 @@
 //   node dist/scripts/images/stage.js sidecar|operator OUT-DIR
 import { execFileSync } from 'node:child_process';
 import { builtinModules } from 'node:module';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { APP_DIR, EXCLUDE, IMAGE_USER, IMAGES, NODE_PATH, type ImageKey, type ImageSpec } from './spec.js';
@@ -53,7 +53,10 @@ function walk(dir: string, rel = ''): string[] {
 function copy(src: string, dst: string): void {
   mkdirSync(path.dirname(dst), { recursive: true });
   copyFileSync(realpathSync(src), dst);
-  chmodSync(dst, (statSync(src).mode & 0o755) | 0o444);
+  const st = statSync(src);
+  chmodSync(dst, (st.mode & 0o755) | 0o444);
+  // Modification times kept: the sidecar's main.js runs bundle.cjs only when it is the newest build.
+  utimesSync(dst, st.atime, st.mtime);
 }
 
 /** Package names a compiled ES module imports (static, dynamic with a literal, require). */

@@ -1,0 +1,40 @@
+// dist/sidecar/main.js runs make build's one-file bundle (bundle.cjs) only when it is at least
+// as new as the compiled modules: after a plain tsc build (every module rewritten) the
+// modules run, so a stale bundle never runs code older than the tree.
+import { copyFileSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { repoRoot } from '../support/clients/java.js';
+
+const dir = mkdtempSync(path.join(os.tmpdir(), 'idempo-bundle-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+copyFileSync(path.join(repoRoot, 'dist/sidecar/main.js'), path.join(dir, 'main.js'));
+writeFileSync(path.join(dir, 'package.json'), '{"type":"module"}');
+writeFileSync(path.join(dir, 'sidecar.js'), "console.log('modules');");
+const run = (): string => execFileSync(process.execPath, [path.join(dir, 'main.js')], { encoding: 'utf8', env: { ...process.env, IDEMPO_COMPILE_CACHE: path.join(dir, 'cache') } }).trim();
+const age = (file: string, seconds: number): void => {
+  const t = new Date(Date.now() - seconds * 1000);
+  utimesSync(path.join(dir, file), t, t);
+};
+
+describe('sidecar entry point', () => {
+  it('runs the modules when there is no bundle', () => {
+    expect(run()).toBe('modules');
+  });
+
+  it('runs the bundle when it is the newest build', () => {
+    writeFileSync(path.join(dir, 'bundle.cjs'), "console.log('bundle');");
+    age('sidecar.js', 60);
+    age('bundle.cjs', 10);
+    expect(run()).toBe('bundle');
+  });
+
+  it('runs the modules when they were compiled after the bundle', () => {
+    age('bundle.cjs', 60);
+    age('sidecar.js', 10);
+    expect(run()).toBe('modules');
+  });
+});
