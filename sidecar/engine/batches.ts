@@ -40,9 +40,10 @@ export const FIRST_V2_PRODUCE = 3;
 
 /**
  * Splits a request into its partitions, each checked as a broker would (part-check.ts); topic
- * names for v13 (topic ids) come from metadata. Nothing is copied.
+ * names for v13 (topic ids) come from metadata. Nothing is copied. `verifyCrc` false: observe
+ * mode leaves the CRC to the broker (see checkPart).
  */
-export function partsOf(req: ProduceRequest, version: number, cluster: ClusterView): PartBatch[] {
+export function partsOf(req: ProduceRequest, version: number, cluster: ClusterView, verifyCrc = true): PartBatch[] {
   const out: PartBatch[] = [];
   const seen = new Set<string>();
   for (let t = 0; t < req.topicData.length; t++) {
@@ -59,7 +60,7 @@ export function partsOf(req: ProduceRequest, version: number, cluster: ClusterVi
       let invalid: PartBatch['invalid'];
       if (nameProblem) invalid = { errorCode: ErrorCode.INVALID_TOPIC_EXCEPTION, message: nameProblem };
       else if (version >= FIRST_V2_PRODUCE) {
-        const c = checkPart(pd.records, version);
+        const c = checkPart(pd.records, version, verifyCrc);
         if (c.ok) header = c.header;
         else invalid = { errorCode: c.errorCode, message: c.message };
       }
@@ -98,11 +99,21 @@ export function buildResponse(req: ProduceRequest, results: ReadonlyMap<string, 
   };
 }
 
+type RawPartitionResult = ProduceResponse['responses'][number]['partitionResponses'][number];
+
 /** Finds a partition's answer in a broker response by position of the same request. */
-export function resultsByPosition(req: ProduceRequest, resp: ProduceResponse): Map<string, PartResult & { raw: ProduceResponse['responses'][number]['partitionResponses'][number] }> {
-  const out = new Map<string, PartResult & { raw: ProduceResponse['responses'][number]['partitionResponses'][number] }>();
-  // Brokers answer topics/partitions in request order, but match by name/id + index to be safe.
-  const index = new Map<string, ProduceResponse['responses'][number]['partitionResponses'][number]>();
+export function resultsByPosition(req: ProduceRequest, resp: ProduceResponse): Map<string, PartResult & { raw: RawPartitionResult }> {
+  const out = new Map<string, PartResult & { raw: RawPartitionResult }>();
+  const found = (t: number, p: number, pr: RawPartitionResult): void => {
+    out.set(`${t}/${p}`, { errorCode: pr.errorCode, baseOffset: pr.baseOffset, logAppendTimeMs: pr.logAppendTimeMs, errorMessage: pr.errorMessage, raw: pr });
+  };
+  // Brokers answer topics and partitions in request order: checked in place first (no index to
+  // build, no topic id turned into hex per answer), matched by name/id + index otherwise.
+  if (inRequestOrder(req, resp)) {
+    req.topicData.forEach((td, t) => td.partitionData.forEach((_, p) => found(t, p, resp.responses[t].partitionResponses[p])));
+    return out;
+  }
+  const index = new Map<string, RawPartitionResult>();
   for (const tr of resp.responses) {
     const tk = tr.name !== '' ? tr.name : tr.topicId.toString('hex');
     for (const pr of tr.partitionResponses) index.set(`${tk}\u0000${pr.index}`, pr);
@@ -111,10 +122,22 @@ export function resultsByPosition(req: ProduceRequest, resp: ProduceResponse): M
     const tk = td.name !== '' ? td.name : td.topicId.toString('hex');
     td.partitionData.forEach((pd, p) => {
       const pr = index.get(`${tk}\u0000${pd.index}`);
-      if (pr) out.set(`${t}/${p}`, { errorCode: pr.errorCode, baseOffset: pr.baseOffset, logAppendTimeMs: pr.logAppendTimeMs, errorMessage: pr.errorMessage, raw: pr });
+      if (pr) found(t, p, pr);
     });
   });
   return out;
+}
+
+/** Whether the answer names the request's topics and partitions at the same positions. */
+function inRequestOrder(req: ProduceRequest, resp: ProduceResponse): boolean {
+  if (resp.responses.length !== req.topicData.length) return false;
+  for (let t = 0; t < req.topicData.length; t++) {
+    const td = req.topicData[t];
+    const tr = resp.responses[t];
+    if (tr.name !== td.name || !tr.topicId.equals(td.topicId) || tr.partitionResponses.length !== td.partitionData.length) return false;
+    for (let p = 0; p < td.partitionData.length; p++) if (tr.partitionResponses[p].index !== td.partitionData[p].index) return false;
+  }
+  return true;
 }
 
 /** Keeps only the listed partitions of a request (for forwarding what the sidecar did not answer). */

@@ -19,6 +19,7 @@ import { RateLimitedLog } from './rate-limited-log.js';
 import { Upgrader } from './upgrader.js';
 import { RetryIndex, keptForCopies, type RetryEntry } from './retry-index.js';
 import { Validator } from './validator.js';
+import { COPY_ENTRY_BYTES, ObservedCopies } from './observe-copies.js';
 import type { OpenResult } from '../state/store.js';
 import { snapshotRecords, type BrokerPort } from '../state/records.js';
 
@@ -186,9 +187,9 @@ export class Engine {
     const req = call.request;
     // Transactional traffic is the broker's (KAFKA-NOTES rule 6).
     if (req.transactionalId !== null) return { kind: 'forward' };
-    const parts = partsOf(req, call.version, this.deps.ctx.cluster);
-    if (parts.some((b) => b.header?.isTransactional)) return { kind: 'forward' };
     const mode = this.live.mode;
+    const parts = partsOf(req, call.version, this.deps.ctx.cluster, mode !== 'observe');
+    if (parts.some((b) => b.header?.isTransactional)) return { kind: 'forward' };
     const now = Date.now();
     const plan = new Plan(call);
     if (parts.some((b) => b.topicUnknown)) this.learnTopicIds(call);
@@ -495,9 +496,23 @@ export class Engine {
   private readonly limitLog = new RateLimitedLog(10_000);
   private readonly tombstoneLog = new RateLimitedLog(10_000);
 
+  /** observe, strategy `exact`: copies recognised from batch headers (observe-copies.ts); reset with the dedup settings. */
+  private observed?: ObservedCopies;
+
   /** observe: app-level copies are counted, never acted on. */
   private observeCopies(parts: PartBatch[], now: number): void {
     if (!this.dedup) return;
+    if (this.live.dedup.strategy === 'exact') {
+      const d = this.live.dedup;
+      this.observed ??= new ObservedCopies(d.windowMs, Math.max(1, Math.min(d.maxEntries, Math.floor(this.deps.config.limits.maxDedupBytes / COPY_ENTRY_BYTES))));
+      for (const b of parts) {
+        if (!b.header || !b.records || b.header.producerId >= 0n) continue;
+        if (!this.observed.isCopy(b.topic, b.partition, b.records, now)) continue;
+        this.deps.metrics.duplicatesRejected.inc({ topic: b.topic });
+        this.summary.duplicates++;
+      }
+      return;
+    }
     for (const b of parts) {
       if (!b.header || b.header.producerId >= 0n) continue;
       const key = this.dedupKey(b, true);
@@ -545,6 +560,7 @@ export class Engine {
     const settings = JSON.stringify(c.dedup);
     if (settings === this.dedupSettings) return;
     this.dedupSettings = settings;
+    this.observed = undefined;
     const previous = this.dedup;
     this.dedup = c.dedup.strategy === 'off' ? undefined : new DedupCache<PartResult>({
             windowMs: c.dedup.windowMs,
@@ -585,6 +601,7 @@ export class Engine {
     const now = Date.now();
     this.table.sweep(now);
     this.dedup?.sweep(now);
+    this.observed?.sweep(now);
     this.retries.sweep(now);
     this.deps.metrics.producerSessions.set(this.table.sessionCount + (this.upgrader?.producer ? 1 : 0));
     // Batches forwarded for idempotent clients plus the sidecar's own upgrade-mode sends.

@@ -13,7 +13,7 @@
 // - Topic names: a name Kafka can never have (empty, over 249 chars, other than [a-zA-Z0-9._-])
 //   → INVALID_TOPIC_EXCEPTION (Topic.validate).
 import { ErrorCode } from '../codec/errors.js';
-import { Attr, BATCH_HEADER_SIZE, BatchOffset, LOG_OVERHEAD, readBatchHeader, verifyCrc, type BatchHeader } from '../codec/record-batch.js';
+import { Attr, BATCH_HEADER_SIZE, BatchOffset, LOG_OVERHEAD, readBatchHeader, verifyCrc as crcMatches, type BatchHeader } from '../codec/record-batch.js';
 
 export type PartCheck = { ok: true; header: BatchHeader } | { ok: false; errorCode: number; message: string };
 
@@ -24,8 +24,13 @@ const ZSTD_MIN_VERSION = 7;
 
 const bad = (errorCode: number, message: string): PartCheck => ({ ok: false, errorCode, message });
 
-/** Checks one partition's records of a Produce request v3+ (for v0–2, message sets, see the engine). */
-export function checkPart(records: Buffer | null, version: number): PartCheck {
+/**
+ * Checks one partition's records of a Produce request v3+ (for v0–2, message sets, see the engine).
+ * `verifyCrc` false skips the one check that reads every byte: observe mode forwards every batch
+ * untouched and the broker checks the CRC itself (a damaged batch is answered CORRUPT_MESSAGE and
+ * drops out of the session table like any failed batch).
+ */
+export function checkPart(records: Buffer | null, version: number, verifyCrc = true): PartCheck {
   if (!records || records.length < LOG_OVERHEAD) return bad(ErrorCode.INVALID_RECORD, 'no record batch');
   const batchLength = records.readInt32BE(BatchOffset.batchLength);
   if (batchLength < BatchOffset.magic + 1 - LOG_OVERHEAD) return bad(ErrorCode.CORRUPT_MESSAGE, `record batch length ${batchLength} is below the minimum`);
@@ -34,7 +39,7 @@ export function checkPart(records: Buffer | null, version: number): PartCheck {
   if (magic !== 2) return magicError(magic);
   if (batchLength + LOG_OVERHEAD < BATCH_HEADER_SIZE) return bad(ErrorCode.CORRUPT_MESSAGE, `record batch of ${batchLength + LOG_OVERHEAD} bytes is shorter than its header`);
   if (records.length !== batchLength + LOG_OVERHEAD) return bad(ErrorCode.INVALID_RECORD, 'Produce v3+ carries exactly one record batch per partition');
-  if (!verifyCrc(records)) return bad(ErrorCode.CORRUPT_MESSAGE, 'record batch CRC mismatch');
+  if (verifyCrc && !crcMatches(records)) return bad(ErrorCode.CORRUPT_MESSAGE, 'record batch CRC mismatch');
   const h = readBatchHeader(records, 0);
   if (h.compression > 4) return bad(ErrorCode.CORRUPT_MESSAGE, `unknown compression codec ${h.compression}`);
   if (h.compression === 4 && version < ZSTD_MIN_VERSION) return bad(ErrorCode.UNSUPPORTED_COMPRESSION_TYPE, `zstd needs Produce v${ZSTD_MIN_VERSION}+`);

@@ -11,15 +11,49 @@ export const UNKNOWN_TOPIC_LABEL = '_unknown';
  * A counter with a `topic` label whose values stay bounded: a name clients send before any
  * broker has vouched for it (a typo, a made-up name, an id not learned yet) is counted under
  * UNKNOWN_TOPIC_LABEL, so requests cannot grow the label set.
+ *
+ * Counted per batch on the produce path, so increments go to plain numbers, keyed by the raw
+ * label values, and are folded into prom-client when it collects (a scrape, or a test's
+ * get()): prom-client hashes the label object on every inc, which showed in observe profiles.
+ * The topic label is resolved at inc, so the pending keys stay within the bounded label set.
  */
 export class TopicCounter<L extends string> {
+  /** Increments since the last collect: topic label → other label's value ('' without one) → count. */
+  private pending = new Map<string, Map<string, number>>();
+
   constructor(
     readonly counter: Counter<L>,
     private readonly label: (topic: string) => string,
-  ) {}
+    /** The label other than `topic`, when there is one (produce_batches: outcome). */
+    private readonly other?: Exclude<L, 'topic'>,
+  ) {
+    const fold = (): void => this.fold();
+    // prom-client calls a metric's collect() before reading its values.
+    (counter as unknown as { collect?: () => void }).collect = fold;
+  }
 
-  inc(labels: Partial<Record<L, string>> & { topic: string }, value?: number): void {
-    this.counter.inc({ ...labels, topic: this.label(labels.topic) } as Partial<Record<L, string | number>>, value);
+  inc(labels: Partial<Record<L, string>> & { topic: string }, value = 1): void {
+    const topic = this.label(labels.topic);
+    let byOther = this.pending.get(topic);
+    if (byOther === undefined) {
+      byOther = new Map();
+      this.pending.set(topic, byOther);
+    }
+    const o = this.other === undefined ? '' : ((labels as Partial<Record<string, string>>)[this.other] ?? '');
+    byOther.set(o, (byOther.get(o) ?? 0) + value);
+  }
+
+  private fold(): void {
+    if (this.pending.size === 0) return;
+    const pending = this.pending;
+    this.pending = new Map();
+    for (const [topic, byOther] of pending) {
+      for (const [o, n] of byOther) {
+        const labels: Record<string, string> = { topic };
+        if (this.other !== undefined) labels[this.other] = o;
+        this.counter.inc(labels as Partial<Record<L, string | number>>, n);
+      }
+    }
   }
 }
 
@@ -79,6 +113,7 @@ export class SidecarMetrics {
       registers: [this.registry],
     }),
     (t) => this.topicLabel(t),
+    'outcome',
   );
   readonly upgradedBatches = new TopicCounter(
     new Counter({
@@ -197,6 +232,7 @@ export class SidecarMetrics {
   readonly bufferedBytes = new BufferedBytesGauge(this.registry);
 
   constructor() {
+    (this.requests as unknown as { collect?: () => void }).collect = () => this.foldRequestCounts();
     registerProcessMetrics(this.registry);
   }
 
@@ -204,17 +240,30 @@ export class SidecarMetrics {
 
   /**
    * Per-request metrics by API. The labelled children are looked up once per API key: on the
-   * hot path, prom-client's label hashing per call showed up in profiles.
+   * hot path, prom-client's label hashing per call showed up in profiles. Request counts are
+   * plain numbers folded into idempo_requests_total when it is collected (as TopicCounter does).
    */
   forApi(apiKey: number, name: string): { count: { inc(): void }; latency: { observe(v: number): void } } {
     let m = this.perApi.get(apiKey);
     if (!m) {
       // API keys Kafka does not define share one label value: clients cannot grow the label set.
       const label = name.startsWith('Unknown(') ? 'unknown' : name;
-      m = { count: this.requests.labels(label), latency: this.requestLatency.labels(label) };
+      const count = { pending: 0, inc(): void { this.pending++; } };
+      this.requestCounts.push({ label, count });
+      m = { count, latency: this.requestLatency.labels(label) };
       this.perApi.set(apiKey, m);
     }
     return m;
+  }
+
+  private readonly requestCounts: { label: string; count: { pending: number } }[] = [];
+
+  private foldRequestCounts(): void {
+    for (const { label, count } of this.requestCounts) {
+      if (count.pending === 0) continue;
+      this.requests.inc({ api: label }, count.pending);
+      count.pending = 0;
+    }
   }
 }
 

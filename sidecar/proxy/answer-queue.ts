@@ -11,7 +11,8 @@ export interface Slot {
   readonly correlationId: number;
   readonly apiKey: number;
   readonly apiVersion: number;
-  readonly start: bigint;
+  /** performance.now() when the request came (a double: no BigInt per request). */
+  readonly start: number;
   /** Answer payload (no size prefix) once known; undefined with done = nothing to write. */
   out?: Buffer;
   done: boolean;
@@ -59,7 +60,7 @@ export class AnswerQueue {
   }
 
   reserve(correlationId: number, apiKey: number, apiVersion: number, silent = false): Slot {
-    const slot: Slot = { correlationId, apiKey, apiVersion, start: process.hrtime.bigint(), done: false, silent, held: 0 };
+    const slot: Slot = { correlationId, apiKey, apiVersion, start: performance.now(), done: false, silent, held: 0 };
     this.slots.push(slot);
     if (this.slots.length >= this.maxPending) this.events.pressure(true);
     return slot;
@@ -119,10 +120,12 @@ export class AnswerQueue {
   private flush(): void {
     if (this.stopped) return;
     let wrote = false;
+    let now = 0;
     while (this.slots.length > 0 && this.slots[0].done) {
       const slot = this.slots.shift()!;
       if (slot.held > 0) this.events.release(slot.held);
-      const seconds = Number(process.hrtime.bigint() - slot.start) / 1e9;
+      if (now === 0) now = performance.now();
+      const seconds = (now - slot.start) / 1e3;
       this.metrics.forApi(slot.apiKey, apiName(slot.apiKey)).latency.observe(seconds);
       if (slot.apiKey === ApiKey.Produce) this.metrics.produceLatency.observe(seconds);
       if (slot.silent || !slot.out) continue;

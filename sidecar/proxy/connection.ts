@@ -15,7 +15,7 @@ import { decodeProduceRequest } from '../codec/generated/produce-request.js';
 import type { ProduceResponse } from '../codec/generated/produce-response.js';
 import { SUPPORTED_VERSIONS } from '../codec/supported.js';
 import type { SidecarMetrics } from '../metrics/metrics.js';
-import { FrameError, FrameReader, type FrameDecision } from './frames.js';
+import { FrameError, FrameReader, framed, type FrameDecision } from './frames.js';
 import { ByteBudget } from './byte-budget.js';
 import { parseRequestHeader, peekRequest, type RequestHeader } from './headers.js';
 import type { OnProduceResponse, OnWritten, ProduceHook } from './produce-hook.js';
@@ -115,6 +115,8 @@ export class ClientConnection {
     this.answers = new AnswerQueue(deps.metrics, MAX_PENDING_SLOTS, {
       write: (payload, raw) => {
         if (raw) return this.client.write(payload);
+        const whole = framed(payload); // a broker answer passed on as read: one write
+        if (whole) return this.client.write(whole);
         const prefix = Buffer.allocUnsafe(4);
         prefix.writeInt32BE(payload.length, 0);
         this.client.write(prefix);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { FrameError, FrameReader, FrameSplitter, PEEK_BYTES, frame } from './frames.js';
+import { FrameError, FrameReader, FrameSplitter, PEEK_BYTES, frame, framed } from './frames.js';
 
 describe('FrameSplitter', () => {
   it('returns whole frames from one chunk as views', () => {
@@ -28,6 +28,8 @@ describe('FrameSplitter', () => {
             got.push(...s.push(stream.subarray(off, off + n)));
             off += n;
           }
+          // Every whole frame, from a chunk or reassembled, carries its prefix in front: one write.
+          expect(Buffer.concat(got.map((g) => framed(g)!)).equals(stream)).toBe(true);
           expect(got.map((g) => Buffer.from(g).toString('hex'))).toEqual(payloads.map((p) => Buffer.from(p).toString('hex')));
           expect(s.pendingBytes).toBe(0);
         },
@@ -137,5 +139,16 @@ describe('FrameReader', () => {
     reader.push(b);
     expect(Buffer.concat(pieces).equals(payload)).toBe(true);
     expect(pieces[pieces.length - 1].buffer).toBe(b.buffer);
+  });
+});
+
+describe('framed', () => {
+  it('is the prefix and payload as one view when the prefix is in front, else undefined', () => {
+    const f = frame(Buffer.from('abcdef'));
+    const v = framed(f.subarray(4))!;
+    expect(v.equals(f)).toBe(true);
+    expect(v.buffer).toBe(f.buffer); // a view, no copy
+    expect(framed(Buffer.alloc(6, 'a'))).toBeUndefined(); // nothing in front
+    expect(framed(Buffer.concat([Buffer.from([0, 0, 0, 9]), Buffer.from('abcdef')]).subarray(4))).toBeUndefined();
   });
 });

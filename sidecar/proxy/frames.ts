@@ -158,13 +158,15 @@ export class FrameReader {
         return frameStart + 4 + size;
       }
       if (peeked === size) {
-        const payload = Buffer.from(this.head.subarray(4, this.headLen));
+        const payload = Buffer.from(this.head.subarray(0, this.headLen)).subarray(4);
         this.reset();
         this.handler.frame(payload);
         return off;
       }
-      this.whole = Buffer.allocUnsafe(size);
-      this.head.copy(this.whole, 0, 4, this.headLen);
+      // The size prefix goes in front, as in a chunk: see framed().
+      const buf = Buffer.allocUnsafe(4 + size);
+      this.head.copy(buf, 0, 0, this.headLen);
+      this.whole = buf.subarray(4);
     }
     const first = decision === 'stream' ? (frameStart >= 0 ? chunk.subarray(frameStart + 4, off) : Buffer.from(this.head.subarray(4, this.headLen))) : undefined;
     this.mode = decision;
@@ -243,6 +245,20 @@ export class FrameSplitter {
     this.reader.push(chunk);
     return this.out;
   }
+}
+
+/**
+ * The frame (size prefix + payload) as one buffer without a copy, when the 4 bytes before the
+ * payload in its memory already hold its size: always so for payloads FrameReader delivered whole
+ * (from a chunk, or its own buffer, which it fills the same way). Writing the frame is then one
+ * socket write instead of two. Undefined otherwise (the caller writes a prefix of its own).
+ * Checking the bytes, not trusting the caller, keeps it right for any buffer: bytes that equal the
+ * size are the prefix.
+ */
+export function framed(payload: Buffer): Buffer | undefined {
+  if (payload.byteOffset < 4) return undefined;
+  const view = Buffer.from(payload.buffer, payload.byteOffset - 4, payload.length + 4);
+  return view.readInt32BE(0) === payload.length ? view : undefined;
 }
 
 /** Prepends the size prefix. */

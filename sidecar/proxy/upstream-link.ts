@@ -7,7 +7,7 @@ import type net from 'node:net';
 import type { Logger } from '../log/log.js';
 import { backoffDelay, sleep } from '../../api/backoff.js';
 import type { SidecarMetrics } from '../metrics/metrics.js';
-import { FrameReader, type FrameDecision } from './frames.js';
+import { FrameReader, framed, type FrameDecision } from './frames.js';
 import { ReadGate } from './flow-control.js';
 import { connectUpstream, type TlsMaterial } from './upstream-socket.js';
 
@@ -75,8 +75,8 @@ export class UpstreamLink {
   private readonly inflight: Outstanding[] = [];
   /** When each bounded outstanding request must have been answered (ms since epoch). */
   private readonly deadlines = new WeakMap<Outstanding, number>();
-  /** The watch timer of each bounded outstanding request (cleared with its answer: it holds the request). */
-  private readonly watches = new Map<Outstanding, NodeJS.Timeout>();
+  /** One timer for the whole connection, at the oldest request's deadline (see watch). */
+  private watchTimer?: NodeJS.Timeout;
   /** Requests whose answers were skipped by the broker's next answer (lost on the way). */
   private skipped: Outstanding[] = [];
   /** Connections lost in a row without an answer in between. */
@@ -179,15 +179,21 @@ export class UpstreamLink {
       if (req.answerWithinMs !== undefined && prevDeadline !== undefined) {
         const deadline = Math.max(Date.now(), prevDeadline) + req.answerWithinMs;
         this.deadlines.set(req, deadline);
-        this.watch(up, req, deadline - Date.now());
+        if (this.watchTimer === undefined) this.watch(up, deadline - Date.now());
       }
     }
-    const prefix = Buffer.allocUnsafe(4);
-    prefix.writeInt32BE(frame.length, 0);
-    up.cork();
-    up.write(prefix);
-    const ok = up.write(frame);
-    up.uncork();
+    // A client's frame forwarded as read carries its own prefix: one write (frames.ts framed).
+    const whole = framed(frame);
+    let ok: boolean;
+    if (whole) ok = up.write(whole);
+    else {
+      const prefix = Buffer.allocUnsafe(4);
+      prefix.writeInt32BE(frame.length, 0);
+      up.cork();
+      up.write(prefix);
+      ok = up.write(frame);
+      up.uncork();
+    }
     if (!ok) this.events.full();
   }
 
@@ -195,30 +201,32 @@ export class UpstreamLink {
    * A broker answers every request; an answer that does not come in time was lost on the way
    * (or the connection is dead without saying so): the connection is treated as failed, and
    * its requests are settled like those of any lost connection (re-sent when safe).
+   *
+   * One timer per connection, not one per request (a timer set and cleared per request showed
+   * in profiles): bounded requests are a prefix of `inflight` with deadlines in order (write()
+   * chains them), so the oldest one's deadline comes first. The timer is not moved when an
+   * answer comes; when it fires it checks the oldest request then, and sets itself again for
+   * that one's deadline if it is not due.
    */
-  private watch(socket: net.Socket, req: Outstanding, ms: number): void {
-    const t = setTimeout(() => {
-      this.watches.delete(req);
-      if (this.closed || this.socket !== socket || !this.inflight.includes(req)) return;
+  private watch(socket: net.Socket, ms: number): void {
+    this.watchTimer = setTimeout(() => {
+      this.watchTimer = undefined;
+      if (this.closed || this.socket !== socket) return;
+      const head = this.inflight[0];
+      const deadline = head === undefined ? undefined : this.deadlines.get(head);
+      if (deadline === undefined) return; // nothing bounded in flight; write() sets the timer again
+      const now = Date.now();
+      if (deadline > now) return this.watch(socket, deadline - now);
       this.opts.metrics.upstreamErrors.inc({ error: 'answer_lost' });
       socket.destroy();
-      this.onLost(`no answer to a ${req.apiKey === 0 ? 'Produce' : `request (api ${req.apiKey})`} within ${ms} ms`);
-    }, ms);
-    t.unref();
-    this.watches.set(req, t);
-  }
-
-  /** A request is answered (or settled otherwise): its watch goes. */
-  private unwatch(req: Outstanding): void {
-    const t = this.watches.get(req);
-    if (t === undefined) return;
-    clearTimeout(t);
-    this.watches.delete(req);
+      this.onLost(`no answer to a ${head.apiKey === 0 ? 'Produce' : `request (api ${head.apiKey})`} by its deadline (${now - deadline} ms ago)`);
+    }, Math.max(1, ms));
+    this.watchTimer.unref();
   }
 
   private unwatchAll(): void {
-    for (const t of this.watches.values()) clearTimeout(t);
-    this.watches.clear();
+    clearTimeout(this.watchTimer);
+    this.watchTimer = undefined;
   }
 
   private async dial(redial = false): Promise<void> {
@@ -321,7 +329,6 @@ export class UpstreamLink {
   private onAnswer(payload: Buffer): void {
     this.lostSinceAnswer = 0;
     const req = this.inflight.shift()!;
-    this.unwatch(req);
     req.answer(payload);
     if (this.settleSkipped()) return;
     if (this.retiring && this.inflight.length === 0) this.close();
@@ -343,7 +350,6 @@ export class UpstreamLink {
     const req = this.inflight[0];
     if (last) {
       this.inflight.shift();
-      this.unwatch(req);
       this.streaming = false;
     }
     req.piece!(bytes, last);
