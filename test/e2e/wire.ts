@@ -31,12 +31,12 @@ export const encodeBatch = (records: Rec[], o: BatchOpts = {}): Buffer =>
 let nextCorr = 1000;
 
 /** A complete Produce frame (size prefix included): the same bytes can be written twice. */
-export function produceFrame(topic: string, partition: number, batch: Buffer, acks = -1): { frame: Buffer; corr: number } {
-  return produceFrameMulti(topic, [[partition, batch]], acks);
+export function produceFrame(topic: string, partition: number, batch: Buffer, acks = -1, timeoutMs = 10_000): { frame: Buffer; corr: number } {
+  return produceFrameMulti(topic, [[partition, batch]], acks, timeoutMs);
 }
 
 /** One topic, several partitions (one batch each) in one request. */
-export function produceFrameMulti(topic: string, parts: Array<[number, Buffer]>, acks = -1): { frame: Buffer; corr: number } {
+export function produceFrameMulti(topic: string, parts: Array<[number, Buffer]>, acks = -1, timeoutMs = 10_000): { frame: Buffer; corr: number } {
   const corr = nextCorr++;
   const w = new Writer(256);
   w.int32(0);
@@ -47,7 +47,7 @@ export function produceFrameMulti(topic: string, parts: Array<[number, Buffer]>,
   if (requestHeaderVersion(ApiKey.Produce, PRODUCE_V) >= 2) w.uvarint(0);
   const req = createProduceRequest();
   req.acks = acks;
-  req.timeoutMs = 10_000;
+  req.timeoutMs = timeoutMs;
   const td = createTopicProduceData();
   td.name = topic;
   for (const [partition, batch] of parts) {

@@ -12,6 +12,8 @@
 //                A direction whose weights enable drop is relayed frame by frame.
 // Decisions depend only on (seed, connection number, direction, byte counts), never on the
 // clock: the same byte streams get the same faults. close() ends every socket and server.
+// One targeted fault for tests that need it at an exact point: `dropNextRequest(match)` swallows
+// the next request frame (any connection) that `match` accepts (relay built with framedUp).
 import net from 'node:net';
 
 export type FaultKind = 'reset' | 'half_write' | 'stall' | 'drop';
@@ -132,6 +134,8 @@ export interface FaultRelayOptions extends Partial<FaultPlanOptions> {
   /** At most this many faults of a kind over the relay's life (e.g. bound the time stalls cost). */
   limits?: Partial<Record<FaultKind, number>>;
   host?: string;
+  /** Relay requests frame by frame (needed by dropNextRequest; changes where seeded faults fall). */
+  framedUp?: boolean;
 }
 
 export interface FaultCounters {
@@ -234,6 +238,19 @@ export class FaultRelay {
     return FAULT_KINDS.reduce((s, k) => s + this.counters.faults[k], 0);
   }
 
+  /** Armed by dropNextRequest: the next request frame it matches is swallowed. */
+  private targeted?: { match: (payload: Buffer) => boolean; done: () => void };
+
+  /**
+   * The next request frame (towards a target, on any connection) for which `match(payload)`
+   * holds — payload = the frame without its size prefix: apiKey at 0 — is swallowed, the
+   * connection kept open; counted as a drop. Resolves once it happened. Needs `framedUp`.
+   */
+  dropNextRequest(match: (payload: Buffer) => boolean): Promise<void> {
+    if (!this.opts.framedUp) throw new Error('dropNextRequest needs a relay built with framedUp');
+    return new Promise((done) => (this.targeted = { match, done }));
+  }
+
   /** Resets every open connection now (not counted as a fault). */
   resetAll(): void {
     for (const p of [...this.pairs]) this.kill(p);
@@ -283,8 +300,15 @@ export class FaultRelay {
   }
 
   private pipe(pair: Pair, from: net.Socket, to: net.Socket, dir: Direction, plan: FaultPlan): void {
-    const forward = (chunk: Buffer): void => {
+    const forward = (chunk: Buffer, whole = false): void => {
       if (pair.halted) return;
+      const t = this.targeted;
+      if (whole && dir === 'up' && t?.match(chunk.subarray(4))) {
+        this.targeted = undefined;
+        this.counters.faults.drop++;
+        t.done();
+        return;
+      }
       const d = this.injecting ? plan.next(chunk.length, (k) => this.allowed(k)) : null;
       if (d) {
         this.counters.faults[d.kind]++;
@@ -308,8 +332,8 @@ export class FaultRelay {
         });
       }
     };
-    if (!plan.framed) {
-      from.on('data', forward);
+    if (!plan.framed && !(dir === 'up' && this.opts.framedUp)) {
+      from.on('data', (chunk: Buffer) => forward(chunk));
       return;
     }
     // Frame by frame (so a drop takes exactly one Kafka frame): hold bytes until a frame is whole.
@@ -318,7 +342,7 @@ export class FaultRelay {
       held = held.length === 0 ? chunk : Buffer.concat([held, chunk]);
       while (held.length >= 4 && held.length >= 4 + held.readInt32BE(0)) {
         const size = 4 + held.readInt32BE(0);
-        forward(held.subarray(0, size));
+        forward(held.subarray(0, size), true);
         held = held.subarray(size);
       }
     });
