@@ -76,6 +76,11 @@ function request(parts: Array<[string, number, Buffer | null]>, acks = -1, topic
 
 const idOf = (topic: string): Buffer => TOPICS.find((t) => t.name === topic)?.id ?? Buffer.alloc(16, 0xee);
 
+function offsetOf(o: ClientOutcome): bigint {
+  if (o.kind !== 'answer') throw new Error(`no answer: ${o.kind}`);
+  return o.response.responses[0].partitionResponses[0].baseOffset;
+}
+
 function codes(o: ClientOutcome): number[] {
   if (o.kind !== 'answer') throw new Error(`no answer: ${o.kind}`);
   return o.response.responses.flatMap((t) => t.partitionResponses.map((p) => p.errorCode));
@@ -197,6 +202,33 @@ describe('memory limits give a retriable error, a metric and a log line', () => 
     expect(await metric(model, 'idempo_limit_reached_total', { limit: 'pending_bytes' })).toBe(1);
     expect(await metric(model, 'idempo_produce_batches_total', { topic: 'orders', outcome: 'failed' })).toBe(1);
     expect(engine.stats().pendingBytes).toBe(0);
+  });
+});
+
+describe('per-partition order across the sidecar\'s own refusals (refusal-gate.ts)', () => {
+  // A client with several requests in flight: A is refused (memory limit), B of the same partition
+  // was already on its way. B must not be written before A's retry, or it lands ahead of it.
+  it('after a retriable refusal of A, a later B of that partition on that connection waits until A is retried', async () => {
+    const { send, model, engine } = setup({ mode: 'upgrade' }, { maxPendingBytes: 1024 * 1024 });
+    model.holdBroker = 2; // orders-1 (leader 2) is slow: its batch fills the pending bytes
+    const x = send(request([['orders', 1, encodeRecordBatch({ records: [{ value: Buffer.alloc(700 * 1024, 1) }] })]]));
+    const a = request([['orders', 0, encodeRecordBatch({ records: [{ key: 'a', value: Buffer.alloc(700 * 1024, 2) }] })]]);
+    const b = request([['orders', 0, plain('b')]]);
+    expect(codes(await send(a))).toEqual([7]);
+    model.release();
+    expect(codes(await x)).toEqual([0]);
+    await expect.poll(() => engine.stats().pendingBytes).toBe(0);
+    // B arrives (it was in flight): refused, nothing written, although memory is free again.
+    expect(codes(await send(b))).toEqual([7]);
+    // Another connection is another order: not held back.
+    const other = await model.run(produceCall(request([['orders', 0, plain('c')]]), 9, 2), engine.hook().onProduce(produceCall(request([['orders', 0, plain('c')]]), 9, 2)));
+    expect(codes(other)).toEqual([0]);
+    // A's retry (the same records, here re-encoded with a new timestamp) opens the way; then B.
+    const aAgain = request([['orders', 0, encodeRecordBatch({ records: [{ key: 'a', value: Buffer.alloc(700 * 1024, 2) }], baseTimestamp: 1_800_000_000_000n })]]);
+    const ra = await send(aAgain);
+    const rb = await send(b);
+    expect([codes(ra), codes(rb)]).toEqual([[0], [0]]);
+    expect(offsetOf(ra)).toBeLessThan(offsetOf(rb));
   });
 });
 

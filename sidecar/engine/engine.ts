@@ -17,6 +17,7 @@ import { FIRST_V2_PRODUCE, partKey, partsOf, topicMatcher, type PartBatch, type 
 import { Plan } from './plan.js';
 import { RateLimitedLog } from './rate-limited-log.js';
 import { Upgrader } from './upgrader.js';
+import { RefusalGate } from './refusal-gate.js';
 import { RetryIndex, keptForCopies, type RetryEntry } from './retry-index.js';
 import { Validator } from './validator.js';
 import { COPY_ENTRY_BYTES, ObservedCopies } from './observe-copies.js';
@@ -200,7 +201,10 @@ export class Engine {
         // other modes answer as the broker would for an id it has not seen (clients refresh
         // metadata, through the sidecar, and retry) or for a name no topic can have.
         if (mode === 'observe') plan.forward(b);
-        else if (b.topicUnknown) this.reject(plan, b, ErrorCode.UNKNOWN_TOPIC_ID, 'topic id not known (metadata refresh under way)');
+        else if (b.topicUnknown) {
+          this.reject(plan, b, ErrorCode.UNKNOWN_TOPIC_ID, 'topic id not known (metadata refresh under way)');
+          if (mode === 'upgrade') this.closeGate(call, b, now);
+        }
         else this.reject(plan, b, b.invalid!.errorCode, b.invalid!.message);
       } else if (b.repeated && mode !== 'observe') {
         // A broker keeps one batch per partition and answers it for every occurrence: a later
@@ -237,6 +241,7 @@ export class Engine {
         if (b.partition >= 0 && (!cluster.knowsTopic(b.topic) || cluster.knowsPartition(b.topic, b.partition))) continue;
         plain.splice(i, 1);
         this.reject(plan, b, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, `partition ${b.partition} of ${b.topic} is not in the cluster's metadata`);
+        this.closeGate(call, b, now);
         this.learnTopicIds(call);
       }
     }
@@ -325,6 +330,13 @@ export class Engine {
         plan.answer(b, this.copy(plan, b, orig.claim, answer, now, timeoutMs));
         continue;
       }
+      if (!this.gate.admit(call.connectionId, b.topic, b.partition, b.records!, now)) {
+        // An earlier batch of this partition on this connection was refused by the sidecar and has
+        // not come back yet: this one would be written ahead of it (refusal-gate.ts).
+        plan.answer(b, { errorCode: ErrorCode.REQUEST_TIMED_OUT, baseOffset: -1n, logAppendTimeMs: -1n, errorMessage: call.version >= 8 ? 'idempo: an earlier batch of this partition was refused by the sidecar and must be retried first; retry' : null });
+        this.deps.log.debug({ conn: call.connectionId, topic: b.topic, partition: b.partition }, 'batch behind a refused one on its connection: refused until that one is retried');
+        continue;
+      }
       const size = b.records!.length;
       if (size > limit) {
         // It could never fit, however far the pending batches drain: REQUEST_TIMED_OUT would have
@@ -341,6 +353,7 @@ export class Engine {
         plan.answer(b, { errorCode: ErrorCode.REQUEST_TIMED_OUT, baseOffset: -1n, logAppendTimeMs: -1n, errorMessage: call.version >= 8 ? 'idempo: sidecar pending-batch memory limit reached (--max-pending-bytes); retry' : null });
         this.deps.metrics.limitReached.inc({ limit: 'pending_bytes' });
         this.limitLog.note(now, () => this.deps.log.warn({ pendingBytes: this.pendingBytes, limit }, 'pending batches at their byte limit: answering REQUEST_TIMED_OUT (retriable) until they drain'));
+        this.closeGate(call, b, now);
         continue;
       }
       const c = answered ? Claim.arrived(now, timeoutMs) : { claim: Claim.unanswered(), waiter: null };
@@ -466,6 +479,14 @@ export class Engine {
   }
 
   private readonly retries = new RetryIndex(() => this.live.dedup.windowMs);
+
+  /** Per (client connection, partition): order across the sidecar's own retriable refusals. */
+  private readonly gate = new RefusalGate(() => this.live.deliveryTimeoutMs, () => ({ maxDecompressedBytes: this.deps.config.limits.maxDecompressBytes }));
+
+  /** upgrade: the sidecar refused a non-idempotent batch retriably; later ones of its partition on its connection wait for its retry. */
+  private closeGate(call: ProduceCall, b: PartBatch, now: number): void {
+    if (b.records && b.header && b.header.producerId < 0n) this.gate.refused(call.connectionId, b.topic, b.partition, b.records, now);
+  }
   private nextRetryGroup = 1;
 
   /**
@@ -603,6 +624,7 @@ export class Engine {
     this.dedup?.sweep(now);
     this.observed?.sweep(now);
     this.retries.sweep(now);
+    this.gate.sweep(now);
     this.deps.metrics.producerSessions.set(this.table.sessionCount + (this.upgrader?.producer ? 1 : 0));
     // Batches forwarded for idempotent clients plus the sidecar's own upgrade-mode sends.
     this.deps.metrics.inflightBatches.set(this.table.inFlightCount + (this.upgrader?.inFlight ?? 0));
