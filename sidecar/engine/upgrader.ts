@@ -59,7 +59,9 @@ export class Upgrader {
   private readonly seq: Sequencer;
   private readonly pending = new Map<number, Pending>();
   private nextId = 1;
-  private bumping = false;
+  private allocating = false;
+  /** When the last producer id was obtained: successive allocations are spaced (a bound on ids taken). */
+  private lastAllocation = -Infinity;
   private readonly timer: NodeJS.Timeout;
   private closed = false;
 
@@ -238,11 +240,17 @@ export class Upgrader {
           // retries are answered the same by the engine's tombstone, never written.
           this.finish(a.id, a.outcomeUnknown ? { errorCode: ErrorCode.REQUEST_TIMED_OUT, baseOffset: -1n, logAppendTimeMs: -1n, outcomeUnknown: true } : { errorCode: a.errorCode, baseOffset: -1n, logAppendTimeMs: -1n }, 'failed');
           break;
-        case 'need_epoch_bump':
-          if (a.reason !== 'no_producer_id') this.log.info({ reason: a.reason }, 'new producer id needed once every partition has drained');
+        case 'identity':
+          // Durable before the sends behind it (they wait for this turn's flush): a restart must not
+          // stamp the partition's next batches under the identity it left.
+          this.state?.append({ type: 'identity', tp: a.tp, producer: { producerId: a.producerId, epoch: a.epoch } });
+          this.metrics.producerIdentities.inc({ reason: a.reason });
+          if (a.reason !== 'first') {
+            this.log.info({ topic: a.tp.topic, partition: a.tp.partition, producerId: String(a.producerId), epoch: a.epoch, reason: a.reason }, 'partition drained and moved to a new producer epoch; other partitions are not affected');
+          }
           break;
-        case 'epoch_bump_ready':
-          void this.bump();
+        case 'need_producer_id':
+          void this.allocateProducerId();
           break;
       }
     }
@@ -418,13 +426,22 @@ export class Upgrader {
     if (stale) void this.ctx.refreshMetadata(topics).catch(() => undefined);
   }
 
-  /** Gets a fresh producer id from the cluster (null transactional id) and moves the sequencer to it. */
-  private async bump(): Promise<void> {
-    if (this.bumping || this.closed) return;
-    this.bumping = true;
+  /**
+   * Gets a fresh producer id from the cluster (null transactional id) for the partitions waiting
+   * for one. Asked for at start and then only when a partition used up its epochs, and never
+   * twice within retryBackoff.max: the number of ids taken stays bounded whatever the brokers do.
+   * Errors (COORDINATOR_LOAD_IN_PROGRESS right after a broker start, no broker reachable) are
+   * retried with backoff.
+   */
+  private async allocateProducerId(): Promise<void> {
+    if (this.allocating || this.closed) return;
+    this.allocating = true;
     const backoff = new Backoff(() => this.config().retryBackoff);
     try {
+      const wait = this.lastAllocation + this.config().retryBackoff.maxMs - Date.now();
+      if (wait > 0) await sleep(wait);
       for (;;) {
+        if (this.closed) return;
         try {
           const r = await this.ctx.send('any', {
             apiKey: ApiKey.InitProducerId,
@@ -432,27 +449,26 @@ export class Upgrader {
             timeoutMs: this.config().requestTimeoutMs,
           });
           const resp = decodeInitProducerIdResponse(r.body, r.version);
-          if (resp.errorCode !== ErrorCode.NONE) throw new Error(`InitProducerId failed with error ${resp.errorCode}`);
-          const res = this.seq.bumpEpoch(resp.producerId, resp.producerEpoch, Date.now());
-          if (!res.ok) throw new Error(`cannot switch producer id: ${res.reason}`);
-          // Before any send under it (sends wait until the journal is durable).
+          if (resp.errorCode !== ErrorCode.NONE) throw new Error(`InitProducerId failed with ${errorLabel(resp.errorCode)}`);
+          this.lastAllocation = Date.now();
+          this.metrics.producerIdsAllocated.inc();
+          // Before any identity or send under it (sends wait until the journal is durable).
           this.state?.append({ type: 'producer', producer: { producerId: resp.producerId, epoch: resp.producerEpoch } });
           this.log.info({ producerId: String(resp.producerId), epoch: resp.producerEpoch }, 'sidecar producer id obtained');
-          this.bumping = false;
-          this.run(res.actions);
+          this.allocating = false;
+          this.run(this.seq.addProducerId(resp.producerId, resp.producerEpoch, Date.now()));
           return;
         } catch (err) {
           this.metrics.upstreamErrors.inc({ error: 'init_producer_id' });
           const delay = backoff.next();
           this.log.warn({ err: (err as Error).message, retryInMs: delay }, 'cannot get a producer id yet');
           await sleep(delay);
-          if (this.closed) return;
           // Batches past their deadline fail meanwhile.
-          this.run(this.seq.tick(Date.now()));
+          if (!this.closed) this.run(this.seq.tick(Date.now()));
         }
       }
     } finally {
-      this.bumping = false;
+      this.allocating = false;
     }
   }
 }

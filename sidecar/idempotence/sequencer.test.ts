@@ -20,7 +20,13 @@ function warm(s: Sequencer, tp: TopicPartition, id: number, recordCount = 1): vo
   expect(types(a)).toEqual([`send:${id}`]);
   s.onResult(tp, id, ok(0), 0);
 }
-const types = (a: SequencerAction[]): string[] => a.map((x) => (x.type === 'send' || x.type === 'resend' || x.type === 'resolve' || x.type === 'fail' ? `${x.type}:${x.id}` : x.type));
+/** Batch actions as `type:id`; a partition's first identity is left out (see `only(…, 'identity')`), later ones show. */
+const types = (a: SequencerAction[]): string[] =>
+  a
+    .filter((x) => !(x.type === 'identity' && x.reason === 'first'))
+    .map((x) => (x.type === 'send' || x.type === 'resend' || x.type === 'resolve' || x.type === 'fail' ? `${x.type}:${x.id}` : x.type === 'identity' ? `identity:${x.producerId}/${x.epoch}` : x.type));
+/** The actions without the partitions' first identities. */
+const acts = (a: SequencerAction[]): SequencerAction[] => a.filter((x) => !(x.type === 'identity' && x.reason === 'first'));
 function only<T extends SequencerAction['type']>(a: SequencerAction[], t: T): Extract<SequencerAction, { type: T }>[] {
   return a.filter((x): x is Extract<SequencerAction, { type: T }> => x.type === t);
 }
@@ -75,18 +81,23 @@ describe('Sequencer: stamping and pipelining', () => {
     const s2 = mk();
     s2.submit(TP, { id: 1, recordCount: MAX_SEQUENCE }, 0);
     s2.onResult(TP, 1, ok(0), 0);
-    const c = s2.submit(TP, { id: 2, recordCount: 2 }, 0); // base MAX, last would be 0
-    expect(c).toEqual([{ type: 'need_epoch_bump', reason: 'sequence_wrap' }, { type: 'epoch_bump_ready' }]);
-    const r = s2.bumpEpoch(7n, 1, 0);
-    expect(r.ok).toBe(true);
-    if (r.ok) expect(r.actions).toEqual([{ type: 'send', tp: TP, id: 2, producerId: 7n, epoch: 1, baseSequence: 0 }]);
+    const c = s2.submit(TP, { id: 2, recordCount: 2 }, 0); // base MAX, last would be 0: the partition moves to the next epoch
+    expect(c).toEqual([
+      { type: 'identity', tp: TP, producerId: 7n, epoch: 1, reason: 'sequence_wrap' },
+      { type: 'send', tp: TP, id: 2, producerId: 7n, epoch: 1, baseSequence: 0 },
+    ]);
   });
 
-  it('without a producer id, queues and asks for one', () => {
+  it('without a producer id, queues and asks for one (once)', () => {
     const s = new Sequencer({ producer: null });
-    expect(s.submit(TP, { id: 1, recordCount: 1 }, 0)).toEqual([{ type: 'need_epoch_bump', reason: 'no_producer_id' }, { type: 'epoch_bump_ready' }]);
-    const r = s.bumpEpoch(42n, 0, 5);
-    expect(r.ok && r.actions).toEqual([{ type: 'send', tp: TP, id: 1, producerId: 42n, epoch: 0, baseSequence: 0 }]);
+    expect(s.submit(TP, { id: 1, recordCount: 1 }, 0)).toEqual([{ type: 'need_producer_id' }]);
+    expect(s.submit(TP1, { id: 2, recordCount: 1 }, 0)).toEqual([]);
+    expect(s.addProducerId(42n, 0, 5)).toEqual([
+      { type: 'identity', tp: TP, producerId: 42n, epoch: 0, reason: 'first' },
+      { type: 'send', tp: TP, id: 1, producerId: 42n, epoch: 0, baseSequence: 0 },
+      { type: 'identity', tp: TP1, producerId: 42n, epoch: 0, reason: 'first' },
+      { type: 'send', tp: TP1, id: 2, producerId: 42n, epoch: 0, baseSequence: 0 },
+    ]);
   });
 
   it('rejects reused ids and empty batches', () => {
@@ -153,9 +164,10 @@ describe('Sequencer: retries and recovery', () => {
     const s = mk();
     s.submit(TP, { id: 1, recordCount: 1 }, 0);
     const a = s.onResult(TP, 1, { kind: 'fatal', errorCode: 45 }, 1);
-    expect(a).toEqual([{ type: 'need_epoch_bump', reason: 'sequence_hole' }, { type: 'epoch_bump_ready' }]);
-    const r = s.bumpEpoch(7n, 1, 2);
-    expect(r.ok && r.actions).toEqual([{ type: 'send', tp: TP, id: 1, producerId: 7n, epoch: 1, baseSequence: 0, restamped: true }]);
+    expect(a).toEqual([
+      { type: 'identity', tp: TP, producerId: 7n, epoch: 1, reason: 'sequence_hole' },
+      { type: 'send', tp: TP, id: 1, producerId: 7n, epoch: 1, baseSequence: 0, restamped: true },
+    ]);
   });
 
   it('OUT_OF_ORDER on the head batch after an attempt with unknown outcome fails it (never renumber what may be written)', () => {
@@ -163,11 +175,9 @@ describe('Sequencer: retries and recovery', () => {
     s.submit(TP, { id: 1, recordCount: 1 }, 0);
     const r = only(s.onResult(TP, 1, lost, 1), 'resend')[0];
     const a = s.onResult(TP, 1, { kind: 'fatal', errorCode: 45 }, r.notBefore);
-    expect(a).toEqual([
-      { type: 'fail', tp: TP, id: 1, errorCode: 45, outcomeUnknown: true },
-      { type: 'need_epoch_bump', reason: 'sequence_hole' },
-      { type: 'epoch_bump_ready' },
-    ]);
+    expect(a).toEqual([{ type: 'fail', tp: TP, id: 1, errorCode: 45, outcomeUnknown: true }]);
+    expect(s.switchPending(TP)).toBe('sequence_hole'); // taken with the next batch
+    expect(types(s.submit(TP, { id: 2, recordCount: 1 }, r.notBefore + 1))).toEqual(['identity:7/1', 'send:2']);
   });
 
   it('gives up after deliveryTimeout with the last error (or REQUEST_TIMED_OUT when none)', () => {
@@ -180,7 +190,7 @@ describe('Sequencer: retries and recovery', () => {
     s2.submit(TP, { id: 1, recordCount: 1 }, 0);
     const b = s2.onResult(TP, 1, lost, 10_001);
     expect(b[0]).toEqual({ type: 'fail', tp: TP, id: 1, errorCode: ErrorCode.REQUEST_TIMED_OUT, outcomeUnknown: true });
-    expect(types(b)).toContain('need_epoch_bump');
+    expect(s2.switchPending(TP)).toBe('sequence_hole');
   });
 
   it('a batch that only saw OUT_OF_ORDER behind a pending predecessor fails at its deadline with REQUEST_TIMED_OUT', () => {
@@ -203,68 +213,168 @@ describe('Sequencer: retries and recovery', () => {
     expect(s.nextDeadline()).toBe(10_000);
     expect(s.tick(9_999)).toEqual([]);
     expect(s.tick(10_000)).toEqual([{ type: 'fail', tp: TP, id: 2, errorCode: 7, outcomeUnknown: false }]);
-    expect(s.epochBumpPending()).toBeNull();
+    expect(s.switchPending(TP)).toBeNull();
     expect(s.pendingTotal()).toBe(1);
   });
 });
 
-describe('Sequencer: epoch bump', () => {
-  it('holds every partition until all drained, then restarts sequences at 0 with the new epoch', () => {
+describe('Sequencer: a producer identity per partition (issue 7)', () => {
+  it('a hole moves only its own partition, once IT drained, to the next epoch; the other partitions keep pipelining', () => {
     const s = mk();
     warm(s, TP, 0);
+    warm(s, TP1, 10);
     s.submit(TP, { id: 1, recordCount: 1 }, 0);
     s.submit(TP, { id: 2, recordCount: 1 }, 0);
     s.submit(TP1, { id: 3, recordCount: 4 }, 0);
     // An error after which the batch may be in the log (not one of the "refused before append" ones).
     const a = s.onResult(TP, 1, { kind: 'fatal', errorCode: ErrorCode.UNKNOWN_SERVER_ERROR }, 1);
-    expect(a).toEqual([
-      { type: 'fail', tp: TP, id: 1, errorCode: -1, outcomeUnknown: false },
-      { type: 'need_epoch_bump', reason: 'sequence_hole' },
-    ]);
-    // New batches anywhere wait now.
-    expect(s.submit(TP1, { id: 4, recordCount: 1 }, 2)).toEqual([]);
+    expect(a).toEqual([{ type: 'fail', tp: TP, id: 1, errorCode: -1, outcomeUnknown: false }]);
+    expect(s.switchPending(TP)).toBe('sequence_hole');
+    // TP waits (batch 2 is still in flight under the old epoch); TP1 goes on at once, pipelined.
     expect(s.submit(TP, { id: 5, recordCount: 1 }, 2)).toEqual([]);
-    expect(s.bumpEpoch(7n, 1, 3)).toEqual({ ok: false, reason: 'not_drained' });
-    // Batch 2 (after the hole) gets 45 with no pending predecessor: not written, so it waits
-    // for the new epoch to be re-stamped.
+    expect(acts(s.submit(TP1, { id: 4, recordCount: 1 }, 2))).toEqual([{ type: 'send', tp: TP1, id: 4, producerId: 7n, epoch: 0, baseSequence: 5 }]);
+    // Batch 2 (after the hole) gets 45 with no pending predecessor: not written, so it is
+    // re-stamped under TP's next epoch, alone (first batch of a new epoch), now that TP drained.
     const b = s.onResult(TP, 2, { kind: 'fatal', errorCode: 45 }, 4);
-    expect(b).toEqual([]);
-    expect(s.bumpEpoch(7n, 1, 4)).toEqual({ ok: false, reason: 'not_drained' }); // TP1 still has 3 in flight
-    const c = s.onResult(TP1, 3, ok(50), 5);
-    expect(types(c)).toEqual(['resolve:3', 'epoch_bump_ready']);
-    expect(s.drained()).toBe(true);
-    expect(s.bumpEpoch(7n, 0, 6)).toEqual({ ok: false, reason: 'epoch_not_newer' });
-    const r = s.bumpEpoch(7n, 1, 6);
-    expect(r.ok).toBe(true);
-    if (!r.ok) return;
-    expect(r.actions).toEqual([
-      { type: 'send', tp: TP, id: 2, producerId: 7n, epoch: 1, baseSequence: 0, restamped: true }, // first of the partition: alone
-      { type: 'send', tp: TP1, id: 4, producerId: 7n, epoch: 1, baseSequence: 0 },
+    expect(b).toEqual([
+      { type: 'identity', tp: TP, producerId: 7n, epoch: 1, reason: 'sequence_hole' },
+      { type: 'send', tp: TP, id: 2, producerId: 7n, epoch: 1, baseSequence: 0, restamped: true },
     ]);
+    expect(s.inFlight(TP1)).toBe(2); // never waited for
     expect(only(s.onResult(TP, 2, ok(9), 7), 'send')).toEqual([{ type: 'send', tp: TP, id: 5, producerId: 7n, epoch: 1, baseSequence: 1 }]);
-    expect(s.epochBumpPending()).toBeNull();
-    expect(s.currentProducer()).toEqual({ producerId: 7n, epoch: 1 });
+    expect(s.identityOf(TP)).toEqual({ producerId: 7n, epoch: 1 });
+    expect(s.identityOf(TP1)).toEqual({ producerId: 7n, epoch: 0 });
+    expect(types(s.onResult(TP1, 3, ok(11), 8))).toEqual(['resolve:3']);
   });
 
-  it('after a bump, the first batch of each partition goes alone again (the broker accepts any first sequence of a new producer)', () => {
+  it('a held batch on an unreachable partition does not stall a partition with a hole (review finding 4)', () => {
+    const s = mk({ deliveryTimeoutMs: 1000, unknownHoldMs: 300_000 });
+    const X = TP;
+    const Y = TP1;
+    let now = 0;
+    s.submit(Y, { id: 1, recordCount: 1 }, now);
+    // Y's leader is unreachable: every attempt is lost.
+    let yProbes = only(s.onResult(Y, 1, lost, now), 'resend');
+    warm(s, X, 2);
+    s.submit(X, { id: 3, recordCount: 1 }, now);
+    now = 1100;
+    // X3: NOT_ENOUGH_REPLICAS until its deadline: failed, a hole on X (its outcome is known: not written).
+    expect(types(s.onResult(X, 3, { kind: 'retriable', reason: 'not_enough_replicas', errorCode: 19 }, now))).toContain('fail:3');
+    expect(s.switchPending(X)).toBe('sequence_hole');
+    // X4 goes out under X's next epoch while Y1 is still undecided (and held, and retried by its client).
+    const x4 = s.submit(X, { id: 4, recordCount: 1 }, now);
+    expect(acts(x4)).toEqual([
+      { type: 'identity', tp: X, producerId: 7n, epoch: 1, reason: 'sequence_hole' },
+      { type: 'send', tp: X, id: 4, producerId: 7n, epoch: 1, baseSequence: 0 },
+    ]);
+    for (let i = 0; i < 3; i++) {
+      now += 2000;
+      for (const x of yProbes) yProbes = only(s.onResult(Y, x.id, lost, now), 'resend');
+      expect(s.isHeld(1)).toBe(true);
+      yProbes.push(...only([...s.tick(now), ...s.retryHeld(1, now)], 'resend'));
+    }
+    expect(types(s.onResult(X, 4, ok(3), now))).toEqual(['resolve:4']);
+    expect(acts(s.submit(X, { id: 5, recordCount: 1 }, now))).toEqual([{ type: 'send', tp: X, id: 5, producerId: 7n, epoch: 1, baseSequence: 1 }]);
+    expect(s.identityOf(Y)).toEqual({ producerId: 7n, epoch: 0 }); // Y keeps its identity while undecided
+  });
+
+  it('out of epochs: the partition asks for a fresh producer id and takes it alone; the others keep theirs', () => {
+    const s = mk({ maxEpoch: 0 });
+    warm(s, TP, 1);
+    warm(s, TP1, 2);
+    s.submit(TP, { id: 3, recordCount: 1 }, 0);
+    expect(types(s.onResult(TP, 3, { kind: 'fatal', errorCode: ErrorCode.UNKNOWN_SERVER_ERROR }, 1))).toEqual(['fail:3']);
+    expect(s.submit(TP, { id: 4, recordCount: 1 }, 2)).toEqual([{ type: 'need_producer_id' }]);
+    expect(s.submit(TP, { id: 5, recordCount: 1 }, 2)).toEqual([]); // asked once
+    expect(acts(s.submit(TP1, { id: 6, recordCount: 1 }, 2))).toEqual([{ type: 'send', tp: TP1, id: 6, producerId: 7n, epoch: 0, baseSequence: 1 }]);
+    expect(s.addProducerId(8n, 0, 3)).toEqual([
+      { type: 'identity', tp: TP, producerId: 8n, epoch: 0, reason: 'sequence_hole' },
+      { type: 'send', tp: TP, id: 4, producerId: 8n, epoch: 0, baseSequence: 0 },
+    ]);
+    expect(s.identityOf(TP1)).toEqual({ producerId: 7n, epoch: 0 });
+    expect(s.currentProducer()).toEqual({ producerId: 8n, epoch: 0 });
+  });
+
+  it('after a move, the first batch of the partition goes alone again (the broker accepts any first sequence of a new producer)', () => {
     const s = new Sequencer({ producer: null });
     for (let i = 1; i <= 3; i++) s.submit(TP, { id: i, recordCount: 1 }, 0);
-    const r = s.bumpEpoch(9n, 0, 0);
-    expect(r.ok && types(r.actions)).toEqual(['send:1']);
+    expect(types(s.addProducerId(9n, 0, 0))).toEqual(['send:1']);
     expect(types(s.onResult(TP, 1, ok(0), 1))).toEqual(['resolve:1', 'send:2', 'send:3']);
   });
 
-  it('a sent batch with unknown outcome is re-sent under its OLD epoch while a bump is pending, never under the new one', () => {
+  it('a sent batch with unknown outcome is re-sent under its OLD epoch while its partition waits to move, never under the new one', () => {
     const s = mk();
     s.submit(TP, { id: 1, recordCount: 1 }, 0);
-    s.submit(TP1, { id: 2, recordCount: 1 }, 0);
-    s.onResult(TP1, 2, { kind: 'fatal', errorCode: ErrorCode.UNKNOWN_SERVER_ERROR }, 1); // bump pending
-    const a = s.onResult(TP, 1, lost, 2);
-    expect(only(a, 'resend')[0]).toMatchObject({ id: 1, epoch: 0, baseSequence: 0 });
+    s.onResult(TP, 1, ok(0), 0);
+    s.submit(TP, { id: 2, recordCount: 1 }, 0);
+    s.submit(TP, { id: 3, recordCount: 1 }, 0);
+    s.onResult(TP, 2, { kind: 'fatal', errorCode: ErrorCode.UNKNOWN_SERVER_ERROR }, 1); // TP must move
+    const a = s.onResult(TP, 3, lost, 2);
+    expect(only(a, 'resend')[0]).toMatchObject({ id: 3, epoch: 0, baseSequence: 2 });
+    s.submit(TP, { id: 4, recordCount: 1 }, 2);
     // Still unknown at its deadline: it fails (outcome unknown) instead of moving to the new epoch.
-    const b = s.onResult(TP, 1, lost, 10_000);
-    expect(types(b)).toEqual(['fail:1', 'epoch_bump_ready']);
+    const b = s.onResult(TP, 3, lost, 10_000);
+    expect(types(b)).toEqual(['fail:3', 'identity:7/1', 'send:4']);
     expect(only(b, 'fail')[0].outcomeUnknown).toBe(true);
+  });
+
+  it('a late request of the old epoch is fenced by the broker after the move (model broker)', () => {
+    const broker = new ModelBroker();
+    const s = mk();
+    const send = (a: SequencerAction[]) => only(a, 'send')[0];
+    const x1 = send(s.submit(TP, { id: 1, recordCount: 1 }, 0));
+    s.onResult(TP, 1, ok(Number(broker.produce('t', { producerId: x1.producerId, epoch: x1.epoch, firstSeq: 0, lastSeq: 0, payload: 1 }).baseOffset)), 0);
+    const x2 = send(s.submit(TP, { id: 2, recordCount: 1 }, 0));
+    s.onResult(TP, 2, lost, 1); // the request is stuck somewhere on the way
+    s.onResult(TP, 2, lost, 10_000); // given up: outcome unknown, the partition moves
+    const x3 = send(s.submit(TP, { id: 3, recordCount: 1 }, 10_001));
+    expect([x3.epoch, x3.baseSequence]).toEqual([1, 0]);
+    broker.produce('t', { producerId: x3.producerId, epoch: x3.epoch, firstSeq: 0, lastSeq: 0, payload: 3 });
+    // The stuck copy of batch 2 arrives now: refused (47), so it cannot land behind batch 3.
+    expect(broker.produce('t', { producerId: x2.producerId, epoch: x2.epoch, firstSeq: x2.baseSequence, lastSeq: x2.baseSequence, payload: 2 }).errorCode).toBe(47);
+    expect(broker.log('t')).toEqual([1, 3]);
+  });
+});
+
+describe('Sequencer: re-stamped only after a definite answer (review, minor)', () => {
+  it('a batch sent behind a refused one whose answer is LOST keeps its stamp (the broker may have written it) and the partition moves instead', () => {
+    // The broker lost the producer's state (KIP-360: any sequence accepted). F is refused (too
+    // large); G, sent behind it, is written at its own sequence but its answer is lost.
+    const broker = new ModelBroker();
+    const s = mk({ deliveryTimeoutMs: 100_000 });
+    const sent: Extract<SequencerAction, { type: 'send' | 'resend' }>[] = [];
+    const run = (a: SequencerAction[]) => sent.push(...a.filter((x): x is Extract<SequencerAction, { type: 'send' | 'resend' }> => x.type === 'send' || x.type === 'resend'));
+    const write = (x: { producerId: bigint; epoch: number; baseSequence: number; id: number }) => broker.produce('t', { producerId: x.producerId, epoch: x.epoch, firstSeq: x.baseSequence, lastSeq: x.baseSequence, payload: x.id });
+    run(s.submit(TP, { id: 1, recordCount: 1 }, 0));
+    const e1 = sent.shift()!;
+    s.onResult(TP, 1, ok(Number(write(e1).baseOffset)), 0);
+    broker.forget(7n, 't');
+    run(s.submitAll([{ tp: TP, id: 2, recordCount: 1 }, { tp: TP, id: 3, recordCount: 1 }], 1));
+    const [f, g] = sent.splice(0, 2);
+    expect([f.id, g.id]).toEqual([2, 3]);
+    run(s.onResult(TP, 2, { kind: 'fatal', errorCode: ErrorCode.MESSAGE_TOO_LARGE }, 2));
+    write(g); // written (no state: any sequence), answer lost
+    run(s.onResult(TP, 3, lost, 3));
+    // Not re-stamped: its next attempt is a re-send of the same stamp.
+    for (let guard = 0; sent.length > 0 && guard < 20; guard++) {
+      const x = sent.shift()!;
+      expect(x.type === 'send' && x.id === 3).toBe(false);
+      const ans = write(x);
+      run(s.onResult(TP, x.id, ans.errorCode === 0 ? ok(Number(ans.baseOffset)) : { kind: 'fatal', errorCode: ans.errorCode }, 4 + guard));
+    }
+    expect(broker.log('t')).toEqual([1, 3]); // G once
+    expect(s.pendingTotal()).toBe(0);
+    run(s.submit(TP, { id: 4, recordCount: 1 }, 100));
+    expect(sent[0]).toMatchObject({ type: 'send', id: 4, epoch: 1, baseSequence: 0 }); // the partition moved on
+  });
+
+  it('a head batch answered OUT_OF_ORDER after a lost answer is not re-stamped either (it fails, outcome unknown)', () => {
+    const s = mk();
+    s.submit(TP, { id: 1, recordCount: 1 }, 0);
+    const r = only(s.onResult(TP, 1, lost, 1), 'resend')[0];
+    const a = s.onResult(TP, 1, { kind: 'fatal', errorCode: 45 }, r.notBefore);
+    expect(only(a, 'send')).toEqual([]);
+    expect(only(a, 'fail')).toEqual([{ type: 'fail', tp: TP, id: 1, errorCode: 45, outcomeUnknown: true }]);
   });
 });
 
@@ -315,26 +425,48 @@ interface Stats {
   endTime: number;
   /** Batches held past their deadline (told "retry", kept under their stamp). */
   held: number;
+  /** Fresh producer ids handed out (`need_producer_id`). */
+  allocations: number;
+  /** Liveness runs where the dead partition still had an unresolved batch when the fresh ones were written. */
+  deadStillPending: number;
 }
 
-function runScenario(cmds: Cmd[], maxInFlight: number, unknownHoldMs = 0): Stats {
+interface ScenarioOptions {
+  unknownHoldMs?: number;
+  /** Epochs per producer id before a partition needs a fresh one (small: exercises allocation). */
+  maxEpoch?: number;
+  /**
+   * Liveness: at the end, partition 2 becomes unreachable for good (every attempt lost, held as
+   * long as it takes) while partitions 0 and 1 heal; then one fresh batch on each of them must be
+   * written within its deliveryTimeout, whatever partition 2 still holds.
+   */
+  deadPartition?: boolean;
+}
+
+function runScenario(cmds: Cmd[], maxInFlight: number, opt: ScenarioOptions = {}): Stats {
+  const unknownHoldMs = opt.unknownHoldMs ?? 0;
+  let allocations = 0;
+  let deadStillPending = 0;
   let held = 0;
   let duplicatesAnswered = 0;
   let resends = 0;
   let restamps = 0;
   const broker = new ModelBroker();
-  const s = new Sequencer({ producer: { producerId: 1n, epoch: 0 }, maxInFlight, retryBackoff: { initial: 50, max: 400 }, deliveryTimeoutMs: 10_000, unknownHoldMs });
+  const s = new Sequencer({ producer: { producerId: 1n, epoch: 0 }, maxInFlight, retryBackoff: { initial: 50, max: 400 }, deliveryTimeoutMs: 10_000, unknownHoldMs, maxEpoch: opt.maxEpoch });
   const tps: TopicPartition[] = [0, 1, 2].map((p) => ({ topic: 'x', partition: p }));
   const tpName = (tp: TopicPartition) => `${tp.topic}-${tp.partition}`;
   const wire = new Map<string, Req[]>(tps.map((tp) => [tpName(tp), []]));
   const records = new Map<number, number>();
+  const tpOf = new Map<number, string>();
   const stamp = new Map<number, { producerId: bigint; epoch: number; baseSequence: number }>();
   const settled = new Map<number, { kind: 'resolve'; offset: bigint } | { kind: 'fail'; unknown: boolean }>();
   let now = 0;
   let nextId = 1;
   let pid = 1n;
-  let epoch = 0;
   let bumps = 0;
+  /** Per partition: its identity and every producer id it used. */
+  const identity = new Map<string, { producerId: bigint; epoch: number }>();
+  const usedIds = new Map<string, Set<bigint>>();
 
   const handle = (actions: SequencerAction[]): void => {
     for (const a of actions) {
@@ -342,6 +474,8 @@ function runScenario(cmds: Cmd[], maxInFlight: number, unknownHoldMs = 0): Stats
         case 'send':
         case 'resend': {
           const prev = stamp.get(a.id);
+          // Every stamp is the partition's current identity, announced before it.
+          if (a.type === 'send') expect({ producerId: a.producerId, epoch: a.epoch }).toEqual(identity.get(tpName(a.tp)));
           if (a.type === 'send') {
             expect(a.restamped === true).toBe(prev !== undefined);
             if (prev) {
@@ -378,21 +512,30 @@ function runScenario(cmds: Cmd[], maxInFlight: number, unknownHoldMs = 0): Stats
           }
           settled.set(a.id, { kind: 'fail', unknown: a.outcomeUnknown });
           break;
-        case 'need_epoch_bump':
-          break;
-        case 'epoch_bump_ready': {
-          // Rule 4: only when nothing is on the wire for this producer.
-          for (const q of wire.values()) expect(q.length).toBe(0);
-          bumps++;
-          if (bumps % 2 === 0) {
-            pid += 1n;
-            epoch = 0;
-          } else epoch += 1;
-          const r = s.bumpEpoch(pid, epoch, now);
-          expect(r.ok).toBe(true);
-          if (r.ok) handle(r.actions);
+        case 'identity': {
+          // Rule 4, per partition: a partition moves only when nothing of it is on the wire.
+          const k = tpName(a.tp);
+          expect(wire.get(k)!.length).toBe(0);
+          const before = identity.get(k);
+          const used = usedIds.get(k) ?? new Set<bigint>();
+          usedIds.set(k, used);
+          // A higher epoch of the same id (the broker fences the old one), or an id it never used.
+          // (A partition forgotten while it stood untouched at the newest id comes back with the newest id:
+          // the same identity, or an id it never used.)
+          if (a.reason === 'first' && before && before.producerId === a.producerId) expect(a.epoch).toBe(before.epoch);
+          else if (a.reason !== 'first' && before && before.producerId === a.producerId) expect(a.epoch).toBe(before.epoch + 1);
+          else expect(used.has(a.producerId)).toBe(false);
+          if (!before) expect(a.reason).toBe('first');
+          used.add(a.producerId);
+          identity.set(k, { producerId: a.producerId, epoch: a.epoch });
+          if (a.reason !== 'first') bumps++;
           break;
         }
+        case 'need_producer_id':
+          allocations++;
+          pid += 1n;
+          handle(s.addProducerId(pid, 0, now));
+          break;
       }
     }
   };
@@ -421,6 +564,7 @@ function runScenario(cmds: Cmd[], maxInFlight: number, unknownHoldMs = 0): Stats
     if (cmd.c === 'submit') {
       const id = nextId++;
       records.set(id, cmd.records);
+      tpOf.set(id, tpName(tps[cmd.tp]));
       handle(s.submit(tps[cmd.tp], { id, recordCount: cmd.records }, now));
     } else if (cmd.c === 'deliver') deliver(tps[cmd.tp], cmd.fault);
     else {
@@ -429,6 +573,35 @@ function runScenario(cmds: Cmd[], maxInFlight: number, unknownHoldMs = 0): Stats
     }
     expect(s.inFlightTotal()).toBe([...wire.values()].reduce((n, q) => n + q.length, 0));
   }
+  if (opt.deadPartition) {
+    const dead = tps[2];
+    const live = [tps[0], tps[1]];
+    const pendingOn = (tp: TopicPartition): number => [...tpOf].filter(([id, k]) => k === tpName(tp) && !settled.has(id)).length;
+    const step = (): void => {
+      const busy = live.find((tp) => wire.get(tpName(tp))!.length > 0);
+      if (busy) deliver(busy, 'ok');
+      else if (wire.get(tpName(dead))!.length > 0) deliver(dead, 'drop_request');
+      else {
+        now += 1000;
+        handle(s.tick(now));
+      }
+    };
+    for (let guard = 0; guard < 10_000 && live.some((tp) => pendingOn(tp) > 0 || wire.get(tpName(tp))!.length > 0); guard++) step();
+    for (const tp of live) expect(pendingOn(tp)).toBe(0);
+    const t0 = now;
+    const fresh = live.map((tp) => {
+      const id = nextId++;
+      records.set(id, 1);
+      tpOf.set(id, tpName(tp));
+      handle(s.submit(tp, { id, recordCount: 1 }, now));
+      return id;
+    });
+    for (let guard = 0; guard < 10_000 && now < t0 + 10_000 && fresh.some((id) => !settled.has(id)); guard++) step();
+    // Written, not timed out waiting for the dead partition.
+    for (const id of fresh) expect(settled.get(id)).toMatchObject({ kind: 'resolve' });
+    if (pendingOn(dead) > 0) deadStillPending++;
+  }
+
   // Heal the network and run to quiescence.
   for (let guard = 0; guard < 10_000 && (s.pendingTotal() > 0 || [...wire.values()].some((q) => q.length > 0)); guard++) {
     const busy = tps.find((tp) => wire.get(tpName(tp))!.length > 0);
@@ -462,15 +635,16 @@ function runScenario(cmds: Cmd[], maxInFlight: number, unknownHoldMs = 0): Stats
     }
   }
   const fails = [...settled.values()].filter((x) => x.kind === 'fail').length;
-  return { duplicatesAnswered, resends, bumps, fails, resolved: settled.size - fails, restamps, endTime: now, held };
+  return { duplicatesAnswered, resends, bumps, fails, resolved: settled.size - fails, restamps, endTime: now, held, allocations, deadStillPending };
 }
 
 describe('Sequencer property: model broker + faulty network', () => {
   it('never writes twice, keeps order, settles every batch exactly once', () => {
-    const total: Stats = { duplicatesAnswered: 0, resends: 0, bumps: 0, fails: 0, resolved: 0, restamps: 0, endTime: 0, held: 0 };
+    const total: Stats = { duplicatesAnswered: 0, resends: 0, bumps: 0, fails: 0, resolved: 0, restamps: 0, endTime: 0, held: 0, allocations: 0, deadStillPending: 0 };
     fc.assert(
-      fc.property(fc.array(cmdArb, { minLength: 1, maxLength: 200, size: 'max' }), fc.integer({ min: 1, max: 5 }), (cmds, maxInFlight) => {
-        const st = runScenario(cmds, maxInFlight);
+      fc.property(fc.array(cmdArb, { minLength: 1, maxLength: 200, size: 'max' }), fc.integer({ min: 1, max: 5 }), fc.integer({ min: 0, max: 3 }), (cmds, maxInFlight, maxEpoch) => {
+        const st = runScenario(cmds, maxInFlight, { maxEpoch });
+        total.allocations += st.allocations;
         total.duplicatesAnswered += st.duplicatesAnswered;
         total.resends += st.resends;
         total.bumps += st.bumps;
@@ -487,6 +661,7 @@ describe('Sequencer property: model broker + faulty network', () => {
     expect(total.fails).toBeGreaterThan(100);
     expect(total.resolved).toBeGreaterThan(5000);
     expect(total.restamps).toBeGreaterThan(50);
+    expect(total.allocations).toBeGreaterThan(20);
     if (process.env.IDEMPO_TEST_STATS) console.log(total);
   });
 
@@ -515,11 +690,29 @@ describe('Sequencer property: unknown outcomes held for the client (unknownHoldM
     let held = 0;
     fc.assert(
       fc.property(fc.array(cmdArb, { minLength: 1, maxLength: 200, size: 'max' }), fc.integer({ min: 1, max: 5 }), (cmds, maxInFlight) => {
-        held += runScenario(cmds, maxInFlight, 20_000).held;
+        held += runScenario(cmds, maxInFlight, { unknownHoldMs: 20_000 }).held;
       }),
       { numRuns: Number(process.env.IDEMPO_PROP_RUNS ?? 300) },
     );
     expect(held).toBeGreaterThan(20);
+  });
+});
+
+describe('Sequencer property: one unreachable partition never stalls the others (issue 7)', () => {
+  it('with partition 2 unreachable and its batches held, partitions 0 and 1 still write new batches within their deliveryTimeout', () => {
+    let deadStillPending = 0;
+    let bumps = 0;
+    fc.assert(
+      fc.property(fc.array(cmdArb, { minLength: 1, maxLength: 200, size: 'max' }), fc.integer({ min: 1, max: 5 }), (cmds, maxInFlight) => {
+        const st = runScenario(cmds, maxInFlight, { unknownHoldMs: 1e9, deadPartition: true, maxEpoch: 2 });
+        deadStillPending += st.deadStillPending;
+        bumps += st.bumps;
+      }),
+      { numRuns: Number(process.env.IDEMPO_PROP_RUNS ?? 300) },
+    );
+    // The interesting case happens: the dead partition still held a batch while the others moved on.
+    expect(deadStillPending).toBeGreaterThan(50);
+    expect(bumps).toBeGreaterThan(50);
   });
 });
 
@@ -543,7 +736,7 @@ describe('Sequencer: a batch the broker refuses for good stays on its partition 
     for (let i = 1; i <= 3; i++) s.submit(TP, { id: i, recordCount: 2 }, 1); // sequences 1, 3, 5
     const a = s.onResult(TP, 1, { kind: 'fatal', errorCode: ErrorCode.MESSAGE_TOO_LARGE }, 2);
     expect(a).toEqual([{ type: 'fail', tp: TP, id: 1, errorCode: 10, outcomeUnknown: false }]);
-    expect(s.epochBumpPending()).toBeNull();
+    expect(s.switchPending(TP)).toBeNull();
     // The other partition is not held up.
     expect(types(s.submit(TP1, { id: 4, recordCount: 1 }, 3))).toEqual(['send:4']);
     // Batches 2 and 3, sent behind it, are answered 45 (the broker expects sequence 1): they are
@@ -556,7 +749,7 @@ describe('Sequencer: a batch the broker refuses for good stays on its partition 
     ]);
     expect(types(s.onResult(TP, 2, ok(1), 6))).toEqual(['resolve:2']);
     expect(types(s.onResult(TP, 3, ok(3), 6))).toEqual(['resolve:3']);
-    expect(s.epochBumpPending()).toBeNull();
+    expect(s.switchPending(TP)).toBeNull();
   });
 
   it('against the model broker: the log holds the other batches once, in order, with no new epoch', () => {
@@ -595,7 +788,7 @@ describe('Sequencer: outcome unknown at the deadline (issue 7.2)', () => {
     const a = s.onResult(TP, 1, lost, 10_000);
     expect(only(a, 'fail')).toEqual([{ type: 'fail', tp: TP, id: 1, errorCode: 7, outcomeUnknown: true, held: true }]);
     expect(s.isHeld(1)).toBe(true);
-    expect(s.epochBumpPending()).toBeNull(); // no new epoch while its retry can come
+    expect(s.switchPending(TP)).toBeNull(); // no new epoch while its retry can come
     // Later batches of the partition wait behind it; their own deadline fails them, never sent.
     s.submit(TP, { id: 2, recordCount: 1 }, 10_001);
     // The client retries: the held batch goes out again at once, same stamp.
@@ -612,7 +805,7 @@ describe('Sequencer: outcome unknown at the deadline (issue 7.2)', () => {
     s.submit(TP, { id: 1, recordCount: 1 }, 0);
     s.onResult(TP, 1, lost, 1);
     expect(only(s.onResult(TP, 1, lost, 10_000), 'fail')[0].held).toBe(true);
-    expect(s.bumpEpoch(7n, 1, 10_001)).toEqual({ ok: false, reason: 'not_drained' });
+    expect(s.drained(TP)).toBe(false);
     let acts: SequencerAction[] = [];
     for (let t = 10_100; t <= 15_100; t += 500) {
       for (const x of [...acts]) if (x.type === 'resend') acts.push(...s.onResult(TP, x.id, lost, t));
@@ -620,7 +813,7 @@ describe('Sequencer: outcome unknown at the deadline (issue 7.2)', () => {
     }
     const all = [...acts, ...s.onResult(TP, 1, lost, 15_200), ...s.tick(15_300)];
     expect(only(all, 'fail')).toEqual([{ type: 'fail', tp: TP, id: 1, errorCode: 7, outcomeUnknown: true }]);
-    expect(s.epochBumpPending()).toBe('sequence_hole');
+    expect(s.switchPending(TP)).toBe('sequence_hole');
   });
 });
 
@@ -713,9 +906,14 @@ describe('Sequencer: snapshot and restore (the sidecar restart)', () => {
     s.onResult(TP, 2, lost, 1);
     const snap = s.snapshot();
     expect(snap.producer).toEqual({ producerId: 7n, epoch: 0 });
-    expect(snap.bumpPending).toBeNull();
     expect(snap.partitions).toEqual([
-      { tp: TP, nextSeq: 6, batches: [{ id: 2, recordCount: 3, stamp: { producerId: 7n, epoch: 0, baseSequence: 2 }, restamped: false }] },
+      {
+        tp: TP,
+        producer: { producerId: 7n, epoch: 0 },
+        switchPending: null,
+        nextSeq: 6,
+        batches: [{ id: 2, recordCount: 3, stamp: { producerId: 7n, epoch: 0, baseSequence: 2 }, restamped: false }],
+      },
     ]);
   });
 
@@ -740,26 +938,40 @@ describe('Sequencer: snapshot and restore (the sidecar restart)', () => {
     expect(only(next, 'send')[0].baseSequence).toBe(5);
   });
 
-  it('restores queued batches behind stamped ones and a pending epoch bump', () => {
+  it('restores queued batches behind stamped ones, per-partition identities and a pending move', () => {
     const s = mk();
     warm(s, TP, 1);
+    warm(s, TP1, 5);
+    s.submit(TP1, { id: 6, recordCount: 1 }, 0);
+    s.onResult(TP1, 6, { kind: 'fatal', errorCode: ErrorCode.UNKNOWN_SERVER_ERROR }, 0);
+    s.submit(TP1, { id: 7, recordCount: 1 }, 0); // TP1 moved to epoch 1
     s.submit(TP, { id: 2, recordCount: 1 }, 0);
-    s.onResult(TP, 2, { kind: 'fatal', errorCode: ErrorCode.UNKNOWN_SERVER_ERROR }, 1); // a hole that may be in the log: bump needed
-    s.submit(TP, { id: 3, recordCount: 1 }, 1); // queued: no new first sends before the bump
+    s.submit(TP, { id: 4, recordCount: 1 }, 0);
+    s.onResult(TP, 2, { kind: 'fatal', errorCode: ErrorCode.UNKNOWN_SERVER_ERROR }, 1); // a hole that may be in the log: TP must move
+    s.submit(TP, { id: 3, recordCount: 1 }, 1); // queued: no new first sends before TP moves
     const snap = s.snapshot();
-    expect(snap.bumpPending).toBe('sequence_hole');
-    expect(snap.partitions[0].batches).toEqual([{ id: 3, recordCount: 1, stamp: null, restamped: false }]);
+    const [p0, p1] = snap.partitions;
+    expect([p0.switchPending, p0.producer, p1.switchPending, p1.producer]).toEqual(['sequence_hole', { producerId: 7n, epoch: 0 }, null, { producerId: 7n, epoch: 1 }]);
+    expect(p0.batches).toEqual([
+      { id: 4, recordCount: 1, stamp: { producerId: 7n, epoch: 0, baseSequence: 2 }, restamped: false },
+      { id: 3, recordCount: 1, stamp: null, restamped: false },
+    ]);
     const r = mk({ producer: null });
-    expect(types(r.restore(snap, 0))).toEqual(['need_epoch_bump', 'epoch_bump_ready']);
-    const bumped = r.bumpEpoch(8n, 0, 0);
-    expect(bumped.ok && only(bumped.actions, 'send').map((a) => [a.id, a.producerId, a.baseSequence])).toEqual([[3, 8n, 0]]);
+    expect(types(r.restore(snap, 0))).toEqual(['resend:4', 'resend:7']);
+    // TP moves once its restored batch is decided; TP1 keeps epoch 1.
+    expect(acts(r.onResult(TP, 4, ok(3), 200))).toEqual([
+      { type: 'resolve', tp: TP, id: 4, baseOffset: 3n, logAppendTime: -1n },
+      { type: 'identity', tp: TP, producerId: 7n, epoch: 1, reason: 'sequence_hole' },
+      { type: 'send', tp: TP, id: 3, producerId: 7n, epoch: 1, baseSequence: 0 },
+    ]);
+    expect(r.identityOf(TP1)).toEqual({ producerId: 7n, epoch: 1 });
   });
 
   it('asks for a producer id when restored without one', () => {
     const s = mk({ producer: null });
     s.submit(TP, { id: 1, recordCount: 1 }, 0);
     const r = mk({ producer: null });
-    expect(types(r.restore(s.snapshot(), 0))).toEqual(['need_epoch_bump', 'epoch_bump_ready']);
+    expect(types(r.restore(s.snapshot(), 0))).toEqual(['need_producer_id']);
   });
 
   it('refuses to restore into a Sequencer that has batches', () => {

@@ -1,6 +1,9 @@
 /**
- * Upgrade mode: the sidecar's own idempotent producer (one producerId/epoch obtained by the
- * driver with InitProducerId) assigns sequences to the batches of non-idempotent clients.
+ * Upgrade mode: the sidecar's own idempotent producer assigns sequences to the batches of
+ * non-idempotent clients. Each partition has its own producer identity (producerId, epoch): the
+ * broker keeps producer state per (producerId, partition), so a partition that must leave its
+ * identity (a hole in its sequences, or the Int32 wrap ahead) moves alone, once IT has drained,
+ * while every other partition keeps pipelining under its own.
  *
  * A pure state machine: no I/O, no timers. Every method returns the actions the driver must
  * carry out, in order. Time is passed in as `now` (ms).
@@ -15,19 +18,19 @@
  *   probe of a partition carries a future notBefore and nothing else of that partition is sent
  *   meanwhile, so per-partition send order = action order.
  * - Per partition, send the actions in the order returned (Kafka keeps per-connection order).
- * - `need_epoch_bump`: stop expecting progress for never-sent batches; when `epoch_bump_ready`
- *   comes (every partition drained), obtain a new epoch (InitProducerId with the current
- *   producerId/epoch, KIP-360) or a new producerId, then call `bumpEpoch`.
+ * - `identity`: the partition now uses this (producerId, epoch), from sequence 0; it comes before
+ *   the first send under it (persist it before that send goes out).
+ * - `need_producer_id`: obtain a fresh producer id (InitProducerId, no transactional id) and call
+ *   `addProducerId`; until then the partitions waiting for it send nothing new.
  * - Call `tick(now)` at `nextDeadline()` (or periodically) so batches that wait past
  *   deliveryTimeout fail even when no response arrives.
  *
- * - A second `send` (with `restamped: true`) for the same id can come after an epoch bump: the
- *   batch was rejected with OUT_OF_ORDER_SEQUENCE_NUMBER on every attempt, i.e. never written,
- *   so it gets a new stamp. Stamp the bytes again for every `send`; never for a `resend`.
+ * - A second `send` (with `restamped: true`) for the same id comes for a batch that the broker
+ *   refused on every attempt (a definite answer: never written), so it gets a new stamp. Stamp the
+ *   bytes again for every `send`; never for a `resend`.
  *
  * Sequences are assigned when a batch is FIRST sent (in FIFO order, which is also sequence
- * order) and never changed afterwards (except the re-stamp of a never-written batch above). This is equivalent to stamping at admission and
- * re-stamping never-sent batches after an epoch bump, without the re-stamping.
+ * order) and never changed afterwards (except the re-stamp of a never-written batch above).
  */
 import { backoffDelay } from '../../api/backoff.js';
 import { ErrorCode, type BatchOutcome, type RetryReason } from '../codec/errors.js';
@@ -44,7 +47,7 @@ export interface ProducerIdentity {
 }
 
 export interface SequencerOptions {
-  /** null: no producer id yet; batches queue until the first `bumpEpoch`. */
+  /** The producer id partitions start with; null: none yet (batches queue until `addProducerId`). */
   producer: ProducerIdentity | null;
   /** Batches sent and not yet resolved per partition, 1..5 (rule 1; default 5). */
   maxInFlight?: number;
@@ -64,9 +67,19 @@ export interface SequencerOptions {
    * producer (producer.id.expiration.ms, KIP-360): its next batch goes alone. Default 60 s.
    */
   sessionIdleMs?: number;
+  /**
+   * A partition moves to the next epoch of its producer id while the epoch is below this; at it,
+   * the partition asks for a fresh producer id instead (Kafka's epoch is an int16; the coordinator
+   * treats Short.MAX_VALUE - 1 as exhausted). Default 32766; smaller only in tests.
+   */
+  maxEpoch?: number;
 }
 
-export type EpochBumpReason = 'no_producer_id' | 'sequence_hole' | 'sequence_wrap';
+/** Why a partition leaves its identity: a sent batch failed (a hole), or the next batch would wrap inside. */
+export type EpochBumpReason = 'sequence_hole' | 'sequence_wrap';
+
+/** Why a partition got an identity: its first one ('first'), or it left the last one. */
+export type IdentityReason = 'first' | EpochBumpReason;
 
 export type SequencerAction =
   | {
@@ -108,21 +121,27 @@ export type SequencerAction =
        */
       held?: true;
     }
-  | { type: 'need_epoch_bump'; reason: EpochBumpReason }
-  | { type: 'epoch_bump_ready' };
+  /** The partition uses this identity from now on, from sequence 0 (journal it before the sends behind it). */
+  | { type: 'identity'; tp: TopicPartition; producerId: bigint; epoch: number; reason: IdentityReason }
+  /** Get a fresh producer id (InitProducerId without transactional id) and call `addProducerId`. */
+  | { type: 'need_producer_id' };
 
 /**
- * What survives a restart (sidecar/state): the producer, the next sequence of every partition and
- * the unresolved batches in partition order. Acknowledged batches are not part of it.
+ * What survives a restart (sidecar/state): the newest producer id, each partition's identity and
+ * next sequence and the unresolved batches in partition order. Acknowledged batches are not part of it.
  */
 export interface SequencerSnapshot {
+  /** The newest producer id obtained (what a partition without an identity takes). */
   producer: ProducerIdentity | null;
-  bumpPending: EpochBumpReason | null;
   partitions: PartitionSnapshot[];
 }
 
 export interface PartitionSnapshot {
   tp: TopicPartition;
+  /** The partition's identity; null before its first send. */
+  producer: ProducerIdentity | null;
+  /** It must leave that identity once it has drained. */
+  switchPending: EpochBumpReason | null;
   nextSeq: number;
   /** Unresolved batches in partition order: stamped (sent) ones first, then queued ones. */
   batches: BatchSnapshot[];
@@ -135,8 +154,6 @@ export interface BatchSnapshot {
   stamp: { producerId: bigint; epoch: number; baseSequence: number } | null;
   restamped: boolean;
 }
-
-export type BumpResult = { ok: true; actions: SequencerAction[] } | { ok: false; reason: 'not_drained' | 'epoch_not_newer' };
 
 type BatchState = 'queued' | 'in_flight' | 'await_resend' | 'acked';
 
@@ -164,13 +181,17 @@ interface Batch {
 
 interface PartitionState {
   readonly tp: TopicPartition;
+  /** (producerId, epoch) of the partition's stamps; null until its first send. */
+  identity: ProducerIdentity | null;
+  /** A new identity is needed (no first send until then); taken once the partition has drained. */
+  switchPending: EpochBumpReason | null;
   nextSeq: number;
   /** Sent batches in sequence order (acked ones stay until every earlier one is resolved), then queued ones in FIFO order. */
   batches: Batch[];
   recovering: boolean;
   /** The batch re-sent alone during recovery, or null. */
   probeId: number | null;
-  /** A batch of the current producerId/epoch was acknowledged on this partition (the broker has state for it). */
+  /** A batch of the partition's identity was acknowledged (the broker has state for it). */
   confirmed: boolean;
   /** Last offset of the acknowledged batch with the highest sequence (-1n: none), to notice the broker losing the producer's state. */
   lastAckedOffset: bigint;
@@ -205,6 +226,7 @@ function retriableCode(code: number): number {
 }
 
 export class Sequencer {
+  /** The newest producer id obtained: a partition without an identity (or out of epochs) takes it. */
   private producer: ProducerIdentity | null;
   private readonly maxInFlight: number;
   private readonly backoffInitial: number;
@@ -212,10 +234,11 @@ export class Sequencer {
   private readonly deliveryTimeoutMs: number;
   private readonly unknownHoldMs: number;
   private readonly sessionIdleMs: number;
+  private readonly maxEpoch: number;
   private readonly partitions = new Map<string, PartitionState>();
   private readonly ids = new Map<number, PartitionState>();
-  private bumpPending: EpochBumpReason | null = null;
-  private bumpReadyEmitted = false;
+  /** `need_producer_id` was emitted and `addProducerId` has not come yet. */
+  private producerIdRequested = false;
   private readonly retries = new Map<RetryReason, number>();
 
   constructor(opts: SequencerOptions) {
@@ -229,6 +252,7 @@ export class Sequencer {
     this.deliveryTimeoutMs = opts.deliveryTimeoutMs ?? 120_000;
     this.unknownHoldMs = opts.unknownHoldMs ?? 0;
     this.sessionIdleMs = opts.sessionIdleMs ?? 60_000;
+    this.maxEpoch = opts.maxEpoch ?? 32_766;
   }
 
   /** Queue a batch; returns the sends that became possible. Throws on a reused id or recordCount < 1 (driver bugs). */
@@ -255,9 +279,7 @@ export class Sequencer {
       this.ids.set(it.id, ps);
       ps.batches.push(this.newBatch(it.id, it.recordCount, now + this.deliveryTimeoutMs, 'queued'));
     }
-    if (items.length > 0 && this.producer === null) this.requestBump('no_producer_id', out);
     for (const ps of touched) this.pump(ps, now, out);
-    this.checkBumpReady(out);
     return out;
   }
 
@@ -303,17 +325,20 @@ export class Sequencer {
     if (!b || b.state !== 'in_flight') return out;
 
     if (b.doomed) {
-      // Sent behind a batch the broker refused for good: whatever came back, it was not written
-      // under this stamp (the broker expects the refused batch's sequence), unless it says so.
-      if (outcome.kind !== 'ok') {
+      b.doomed = false;
+      // Sent behind a batch the broker refused for good: a broker ANSWER other than success means
+      // it was not written under this stamp (the broker expects the refused batch's sequence), so
+      // it is stamped again. Re-stamped only after a definite answer: with the answer lost, a
+      // broker without state for the producer may have written it (KIP-360: any sequence), so it
+      // stays under its stamp (re-sent, it is answered as a duplicate or 45), and the partition
+      // moves to a new identity instead of taking the refused batch's sequences.
+      if (outcome.kind === 'retriable' || outcome.kind === 'fatal') {
         this.requeue(ps, b);
-        b.doomed = false;
         this.pump(ps, now, out);
-        this.checkBumpReady(out);
         return out;
       }
-      // Written after all (the broker had lost the producer's state): renumbering is off; a new epoch.
-      this.requestBump('sequence_hole', out);
+      // Written after all, or maybe: renumbering is off for this partition; a new identity.
+      this.requestSwitch(ps, 'sequence_hole');
     }
     let retry: { reason: RetryReason; errorCode: number | null; mayBeWritten: boolean } | null = null;
     switch (outcome.kind) {
@@ -354,7 +379,7 @@ export class Sequencer {
           // Typical cause: an earlier batch failed (hole). It is the first unresolved batch, so it
           // goes back to the front of the queue.
           this.requeue(ps, b);
-          this.requestBump('sequence_hole', out);
+          this.requestSwitch(ps, 'sequence_hole');
         } else {
           this.failBatch(ps, b, outcome.errorCode, b.mayBeWritten || outcome.errorCode === ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER, out);
         }
@@ -378,7 +403,6 @@ export class Sequencer {
       }
     }
     this.pump(ps, now, out);
-    this.checkBumpReady(out);
     return out;
   }
 
@@ -392,34 +416,20 @@ export class Sequencer {
       }
       this.pump(ps, now, out);
     }
-    this.checkBumpReady(out);
     this.gc();
     return out;
   }
 
   /**
-   * Switch to a new producerId/epoch (or set the first one). Allowed only when no partition has
-   * a sent-but-unresolved batch (rule 4; KAFKA-14034: a batch re-sent under a new epoch is not
-   * recognised as a duplicate). Every partition restarts at sequence 0; queued batches are sent.
+   * A fresh producer id (from InitProducerId, after `need_producer_id`): partitions waiting for
+   * an identity take it and send. Returns the actions.
    */
-  bumpEpoch(producerId: bigint, epoch: number, now: number): BumpResult {
-    if (!this.drained()) return { ok: false, reason: 'not_drained' };
-    if (this.producer && this.producer.producerId === producerId && epoch <= this.producer.epoch) return { ok: false, reason: 'epoch_not_newer' };
+  addProducerId(producerId: bigint, epoch: number, now: number): SequencerAction[] {
     this.producer = { producerId, epoch };
-    this.bumpPending = null;
-    this.bumpReadyEmitted = false;
+    this.producerIdRequested = false;
     const out: SequencerAction[] = [];
-    for (const ps of this.partitions.values()) {
-      ps.nextSeq = 0;
-      ps.recovering = false;
-      ps.probeId = null;
-      ps.confirmed = false;
-      ps.lastAckedOffset = -1n;
-      ps.lastAckedSeq = -1;
-    }
     for (const ps of this.partitions.values()) this.pump(ps, now, out);
-    this.checkBumpReady(out);
-    return { ok: true, actions: out };
+    return out;
   }
 
   /** Batches of `tp` sent (or scheduled for re-send) and not yet answered. */
@@ -440,18 +450,24 @@ export class Sequencer {
     return this.ids.size;
   }
 
-  /** No batch of any partition is in flight or waiting for a re-send (queued never-sent batches may remain). */
-  drained(): boolean {
-    for (const ps of this.partitions.values()) for (const b of ps.batches) if (b.state === 'in_flight' || b.state === 'await_resend') return false;
+  /** No batch of `tp` (of any partition without `tp`) is in flight or waiting for a re-send (queued never-sent batches may remain). */
+  drained(tp?: TopicPartition): boolean {
+    const all = tp ? [this.partitions.get(tpKey(tp))].filter((x) => x !== undefined) : this.partitions.values();
+    for (const ps of all) if (!this.partitionDrained(ps)) return false;
     return true;
   }
 
-  // epochBumpPending, retriesByReason and nextDeadline are read by sequencer.test.ts only: they
-  // make the pure machine's state observable there; the Upgrader learns the same from actions.
-  epochBumpPending(): EpochBumpReason | null {
-    return this.bumpPending;
+  // switchPending, identityOf, retriesByReason and nextDeadline are read by sequencer.test.ts only:
+  // they make the pure machine's state observable there; the Upgrader learns the same from actions.
+  switchPending(tp: TopicPartition): EpochBumpReason | null {
+    return this.partitions.get(tpKey(tp))?.switchPending ?? null;
   }
 
+  identityOf(tp: TopicPartition): ProducerIdentity | null {
+    return this.partitions.get(tpKey(tp))?.identity ?? null;
+  }
+
+  /** The newest producer id obtained (null before the first). */
   currentProducer(): ProducerIdentity | null {
     return this.producer;
   }
@@ -483,25 +499,28 @@ export class Sequencer {
         const stamp = b.state === 'queued' ? null : { producerId: b.producerId, epoch: b.epoch, baseSequence: b.baseSequence };
         batches.push({ id: b.id, recordCount: b.recordCount, stamp, restamped: b.restamped });
       }
-      partitions.push({ tp: { ...ps.tp }, nextSeq: ps.nextSeq, batches });
+      partitions.push({ tp: { ...ps.tp }, producer: ps.identity, switchPending: ps.switchPending, nextSeq: ps.nextSeq, batches });
     }
-    return { producer: this.producer, bumpPending: this.bumpPending, partitions };
+    return { producer: this.producer, partitions };
   }
 
   /**
    * After a restart: puts back a snapshot into a Sequencer that has seen no batch yet. A stamped
    * batch may have been written before the restart (its answer was lost with the process), so it
    * is re-sent under its ORIGINAL stamp, as a recovery probe (alone, then the rest pipelined): the
-   * broker answers it as a duplicate or writes it once. Queued batches follow under the current
-   * epoch. Every batch gets a fresh deliveryTimeout from `now`. Returns the first actions.
+   * broker answers it as a duplicate or writes it once. Queued batches follow under the partition's
+   * identity (a new one first if it had a hole). Every batch gets a fresh deliveryTimeout from
+   * `now`. Returns the first actions.
    */
   restore(snap: SequencerSnapshot, now: number): SequencerAction[] {
     if (this.ids.size > 0 || this.partitions.size > 0) throw new Error('restore needs a Sequencer that has seen no batch');
     const out: SequencerAction[] = [];
     this.producer = snap.producer;
     for (const p of snap.partitions) {
-      const ps: PartitionState = { tp: { ...p.tp }, nextSeq: p.nextSeq, batches: [], recovering: false, probeId: null, confirmed: false, lastAckedOffset: -1n, lastAckedSeq: -1, lastAckAt: now };
-      this.partitions.set(tpKey(ps.tp), ps);
+      const ps = this.newPartition(p.tp, now);
+      ps.identity = p.producer;
+      ps.switchPending = p.switchPending;
+      ps.nextSeq = p.nextSeq;
       for (const bs of p.batches) {
         if (this.ids.has(bs.id)) throw new Error(`batch id ${bs.id} twice in the snapshot`);
         if (!Number.isInteger(bs.recordCount) || bs.recordCount < 1) throw new RangeError(`recordCount must be >= 1, got ${bs.recordCount}`);
@@ -527,10 +546,7 @@ export class Sequencer {
         if (sent) ps.recovering = true;
       }
     }
-    if (snap.bumpPending !== null) this.requestBump(snap.bumpPending, out);
-    else if (this.producer === null && this.ids.size > 0) this.requestBump('no_producer_id', out);
     for (const ps of this.partitions.values()) this.pump(ps, now, out);
-    this.checkBumpReady(out);
     return out;
   }
 
@@ -577,11 +593,11 @@ export class Sequencer {
       // A sent batch given up leaves a hole in the sequence. When the broker refused it for good
       // (never written, on no attempt), the hole is closed on this partition alone: the batches
       // behind it take its sequences (the Java producer's adjustSequencesDueToFailedBatch).
-      // Otherwise (it may be in the log) later batches must not go out under this epoch: a new
-      // one, after every partition drained (rule 4, KAFKA-14034).
+      // Otherwise (it may be in the log) later batches must not go out under this identity: the
+      // partition takes a new one once it has drained (rule 4, per partition; KAFKA-14034).
       if (!outcomeUnknown && !b.mayBeWritten && NEVER_WRITTEN.has(errorCode) && this.rewind(ps, b, i)) {
         // closed locally
-      } else this.requestBump('sequence_hole', out);
+      } else this.requestSwitch(ps, 'sequence_hole');
     }
     this.popResolvedHead(ps);
   }
@@ -592,7 +608,7 @@ export class Sequencer {
    * producer/epoch, or a batch behind it is acknowledged or held (then it may be in the log).
    */
   private rewind(ps: PartitionState, failed: Batch, at: number): boolean {
-    const p = this.producer;
+    const p = ps.identity;
     if (at < 0 || !p || failed.producerId !== p.producerId || failed.epoch !== p.epoch) return false;
     const later = ps.batches.slice(at).filter((x) => x.state !== 'queued' && x.baseSequence !== -1 && x.producerId === failed.producerId && x.epoch === failed.epoch);
     if (later.some((x) => x.state === 'acked' || x.heldUntil !== null || x.mayBeWritten)) return false;
@@ -654,11 +670,24 @@ export class Sequencer {
   stateLosses = 0;
 
   private partitionOf(tp: TopicPartition): PartitionState {
-    let ps = this.partitions.get(tpKey(tp));
-    if (!ps) {
-      ps = { tp: { topic: tp.topic, partition: tp.partition }, nextSeq: 0, batches: [], recovering: false, probeId: null, confirmed: false, lastAckedOffset: -1n, lastAckedSeq: -1, lastAckAt: 0 };
-      this.partitions.set(tpKey(tp), ps);
-    }
+    return this.partitions.get(tpKey(tp)) ?? this.newPartition(tp, 0);
+  }
+
+  private newPartition(tp: TopicPartition, lastAckAt: number): PartitionState {
+    const ps: PartitionState = {
+      tp: { topic: tp.topic, partition: tp.partition },
+      identity: null,
+      switchPending: null,
+      nextSeq: 0,
+      batches: [],
+      recovering: false,
+      probeId: null,
+      confirmed: false,
+      lastAckedOffset: -1n,
+      lastAckedSeq: -1,
+      lastAckAt,
+    };
+    this.partitions.set(tpKey(tp), ps);
     return ps;
   }
 
@@ -682,21 +711,56 @@ export class Sequencer {
     };
   }
 
-  private requestBump(reason: EpochBumpReason, out: SequencerAction[]): void {
-    if (this.bumpPending !== null) return;
-    this.bumpPending = reason;
-    this.bumpReadyEmitted = false;
-    out.push({ type: 'need_epoch_bump', reason });
+  private requestSwitch(ps: PartitionState, reason: EpochBumpReason): void {
+    ps.switchPending ??= reason;
   }
 
-  private checkBumpReady(out: SequencerAction[]): void {
-    if (this.bumpPending !== null && !this.bumpReadyEmitted && this.drained()) {
-      this.bumpReadyEmitted = true;
-      out.push({ type: 'epoch_bump_ready' });
+  private partitionDrained(ps: PartitionState): boolean {
+    for (const b of ps.batches) if (b.state === 'in_flight' || b.state === 'await_resend') return false;
+    return true;
+  }
+
+  /**
+   * Gives the partition its first identity, or a new one when it must leave its own and has
+   * drained (no batch of it in flight or awaiting a re-send, held ones included: nothing that may
+   * be written is ever re-sent under the new one). The next epoch of its producer id fences
+   * anything late of the old epoch (the broker answers INVALID_PRODUCER_EPOCH) and touches no
+   * other partition: the broker keeps producer state per (producerId, partition), epoch included,
+   * and the Java idempotent producer bumps its epoch locally the same way (KIP-360). Out of
+   * epochs (or none yet): the newest producer id, when the partition has not used it, else a
+   * fresh one is asked for. A partition only ever moves to the newest id, so one it has not used
+   * is one it never used.
+   */
+  private takeIdentity(ps: PartitionState, out: SequencerAction[]): boolean {
+    const cur = ps.identity;
+    if (cur !== null && ps.switchPending === null) return false;
+    // Only with something to send: an idle partition keeps its identity (and its journal stays quiet).
+    if (!ps.batches.some((b) => b.state === 'queued')) return false;
+    if (!this.partitionDrained(ps)) return false;
+    let next: ProducerIdentity | null = null;
+    if (cur !== null && cur.epoch < this.maxEpoch) next = { producerId: cur.producerId, epoch: cur.epoch + 1 };
+    else if (this.producer !== null && (cur === null || this.producer.producerId !== cur.producerId)) next = this.producer;
+    if (next === null) {
+      if (!this.producerIdRequested) {
+        this.producerIdRequested = true;
+        out.push({ type: 'need_producer_id' });
+      }
+      return false;
     }
+    out.push({ type: 'identity', tp: ps.tp, producerId: next.producerId, epoch: next.epoch, reason: ps.switchPending ?? 'first' });
+    ps.identity = next;
+    ps.switchPending = null;
+    ps.nextSeq = 0;
+    ps.recovering = false;
+    ps.probeId = null;
+    ps.confirmed = false;
+    ps.lastAckedOffset = -1n;
+    ps.lastAckedSeq = -1;
+    return true;
   }
 
   private pump(ps: PartitionState, now: number, out: SequencerAction[]): void {
+    this.takeIdentity(ps, out);
     if (ps.recovering) {
       if (ps.batches.some((b) => b.state === 'in_flight')) return;
       for (;;) {
@@ -712,7 +776,7 @@ export class Sequencer {
         return;
       }
     }
-    const p = this.producer;
+    const p = ps.identity;
     let sent = 0;
     let doomedInFlight = false;
     for (const b of ps.batches) {
@@ -725,7 +789,8 @@ export class Sequencer {
     // sequence (KIP-360): after a long quiet spell, re-establish the session with one batch first.
     if (ps.confirmed && sent === 0 && now - ps.lastAckAt > this.sessionIdleMs) ps.confirmed = false;
     // First sends go strictly in FIFO order: once one queued batch cannot go, none after it may.
-    let firstSendsOpen = p !== null && this.bumpPending === null;
+    // Only this partition's own state decides: another partition's trouble never holds it up.
+    let firstSendsOpen = p !== null && ps.switchPending === null;
     for (const b of ps.batches) {
       if (b.state === 'acked' || b.state === 'in_flight') continue;
       if (b.state === 'await_resend') {
@@ -734,9 +799,9 @@ export class Sequencer {
         this.emitResend(ps, b, now, out);
         continue;
       }
-      // queued: a first send under the current epoch.
+      // queued: a first send under the partition's identity.
       if (!firstSendsOpen || p === null) continue;
-      // Until the broker has acknowledged one batch of this producerId/epoch on the partition,
+      // Until the broker has acknowledged one batch of the partition's identity,
       // send one batch at a time: a broker without state for the producer accepts ANY sequence
       // (ProducerAppendInfo.checkSequence, KIP-360), so if the first batch were not written
       // (e.g. NOT_ENOUGH_REPLICAS) the second would be written ahead of it instead of getting
@@ -747,8 +812,8 @@ export class Sequencer {
       }
       if (wouldWrapInside(ps.nextSeq, b.recordCount)) {
         // Kafka wraps sequences (DefaultRecordBatch.incrementSequence), but clients differ at the
-        // wrap (kafkajs off-by-one): start a new epoch at 0 instead of wrapping inside a batch.
-        this.requestBump('sequence_wrap', out);
+        // wrap (kafkajs off-by-one): a new identity at 0 instead of wrapping inside a batch.
+        this.requestSwitch(ps, 'sequence_wrap');
         firstSendsOpen = false;
         continue;
       }
@@ -763,6 +828,8 @@ export class Sequencer {
       if (b.restamped) send.restamped = true;
       out.push(send);
     }
+    // The wrap ahead of an idle partition: it moves now.
+    if (ps.switchPending !== null && this.takeIdentity(ps, out)) this.pump(ps, now, out);
   }
 
   private emitResend(ps: PartitionState, b: Batch, notBefore: number, out: SequencerAction[]): void {
@@ -782,7 +849,17 @@ export class Sequencer {
     });
   }
 
+  /**
+   * Forgets partitions that a new one would repeat exactly: nothing pending, nothing sent under
+   * their identity (sequence 0, unconfirmed) and that identity is the newest id at its first epoch
+   * (or none). One that moved to another epoch is kept: starting it again at the old epoch would
+   * meet the broker's newer one (INVALID_PRODUCER_EPOCH) or its cached sequences.
+   */
   private gc(): void {
-    for (const [k, ps] of this.partitions) if (ps.batches.length === 0 && ps.nextSeq === 0 && !ps.confirmed) this.partitions.delete(k);
+    const p = this.producer;
+    for (const [k, ps] of this.partitions) {
+      const fresh = ps.identity === null || (p !== null && ps.identity.producerId === p.producerId && ps.identity.epoch === p.epoch);
+      if (ps.batches.length === 0 && ps.nextSeq === 0 && !ps.confirmed && ps.switchPending === null && fresh) this.partitions.delete(k);
+    }
   }
 }

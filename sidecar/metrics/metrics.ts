@@ -152,6 +152,17 @@ export class SidecarMetrics {
     help: 'Live (producerId, epoch) sessions tracked.',
     registers: [this.registry],
   });
+  readonly producerIdsAllocated = new Counter({
+    name: 'idempo_producer_ids_allocated_total',
+    help: 'Producer ids the upgrade mode obtained with InitProducerId (one at start; again only when a partition used up its epochs).',
+    registers: [this.registry],
+  });
+  readonly producerIdentities = new Counter({
+    name: 'idempo_producer_identities_total',
+    help: 'Producer identities (producer id, epoch) partitions moved to in upgrade mode, by reason: first, sequence_hole (a sent batch failed), sequence_wrap.',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
   readonly sessionsEvicted = new Counter({
     name: 'idempo_producer_sessions_evicted_total',
     help: 'Producer sessions dropped because the session cap was reached (least recently used first).',

@@ -12,7 +12,9 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { crc32c } from '@node-rs/crc32';
 
-export const MAGIC = Buffer.from('IDMPST01', 'latin1');
+// 02: per-partition producer identities (records.ts `identity`). A file of another version does not
+// check out: set aside, fresh start (a new producer id is safe, a misread sequence is not).
+export const MAGIC = Buffer.from('IDMPST02', 'latin1');
 const HEAD = 12;
 /** No single record is larger (a batch is bounded by --max-frame-bytes, at most 1 GiB). */
 const MAX_RECORD = 1 << 30;

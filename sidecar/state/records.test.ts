@@ -31,6 +31,16 @@ describe('state records', () => {
       { type: 'dedup', entries: [{ key: { topic: 't', partition: 0, fingerprint: fp(0xabcn) }, result: { errorCode: 0, baseOffset: 5n, logAppendTimeMs: -1n }, expiresAt: 9 }] },
       { type: 'dedup', entries: [] },
       { type: 'upstream', upstream: 'kafka-0.kafka:9092,kafka-1.kafka:9092' },
+      { type: 'identity', tp: { topic: 'x', partition: 7 }, producer: { producerId: 9n, epoch: 32_766 } },
+      {
+        type: 'sequencer',
+        producer: { producerId: 9n, epoch: 0 },
+        partitions: [
+          { tp: TP, nextSeq: 5, producer: { producerId: 8n, epoch: 2 }, switchPending: 'sequence_wrap' },
+          { tp: TP1, nextSeq: 0, producer: null, switchPending: null },
+        ],
+        restamped: [4],
+      },
     ];
     expect(roundTrip(rs)).toEqual(rs);
     expect(() => decodeRecord(Buffer.from([99, 0, 0, 0, 0]))).toThrow(/unknown record type/);
@@ -41,6 +51,7 @@ describe('state records', () => {
     const r = replay(
       roundTrip([
         { type: 'producer', producer: P7 },
+        { type: 'identity', tp: TP, producer: P7 },
         accepted(1, TP, 2, key),
         stamped(1, 0),
         accepted(2, TP, 3),
@@ -52,8 +63,8 @@ describe('state records', () => {
       WINDOW,
     );
     expect(r.sequencer.producer).toEqual(P7);
-    expect(r.sequencer.bumpPending).toBeNull();
     const byTp = Object.fromEntries(r.sequencer.partitions.map((p) => [p.tp.partition, p]));
+    expect([byTp[0].producer, byTp[0].switchPending, byTp[1].producer]).toEqual([P7, null, null]);
     expect(byTp[0].nextSeq).toBe(5);
     expect(byTp[0].batches.map((b) => [b.id, b.stamp?.baseSequence ?? null])).toEqual([
       [2, 2],
@@ -76,17 +87,44 @@ describe('state records', () => {
     expect(decodeRecord(encodeRecord(finished(3)))).toEqual(finished(3));
   });
 
-  it('a failed sent batch leaves a hole: the restored sequencer bumps the epoch first', () => {
-    const r = replay([{ type: 'producer', producer: P7 }, accepted(1), stamped(1, 0), finished(1, 10)], WINDOW);
-    expect(r.sequencer.bumpPending).toBe('sequence_hole');
-    const after = replay([{ type: 'producer', producer: P7 }, accepted(1), stamped(1, 0), finished(1, 10), { type: 'producer', producer: { producerId: 8n, epoch: 0 } }], WINDOW);
-    expect(after.sequencer.bumpPending).toBeNull();
+  it('a failed sent batch leaves a hole on ITS partition: the restored sequencer moves that partition first', () => {
+    const start: StateRecord[] = [{ type: 'producer', producer: P7 }, { type: 'identity', tp: TP, producer: P7 }, { type: 'identity', tp: TP1, producer: P7 }];
+    const r = replay([...start, accepted(1), stamped(1, 0), accepted(2, TP1), stamped(2, 0), finished(1, 10)], WINDOW);
+    const pending = (x: typeof r) => x.sequencer.partitions.map((p) => [p.tp.partition, p.switchPending]);
+    expect(pending(r)).toEqual([
+      [0, 'sequence_hole'],
+      [1, null],
+    ]);
+    const after = replay([...start, accepted(1), stamped(1, 0), finished(1, 10), { type: 'identity', tp: TP, producer: { producerId: 7n, epoch: 1 } }], WINDOW);
+    expect(pending(after)).toEqual([
+      [0, null],
+      [1, null],
+    ]);
+    // A new producer id alone moves no partition.
+    const newId = replay([...start, accepted(1), stamped(1, 0), finished(1, 10), { type: 'producer', producer: { producerId: 8n, epoch: 0 } }], WINDOW);
+    expect(pending(newId)[0]).toEqual([0, 'sequence_hole']);
+    expect(newId.sequencer.producer).toEqual({ producerId: 8n, epoch: 0 });
   });
 
-  it('a batch stamped under an older epoch and still open was re-queued for a re-stamp', () => {
-    const r = replay([{ type: 'producer', producer: P7 }, accepted(1), stamped(1, 0), { type: 'producer', producer: { producerId: 7n, epoch: 1 } }], WINDOW);
-    expect(r.sequencer.partitions[0].batches).toEqual([{ id: 1, recordCount: 1, stamp: null, restamped: true }]);
-    expect(r.sequencer.partitions[0].nextSeq).toBe(0);
+  it("a batch stamped under its partition's older identity and still open was re-queued for a re-stamp; other partitions keep their stamps", () => {
+    const r = replay(
+      [
+        { type: 'producer', producer: P7 },
+        { type: 'identity', tp: TP, producer: P7 },
+        { type: 'identity', tp: TP1, producer: P7 },
+        accepted(1),
+        stamped(1, 0),
+        accepted(2, TP1),
+        stamped(2, 0),
+        { type: 'identity', tp: TP, producer: { producerId: 7n, epoch: 1 } },
+      ],
+      WINDOW,
+    );
+    const [p0, p1] = r.sequencer.partitions;
+    expect(p0.batches).toEqual([{ id: 1, recordCount: 1, stamp: null, restamped: true }]);
+    expect([p0.nextSeq, p0.producer]).toEqual([0, { producerId: 7n, epoch: 1 }]);
+    expect(p1.batches).toEqual([{ id: 2, recordCount: 1, stamp: { ...P7, baseSequence: 0 }, restamped: false }]);
+    expect([p1.nextSeq, p1.producer]).toEqual([1, P7]);
   });
 
   it('rejects records that do not fit together (treated as a corrupt file)', () => {
@@ -117,7 +155,7 @@ describe('state records', () => {
     expect(tp0.nextSeq).toBe(8); // not 4: batch 2 (seq 2-3) is older than the acknowledged 3 and 4
     expect(tp0.batches).toEqual([]);
     const tp1 = r.sequencer.partitions.find((p) => p.tp.partition === 1)!;
-    expect(tp1).toEqual({ tp: TP1, nextSeq: 2, batches: snap.partitions.find((p) => p.tp.partition === 1)!.batches });
+    expect(tp1).toEqual({ tp: TP1, producer: P7, switchPending: null, nextSeq: 2, batches: snap.partitions.find((p) => p.tp.partition === 1)!.batches });
     expect(r.dedup).toEqual(dedup);
     expect(r.brokers).toEqual(brokers);
     expect(r.batches.get(6)?.bytes.toString()).toBe('b6');

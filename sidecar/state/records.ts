@@ -36,8 +36,19 @@ export interface AcceptedBatch {
 
 export type Stamp = { producerId: bigint; epoch: number; baseSequence: number };
 
+/** A partition's identity and where its sequences stand (in a compacted file's `sequencer` record). */
+export interface PartitionRecord {
+  tp: TopicPartition;
+  nextSeq: number;
+  producer: ProducerIdentity | null;
+  switchPending: EpochBumpReason | null;
+}
+
 export type StateRecord =
+  // A producer id obtained from InitProducerId (the newest; partitions without an identity take it).
   | { type: 'producer'; producer: ProducerIdentity }
+  // A partition moved to this identity, from sequence 0 (before any send under it).
+  | { type: 'identity'; tp: TopicPartition; producer: ProducerIdentity }
   | { type: 'accepted'; batch: AcceptedBatch }
   // `inSnapshot`: written by a compaction for an unresolved batch; the partition's next sequence
   // comes from the sequencer record then (a later batch may have been acknowledged already).
@@ -49,13 +60,13 @@ export type StateRecord =
   // for other bootstrap servers is not restored (a foreign producer id could collide).
   | { type: 'upstream'; upstream: string }
   // Only at the start of a compacted file: the sequencer without its batches (they follow as accepted/stamped).
-  | { type: 'sequencer'; producer: ProducerIdentity | null; bumpPending: EpochBumpReason | null; partitions: Array<{ tp: TopicPartition; nextSeq: number }>; restamped: number[] }
+  | { type: 'sequencer'; producer: ProducerIdentity | null; partitions: PartitionRecord[]; restamped: number[] }
   // Finished originals, in chunks (one record per ~1000 entries keeps a compaction cheap).
   | { type: 'dedup'; entries: Array<DedupSnapshotEntry<StoredResult>> };
 
-const TYPE = { producer: 1, accepted: 2, stamped: 3, finished: 4, brokers: 5, sequencer: 6, dedup: 7, upstream: 8 } as const;
+const TYPE = { producer: 1, accepted: 2, stamped: 3, finished: 4, brokers: 5, sequencer: 6, dedup: 7, upstream: 8, identity: 9 } as const;
 
-const BUMP_REASONS: readonly EpochBumpReason[] = ['no_producer_id', 'sequence_hole', 'sequence_wrap'];
+const BUMP_REASONS: readonly EpochBumpReason[] = ['sequence_hole', 'sequence_wrap'];
 
 // Binary, big-endian, with the codec's Writer/Reader: a restart replays up to tens of MiB of these,
 // and a compaction writes every dedup entry in one event-loop turn (JSON was ~10x slower).
@@ -113,6 +124,12 @@ export function encodeRecord(x: StateRecord): Buffer {
       w.int64(x.producer.producerId);
       w.int16(x.producer.epoch);
       break;
+    case 'identity':
+      w.string(x.tp.topic);
+      w.int32(x.tp.partition);
+      w.int64(x.producer.producerId);
+      w.int16(x.producer.epoch);
+      break;
     case 'accepted': {
       const b = x.batch;
       w.int32(b.id);
@@ -157,12 +174,17 @@ export function encodeRecord(x: StateRecord): Buffer {
         w.int64(x.producer.producerId);
         w.int16(x.producer.epoch);
       }
-      w.int8(x.bumpPending === null ? -1 : BUMP_REASONS.indexOf(x.bumpPending));
       w.int32(x.partitions.length);
       for (const p of x.partitions) {
         w.string(p.tp.topic);
         w.int32(p.tp.partition);
         w.int32(p.nextSeq);
+        w.bool(p.producer !== null);
+        if (p.producer) {
+          w.int64(p.producer.producerId);
+          w.int16(p.producer.epoch);
+        }
+        w.int8(p.switchPending === null ? -1 : BUMP_REASONS.indexOf(p.switchPending));
       }
       w.int32(x.restamped.length);
       for (const id of x.restamped) w.int32(id);
@@ -187,6 +209,9 @@ export function decodeRecord(payload: Buffer): StateRecord {
   switch (type) {
     case TYPE.producer:
       out = { type: 'producer', producer: { producerId: r.int64('producerId'), epoch: r.int16('epoch') } };
+      break;
+    case TYPE.identity:
+      out = { type: 'identity', tp: { topic: r.string('topic'), partition: r.int32('partition') }, producer: { producerId: r.int64('producerId'), epoch: r.int16('epoch') } };
       break;
     case TYPE.accepted: {
       const id = r.int32('id');
@@ -224,15 +249,20 @@ export function decodeRecord(payload: Buffer): StateRecord {
     }
     case TYPE.sequencer: {
       const producer = r.bool('has producer') ? { producerId: r.int64('producerId'), epoch: r.int16('epoch') } : null;
-      const reason = r.int8('bumpPending');
-      if (reason >= BUMP_REASONS.length || reason < -1) throw new Error(`unknown epoch bump reason ${reason}`);
-      const partitions: Array<{ tp: TopicPartition; nextSeq: number }> = [];
+      const partitions: PartitionRecord[] = [];
       const n = r.int32('partitions');
-      for (let i = 0; i < n; i++) partitions.push({ tp: { topic: r.string('topic'), partition: r.int32('partition') }, nextSeq: r.int32('nextSeq') });
+      for (let i = 0; i < n; i++) {
+        const tp = { topic: r.string('topic'), partition: r.int32('partition') };
+        const nextSeq = r.int32('nextSeq');
+        const own = r.bool('has identity') ? { producerId: r.int64('producerId'), epoch: r.int16('epoch') } : null;
+        const reason = r.int8('switchPending');
+        if (reason >= BUMP_REASONS.length || reason < -1) throw new Error(`unknown epoch bump reason ${reason}`);
+        partitions.push({ tp, nextSeq, producer: own, switchPending: reason === -1 ? null : BUMP_REASONS[reason] });
+      }
       const restamped: number[] = [];
       const m = r.int32('restamped');
       for (let i = 0; i < m; i++) restamped.push(r.int32('id'));
-      out = { type: 'sequencer', producer, bumpPending: reason === -1 ? null : BUMP_REASONS[reason], partitions, restamped };
+      out = { type: 'sequencer', producer, partitions, restamped };
       break;
     }
     case TYPE.dedup: {
@@ -275,8 +305,13 @@ const tpKey = (tp: TopicPartition): string => `${tp.partition}\u0000${tp.topic}`
  */
 export function replay(records: Iterable<StateRecord>, dedupWindowMs: number): RestoredState {
   let producer: ProducerIdentity | null = null;
-  let bumpPending: EpochBumpReason | null = null;
-  const nextSeq = new Map<string, { tp: TopicPartition; nextSeq: number }>();
+  const parts = new Map<string, PartitionRecord>();
+  const part = (tp: TopicPartition): PartitionRecord => {
+    const k = tpKey(tp);
+    let p = parts.get(k);
+    if (!p) parts.set(k, (p = { tp, nextSeq: 0, producer: null, switchPending: null }));
+    return p;
+  };
   // Insertion order = acceptance order = per-partition FIFO.
   const open = new Map<number, { batch: AcceptedBatch; stamp: Stamp | null; restamped: boolean }>();
   // No map by key here: converting 100k fingerprints to map keys twice (here and in the cache)
@@ -286,31 +321,35 @@ export function replay(records: Iterable<StateRecord>, dedupWindowMs: number): R
   let upstream: string | null = null;
   let maxBatchId = 0;
   const restampedIds = new Set<number>();
-  const sameProducer = (s: Stamp): boolean => producer !== null && s.producerId === producer.producerId && s.epoch === producer.epoch;
-
+  const same = (s: Stamp, p: ProducerIdentity | null): boolean => p !== null && s.producerId === p.producerId && s.epoch === p.epoch;
 
   for (const r of records) {
     switch (r.type) {
       case 'sequencer':
         producer = r.producer;
-        bumpPending = r.bumpPending;
-        nextSeq.clear();
-        for (const p of r.partitions) nextSeq.set(tpKey(p.tp), { tp: p.tp, nextSeq: p.nextSeq });
+        parts.clear();
+        for (const p of r.partitions) parts.set(tpKey(p.tp), { ...p });
         for (const id of r.restamped) restampedIds.add(id);
         break;
       case 'producer':
         producer = r.producer;
-        bumpPending = null;
-        for (const p of nextSeq.values()) p.nextSeq = 0;
-        // The sequencer switches epochs only when no sent batch is unresolved, so an open batch
-        // stamped under an older epoch was re-queued for a re-stamp (rejected, never written).
+        break;
+      case 'identity': {
+        const p = part(r.tp);
+        p.producer = r.producer;
+        p.switchPending = null;
+        p.nextSeq = 0;
+        // A partition moves only when none of its sent batches is unresolved, so an open batch of
+        // it stamped under another identity was re-queued for a re-stamp (refused, never written).
+        const k = tpKey(r.tp);
         for (const b of open.values()) {
-          if (b.stamp && !sameProducer(b.stamp)) {
+          if (b.stamp && tpKey(b.batch.tp) === k && !same(b.stamp, r.producer)) {
             b.stamp = null;
             b.restamped = true;
           }
         }
         break;
+      }
       case 'accepted':
         if (open.has(r.batch.id)) throw new Error(`batch ${r.batch.id} accepted twice`);
         open.set(r.batch.id, { batch: r.batch, stamp: null, restamped: restampedIds.has(r.batch.id) });
@@ -322,19 +361,19 @@ export function replay(records: Iterable<StateRecord>, dedupWindowMs: number): R
         if (b.stamp) b.restamped = true;
         b.stamp = r.stamp;
         if (r.inSnapshot) break;
-        const k = tpKey(b.batch.tp);
-        const next = nextSequence(lastSequence(r.stamp.baseSequence, b.batch.recordCount), 1);
-        const p = nextSeq.get(k);
-        if (p) p.nextSeq = next;
-        else nextSeq.set(k, { tp: b.batch.tp, nextSeq: next });
+        part(b.batch.tp).nextSeq = nextSequence(lastSequence(r.stamp.baseSequence, b.batch.recordCount), 1);
         break;
       }
       case 'finished': {
         const b = open.get(r.id);
         if (!b) break; // finished before a compaction that dropped it
         open.delete(r.id);
-        // A sent batch that failed leaves a hole in its epoch: the next batch needs a new one.
-        if (r.result.errorCode !== 0 && b.stamp && sameProducer(b.stamp)) bumpPending ??= 'sequence_hole';
+        // A sent batch that failed leaves a hole under its partition's identity: the partition
+        // takes a new one before its next first send.
+        if (r.result.errorCode !== 0 && b.stamp) {
+          const p = part(b.batch.tp);
+          if (same(b.stamp, p.producer)) p.switchPending ??= 'sequence_hole';
+        }
         // Kept for its copies: a success, or the tombstone of an unknown outcome (answers them retriable).
         if ((r.result.errorCode === 0 || r.unknown) && b.batch.dedupKey) dedup.push({ key: b.batch.dedupKey, result: r.result, expiresAt: r.at + dedupWindowMs });
         break;
@@ -352,12 +391,12 @@ export function replay(records: Iterable<StateRecord>, dedupWindowMs: number): R
   }
 
   const partitions = new Map<string, SequencerSnapshot['partitions'][number]>();
-  for (const p of nextSeq.values()) partitions.set(tpKey(p.tp), { tp: p.tp, nextSeq: p.nextSeq, batches: [] });
+  for (const [k, p] of parts) partitions.set(k, { ...p, batches: [] });
   const batches = new Map<number, AcceptedBatch>();
   for (const b of open.values()) {
     const k = tpKey(b.batch.tp);
     let p = partitions.get(k);
-    if (!p) partitions.set(k, (p = { tp: b.batch.tp, nextSeq: 0, batches: [] }));
+    if (!p) partitions.set(k, (p = { tp: b.batch.tp, producer: null, switchPending: null, nextSeq: 0, batches: [] }));
     const snap: BatchSnapshot = { id: b.batch.id, recordCount: b.batch.recordCount, stamp: b.stamp, restamped: b.restamped };
     p.batches.push(snap);
     // Own copy: decodeRecord() gave a view of the whole file, which is dropped after the replay.
@@ -365,7 +404,7 @@ export function replay(records: Iterable<StateRecord>, dedupWindowMs: number): R
   }
   // Stamped batches first (in sequence order = acceptance order), then queued ones (FIFO).
   for (const p of partitions.values()) p.batches.sort((a, b) => Number(a.stamp === null) - Number(b.stamp === null));
-  return { sequencer: { producer, bumpPending, partitions: [...partitions.values()] }, batches, dedup, brokers, upstream, maxBatchId };
+  return { sequencer: { producer, partitions: [...partitions.values()] }, batches, dedup, brokers, upstream, maxBatchId };
 }
 
 /** The whole live state as records: what a compaction writes (the first records of the new file). */
@@ -378,7 +417,12 @@ export function snapshotRecords(
   const out: StateRecord[] = [];
   const restamped: number[] = [];
   for (const p of seq.partitions) for (const b of p.batches) if (b.restamped && b.stamp === null) restamped.push(b.id);
-  out.push({ type: 'sequencer', producer: seq.producer, bumpPending: seq.bumpPending, partitions: seq.partitions.map((p) => ({ tp: p.tp, nextSeq: p.nextSeq })), restamped });
+  out.push({
+    type: 'sequencer',
+    producer: seq.producer,
+    partitions: seq.partitions.map((p) => ({ tp: p.tp, nextSeq: p.nextSeq, producer: p.producer, switchPending: p.switchPending })),
+    restamped,
+  });
   for (const p of seq.partitions) {
     for (const b of p.batches) {
       const a = batch(b.id);
