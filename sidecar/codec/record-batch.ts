@@ -2,7 +2,7 @@
 // Only the 61-byte header is read or written: the records (possibly compressed) are never
 // decoded, so stamping costs one CRC-32C pass (hardware accelerated) and no copy.
 
-import { crc32c } from '@node-rs/crc32';
+import { crc32c } from './on-demand.js';
 import { CodecError } from './reader.js';
 
 /** Byte offsets inside a v2 batch (see KAFKA-NOTES.md). */

@@ -6,8 +6,7 @@
 //             headerCount varint, [headerKeyLength varint, headerKey, headerValueLength varint, headerValue]
 // All varints are zigzag encoded; a length of -1 is null. The batch header (61 bytes) is
 // described in record-batch.ts, which reads and stamps it without touching the records.
-import * as zlib from 'node:zlib';
-import { crc32c } from '@node-rs/crc32';
+import { crc32c, zlib } from './on-demand.js';
 import { Attr, BatchOffset, BATCH_HEADER_SIZE, LOG_OVERHEAD } from './record-batch.js';
 import { Writer } from './writer.js';
 
@@ -107,9 +106,9 @@ export function decompressRecords(recordsSection: Buffer, compression: number): 
       case 0:
         return recordsSection;
       case 1:
-        return zlib.gunzipSync(recordsSection, { maxOutputLength: MAX_DECOMPRESSED_BYTES });
+        return zlib().gunzipSync(recordsSection, { maxOutputLength: MAX_DECOMPRESSED_BYTES });
       case 4: {
-        const z = zlib as unknown as ZstdZlib;
+        const z = zlib() as unknown as ZstdZlib;
         return z.zstdDecompressSync ? z.zstdDecompressSync(recordsSection, { maxOutputLength: MAX_DECOMPRESSED_BYTES }) : null;
       }
       default:
@@ -186,9 +185,9 @@ function compressRecords(plain: Buffer, compression: Compression): Buffer {
     case 0:
       return plain;
     case 1:
-      return zlib.gzipSync(plain);
+      return zlib().gzipSync(plain);
     case 4: {
-      const z = zlib as unknown as ZstdZlib;
+      const z = zlib() as unknown as ZstdZlib;
       if (z.zstdCompressSync) return z.zstdCompressSync(plain);
       break;
     }

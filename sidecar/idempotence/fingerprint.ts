@@ -20,8 +20,7 @@
  * - `header`: the configured header's value in every record (hashed, so a 500-record batch of
  *   UUID keys costs 16 bytes, not 27 KB).
  */
-import { xxh3 } from '@node-rs/xxhash';
-import * as zlib from 'node:zlib';
+import { xxh128, zlib } from '../codec/on-demand.js';
 import { readVarint } from '../codec/records.js';
 
 /** RecordBatch v2 offsets (KAFKA-NOTES). */
@@ -39,12 +38,12 @@ export function exactFingerprint(batch: Buffer): Fingerprint {
 
 /** Hash of head ++ tail without copying the tail: the tail's hash goes in with the head. */
 function twoPart(head: Buffer, tail: Buffer, seed: bigint): Fingerprint {
-  const t = xxh3.xxh128(tail, seed);
+  const t = xxh128(tail, seed);
   const buf = Buffer.allocUnsafe(head.length + 16);
   head.copy(buf, 0);
   buf.writeBigUInt64BE(t >> 64n, head.length);
   buf.writeBigUInt64BE(t & 0xffff_ffff_ffff_ffffn, head.length + 8);
-  return xxh3.xxh128(buf, seed);
+  return xxh128(buf, seed);
 }
 
 export interface DecodeLimits {
@@ -62,9 +61,9 @@ export function decodedRecords(recordsSection: Buffer, compression: number, limi
       case 0:
         return { ok: true, records: recordsSection };
       case 1:
-        return { ok: true, records: zlib.gunzipSync(recordsSection, { maxOutputLength: limits.maxDecompressedBytes }) };
+        return { ok: true, records: zlib().gunzipSync(recordsSection, { maxOutputLength: limits.maxDecompressedBytes }) };
       case 4: {
-        const z = zlib as unknown as { zstdDecompressSync?: (b: Buffer, o?: { maxOutputLength?: number }) => Buffer };
+        const z = zlib() as unknown as { zstdDecompressSync?: (b: Buffer, o?: { maxOutputLength?: number }) => Buffer };
         if (!z.zstdDecompressSync) return { ok: false, reason: 'codec' };
         return { ok: true, records: z.zstdDecompressSync(recordsSection, { maxOutputLength: limits.maxDecompressedBytes }) };
       }
@@ -95,7 +94,7 @@ export function contentFingerprint(batch: Buffer, limits: DecodeLimits): Content
   const plain = decodedRecords(section, compression, limits);
   if (plain.ok) {
     const tails = recordTails(plain.records, count);
-    if (tails) return { fingerprint: xxh3.xxh128(tails, 1n), decoded: true };
+    if (tails) return { fingerprint: xxh128(tails, 1n), decoded: true };
   }
   // Attributes + count + the raw records: only a byte-identical records section matches.
   const head = Buffer.allocUnsafe(6);
@@ -185,5 +184,5 @@ export function headerFingerprint(batch: Buffer, name: string, limits: DecodeLim
     return { fingerprint: null, reason: 'corrupt' };
   }
   if (!found) return { fingerprint: null, reason: 'absent' };
-  return { fingerprint: xxh3.xxh128(Buffer.concat(parts), 3n) };
+  return { fingerprint: xxh128(Buffer.concat(parts), 3n) };
 }

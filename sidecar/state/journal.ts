@@ -10,7 +10,7 @@
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import { crc32c } from '@node-rs/crc32';
+import { crc32c } from '../codec/on-demand.js';
 
 // 02: per-partition producer identities (records.ts `identity`). A file of another version does not
 // check out: set aside, fresh start (a new producer id is safe, a misread sequence is not).
