@@ -121,8 +121,10 @@ describe('defaults: a client library retry (the same bytes) is answered once', (
 
 // ---- the same records with the timestamp the application set: byte-identical batches ----
 
-const EVENT_TIME = '2026-01-01 00:00:00';
-const EVENT_MS = 1_767_225_600_000;
+// A recent whole second, fixed for the file: an old timestamp would be deleted by the broker's
+// retention task (7 days by default) before the log is read.
+const EVENT_MS = Math.floor(Date.now() / 1000) * 1000 - 60_000;
+const EVENT_TIME = new Date(EVENT_MS).toISOString().slice(0, 19).replace('T', ' '); // UTC, as kcat's faketime reads it
 
 /** Values and timestamps in the log (timestamps prove the sends were byte-identical batches). */
 async function storedWithTime(topic: string): Promise<Array<[string, number]>> {

@@ -18,7 +18,7 @@ export interface KcatProduceOptions {
   props?: Props;
   timeoutMs?: number;
   /**
-   * Runs kcat with its wall clock stopped at this time ("YYYY-MM-DD hh:mm:ss", libfaketime):
+   * Runs kcat with its wall clock stopped at this UTC time ("YYYY-MM-DD hh:mm:ss", libfaketime):
    * every message gets the same timestamp, as when an application sets it (kcat cannot).
    */
   frozenClock?: string;
@@ -30,7 +30,7 @@ const FAKETIME_LIBS = ['/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1', '/
 function frozenClockEnv(at: string): NodeJS.ProcessEnv {
   const lib = FAKETIME_LIBS.find((p) => existsSync(p));
   if (!lib) throw new Error('libfaketime not found: run scripts/tools/install-debian.sh (Debian package faketime)');
-  return { ...process.env, LD_PRELOAD: lib, FAKETIME: at, FAKETIME_DONT_FAKE_MONOTONIC: '1', FAKETIME_NO_CACHE: '1' };
+  return { ...process.env, TZ: 'UTC', LD_PRELOAD: lib, FAKETIME: at, FAKETIME_DONT_FAKE_MONOTONIC: '1', FAKETIME_NO_CACHE: '1' };
 }
 
 export interface KcatProduceResult {
