@@ -48,9 +48,8 @@ beforeAll(async () => {
     externalListener: (_id, port) => r.addLink({ host: '127.0.0.1', port }),
   });
   await kafkajsCreateTopics(kafka.bootstrap, allTopics().map((topic) => ({ topic, numPartitions: 3, replicationFactor: 3 })));
-  // kafkajs re-encodes a timed-out request with a new timestamp, which the default `exact` dedup
-  // (rightly) takes for a new write; every record of this workload is unique, so `content` is safe.
-  config = sidecarConfig({ mode: 'upgrade', dedup: { strategy: 'content', window: '5m' }, producer: { requestTimeout: '5s', deliveryTimeout: '120s', retryBackoff: { initial: '100ms', max: '1s' } } });
+  // Default dedup (`exact`): kafkajs's re-encoded retries are recognised by the retry index.
+  config = sidecarConfig({ mode: 'upgrade', producer: { requestTimeout: '5s', deliveryTimeout: '120s', retryBackoff: { initial: '100ms', max: '1s' } } });
   sidecar = await startSidecar({ upstream: kafka.externalBootstrap!, mode: 'upgrade', config: config.file });
 });
 
