@@ -35,6 +35,8 @@ export interface SidecarRunOptions {
   mode: 'observe' | 'enforce' | 'upgrade';
   /** More Node/V8 flags (bin/idempo-sidecar passes IDEMPO_NODE_FLAGS on), e.g. --cpu-prof --trace-gc. */
   nodeFlags?: string;
+  /** Another checkout (built) whose bin/idempo-sidecar runs instead of this one's: a before/after in one run. */
+  checkout?: string;
 }
 
 export async function startSidecarProcess(o: SidecarRunOptions): Promise<ProxyProcess> {
@@ -43,7 +45,8 @@ export async function startSidecarProcess(o: SidecarRunOptions): Promise<ProxyPr
   const args = ['--upstream', o.upstream, '--listen', `127.0.0.1:${listenPort}`, '--metrics-listen', `127.0.0.1:${metricsPort}`, '--mode', o.mode, '--log-level', 'warn'];
   const env = { ...process.env, IDEMPO_NODE_FLAGS: o.nodeFlags ?? '' };
   const t0 = performance.now();
-  const proc = spawn(SIDECAR_BIN, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const bin = o.checkout ? path.join(o.checkout, 'bin/idempo-sidecar') : SIDECAR_BIN;
+  const proc = spawn(bin, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   trackChild(proc);
   const logs = collectLines(proc);
   const stop = stopper(proc);

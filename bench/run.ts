@@ -12,6 +12,8 @@
 //
 //   node dist/bench/run.js [--records 300000] [--rounds 3] [--runs direct,relay,observe,upgrade]
 //                          [--cpu-prof DIR] [--node-flags=FLAGS --keep-logs DIR] [--no-sessions]
+//                          [--baseline CHECKOUT]   (adds runs observe-base/upgrade-base: that
+//                          checkout's built sidecar, for a before/after in the same run)
 import { parseArgs } from 'node:util';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -33,6 +35,8 @@ const { values: opts } = parseArgs({
     'node-flags': { type: 'string' },
     'keep-logs': { type: 'string' },
     'no-sessions': { type: 'boolean', default: false },
+    // A built checkout of another commit: its sidecar is measured in the same rounds (runs *-base).
+    baseline: { type: 'string' },
   },
   allowPositionals: true,
 });
@@ -42,8 +46,13 @@ const RECORD_SIZE = 1024;
 const LATENCY = { records: 20_000, rate: 4_000 };
 const WARMUP = Math.min(50_000, RECORDS);
 const GB = (RECORDS * RECORD_SIZE) / 1e9;
-type RunName = 'direct' | 'relay' | 'observe' | 'upgrade';
+type RunName = 'direct' | 'relay' | 'observe' | 'upgrade' | 'observe-base' | 'upgrade-base';
 const RUNS = opts.runs.split(',') as RunName[];
+if (opts.baseline) {
+  // Each sidecar run right after the same run of the baseline checkout: the pair shares the machine's mood.
+  for (const m of ['observe', 'upgrade'] as const) if (RUNS.includes(m) && !RUNS.includes(`${m}-base`)) RUNS.splice(RUNS.indexOf(m), 0, `${m}-base`);
+}
+if (RUNS.some((r) => r.endsWith('-base')) && !opts.baseline) throw new Error('runs *-base need --baseline CHECKOUT');
 // Not idempotent, so upgrade mode has work to do; the same producer settings for every run.
 const props = { 'enable.idempotence': false, 'linger.ms': 5, 'max.in.flight.requests.per.connection': 5 };
 
@@ -91,7 +100,9 @@ try {
     if (run === 'direct') return Promise.resolve(undefined);
     if (run === 'relay') return startRelayProcess(relayPort, relayTarget);
     const prof = opts['cpu-prof'] ? `--cpu-prof --cpu-prof-dir=${opts['cpu-prof']} --cpu-prof-name=${run}-${round}.cpuprofile` : '';
-    return startSidecarProcess({ upstream: kafka.bootstrap, mode: run, nodeFlags: `${prof} ${opts['node-flags'] ?? ''}`.trim() });
+    const base = run.endsWith('-base');
+    const mode = (base ? run.slice(0, -'-base'.length) : run) as 'observe' | 'upgrade';
+    return startSidecarProcess({ upstream: kafka.bootstrap, mode, nodeFlags: `${prof} ${opts['node-flags'] ?? ''}`.trim(), checkout: base ? opts.baseline : undefined });
   };
 
   const measure = async (run: RunName, round: number): Promise<Sample> => {

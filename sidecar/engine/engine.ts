@@ -214,12 +214,13 @@ export class Engine {
       } else if (!this.covers(b.topic)) plan.forward(b);
       else covered.push(b);
     }
-    if (covered.length === 0) return plan.decide();
     if (mode === 'observe') {
+      // Every part is forwarded (the Plan would say so too): only the covered ones are watched.
+      if (covered.length === 0) return { kind: 'forward' };
       this.observeCopies(covered, now);
-      for (const b of covered) this.validator.observePart(plan, b, now);
-      return plan.decide();
+      return this.validator.observe(call, covered, now);
     }
+    if (covered.length === 0) return plan.decide();
     // enforce and upgrade from here on.
     if (call.version < FIRST_V2_PRODUCE) {
       // Message sets (magic 0/1) carry no producer id: they can be neither checked nor upgraded.

@@ -7,7 +7,7 @@ import { SessionTable, type SessionKey, type Ticket, type Verdict } from '../ide
 import { lastSequence } from '../idempotence/sequence.js';
 import type { SidecarMetrics } from '../metrics/metrics.js';
 import type { ProduceCall, ProduceDecision } from '../proxy/produce-hook.js';
-import { partKey, type PartBatch, type PartResult } from './batches.js';
+import { partKey, resultsByPosition, type PartBatch, type PartResult } from './batches.js';
 import { Plan } from './plan.js';
 
 export class Validator {
@@ -22,11 +22,41 @@ export class Validator {
     private readonly onCounted: (kind: 'duplicate' | 'out_of_sequence') => void = () => {},
   ) {}
 
-  /** Observe for a whole request (every part covered): see observePart. */
+  /**
+   * Observe for a whole request (`parts`: the covered ones): every byte is forwarded; idempotent
+   * batches are tracked and what the broker answers is counted (45 out-of-sequence, 46
+   * duplicate, 47 fenced epoch). Observe answers nothing itself, so no Plan: one answer handler
+   * for the request (this runs for every produce in observe mode).
+   */
   observe(call: ProduceCall, parts: PartBatch[], now: number): ProduceDecision {
-    const plan = new Plan(call);
-    for (const b of parts) this.observePart(plan, b, now);
-    return plan.decide();
+    const watched: Watched[] = [];
+    for (const b of parts) watched.push(this.observeOne(call, b, now));
+    return {
+      kind: 'forward',
+      onResponse: (resp) => {
+        const byKey = resultsByPosition(call.request, resp);
+        const at = Date.now();
+        for (const w of watched) {
+          const r = byKey.get(partKey(w.b));
+          if (r) this.completed(w.b, r, w.ticket, w.copy, at);
+        }
+        return undefined;
+      },
+    };
+  }
+
+  /** Observe one covered part: tracked when it is an idempotent producer's batch. */
+  private observeOne(call: ProduceCall, b: PartBatch, now: number): Watched {
+    if (!isTracked(b)) return { b, ticket: undefined, copy: false };
+    if (call.request.acks === 0) {
+      // acks=0 takes no answer, so nothing would ever complete a ticket: count, do not track.
+      this.count(b.topic, this.table.check(keyOf(b), seqOf(b), now), call, false);
+      return { b, ticket: undefined, copy: false };
+    }
+    const o = this.table.observe(keyOf(b), seqOf(b), now);
+    this.count(b.topic, o.verdict, call, false);
+    // Copies the broker will answer NONE (original offset, nothing written): outcome "duplicate", not "written".
+    return { b, ticket: o.ticket, copy: o.verdict.kind === 'duplicate' || o.verdict.kind === 'duplicate_in_flight' };
   }
 
   /** Enforce for a whole request: idempotent parts as in enforcePart, the rest forwarded. */
@@ -154,6 +184,9 @@ export class Validator {
     }
   }
 }
+
+/** An observed part and what its answer completes. */
+type Watched = { b: PartBatch; ticket: Ticket | undefined; copy: boolean };
 
 /** Answers that say the topic does not exist (or may not be seen): no vouching for its name. */
 const TOPIC_ERRORS = new Set<number>([ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, ErrorCode.UNKNOWN_TOPIC_ID, ErrorCode.INVALID_TOPIC_EXCEPTION, ErrorCode.TOPIC_AUTHORIZATION_FAILED]);

@@ -320,7 +320,7 @@ export class ClientConnection {
     const replay = replayClassOf(apiKey, frame, apiVersion);
     // Requests safe to repeat answer within their own wait (Fetch: maxWait) plus requestTimeout.
     const within = replay === 'resend' ? ownWaitMs(frame, apiKey, apiVersion) + this.deps.requestTimeoutMs : undefined;
-    this.forward(frame, slot, rewrite ? (payload) => rewrite(payload, apiVersion) : undefined, replay, undefined, within);
+    this.forward(frame, slot, rewrite ? (payload) => rewrite(payload, apiVersion) : undefined, replay, within);
   }
 
   private onProduce(frame: Buffer, version: number): void {
@@ -348,7 +348,7 @@ export class ClientConnection {
       case 'forward': {
         const slot = clientAcks === 0 ? undefined : this.reserve(header.correlationId, ApiKey.Produce, version);
         const transform = this.produceTransform(version, decision.onResponse);
-        return this.forward(frame, slot, transform, ...this.produceReplay(request, version, slot, transform), request.timeoutMs + this.deps.requestTimeoutMs);
+        return this.forward(frame, slot, transform, produceReplay(request), request.timeoutMs + this.deps.requestTimeoutMs, { request, version });
       }
       case 'forward-modified': {
         const upstreamAnswers = decision.request.acks !== 0;
@@ -357,7 +357,7 @@ export class ClientConnection {
         // A changed request always goes through the hook's answer handler.
         const transform: Transform = (payload) => transformProduceAnswer(payload, version, decision.onResponse, this.deps);
         const changed = encodeChangedRequest(frame, header.bodyOffset, decision.request, version);
-        return this.forward(changed, slot, transform, ...this.produceReplay(decision.request, version, slot, transform), decision.request.timeoutMs + this.deps.requestTimeoutMs);
+        return this.forward(changed, slot, transform, produceReplay(decision.request), decision.request.timeoutMs + this.deps.requestTimeoutMs, { request: decision.request, version });
       }
       case 'answer':
         return this.answerFromHook(header, version, clientAcks, decision.response, decision.onWritten);
@@ -385,31 +385,10 @@ export class ClientConnection {
     return (payload) => transformProduceAnswer(payload, version, onResponse, this.deps);
   }
 
-  /**
-   * What to do with a forwarded produce if the upstream connection fails before its answer:
-   * idempotent batches are re-sent (the broker answers a copy as a duplicate); others get
-   * NETWORK_EXCEPTION, through the hook's answer handler so it learns the outcome too.
-   */
-  private produceReplay(req: ProduceRequest, version: number, slot: Slot | undefined, transform: Transform | undefined): [ReplayClass, (() => void) | undefined] {
-    const unknown = slot ? () => this.onAnswer(slot, produceErrorPayload(slot.correlationId, version, req, ErrorCode.NETWORK_EXCEPTION), transform) : undefined;
-    return [isIdempotentProduce(req) ? 'resend' : 'produce', unknown];
-  }
-
   /** Writes a request upstream; its answer (transformed when asked) fills `slot`. */
-  private forward(frame: Buffer, slot: Slot | undefined, transform: Transform | undefined, replay: ReplayClass, unknownOutcome?: () => void, answerWithinMs?: number): void {
+  private forward(frame: Buffer, slot: Slot | undefined, transform: Transform | undefined, replay: ReplayClass, answerWithinMs?: number, produce?: ProduceOf): void {
     if (!slot) return this.link.send(frame);
-    const req: ClientRequest = {
-      correlationId: slot.correlationId,
-      apiKey: slot.apiKey,
-      frame,
-      replay,
-      unknownOutcome,
-      answerWithinMs,
-      answer: (payload) => this.onAnswer(slot, payload, transform),
-      receive: (size, resume) => this.receiveAnswer(slot, size, transform !== undefined, resume),
-      piece: (bytes, last) => this.onAnswerPiece(slot, bytes, last),
-    };
-    this.link.send(frame, req);
+    this.link.send(frame, new Forwarded(this, slot, frame, transform, replay, answerWithinMs, produce));
   }
 
   /**
@@ -417,7 +396,7 @@ export class ClientConnection {
    * in the byte budget. Any other goes to the client as it arrives, without being
    * held, once every answer before it has been written; until then the upstream reader waits.
    */
-  private receiveAnswer(slot: Slot, size: number, transformed: boolean, resume: () => void): FrameDecision {
+  receiveAnswer(slot: Slot, size: number, transformed: boolean, resume: () => void): FrameDecision {
     if (this.closed) return transformed ? 'whole' : 'stream'; // client gone: read and drop
     if (transformed) {
       // Counted, never waited for: this answer gives its request's bytes back (byte-budget.ts).
@@ -433,14 +412,14 @@ export class ClientConnection {
     return 'stream';
   }
 
-  private onAnswerPiece(slot: Slot, bytes: Buffer, last: boolean): void {
+  onAnswerPiece(slot: Slot, bytes: Buffer, last: boolean): void {
     if (!this.answers.writeStreamed(bytes)) this.link.pauseReading('client-buffer');
     if (last) this.answers.endStream(slot);
   }
 
   // ---- upstream -> client ----
 
-  private onAnswer(slot: Slot, payload: Buffer, transform: Transform | undefined): void {
+  onAnswer(slot: Slot, payload: Buffer, transform: Transform | undefined): void {
     if (slot.done) return;
     if (!transform) return this.answers.settle(slot, payload);
     let result: Buffer | Promise<Buffer>;
@@ -461,6 +440,59 @@ export class ClientConnection {
     const what = err instanceof CodecError ? 'cannot decode' : 'cannot rewrite';
     this.log.error({ api: apiName(slot.apiKey), version: slot.apiVersion, err: err.message }, `${what} the broker's answer; closing the connection`);
     this.close(`${what} answer`);
+  }
+}
+
+/** A forwarded produce: what its NETWORK_EXCEPTION answer is built from when its outcome cannot be known. */
+type ProduceOf = { request: ProduceRequest; version: number };
+
+/**
+ * What to do with a forwarded produce if the upstream connection fails before its answer:
+ * idempotent batches are re-sent (the broker answers a copy as a duplicate); others get
+ * NETWORK_EXCEPTION (Forwarded.unknownOutcome), through the hook's answer handler so it learns
+ * the outcome too.
+ */
+function produceReplay(req: ProduceRequest): ReplayClass {
+  return isIdempotentProduce(req) ? 'resend' : 'produce';
+}
+
+/**
+ * A request forwarded on the paired upstream connection, until its answer fills its slot. A class
+ * with methods rather than an object of closures: one allocation per request on the hot path.
+ */
+class Forwarded implements ClientRequest {
+  readonly correlationId: number;
+  readonly apiKey: number;
+
+  constructor(
+    private readonly conn: ClientConnection,
+    private readonly slot: Slot,
+    readonly frame: Buffer,
+    private readonly transform: Transform | undefined,
+    readonly replay: ReplayClass,
+    readonly answerWithinMs: number | undefined,
+    private readonly produce: ProduceOf | undefined,
+  ) {
+    this.correlationId = slot.correlationId;
+    this.apiKey = slot.apiKey;
+  }
+
+  answer(payload: Buffer): void {
+    this.conn.onAnswer(this.slot, payload, this.transform);
+  }
+
+  receive(size: number, resume: () => void): FrameDecision {
+    return this.conn.receiveAnswer(this.slot, size, this.transform !== undefined, resume);
+  }
+
+  piece(bytes: Buffer, last: boolean): void {
+    this.conn.onAnswerPiece(this.slot, bytes, last);
+  }
+
+  /** Produce only (else nothing): settles it as NETWORK_EXCEPTION, see ClientRequest. */
+  unknownOutcome(): void {
+    if (!this.produce) return;
+    this.conn.onAnswer(this.slot, produceErrorPayload(this.slot.correlationId, this.produce.version, this.produce.request, ErrorCode.NETWORK_EXCEPTION), this.transform);
   }
 }
 

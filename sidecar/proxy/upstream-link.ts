@@ -271,8 +271,13 @@ export class UpstreamLink {
     this.socket = socket;
     this.streaming = false;
     this.gate.attach(socket);
+    // Called by an answer's owner that said 'wait' (one function per connection, not per answer).
+    const resume = (): void => {
+      this.gate.resume('answer-wait');
+      if (!this.closed) reader.resume();
+    };
     const reader: FrameReader = new FrameReader(this.opts.maxFrameBytes, {
-      begin: (size, head) => this.beginAnswer(size, head, reader),
+      begin: (size, head) => this.beginAnswer(size, head, resume),
       frame: (payload) => this.onAnswer(payload),
       piece: (bytes, last) => this.onPiece(bytes, last),
     });
@@ -298,9 +303,9 @@ export class UpstreamLink {
   }
 
   /** An answer begins: it must answer the oldest request; its owner says how to read it. */
-  private beginAnswer(size: number, head: Buffer, reader: FrameReader): FrameDecision {
+  private beginAnswer(size: number, head: Buffer, resume: () => void): FrameDecision {
     const correlationId = head.readInt32BE(0);
-    const at = this.inflight.findIndex((r) => r.correlationId === correlationId);
+    const at = this.inflight[0]?.correlationId === correlationId ? 0 : this.inflight.findIndex((r) => r.correlationId === correlationId);
     if (at < 0) {
       this.opts.log.error({ correlationId, expected: this.inflight[0]?.correlationId }, 'upstream answered a request it was never sent; closing');
       this.close();
@@ -317,10 +322,7 @@ export class UpstreamLink {
     }
     const req = this.inflight[0];
     if (!req.receive) return 'whole';
-    const decision = req.receive(size, () => {
-      this.gate.resume('answer-wait');
-      if (!this.closed) reader.resume();
-    });
+    const decision = req.receive(size, resume);
     if (decision === 'wait') this.gate.pause('answer-wait');
     this.streaming = decision === 'stream';
     return decision;
