@@ -295,6 +295,16 @@ describe('Sequencer: a producer identity per partition (issue 7)', () => {
     expect(s.currentProducer()).toEqual({ producerId: 8n, epoch: 0 });
   });
 
+  it('a partition that moved is not forgotten while idle: its next batch keeps the new epoch (never back to the old one)', () => {
+    const s = mk();
+    s.submit(TP, { id: 1, recordCount: 1 }, 0);
+    s.onResult(TP, 1, { kind: 'fatal', errorCode: ErrorCode.UNKNOWN_SERVER_ERROR }, 1);
+    expect(types(s.submit(TP, { id: 2, recordCount: 1 }, 2))).toEqual(['identity:7/1', 'send:2']);
+    s.onResult(TP, 2, { kind: 'fatal', errorCode: ErrorCode.MESSAGE_TOO_LARGE }, 3); // refused: rewound to 0, unconfirmed, nothing pending
+    s.tick(1_000_000);
+    expect(acts(s.submit(TP, { id: 3, recordCount: 1 }, 1_000_001))).toEqual([{ type: 'send', tp: TP, id: 3, producerId: 7n, epoch: 1, baseSequence: 0 }]);
+  });
+
   it('after a move, the first batch of the partition goes alone again (the broker accepts any first sequence of a new producer)', () => {
     const s = new Sequencer({ producer: null });
     for (let i = 1; i <= 3; i++) s.submit(TP, { id: i, recordCount: 1 }, 0);
