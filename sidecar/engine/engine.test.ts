@@ -180,6 +180,19 @@ describe('unknown topic ids (Produce v13)', () => {
   });
 });
 
+describe("the sidecar's producer id (upgrade mode)", () => {
+  it('InitProducerId answered COORDINATOR_LOAD_IN_PROGRESS (a broker just started) is retried; one id serves every partition, each taking it once', async () => {
+    const { send, model } = setup({ mode: 'upgrade' });
+    model.initProducerIdLoading = 2;
+    expect(codes(await send(request([['orders', 0, plain('a')], ['orders', 1, plain('b')], ['audit-log', 0, plain('c')]])))).toEqual([0, 0, 0]);
+    expect(codes(await send(request([['orders', 0, plain('d')], ['audit-log', 0, plain('e')]])))).toEqual([0, 0]);
+    expect(model.initProducerIdCalls).toBe(3);
+    expect(await metric(model, 'idempo_upstream_errors_total', { error: 'init_producer_id' })).toBe(2);
+    expect(await metric(model, 'idempo_producer_ids_allocated_total')).toBe(1);
+    expect(await metric(model, 'idempo_producer_identities_total', { reason: 'first' })).toBe(3);
+  });
+});
+
 describe('memory limits give a retriable error, a metric and a log line', () => {
   it('pending batches past --max-pending-bytes are answered REQUEST_TIMED_OUT until they drain', async () => {
     const { send, model, engine } = setup({ mode: 'upgrade' }, { maxPendingBytes: 1024 * 1024 });

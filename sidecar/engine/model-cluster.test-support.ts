@@ -47,6 +47,10 @@ export class ModelCluster implements HookContext {
   holdBroker: number | null = null;
   /** While true, every Produce of the engine's own is lost with its connection (outcome unknown, nothing written). */
   loseProduce = false;
+  /** InitProducerId answers COORDINATOR_LOAD_IN_PROGRESS this many more times (a coordinator just started). */
+  initProducerIdLoading = 0;
+  /** InitProducerId requests seen. */
+  initProducerIdCalls = 0;
   private held: Array<() => void> = [];
   private nextProducerId = 1_000_000n;
   private readonly byName = new Map<string, ModelTopic>();
@@ -93,8 +97,16 @@ export class ModelCluster implements HookContext {
       encodeProduceResponse(out, this.answer(decodeProduceRequest(new Reader(bytes), version), version), version);
     } else if (req.apiKey === ApiKey.InitProducerId) {
       const r = createInitProducerIdResponse();
-      r.producerId = this.nextProducerId++;
-      r.producerEpoch = 0;
+      this.initProducerIdCalls++;
+      if (this.initProducerIdLoading > 0) {
+        this.initProducerIdLoading--;
+        r.errorCode = ErrorCode.COORDINATOR_LOAD_IN_PROGRESS;
+        r.producerId = -1n;
+        r.producerEpoch = -1;
+      } else {
+        r.producerId = this.nextProducerId++;
+        r.producerEpoch = 0;
+      }
       encodeInitProducerIdResponse(out, r, version);
     } else throw new Error(`model cluster: API ${req.apiKey} not modelled`);
     return { version, body: new Reader(Buffer.from(out.toBuffer())) };
