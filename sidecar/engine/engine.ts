@@ -357,7 +357,8 @@ export class Engine {
         this.closeGate(call, b, now);
         continue;
       }
-      const c = answered ? Claim.arrived(now, timeoutMs) : { claim: Claim.unanswered(), waiter: null };
+      // The client-cannot-know rule (claim.ts) is `exact`'s; `content`/`header` match every copy.
+      const c = !answered ? { claim: Claim.unanswered(), waiter: null } : this.live.dedup.strategy === 'exact' ? Claim.arrived(now, timeoutMs) : { claim: Claim.everyCopy(), waiter: null };
       claims.set(partKey(b), c);
       if (key && this.dedup) {
         tickets.set(partKey(b), this.dedup.begin(key, now, c.claim));

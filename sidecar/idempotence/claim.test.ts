@@ -41,4 +41,14 @@ describe('Claim: may a copy arriving now be the retry of this original?', () => 
     expect(Claim.orphan().matchable(0)).toBe(true);
     expect(Claim.unanswered().matchable(1e12)).toBe(false);
   });
+
+  it('content/header (everyCopy): every copy matches, in flight, waited on, or after a success its client got in time', () => {
+    const c = Claim.everyCopy();
+    expect(c.matchable(0)).toBe(true);
+    const w = c.wait(0, 1_000);
+    expect(c.matchable(10)).toBe(true);
+    c.answered(w, true, 20);
+    expect(c.known).toBe(false);
+    expect(c.matchable(30)).toBe(true);
+  });
 });
