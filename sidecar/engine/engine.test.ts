@@ -3,7 +3,11 @@
 // error while the rest proceeds; excluded topics are forwarded untouched; v0-2 are refused
 // where the mode refuses producers that cannot be idempotent; unknown topic ids do not set
 // off a metadata refresh per request; unknown topics share one label value.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { StateStore } from '../state/store.js';
 import { Engine } from './engine.js';
 import { ModelCluster, engineConfig, produceCall, type ClientOutcome } from './model-cluster.test-support.js';
 import { encodeRecordBatch } from '../codec/records.js';
@@ -413,5 +417,40 @@ describe('a batch that ends with its outcome unknown (held, then given up): its 
     expect(model.written.get('orders/0')).toBeUndefined();
     expect(await metric(model, 'idempo_duplicates_rejected_total', { topic: 'orders' })).toBe(2);
     expect(engine.stats().dedupEntries).toBe(1);
+  });
+});
+
+describe('--state-dir: after a restart, copies match only originals whose clients may not know their outcome', () => {
+  it('a success answered in time is journalled as known: the same bytes after the restart are written; an unanswered one is matched', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'idempo-dedup-'));
+    try {
+      const model = new ModelCluster(TOPICS);
+      const start = (): { engine: Engine; send: Send; store: StateStore } => {
+        const state = StateStore.open(dir, { log: model.log, metrics: model.metrics, dedupWindowMs: 60_000 });
+        const engine = new Engine({ ctx: model, metrics: model.metrics, log: model.log, config: engineConfig({ mode: 'upgrade' }), state });
+        engines.push(engine);
+        const hook = engine.hook();
+        const send: Send = (req, version = 9, opts = {}) => {
+          const call = produceCall(req, version);
+          return model.run(call, hook.onProduce(call), opts);
+        };
+        return { engine, store: state.store, send };
+      };
+      const batch = (value: string): ProduceRequest => request([['orders', 0, encodeRecordBatch({ records: [{ key: 'k', value }], baseTimestamp: 1_700_000_000_000n })]]);
+      const first = start();
+      expect(codes(await first.send(batch('answered')))).toEqual([0]);
+      expect((await first.send(batch('unanswered'), 9, { closedBeforeAnswer: true })).kind).toBe('closed');
+      first.engine.close();
+      await first.store.close();
+
+      const second = start();
+      expect(codes(await second.send(batch('answered')))).toEqual([0]); // a new write of the application
+      expect(codes(await second.send(batch('unanswered')))).toEqual([0]); // the retry: answered from the original
+      expect(model.written.get('orders/0')).toEqual({ idempotent: 3, plain: 0 });
+      second.engine.close();
+      await second.store.close();
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

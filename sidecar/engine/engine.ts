@@ -387,7 +387,7 @@ export class Engine {
       answers.push({ b, answer });
       plan.answer(b, answer);
       if (waiter) {
-        this.watch(plan, claim, waiter, answer, (written) => {
+        this.watch(plan, b, claim, waiter, answer, (written) => {
           // Its connection closed before the answer: the client may retry on a new one, re-encoded.
           if (!written) this.indexRetry(b, final, sub.id, group, claim);
         });
@@ -449,7 +449,7 @@ export class Engine {
     this.deps.metrics.duplicatesRejected.inc({ topic: b.topic });
     this.deps.metrics.produceBatches.inc({ topic: b.topic, outcome: 'duplicate' });
     this.summary.duplicates++;
-    this.watch(plan, claim, claim.wait(now, timeoutMs), answer);
+    this.watch(plan, b, claim, claim.wait(now, timeoutMs), answer);
     return answer.then((r) => {
       if (r.outcomeUnknown) {
         this.summary.unknownRetries++;
@@ -459,12 +459,20 @@ export class Engine {
     });
   }
 
-  /** Tells `claim` how `waiter`'s answer went: written (a success or not) or dropped with its connection. */
-  private watch(plan: Plan, claim: Claim, waiter: Waiter, answer: Promise<PartResult>, then?: (written: boolean) => void): void {
+  /**
+   * Tells `claim` how `waiter`'s answer went: written (a success or not) or dropped with its
+   * connection. When a success thereby reached its client in time, --state-dir journals it, so
+   * that after a restart no copy is matched to that original either.
+   */
+  private watch(plan: Plan, b: PartBatch, claim: Claim, waiter: Waiter, answer: Promise<PartResult>, then?: (written: boolean) => void): void {
     let result: PartResult | undefined;
     void answer.then((r) => (result = r));
     plan.onWritten((written) => {
+      const before = claim.known;
       claim.answered(waiter, written ? result?.errorCode === ErrorCode.NONE : undefined, Date.now());
+      if (!before && claim.known && result && result.baseOffset >= 0n && this.dedup) {
+        this.deps.state?.store.append({ type: 'known', tp: { topic: b.topic, partition: b.partition }, baseOffset: result.baseOffset });
+      }
       then?.(written);
     });
   }

@@ -87,6 +87,27 @@ describe('state records', () => {
     expect(decodeRecord(encodeRecord(finished(3)))).toEqual(finished(3));
   });
 
+  it('a success its client got in time (`known`) is dropped from the restored dedup entries, wherever it came from', () => {
+    const k1 = { topic: 't', partition: 0, fingerprint: fp(1n) };
+    const k2 = { topic: 't', partition: 0, fingerprint: fp(2n) };
+    const k3 = { topic: 't', partition: 1, fingerprint: fp(3n) };
+    const ok = (baseOffset: bigint) => ({ errorCode: 0, baseOffset, logAppendTimeMs: -1n });
+    const rs = roundTrip([
+      { type: 'dedup', entries: [{ key: k3, result: ok(30n), expiresAt: 9e12 }] }, // from a compaction
+      { type: 'producer', producer: P7 },
+      accepted(1, TP, 1, k1),
+      stamped(1, 0),
+      accepted(2, TP, 1, k2),
+      stamped(2, 1),
+      finished(1),
+      finished(2),
+      { type: 'known', tp: TP, baseOffset: 10n }, // batch 1's answer (offset 10) reached its client in time
+      { type: 'known', tp: TP1, baseOffset: 30n },
+    ]);
+    expect(rs[8]).toEqual({ type: 'known', tp: TP, baseOffset: 10n });
+    expect(replay(rs, WINDOW).dedup.map((e) => e.key)).toEqual([k2]);
+  });
+
   it('a failed sent batch leaves a hole on ITS partition: the restored sequencer moves that partition first', () => {
     const start: StateRecord[] = [{ type: 'producer', producer: P7 }, { type: 'identity', tp: TP, producer: P7 }, { type: 'identity', tp: TP1, producer: P7 }];
     const r = replay([...start, accepted(1), stamped(1, 0), accepted(2, TP1), stamped(2, 0), finished(1, 10)], WINDOW);

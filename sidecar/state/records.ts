@@ -55,6 +55,9 @@ export type StateRecord =
   | { type: 'stamped'; id: number; stamp: Stamp; inSnapshot?: true }
   // `unknown`: ended with its outcome unknown (maybe written): its dedup entry is a tombstone.
   | { type: 'finished'; id: number; result: StoredResult; at: number; unknown?: true }
+  // A success reached its client within its request's timeout: the application knows it is
+  // written, so after a restart no copy is matched to it (offsets are unique per partition).
+  | { type: 'known'; tp: TopicPartition; baseOffset: bigint }
   | { type: 'brokers'; brokers: BrokerPort[] }
   // The --upstream list the state belongs to: producer ids are per cluster, so a journal written
   // for other bootstrap servers is not restored (a foreign producer id could collide).
@@ -64,7 +67,7 @@ export type StateRecord =
   // Finished originals, in chunks (one record per ~1000 entries keeps a compaction cheap).
   | { type: 'dedup'; entries: Array<DedupSnapshotEntry<StoredResult>> };
 
-const TYPE = { producer: 1, accepted: 2, stamped: 3, finished: 4, brokers: 5, sequencer: 6, dedup: 7, upstream: 8, identity: 9 } as const;
+const TYPE = { producer: 1, accepted: 2, stamped: 3, finished: 4, brokers: 5, sequencer: 6, dedup: 7, upstream: 8, identity: 9, known: 10 } as const;
 
 const BUMP_REASONS: readonly EpochBumpReason[] = ['sequence_hole', 'sequence_wrap'];
 
@@ -159,6 +162,11 @@ export function encodeRecord(x: StateRecord): Buffer {
     case 'upstream':
       w.bytes(Buffer.from(x.upstream, 'utf8'));
       break;
+    case 'known':
+      w.string(x.tp.topic);
+      w.int32(x.tp.partition);
+      w.int64(x.baseOffset);
+      break;
     case 'brokers':
       w.int32(x.brokers.length);
       for (const b of x.brokers) {
@@ -240,6 +248,9 @@ export function decodeRecord(payload: Buffer): StateRecord {
     case TYPE.upstream:
       out = { type: 'upstream', upstream: r.bytes('upstream').toString('utf8') };
       break;
+    case TYPE.known:
+      out = { type: 'known', tp: { topic: r.string('topic'), partition: r.int32('partition') }, baseOffset: r.int64('baseOffset') };
+      break;
     case TYPE.brokers: {
       const n = r.int32('brokers');
       const brokers: BrokerPort[] = [];
@@ -279,6 +290,8 @@ export function decodeRecord(payload: Buffer): StateRecord {
   return out;
 }
 
+const offsetKey = (topic: string, partition: number, offset: bigint): string => `${partition}\u0000${topic}\u0000${offset}`;
+
 /** Everything a restarted sidecar takes back. */
 export interface RestoredState {
   sequencer: SequencerSnapshot;
@@ -316,7 +329,9 @@ export function replay(records: Iterable<StateRecord>, dedupWindowMs: number): R
   const open = new Map<number, { batch: AcceptedBatch; stamp: Stamp | null; restamped: boolean }>();
   // No map by key here: converting 100k fingerprints to map keys twice (here and in the cache)
   // showed in the restart time; DedupCache.restore keeps every entry of a key (separate originals).
-  const dedup: Array<DedupSnapshotEntry<StoredResult>> = [];
+  let dedup: Array<DedupSnapshotEntry<StoredResult>> = [];
+  // Successes their clients got in time (`known`): dropped from `dedup` at the end (any order).
+  const known = new Set<string>();
   let brokers: BrokerPort[] = [];
   let upstream: string | null = null;
   let maxBatchId = 0;
@@ -386,6 +401,9 @@ export function replay(records: Iterable<StateRecord>, dedupWindowMs: number): R
         break;
       case 'dedup':
         for (const e of r.entries) dedup.push(e);
+        break;
+      case 'known':
+        known.add(offsetKey(r.tp.topic, r.tp.partition, r.baseOffset));
         break;
     }
   }
