@@ -199,12 +199,23 @@ describe('sidecar restart (kill -9) with --state-dir', () => {
     const dir = withState ? stateDir() : null;
     const { start } = await restartable(dir);
     const first = await start();
-    const warm = await send(first.bootstrap, produceFrame(topic, 0, plainBatch('warm')));
+    const warmBatch = plainBatch('warm');
+    const warm = await send(first.bootstrap, produceFrame(topic, 0, warmBatch));
     expect(warm.errorCode).toBe(0);
-    // The batch whose answer dies with the process: the client re-sends these exact bytes.
+    // The batch whose answer never reaches its client (its connection is gone first, as when
+    // the process dies): the client re-sends these exact bytes. A batch whose success its client
+    // got in time ('warm') is another matter: the same bytes again are the application's new write.
     const frame = produceFrame(topic, 0, plainBatch('answer-lost'));
-    const original = await send(first.bootstrap, frame);
-    expect(original.errorCode).toBe(0);
+    relay.hold();
+    const lost = await RawConnection.connect(first.bootstrap);
+    lost.write(frame.frame);
+    await waitFor('the broker to hold the batch', async () => (await kcatConsume({ bootstrap: kafka.bootstrap, topic })).some((r) => r.value === 'answer-lost'), 30_000, 50);
+    lost.socket.destroy();
+    await waitFor('the sidecar to see its client go', async () => (await first.metric('idempo_client_connections')) === 0, 30_000, 50);
+    relay.release();
+    const original = { baseOffset: BigInt((await kcatConsume({ bootstrap: kafka.bootstrap, topic })).find((r) => r.value === 'answer-lost')!.offset) };
+    // Finished (its answer came) before the kill.
+    await waitFor('the batch to finish', async () => (await first.metric('idempo_produce_batches_total', { topic, outcome: 'written' })) === 2, 30_000, 50);
     // Every stamp was on disk before its send, so the journal has grown past its 8-byte magic.
     if (withState) expect(await first.metric('idempo_state_journal_bytes')).toBeGreaterThan(8);
     const portsBefore = brokerPorts(first);
@@ -215,12 +226,14 @@ describe('sidecar restart (kill -9) with --state-dir', () => {
     const { sidecar: second, servingMs } = await restartAndMeasure(start, withState ? [...portsBefore.values()] : []);
     const retry = await send(second.bootstrap, frame);
     const after = await send(second.bootstrap, produceFrame(topic, 0, plainBatch('after-restart')));
+    const warmAgain = await send(second.bootstrap, produceFrame(topic, 0, warmBatch));
     const values = (await kcatConsume({ bootstrap: kafka.bootstrap, topic })).map((r) => r.value);
     const out = {
       servingMs,
       retrySameOffset: retry.errorCode === 0 && retry.baseOffset === original.baseOffset,
       copies: values.filter((v) => v === 'answer-lost').length,
       afterWritten: after.errorCode === 0 && values.includes('after-restart'),
+      warmRepeatWritten: warmAgain.errorCode === 0 && warmAgain.baseOffset !== warm.baseOffset && values.filter((v) => v === 'warm').length === 2,
       newProducerId: logged(second, 'sidecar producer id obtained').length > 0,
       restoredProducerId: logged(second, 'state restored').map((l) => l.producerId),
       pidBefore,
@@ -262,7 +275,7 @@ describe('sidecar restart (kill -9) with --state-dir', () => {
       `restart to serving every old broker port (kill -9, same --state-dir and --listen): ${withState.servingMs?.toFixed(0)} ms from spawn, ` +
         `listeners bound ${withState.boundMs} ms after process start`,
     );
-    expect(withState).toMatchObject({ retrySameOffset: true, copies: 1, afterWritten: true, newProducerId: false, samePorts: true });
+    expect(withState).toMatchObject({ retrySameOffset: true, copies: 1, afterWritten: true, warmRepeatWritten: true, newProducerId: false, samePorts: true });
     expect(withState.servingMs).not.toBeNull();
     expect(withState.restoredProducerId).toEqual(withState.pidBefore);
 

@@ -46,7 +46,13 @@ export async function kcatProduce(o: KcatProduceOptions): Promise<KcatProduceRes
   if (o.keyDelimiter) args.push('-K', o.keyDelimiter);
   args.push(...xArgs({ 'enable.idempotence': false, acks: 'all', ...o.props }));
   const env = o.frozenClock === undefined ? undefined : frozenClockEnv(o.frozenClock);
-  const r = await runProcess('kcat', args, { input: o.lines.join('\n') + '\n', timeoutMs: o.timeoutMs ?? 60_000, env });
+  let r = await runProcess('kcat', args, { input: o.lines.join('\n') + '\n', timeoutMs: o.timeoutMs ?? 60_000, env });
+  // With the wall clock stopped in the past, librdkafka's start-up wait for its own threads
+  // sometimes ends at once ("Failed to initialize ... did not initialize within 60 seconds",
+  // about half the runs): no client was made and nothing was sent, so it is started again.
+  for (let i = 0; env && r.code !== 0 && /Failed to initialize/.test(r.stderr) && i < 50; i++) {
+    r = await runProcess('kcat', args, { input: o.lines.join('\n') + '\n', timeoutMs: o.timeoutMs ?? 60_000, env });
+  }
   if (r.timedOut) throw new Error(`kcat -P timed out: ${r.stderr.slice(-2000)}`);
   const deliveryFailures = (r.stderr.match(/Delivery failed/g) ?? []).length;
   return { exitCode: r.code, deliveryFailures, stderr: r.stderr };
