@@ -422,6 +422,7 @@ export function replay(records: Iterable<StateRecord>, dedupWindowMs: number): R
   }
   // Stamped batches first (in sequence order = acceptance order), then queued ones (FIFO).
   for (const p of partitions.values()) p.batches.sort((a, b) => Number(a.stamp === null) - Number(b.stamp === null));
+  if (known.size > 0) dedup = dedup.filter((e) => e.result.errorCode !== 0 || !known.has(offsetKey(e.key.topic, e.key.partition, e.result.baseOffset)));
   return { sequencer: { producer, partitions: [...partitions.values()] }, batches, dedup, brokers, upstream, maxBatchId };
 }
 
