@@ -86,6 +86,17 @@ export class Engine {
         }
       }
       this.dedup?.restore(restored.dedup, now);
+      if (this.live.dedup.strategy === 'exact') {
+        // Finished just before the kill: the answer may never have been written (it waited behind an
+        // earlier slot of its connection), so a copy may be its client's retry; kafkajs's is
+        // re-encoded and misses the exact entry. Matchable once, by content, within the window.
+        const limits = { maxDecompressedBytes: this.deps.config.limits.maxDecompressBytes };
+        for (const f of restored.finished) {
+          if (now - f.at >= this.live.dedup.windowMs) continue;
+          this.retries.add(f.tp.topic, f.tp.partition, contentFingerprint(f.bytes, limits).fingerprint, Promise.resolve(f.result), -1, this.nextRetryGroup++, Claim.orphan());
+        }
+      }
+      restored.finished = []; // views into the journal file's buffer: let it go
     }
     store.setSnapshotSource(() => {
       const u = upgrader.snapshot();

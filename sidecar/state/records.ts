@@ -302,6 +302,13 @@ export interface RestoredState {
    * records, and from finished batches that had a dedup key, in file order (a key may hold several).
    */
   dedup: Array<DedupSnapshotEntry<StoredResult>>;
+  /**
+   * Successes finished since the journal's last compaction, with their bytes and finish time: the
+   * old process may have died before writing their answers (answers leave a connection in request
+   * order), so their clients may send them again — re-encoded, in kafkajs's case, which only a
+   * content match recognises (engine restore). At most the last MAX_RECENT.
+   */
+  finished: Array<{ tp: TopicPartition; bytes: Buffer; result: StoredResult; at: number }>;
   brokers: BrokerPort[];
   /** The last upstream record (null in journals without one). */
   upstream: string | null;
@@ -310,6 +317,9 @@ export interface RestoredState {
 }
 
 const tpKey = (tp: TopicPartition): string => `${tp.partition}\u0000${tp.topic}`;
+
+/** Recently finished batches kept by replay for content matching after a restart. */
+const MAX_RECENT = 10_000;
 
 /**
  * Replays records in file order. `dedupWindowMs` dates finished batches' dedup entries (a
@@ -332,6 +342,7 @@ export function replay(records: Iterable<StateRecord>, dedupWindowMs: number): R
   let dedup: Array<DedupSnapshotEntry<StoredResult>> = [];
   // Successes their clients got in time (`known`): dropped from `dedup` at the end (any order).
   const known = new Set<string>();
+  let finished: RestoredState['finished'] = [];
   let brokers: BrokerPort[] = [];
   let upstream: string | null = null;
   let maxBatchId = 0;
@@ -391,6 +402,10 @@ export function replay(records: Iterable<StateRecord>, dedupWindowMs: number): R
         }
         // Kept for its copies: a success, or the tombstone of an unknown outcome (answers them retriable).
         if ((r.result.errorCode === 0 || r.unknown) && b.batch.dedupKey) dedup.push({ key: b.batch.dedupKey, result: r.result, expiresAt: r.at + dedupWindowMs });
+        if (r.result.errorCode === 0 && b.batch.dedupKey) {
+          finished.push({ tp: b.batch.tp, bytes: b.batch.bytes, result: r.result, at: r.at });
+          if (finished.length > MAX_RECENT) finished.shift();
+        }
         break;
       }
       case 'brokers':
@@ -423,7 +438,8 @@ export function replay(records: Iterable<StateRecord>, dedupWindowMs: number): R
   // Stamped batches first (in sequence order = acceptance order), then queued ones (FIFO).
   for (const p of partitions.values()) p.batches.sort((a, b) => Number(a.stamp === null) - Number(b.stamp === null));
   if (known.size > 0) dedup = dedup.filter((e) => e.result.errorCode !== 0 || !known.has(offsetKey(e.key.topic, e.key.partition, e.result.baseOffset)));
-  return { sequencer: { producer, partitions: [...partitions.values()] }, batches, dedup, brokers, upstream, maxBatchId };
+  if (known.size > 0) finished = finished.filter((f) => !known.has(offsetKey(f.tp.topic, f.tp.partition, f.result.baseOffset)));
+  return { sequencer: { producer, partitions: [...partitions.values()] }, batches, dedup, finished, brokers, upstream, maxBatchId };
 }
 
 /** The whole live state as records: what a compaction writes (the first records of the new file). */
