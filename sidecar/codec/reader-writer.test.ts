@@ -10,6 +10,31 @@ const bytes = (fn: (w: Writer) => void) => {
 };
 
 describe('Writer', () => {
+  test('keepLarge: large byte strings by reference, the output the same bytes as a copying writer', () => {
+    const batch = Buffer.alloc(3000, 7);
+    const encode = (w: Writer) => {
+      w.int32(42);
+      w.compactNullableBytes(batch);
+      w.int16(-1);
+      w.bytes(Buffer.from('small'));
+      w.nullableBytes(batch);
+    };
+    const w = new Writer(16);
+    w.keepLarge(1024);
+    encode(w);
+    const chunks = w.toChunks();
+    expect(chunks.filter((c) => c === batch)).toHaveLength(2); // not copied
+    expect(w.length).toBe(chunks.reduce((n, c) => n + c.length, 0));
+    expect(Buffer.concat(chunks)).toEqual(bytes(encode));
+    expect(() => w.toBuffer()).toThrow(CodecError);
+    const pos = w.beginSized();
+    w.raw(batch);
+    expect(() => w.endSized(pos)).toThrow(CodecError);
+    w.reset();
+    w.int8(1);
+    expect(Buffer.concat(w.toChunks())).toEqual(Buffer.from([1]));
+  });
+
   test('grows by doubling and keeps earlier bytes', () => {
     const w = new Writer(16);
     for (let i = 0; i < 1000; i++) w.int32(i);

@@ -133,6 +133,16 @@ describe('stampIdempotence', () => {
     expect(verifyCrc(again)).toBe(true);
   });
 
+  test('a batch whose stored CRC is wrong stays wrong after a stamp (the CRC is patched, damage never hidden)', () => {
+    const b = javaBatch('plainGzip');
+    b[b.length - 1] ^= 0x01; // one flipped bit in the records
+    expect(verifyCrc(b)).toBe(false);
+    stampIdempotence(b, 4242n, 3, 17);
+    expect(verifyCrc(b)).toBe(false);
+    b[b.length - 1] ^= 0x01;
+    expect(verifyCrc(b)).toBe(true);
+  });
+
   test('property: any stamp verifies and reads back', () => {
     fc.assert(
       fc.property(

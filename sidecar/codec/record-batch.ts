@@ -1,9 +1,10 @@
 // RecordBatch v2 (magic 2) header view and in-place idempotence stamping.
 // Only the 61-byte header is read or written: the records (possibly compressed) are never
-// decoded, so stamping costs one CRC-32C pass (hardware accelerated) and no copy.
+// decoded, and stamping patches the CRC instead of reading them again: no copy, no pass.
 
 import { crc32c } from './on-demand.js';
 import { CodecError } from './reader.js';
+import { patchCrc32c } from './crc32c-patch.js';
 
 /** Byte offsets inside a v2 batch (see KAFKA-NOTES.md). */
 export const BatchOffset = {
@@ -139,17 +140,25 @@ export function verifyCrc(batch: Buffer): boolean {
   return computeCrc(batch) === batch.readUInt32BE(BatchOffset.crc);
 }
 
+/** The new producerId, producerEpoch and baseSequence bytes of a stamp (one buffer, reused). */
+const STAMP = Buffer.alloc(BatchOffset.recordsCount - BatchOffset.producerId);
+
 /**
  * Writes producerId, producerEpoch and baseSequence into the v2 batch at the start of
- * `batch` (in place) and recomputes its CRC. Nothing else changes: the records, their
+ * `batch` (in place) and updates its CRC. Nothing else changes: the records, their
  * compression and every other header field stay byte-identical. Returns the new CRC.
+ * The CRC is patched from the stored one (crc32c-patch.ts), without reading the records again:
+ * the batch's CRC was checked when it came in (part-check.ts), and a stored CRC that was wrong
+ * would stay wrong, so the broker still refuses a damaged batch.
  */
 export function stampIdempotence(batch: Buffer, producerId: bigint, epoch: number, baseSequence: number): number {
   const size = checkV2(batch, 0);
-  batch.writeBigInt64BE(producerId, BatchOffset.producerId);
-  batch.writeInt16BE(epoch, BatchOffset.producerEpoch);
-  batch.writeInt32BE(baseSequence, BatchOffset.baseSequence);
-  const crc = crc32c(batch.subarray(BatchOffset.attributes, size)) >>> 0;
+  STAMP.writeBigInt64BE(producerId, 0);
+  STAMP.writeInt16BE(epoch, BatchOffset.producerEpoch - BatchOffset.producerId);
+  STAMP.writeInt32BE(baseSequence, BatchOffset.baseSequence - BatchOffset.producerId);
+  const fields = batch.subarray(BatchOffset.producerId, BatchOffset.recordsCount);
+  const crc = patchCrc32c(batch.readUInt32BE(BatchOffset.crc), fields, STAMP, size - BatchOffset.recordsCount);
+  STAMP.copy(fields);
   batch.writeUInt32BE(crc, BatchOffset.crc);
   return crc;
 }

@@ -6,9 +6,45 @@ import { CodecError } from './reader.js';
 export class Writer {
   buf: Buffer;
   offset = 0;
+  /**
+   * With `keepLarge`: byte strings written by reference instead of copied, each inserted at
+   * `at` (an offset in `buf`); toChunks() interleaves them with the copied bytes.
+   */
+  private slices: Array<{ at: number; bytes: Buffer | Uint8Array }> | undefined;
+  private sliceMin = Infinity;
 
   constructor(initialSize = 1024) {
     this.buf = Buffer.allocUnsafe(Math.max(16, initialSize));
+  }
+
+  /**
+   * From now on raw() keeps byte strings of `minBytes` or more by reference (record batches in
+   * a Produce request): the output is toChunks(), and those buffers must not change until it
+   * has been written.
+   */
+  keepLarge(minBytes: number): void {
+    this.sliceMin = minBytes;
+    this.slices ??= [];
+  }
+
+  /** Bytes written so far, referenced strings included. */
+  get length(): number {
+    let n = this.offset;
+    if (this.slices) for (const s of this.slices) n += s.bytes.length;
+    return n;
+  }
+
+  /** The output in order: views of the internal buffer and the referenced byte strings. */
+  toChunks(): Array<Buffer | Uint8Array> {
+    const out: Array<Buffer | Uint8Array> = [];
+    let from = 0;
+    for (const s of this.slices ?? []) {
+      if (s.at > from) out.push(this.buf.subarray(from, s.at));
+      out.push(s.bytes);
+      from = s.at;
+    }
+    if (this.offset > from || out.length === 0) out.push(this.buf.subarray(from, this.offset));
+    return out;
   }
 
   /** Makes room for n more bytes. */
@@ -26,12 +62,14 @@ export class Writer {
 
   /** The bytes written so far, as a view of the internal buffer (valid until the next write). */
   toBuffer(): Buffer {
+    if (this.slices?.length) throw new CodecError('writer holds referenced byte strings: use toChunks()');
     return this.buf.subarray(0, this.offset);
   }
 
   /** Forget the contents but keep the allocation, for reuse. */
   reset(): void {
     this.offset = 0;
+    if (this.slices) this.slices.length = 0;
   }
 
   int8(v: number): void {
@@ -113,6 +151,10 @@ export class Writer {
   }
 
   raw(b: Buffer | Uint8Array): void {
+    if (b.length >= this.sliceMin) {
+      this.slices!.push({ at: this.offset, bytes: b });
+      return;
+    }
     this.ensure(b.length);
     this.buf.set(b, this.offset);
     this.offset += b.length;
@@ -178,6 +220,8 @@ export class Writer {
   }
 
   endSized(pos: number): void {
+    // (its size would miss them)
+    if (this.slices?.some((s) => s.at > pos)) throw new CodecError('a sized region cannot hold referenced byte strings');
     const size = this.offset - pos - 1;
     if (size < 0x80) {
       this.buf[pos] = size;

@@ -9,7 +9,7 @@ import { Backoff, sleep } from '../../api/backoff.js';
 import { ApiKey } from '../codec/api.js';
 import { ErrorCode, errorLabel, toBatchOutcome, type BatchOutcome } from '../codec/errors.js';
 import { stampIdempotence } from '../codec/record-batch.js';
-import { decodeProduceResponse } from '../codec/generated/produce-response.js';
+import { decodeProduceResponse, type PartitionProduceResponse, type ProduceResponse } from '../codec/generated/produce-response.js';
 import { createPartitionProduceData, createProduceRequest, createTopicProduceData, encodeProduceRequest, type ProduceRequest } from '../codec/generated/produce-request.js';
 import { decodeInitProducerIdResponse } from '../codec/generated/init-producer-id-response.js';
 import { encodeInitProducerIdRequest } from '../codec/generated/init-producer-id-request.js';
@@ -340,12 +340,18 @@ export class Upgrader {
         for (const it of noLeader) this.report(it.p.tp, it.id, { kind: 'retriable', reason: 'leader_not_available', errorCode: ErrorCode.LEADER_NOT_AVAILABLE });
       });
     }
-    for (const g of groups.values()) void this.sendGroup(g.leader, g.items);
+    for (const g of groups.values()) this.sendGroup(g.leader, g.items);
   }
 
-  private async sendGroup(leader: number, items: SendItem[]): Promise<void> {
-    const timeoutMs = Math.max(...items.map((i) => i.p.timeoutMs));
-    const topics = [...new Set(items.map((it) => it.p.tp.topic))];
+  private sendGroup(leader: number, items: SendItem[]): void {
+    let timeoutMs = 0;
+    let clientVersion = 0;
+    const topics: string[] = [];
+    for (const it of items) {
+      timeoutMs = Math.max(timeoutMs, it.p.timeoutMs);
+      clientVersion = Math.max(clientVersion, it.p.version);
+      if (!topics.includes(it.p.tp.topic)) topics.push(it.p.tp.topic);
+    }
     // Topics named by id (Produce v13, KIP-516) whenever both sides speak it, whatever version the
     // client used: a topic deleted and created again under the same name then answers
     // UNKNOWN_TOPIC_ID (nothing written; the sidecar refreshes metadata, sees the new id and sends
@@ -354,21 +360,22 @@ export class Upgrader {
     // while a topic's id is not known yet. Every client version the upgrader takes (v3+) carries
     // the same RecordBatch v2.
     const byId = !TEST_ONLY_NO_STATE_LOSS_DETECTION && topics.every((t) => this.ctx.cluster.topicId(t) !== undefined);
+    /** The ids this request named, by hex: its answer is read by them (the cluster view may learn a newer id meanwhile). */
     const sentIds = new Map<string, string>();
     const build = (version: number): ProduceRequest => {
       const req = createProduceRequest();
       req.acks = -1; // forced: a write that only the leader saw can vanish on failover
       req.timeoutMs = timeoutMs;
-      const byTopic = new Map<string, ProduceRequest['topicData'][number]>();
       for (const it of items) {
-        let td = byTopic.get(it.p.tp.topic);
+        const topic = it.p.tp.topic;
+        let td = req.topicData.find((t) => t.name === topic);
         if (!td) {
           td = createTopicProduceData();
+          td.name = topic; // (encoded up to v12 only; kept to find the topic here)
           if (version >= 13) {
-            td.topicId = this.ctx.cluster.topicId(it.p.tp.topic) ?? ZERO_UUID;
-            sentIds.set(td.topicId.toString('hex'), it.p.tp.topic);
-          } else td.name = it.p.tp.topic;
-          byTopic.set(it.p.tp.topic, td);
+            td.topicId = this.ctx.cluster.topicId(topic) ?? ZERO_UUID;
+            sentIds.set(td.topicId.toString('hex'), topic);
+          }
           req.topicData.push(td);
         }
         const pd = createPartitionProduceData();
@@ -378,36 +385,45 @@ export class Upgrader {
       }
       return req;
     };
-    let resp;
-    let version: number;
-    try {
-      const size = items.reduce((n, it) => n + it.p.batch.length + 64, 256);
-      const r = await this.ctx.send(leader, {
+    this.ctx
+      .send(leader, {
         apiKey: ApiKey.Produce,
-        version: byId ? undefined : Math.min(12, Math.max(...items.map((i) => i.p.version))),
+        version: byId ? undefined : Math.min(12, clientVersion),
         encode: (w, v) => encodeProduceRequest(w, build(v), v),
         timeoutMs: timeoutMs + this.config().requestTimeoutMs,
-        sizeHint: size,
-      });
-      version = r.version;
-      resp = decodeProduceResponse(r.body, version);
-    } catch (err) {
-      const kind = err instanceof UpstreamError && err.kind === 'timeout' ? 'timeout' : 'connection_lost';
-      this.metrics.upstreamErrors.inc({ error: kind === 'timeout' ? 'timeout' : 'connection' });
-      this.log.debug({ leader, err: (err as Error).message }, 'produce to leader failed; outcome unknown');
-      void this.ctx.refreshMetadata(topics).catch(() => undefined);
-      for (const it of items) this.report(it.p.tp, it.id, { kind: 'unknown', reason: kind });
-      return;
-    }
-    const byTp = new Map<string, { errorCode: number; baseOffset: bigint; logAppendTimeMs: bigint; logStartOffset: bigint; leader: number }>();
-    for (const tr of resp.responses) {
-      // By the ids this request named (the cluster view may have learned a newer id meanwhile).
-      const topic = version >= 13 ? (sentIds.get(tr.topicId.toString('hex')) ?? this.ctx.cluster.topicName(tr.topicId)) : tr.name;
-      for (const pr of tr.partitionResponses) byTp.set(`${topic}\u0000${pr.index}`, { ...pr, leader: pr.currentLeader?.leaderId ?? -1 });
-    }
+        // The batches themselves are not copied into the request (broker-client.ts).
+        sizeHint: 256 + 64 * items.length,
+      })
+      .then(
+        (r) => {
+          let resp: ProduceResponse;
+          try {
+            resp = decodeProduceResponse(r.body, r.version);
+          } catch (err) {
+            return this.unanswered(leader, topics, items, err);
+          }
+          this.answered(r.version, topics, sentIds, items, resp);
+        },
+        (err: unknown) => this.unanswered(leader, topics, items, err),
+      )
+      .catch((err: unknown) => this.log.error({ leader, err: (err as Error).message }, 'handling a produce answer failed'));
+  }
+
+  /** No answer (connection lost or timed out): every batch's outcome is unknown. */
+  private unanswered(leader: number, topics: string[], items: SendItem[], err: unknown): void {
+    const kind = err instanceof UpstreamError && err.kind === 'timeout' ? 'timeout' : 'connection_lost';
+    this.metrics.upstreamErrors.inc({ error: kind === 'timeout' ? 'timeout' : 'connection' });
+    this.log.debug({ leader, err: (err as Error).message }, 'produce to leader failed; outcome unknown');
+    void this.ctx.refreshMetadata(topics).catch(() => undefined);
+    for (const it of items) this.report(it.p.tp, it.id, { kind: 'unknown', reason: kind });
+  }
+
+  private answered(version: number, topics: string[], sentIds: ReadonlyMap<string, string>, items: SendItem[], resp: ProduceResponse): void {
+    // The answer's topics by name (from v13 by the ids this request named).
+    const names = resp.responses.map((tr) => (version >= 13 ? (sentIds.get(tr.topicId.toString('hex')) ?? this.ctx.cluster.topicName(tr.topicId)) : tr.name));
     let stale = false;
     for (const it of items) {
-      const r = byTp.get(`${it.p.tp.topic}\u0000${it.p.tp.partition}`);
+      const r = partitionAnswer(resp, names, it.p.tp);
       if (!r) {
         this.report(it.p.tp, it.id, { kind: 'unknown', reason: 'connection_lost' });
         continue;
@@ -416,7 +432,8 @@ export class Upgrader {
         this.metrics.upstreamErrors.inc({ error: errorLabel(r.errorCode) });
         if (r.errorCode === ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER) this.metrics.outOfSequence.inc({ topic: it.p.tp.topic });
         // KIP-951: the answer names the new leader; otherwise refresh metadata.
-        if (r.leader >= 0) this.ctx.cluster.setLeader(it.p.tp.topic, it.p.tp.partition, r.leader);
+        const leader = r.currentLeader?.leaderId ?? -1;
+        if (leader >= 0) this.ctx.cluster.setLeader(it.p.tp.topic, it.p.tp.partition, leader);
         else stale = true;
       } else if (r.baseOffset < 0n) {
         this.metrics.duplicatesRejected.inc({ topic: it.p.tp.topic });
@@ -471,4 +488,13 @@ export class Upgrader {
       this.allocating = false;
     }
   }
+}
+
+/** A partition's answer in a Produce response (`names`: its topics' names, in order), or undefined. */
+function partitionAnswer(resp: ProduceResponse, names: ReadonlyArray<string | undefined>, tp: TopicPartition): PartitionProduceResponse | undefined {
+  for (let i = 0; i < resp.responses.length; i++) {
+    if (names[i] !== tp.topic) continue;
+    for (const pr of resp.responses[i].partitionResponses) if (pr.index === tp.partition) return pr;
+  }
+  return undefined;
 }

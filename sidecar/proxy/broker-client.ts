@@ -24,6 +24,19 @@ export class UpstreamError extends Error {
   }
 }
 
+/** Byte strings at least this long go to the socket by reference (see send). */
+const REFERENCE_MIN_BYTES = 1024;
+
+function writeChunks(socket: net.Socket, chunks: Array<Buffer | Uint8Array>): void {
+  if (chunks.length === 1) {
+    socket.write(chunks[0]);
+    return;
+  }
+  socket.cork();
+  for (const c of chunks) socket.write(c);
+  socket.uncork();
+}
+
 interface Pending {
   correlationId: number;
   apiKey: number;
@@ -58,23 +71,29 @@ export class BrokerClient {
    * Sends one request. With expectResponse=false (acks=0) it resolves once written.
    * The body is written by `encode` after the request header.
    */
-  async request(apiKey: number, apiVersion: number, encode: (w: Writer) => void, timeoutMs: number, expectResponse = true, sizeHint = 256): Promise<Reader> {
-    const socket = await this.connect();
-    return this.send(socket, apiKey, apiVersion, encode, timeoutMs, expectResponse, sizeHint);
+  request(apiKey: number, apiVersion: number, encode: (w: Writer) => void, timeoutMs: number, expectResponse = true, sizeHint = 256): Promise<Reader> {
+    const socket = this.socket;
+    // Connected: no extra promise per request (the upgrader's sends go this way).
+    if (socket && !socket.destroyed && !this.closed) return this.send(socket, apiKey, apiVersion, encode, timeoutMs, expectResponse, sizeHint);
+    return this.connect().then((s) => this.send(s, apiKey, apiVersion, encode, timeoutMs, expectResponse, sizeHint));
   }
 
   private send(socket: net.Socket, apiKey: number, apiVersion: number, encode: (w: Writer) => void, timeoutMs: number, expectResponse = true, sizeHint = 256): Promise<Reader> {
     const correlationId = this.nextCorrelation;
     this.nextCorrelation = (this.nextCorrelation + 1) & 0x7fffffff;
-    // Sized up front: produce requests are large and the writer would otherwise grow by copies.
     const w = new Writer(sizeHint);
+    // Record batches are written from the caller's buffers (one writev, no copy): they do not
+    // change while a request is pending. The upgrader stamps a batch before its first send and
+    // stamps it again only after that send's outcome is known: its answer came (so every byte had
+    // been written) or its connection was destroyed (so nothing queued on it goes out).
+    w.keepLarge(REFERENCE_MIN_BYTES);
     w.int32(0); // size, patched below
     writeRequestHeader(w, apiKey, apiVersion, correlationId, this.opts.clientId, requestHeaderVersion(apiKey, apiVersion));
     encode(w);
-    const buf = w.toBuffer();
-    buf.writeInt32BE(buf.length - 4, 0);
+    w.buf.writeInt32BE(w.length - 4, 0);
+    const chunks = w.toChunks();
     if (!expectResponse) {
-      socket.write(buf);
+      writeChunks(socket, chunks);
       return Promise.resolve(new Reader(Buffer.alloc(0)));
     }
     return new Promise<Reader>((resolve, reject) => {
@@ -84,7 +103,7 @@ export class BrokerClient {
         this.fail(new UpstreamError(`no answer from broker ${this.host}:${this.port} within ${timeoutMs} ms`, 'timeout'));
       }, timeoutMs);
       this.pending.set(correlationId, p);
-      socket.write(buf);
+      writeChunks(socket, chunks);
     });
   }
 

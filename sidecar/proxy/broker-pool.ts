@@ -64,12 +64,18 @@ export class BrokerPool {
   }
 
   /** The hook context's `send`: one request to a broker by node id, or to any broker. */
-  async send(to: number | 'any', req: OwnRequest): Promise<{ version: number; body: Reader }> {
-    const client = to === 'any' ? this.any() : this.forNode(to);
-    if (!client) throw new UpstreamError(`broker ${to} is not known`, 'connection');
-    const version = req.version ?? (await this.version(client, req.apiKey));
-    const body = await client.request(req.apiKey, version, (w) => req.encode(w, version), req.timeoutMs, true, req.sizeHint);
-    return { version, body };
+  send(to: number | 'any', req: OwnRequest): Promise<{ version: number; body: Reader }> {
+    let client: BrokerClient | undefined;
+    try {
+      client = to === 'any' ? this.any() : this.forNode(to);
+    } catch (err) {
+      return Promise.reject(err as Error);
+    }
+    if (!client) return Promise.reject(new UpstreamError(`broker ${to} is not known`, 'connection'));
+    const c = client;
+    const go = (version: number) => c.request(req.apiKey, version, (w) => req.encode(w, version), req.timeoutMs, true, req.sizeHint).then((body) => ({ version, body }));
+    // A fixed version (the upgrader's Produce) needs no lookup and no extra promise.
+    return req.version !== undefined ? go(req.version) : this.version(c, req.apiKey).then(go);
   }
 
   /** Picks the highest version both sides speak. */

@@ -63,7 +63,11 @@ export interface OwnRequest {
   encode(w: Writer, version: number): void;
   /** How long to wait for the answer; then the outcome is unknown (UpstreamError 'timeout'). */
   timeoutMs: number;
-  /** Expected request size, so the writer does not grow by copies. */
+  /**
+   * Expected size of what `encode` copies, so the writer does not grow by copies. Byte strings of
+   * 1 KiB or more (record batches) are not copied: they go to the socket from the caller's
+   * buffers, which must not change until the request is answered or has failed.
+   */
   sizeHint?: number;
 }
 
