@@ -53,6 +53,16 @@ if (opts.baseline) {
   for (const m of ['observe', 'upgrade'] as const) if (RUNS.includes(m) && !RUNS.includes(`${m}-base`)) RUNS.splice(RUNS.indexOf(m), 0, `${m}-base`);
 }
 if (RUNS.some((r) => r.endsWith('-base')) && !opts.baseline) throw new Error('runs *-base need --baseline CHECKOUT');
+/** The runs of a round: a baseline and its run swap places every other round (the second of a pair ran slower, measured). */
+function roundOrder(round: number): RunName[] {
+  if (round % 2 === 0) return RUNS;
+  const out = [...RUNS];
+  for (const m of ['observe', 'upgrade'] as const) {
+    const [a, b] = [out.indexOf(m), out.indexOf(`${m}-base`)];
+    if (a >= 0 && b >= 0) [out[a], out[b]] = [out[b], out[a]];
+  }
+  return out;
+}
 // Not idempotent, so upgrade mode has work to do; the same producer settings for every run.
 const props = { 'enable.idempotence': false, 'linger.ms': 5, 'max.in.flight.requests.per.connection': 5 };
 
@@ -138,7 +148,7 @@ try {
 
   for (let round = 0; round < ROUNDS; round++) {
     let direct: Sample | undefined;
-    for (const run of RUNS) {
+    for (const run of roundOrder(round)) {
       const s = await measure(run, round);
       if (run === 'direct') direct = s;
       if (direct) {

@@ -31,14 +31,17 @@ export class Validator {
   observe(call: ProduceCall, parts: PartBatch[], now: number): ProduceDecision {
     const watched: Watched[] = [];
     for (const b of parts) watched.push(this.observeOne(call, b, now));
+    // The handler keeps the request's shape and each part's topic, never a PartBatch or the
+    // call: their record views would keep the client's socket chunk alive until the answer.
+    const request = call.request;
     return {
       kind: 'forward',
       onResponse: (resp) => {
-        const byKey = resultsByPosition(call.request, resp);
+        const byKey = resultsByPosition(request, resp);
         const at = Date.now();
         for (const w of watched) {
-          const r = byKey.get(partKey(w.b));
-          if (r) this.completed(w.b, r, w.ticket, w.copy, at);
+          const r = byKey.get(w.key);
+          if (r) this.completed(w.topic, r, w.ticket, w.copy, at);
         }
         return undefined;
       },
@@ -47,16 +50,19 @@ export class Validator {
 
   /** Observe one covered part: tracked when it is an idempotent producer's batch. */
   private observeOne(call: ProduceCall, b: PartBatch, now: number): Watched {
-    if (!isTracked(b)) return { b, ticket: undefined, copy: false };
+    const w: Watched = { topic: b.topic, key: partKey(b), ticket: undefined, copy: false };
+    if (!isTracked(b)) return w;
     if (call.request.acks === 0) {
       // acks=0 takes no answer, so nothing would ever complete a ticket: count, do not track.
       this.count(b.topic, this.table.check(keyOf(b), seqOf(b), now), call, false);
-      return { b, ticket: undefined, copy: false };
+      return w;
     }
     const o = this.table.observe(keyOf(b), seqOf(b), now);
     this.count(b.topic, o.verdict, call, false);
+    w.ticket = o.ticket;
     // Copies the broker will answer NONE (original offset, nothing written): outcome "duplicate", not "written".
-    return { b, ticket: o.ticket, copy: o.verdict.kind === 'duplicate' || o.verdict.kind === 'duplicate_in_flight' };
+    w.copy = o.verdict.kind === 'duplicate' || o.verdict.kind === 'duplicate_in_flight';
+    return w;
   }
 
   /** Enforce for a whole request: idempotent parts as in enforcePart, the rest forwarded. */
@@ -67,31 +73,6 @@ export class Validator {
       else plan.forward(b);
     }
     return plan.decide();
-  }
-
-  /**
-   * Observe one covered part: forward every byte; track idempotent batches and count what the
-   * broker answers (45 out-of-sequence, 46 duplicate, 47 fenced epoch).
-   */
-  observePart(plan: Plan, b: PartBatch, now: number): void {
-    plan.forward(b);
-    const k = partKey(b);
-    let ticket: Ticket | undefined;
-    // Copies the broker will answer NONE (original offset, nothing written): outcome "duplicate", not "written".
-    let copy = false;
-    if (isTracked(b) && plan.call.request.acks === 0) {
-      // acks=0 takes no answer, so nothing would ever complete a ticket: count, do not track.
-      this.count(b.topic, this.table.check(keyOf(b), seqOf(b), now), plan.call, false);
-    } else if (isTracked(b)) {
-      const o = this.table.observe(keyOf(b), seqOf(b), now);
-      ticket = o.ticket;
-      copy = o.verdict.kind === 'duplicate' || o.verdict.kind === 'duplicate_in_flight';
-      this.count(b.topic, o.verdict, plan.call, false);
-    }
-    plan.whenAnswered((byKey) => {
-      const r = byKey.get(k);
-      if (r) this.completed(b, r, ticket, copy, Date.now());
-    });
   }
 
   /** Enforce (and upgrade, for idempotent clients) one valid idempotent part: answer copies, refuse gaps, forward the rest. */
@@ -128,7 +109,7 @@ export class Validator {
     const k = partKey(b);
     plan.whenAnswered((byKey) => {
       const r = byKey.get(k);
-      if (r) this.completed(b, r, ticket, false, Date.now());
+      if (r) this.completed(b.topic, r, ticket, false, Date.now());
     });
   }
 
@@ -151,7 +132,7 @@ export class Validator {
     }
   }
 
-  private completed(b: PartBatch, r: PartResult, ticket: Ticket | undefined, copy: boolean, now: number): void {
+  private completed(topic: string, r: PartResult, ticket: Ticket | undefined, copy: boolean, now: number): void {
     if (ticket !== undefined) {
       // The proxy answers NETWORK_EXCEPTION when it gave up the broker connection: the batch may
       // be written or not, so the partition's state is unknown until the broker judges the next
@@ -160,11 +141,11 @@ export class Validator {
       else this.table.complete(ticket, { errorCode: r.errorCode, baseOffset: r.baseOffset, logAppendTime: r.logAppendTimeMs }, now);
       this.release(ticket, r);
     }
-    if (!TOPIC_ERRORS.has(r.errorCode)) this.metrics.vouchTopic(b.topic);
-    if (r.errorCode === ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER) this.metrics.outOfSequence.inc({ topic: b.topic });
-    if (r.errorCode === ErrorCode.DUPLICATE_SEQUENCE_NUMBER) this.metrics.duplicatesRejected.inc({ topic: b.topic });
+    if (!TOPIC_ERRORS.has(r.errorCode)) this.metrics.vouchTopic(topic);
+    if (r.errorCode === ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER) this.metrics.outOfSequence.inc({ topic: topic });
+    if (r.errorCode === ErrorCode.DUPLICATE_SEQUENCE_NUMBER) this.metrics.duplicatesRejected.inc({ topic: topic });
     if (r.errorCode !== ErrorCode.NONE) this.metrics.upstreamErrors.inc({ error: errorLabel(r.errorCode) });
-    this.metrics.produceBatches.inc({ topic: b.topic, outcome: copy && r.errorCode === ErrorCode.NONE ? 'duplicate' : outcomeOf(r.errorCode) });
+    this.metrics.produceBatches.inc({ topic: topic, outcome: copy && r.errorCode === ErrorCode.NONE ? 'duplicate' : outcomeOf(r.errorCode) });
   }
 
   private count(topic: string, v: Verdict, call: ProduceCall, acting: boolean): void {
@@ -186,7 +167,7 @@ export class Validator {
 }
 
 /** An observed part and what its answer completes. */
-type Watched = { b: PartBatch; ticket: Ticket | undefined; copy: boolean };
+type Watched = { topic: string; key: string; ticket: Ticket | undefined; copy: boolean };
 
 /** Answers that say the topic does not exist (or may not be seen): no vouching for its name. */
 const TOPIC_ERRORS = new Set<number>([ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, ErrorCode.UNKNOWN_TOPIC_ID, ErrorCode.INVALID_TOPIC_EXCEPTION, ErrorCode.TOPIC_AUTHORIZATION_FAILED]);
