@@ -454,3 +454,39 @@ describe('--state-dir: after a restart, copies match only originals whose client
     }
   });
 });
+
+describe('--state-dir: a finished original whose success never reached its client (killed before the answer was written)', () => {
+  it('is matched after the restart by a re-encoded retry (kafkajs: new timestamp), once', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'idempo-dedup-'));
+    try {
+      const model = new ModelCluster(TOPICS);
+      const start = (): { engine: Engine; send: Send; store: StateStore } => {
+        const state = StateStore.open(dir, { log: model.log, metrics: model.metrics, dedupWindowMs: 60_000 });
+        const engine = new Engine({ ctx: model, metrics: model.metrics, log: model.log, config: engineConfig({ mode: 'upgrade' }), state });
+        engines.push(engine);
+        const hook = engine.hook();
+        const send: Send = (req, version = 9, opts = {}) => {
+          const call = produceCall(req, version);
+          return model.run(call, hook.onProduce(call), opts);
+        };
+        return { engine, store: state.store, send };
+      };
+      const at = (ts: bigint): ProduceRequest => request([['orders', 0, encodeRecordBatch({ records: [{ key: 'k', value: 'queued' }], baseTimestamp: ts })]]);
+      const first = start();
+      // Written and decided, but its answer never left (the model drops it as a killed process would).
+      expect((await first.send(at(1n), 9, { closedBeforeAnswer: true })).kind).toBe('closed');
+      first.engine.close();
+      await first.store.close();
+
+      const second = start();
+      expect(codes(await second.send(at(2n)))).toEqual([0]); // the client's retry, re-encoded: answered from the original
+      expect(model.written.get('orders/0')).toEqual({ idempotent: 1, plain: 0 });
+      expect(codes(await second.send(at(3n)))).toEqual([0]); // it got the success in time: a new write now
+      expect(model.written.get('orders/0')).toEqual({ idempotent: 2, plain: 0 });
+      second.engine.close();
+      await second.store.close();
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -85,18 +85,20 @@ export class Engine {
           this.retries.add(a.tp.topic, a.tp.partition, contentFingerprint(a.bytes, { maxDecompressedBytes: this.deps.config.limits.maxDecompressBytes }).fingerprint, result, id, this.nextRetryGroup++, claim);
         }
       }
-      this.dedup?.restore(restored.dedup, now);
+      // Finished originals are restored too: a success their clients may never have had (its
+      // answer was still queued, or its connection gone, when the process died: no `known` record)
+      // or a tombstone. kafkajs re-sends such a batch re-encoded, so with `exact` each is also
+      // indexed by content (when its bytes are still in the journal), under the same claim.
       if (this.live.dedup.strategy === 'exact') {
-        // Finished just before the kill: the answer may never have been written (it waited behind an
-        // earlier slot of its connection), so a copy may be its client's retry; kafkajs's is
-        // re-encoded and misses the exact entry. Matchable once, by content, within the window.
-        const limits = { maxDecompressedBytes: this.deps.config.limits.maxDecompressBytes };
-        for (const f of restored.finished) {
-          if (now - f.at >= this.live.dedup.windowMs) continue;
-          this.retries.add(f.tp.topic, f.tp.partition, contentFingerprint(f.bytes, limits).fingerprint, Promise.resolve(f.result), -1, this.nextRetryGroup++, Claim.orphan());
+        for (const e of restored.dedup) {
+          if (!e.bytes || now >= e.expiresAt) continue;
+          e.claim = Claim.orphan();
+          const fp = contentFingerprint(e.bytes, { maxDecompressedBytes: this.deps.config.limits.maxDecompressBytes }).fingerprint;
+          this.retries.addFinished(e.key.topic, e.key.partition, fp, e.result, e.expiresAt, this.nextRetryGroup++, e.claim);
         }
       }
-      restored.finished = []; // views into the journal file's buffer: let it go
+      this.dedup?.restore(restored.dedup, now);
+      for (const e of restored.dedup) e.bytes = undefined; // views into the journal file's buffer: let it go
     }
     store.setSnapshotSource(() => {
       const u = upgrader.snapshot();

@@ -71,6 +71,12 @@ export class RetryIndex {
     });
   }
 
+  /** A finished original restored after a restart (its client may never have had the result). */
+  addFinished(topic: string, partition: number, fp: Fingerprint, result: PartResult, expiresAt: number, group: number, claim: Claim): void {
+    if (this.count >= MAX_ENTRIES) return;
+    this.insert(key(topic, partition, fp), topic, partition, { role: 'retry', group, claim, state: 'done', result, expiresAt });
+  }
+
   /**
    * A part answered success in a request that as a whole was answered "retry" (another part
    * timed out): clients such as kafkajs then re-send the whole request, this part included.

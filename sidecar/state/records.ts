@@ -292,6 +292,12 @@ export function decodeRecord(payload: Buffer): StateRecord {
 
 const offsetKey = (topic: string, partition: number, offset: bigint): string => `${partition}\u0000${topic}\u0000${offset}`;
 
+/**
+ * A finished original to restore; `bytes` (the batch as received) when its `accepted` record is
+ * in the file, i.e. it finished after the last compaction.
+ */
+export type RestoredDedupEntry = DedupSnapshotEntry<StoredResult> & { bytes?: Buffer };
+
 /** Everything a restarted sidecar takes back. */
 export interface RestoredState {
   sequencer: SequencerSnapshot;
@@ -301,14 +307,7 @@ export interface RestoredState {
    * Finished originals a copy may match (successes and tombstones of unknown outcomes): from dedup
    * records, and from finished batches that had a dedup key, in file order (a key may hold several).
    */
-  dedup: Array<DedupSnapshotEntry<StoredResult>>;
-  /**
-   * Successes finished since the journal's last compaction, with their bytes and finish time: the
-   * old process may have died before writing their answers (answers leave a connection in request
-   * order), so their clients may send them again — re-encoded, in kafkajs's case, which only a
-   * content match recognises (engine restore). At most the last MAX_RECENT.
-   */
-  finished: Array<{ tp: TopicPartition; bytes: Buffer; result: StoredResult; at: number }>;
+  dedup: Array<RestoredDedupEntry>;
   brokers: BrokerPort[];
   /** The last upstream record (null in journals without one). */
   upstream: string | null;
@@ -317,9 +316,6 @@ export interface RestoredState {
 }
 
 const tpKey = (tp: TopicPartition): string => `${tp.partition}\u0000${tp.topic}`;
-
-/** Recently finished batches kept by replay for content matching after a restart. */
-const MAX_RECENT = 10_000;
 
 /**
  * Replays records in file order. `dedupWindowMs` dates finished batches' dedup entries (a
@@ -339,10 +335,9 @@ export function replay(records: Iterable<StateRecord>, dedupWindowMs: number): R
   const open = new Map<number, { batch: AcceptedBatch; stamp: Stamp | null; restamped: boolean }>();
   // No map by key here: converting 100k fingerprints to map keys twice (here and in the cache)
   // showed in the restart time; DedupCache.restore keeps every entry of a key (separate originals).
-  let dedup: Array<DedupSnapshotEntry<StoredResult>> = [];
+  let dedup: Array<RestoredDedupEntry> = [];
   // Successes their clients got in time (`known`): dropped from `dedup` at the end (any order).
   const known = new Set<string>();
-  let finished: RestoredState['finished'] = [];
   let brokers: BrokerPort[] = [];
   let upstream: string | null = null;
   let maxBatchId = 0;
@@ -401,11 +396,8 @@ export function replay(records: Iterable<StateRecord>, dedupWindowMs: number): R
           if (same(b.stamp, p.producer)) p.switchPending ??= 'sequence_hole';
         }
         // Kept for its copies: a success, or the tombstone of an unknown outcome (answers them retriable).
-        if ((r.result.errorCode === 0 || r.unknown) && b.batch.dedupKey) dedup.push({ key: b.batch.dedupKey, result: r.result, expiresAt: r.at + dedupWindowMs });
-        if (r.result.errorCode === 0 && b.batch.dedupKey) {
-          finished.push({ tp: b.batch.tp, bytes: b.batch.bytes, result: r.result, at: r.at });
-          if (finished.length > MAX_RECENT) finished.shift();
-        }
+        // With its bytes (still in this file): a client that re-encodes its retry (kafkajs) is matched by content.
+        if ((r.result.errorCode === 0 || r.unknown) && b.batch.dedupKey) dedup.push({ key: b.batch.dedupKey, result: r.result, expiresAt: r.at + dedupWindowMs, bytes: b.batch.bytes });
         break;
       }
       case 'brokers':
@@ -438,8 +430,7 @@ export function replay(records: Iterable<StateRecord>, dedupWindowMs: number): R
   // Stamped batches first (in sequence order = acceptance order), then queued ones (FIFO).
   for (const p of partitions.values()) p.batches.sort((a, b) => Number(a.stamp === null) - Number(b.stamp === null));
   if (known.size > 0) dedup = dedup.filter((e) => e.result.errorCode !== 0 || !known.has(offsetKey(e.key.topic, e.key.partition, e.result.baseOffset)));
-  if (known.size > 0) finished = finished.filter((f) => !known.has(offsetKey(f.tp.topic, f.tp.partition, f.result.baseOffset)));
-  return { sequencer: { producer, partitions: [...partitions.values()] }, batches, dedup, finished, brokers, upstream, maxBatchId };
+  return { sequencer: { producer, partitions: [...partitions.values()] }, batches, dedup, brokers, upstream, maxBatchId };
 }
 
 /** The whole live state as records: what a compaction writes (the first records of the new file). */
