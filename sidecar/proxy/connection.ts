@@ -348,11 +348,7 @@ export class ClientConnection {
       case 'forward': {
         const slot = clientAcks === 0 ? undefined : this.reserve(header.correlationId, ApiKey.Produce, version);
         const transform = this.produceTransform(version, decision.onResponse);
-        const replay = produceReplay(request);
-        // Never re-sent, so nothing needs its record bytes after the write: dropping the views
-        // lets the socket chunk they point into die young instead of living until the answer.
-        if (replay !== 'resend') dropRecords(request);
-        return this.forward(frame, slot, transform, replay, request.timeoutMs + this.deps.requestTimeoutMs, { request, version });
+        return this.forward(frame, slot, transform, produceReplay(request), request.timeoutMs + this.deps.requestTimeoutMs, { request, version });
       }
       case 'forward-modified': {
         const upstreamAnswers = decision.request.acks !== 0;
@@ -468,13 +464,10 @@ class Forwarded implements ClientRequest {
   readonly correlationId: number;
   readonly apiKey: number;
 
-  /** Kept only when it may be re-sent (see Outstanding.frame): else the socket chunk it views would outlive the write. */
-  readonly frame: Buffer | undefined;
-
   constructor(
     private readonly conn: ClientConnection,
     private readonly slot: Slot,
-    frame: Buffer,
+    readonly frame: Buffer,
     private readonly transform: Transform | undefined,
     readonly replay: ReplayClass,
     readonly answerWithinMs: number | undefined,
@@ -482,7 +475,6 @@ class Forwarded implements ClientRequest {
   ) {
     this.correlationId = slot.correlationId;
     this.apiKey = slot.apiKey;
-    this.frame = replay === 'resend' ? frame : undefined;
   }
 
   answer(payload: Buffer): void {
@@ -502,11 +494,6 @@ class Forwarded implements ClientRequest {
     if (!this.produce) return;
     this.conn.onAnswer(this.slot, produceErrorPayload(this.slot.correlationId, this.produce.version, this.produce.request, ErrorCode.NETWORK_EXCEPTION), this.transform);
   }
-}
-
-/** Forgets a decoded request's record views (it stays usable for its shape: topics, partitions). */
-function dropRecords(request: ProduceRequest): void {
-  for (const td of request.topicData) for (const pd of td.partitionData) pd.records = null;
 }
 
 /** How long a broker may rightly hold a request before answering: Fetch waits up to its maxWait. */

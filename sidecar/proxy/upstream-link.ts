@@ -15,12 +15,8 @@ import { connectUpstream, type TlsMaterial } from './upstream-socket.js';
 export interface Outstanding {
   readonly correlationId: number;
   readonly apiKey: number;
-  /**
-   * The request payload as written (no size prefix), kept for a re-send on a new connection;
-   * undefined when its owner will never re-send it (the owner's `lost` answer lists only requests
-   * that have one).
-   */
-  readonly frame?: Buffer;
+  /** The request payload as written (no size prefix), kept for a re-send on a new connection. */
+  readonly frame: Buffer;
   /** Receives the broker's answer payload (read 'whole'). */
   answer(payload: Buffer): void;
   /**
@@ -390,7 +386,7 @@ export class UpstreamLink {
       return;
     }
     this.redials++;
-    this.backlog = [...decision.resend.flatMap((req) => (req.frame ? [{ frame: req.frame, req }] : [])), ...this.backlog];
+    this.backlog = [...decision.resend.map((req) => ({ frame: req.frame, req })), ...this.backlog];
     // Everything written before the failure is drained from the old socket's point of view.
     this.events.writable();
     void this.dial(true);
