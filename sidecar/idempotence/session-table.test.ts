@@ -112,6 +112,39 @@ describe('SessionTable.check', () => {
     expect(t.check(K, b(0, 1, 1), 0)).toEqual({ kind: 'accept' });
   });
 
+  it('a state learnt mid-epoch (answers after an abandon) leaves same-epoch gaps to the broker (faults-order enforce/java-idem, 59 copies)', () => {
+    // A retiring connection: the client's re-sends waiting in its backlog are abandoned (the
+    // partition's state is reset), then the answers of what was already written come in late.
+    // The broker wrote b1 too (its answer was lost) and still caches it: the client's re-send
+    // of b1 is a duplicate for the broker, not a gap. A sidecar 45 made Java bump its epoch
+    // and write b1..b3 again under the new one.
+    const t = new SessionTable();
+    const t1 = t.begin(K, b(0, 0, 9), 0);
+    const t2 = t.begin(K, b(0, 10, 19), 0);
+    const t3 = t.begin(K, b(0, 20, 29), 0);
+    t.abandon(t1);
+    t.complete(t2, OK(10), 0);
+    t.complete(t3, OK(20), 0);
+    expect(t.check(K, b(0, 0, 9), 0)).toEqual({ kind: 'accept' }); // was out_of_sequence, expected 30
+    expect(t.check(K, b(0, 10, 19), 0)).toEqual({ kind: 'duplicate', baseOffset: 10n, logAppendTime: -1n });
+    expect(t.check(K, b(0, 40, 49), 0)).toEqual({ kind: 'accept' }); // the broker may be further on than the late answers
+    expect(t.check(K, b(1, 5, 9), 0)).toEqual({ kind: 'out_of_sequence', expected: 0 }); // a new epoch starts at 0: certain
+    expect(t.check(K, b(0, 20, 29), 0)).toEqual({ kind: 'duplicate', baseOffset: 20n, logAppendTime: -1n });
+    // The forwarded re-send is tracked; the next batches follow it.
+    const r1 = t.begin(K, b(0, 0, 9), 0);
+    expect(t.check(K, b(0, 10, 19), 0)).toEqual({ kind: 'duplicate', baseOffset: 10n, logAppendTime: -1n });
+    t.complete(r1, OK(0), 0); // the broker answered the copy with its original offset
+    expect(t.check(K, b(0, 0, 9), 0)).toEqual({ kind: 'duplicate', baseOffset: 0n, logAppendTime: -1n });
+    expect(t.check(K, b(0, 30, 39), 0)).toEqual({ kind: 'accept' });
+    // Learnt again from the epoch's first batch: the cache is the broker's, gaps are refused.
+    const u = new SessionTable();
+    const u1 = u.begin(K, b(0, 0, 9), 0);
+    const u2 = u.begin(K, b(0, 10, 19), 0);
+    u.abandon(u2);
+    u.complete(u1, OK(0), 0);
+    expect(u.check(K, b(0, 20, 29), 0)).toEqual({ kind: 'out_of_sequence', expected: 10 });
+  });
+
   it('observe = check + begin; complete of an unknown ticket is false', () => {
     const t = new SessionTable();
     write(t, K, b(0, 0, 0), 0);

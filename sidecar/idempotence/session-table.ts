@@ -41,7 +41,11 @@ export type Verdict =
   | { kind: 'duplicate'; baseOffset: bigint; logAppendTime: bigint }
   /** Same epoch and range as a batch in flight: wait for that ticket's answer and give the same one. */
   | { kind: 'duplicate_in_flight'; ticket: Ticket }
-  /** Gap (or a new epoch not starting at 0) and nothing in flight: answer OUT_OF_ORDER_SEQUENCE_NUMBER. */
+  /**
+   * Gap (or a new epoch not starting at 0), nothing in flight, and the table knows the epoch from its
+   * first batch on (a same-epoch gap against a state learnt mid-epoch is accepted: the broker judges it):
+   * answer OUT_OF_ORDER_SEQUENCE_NUMBER.
+   */
   | { kind: 'out_of_sequence'; expected: number }
   /**
    * Gap while batches of the partition are in flight: never answer a non-retriable error then
@@ -103,6 +107,15 @@ interface PartitionState {
   lastSeq: number;
   /** Oldest first, at most 5, all of `epoch`. */
   acked: BatchMeta[];
+  /**
+   * The table saw every answer since the broker's state for this epoch began, so `acked` and
+   * `lastSeq` are the broker's. False after `abandon` (an answer lost while other batches of the
+   * partition were in flight: their answers, e.g. late ones on a retiring connection, rebuild
+   * the state mid-epoch, and the broker may hold batches the table never saw answered), until the
+   * state is learnt again from a batch starting at sequence 0. While false, a same-epoch gap is
+   * the broker's to judge.
+   */
+  whole: boolean;
   inFlight: InFlight[];
 }
 
@@ -175,6 +188,10 @@ export class SessionTable {
     // Gap. Rule 3 (KAFKA-14034, Redpanda #5355): no non-retriable error while earlier batches of
     // the partition are in flight; they may fail and the client then re-sends in order.
     if (newest) return { kind: 'defer', waitFor: newest.ticket };
+    // Rule 5: a same-epoch gap against a state learnt mid-epoch may be the re-send of a batch the
+    // broker wrote and still caches (its answer was lost): a 45 from the sidecar would make a
+    // Java idempotent producer bump its epoch and write its unacknowledged batches again.
+    if (!ps.whole && b.epoch === ps.epoch) return { kind: 'accept' };
     return { kind: 'out_of_sequence', expected };
   }
 
@@ -190,7 +207,7 @@ export class SessionTable {
     const k = tpKey(key);
     let ps = s.partitions.get(k);
     if (!ps) {
-      ps = { epoch: -1, lastSeq: -1, acked: [], inFlight: [] };
+      ps = { epoch: -1, lastSeq: -1, acked: [], inFlight: [], whole: true };
       s.partitions.set(k, ps);
       this.partitionsTotal++;
       this.enforceCapacity(s);
@@ -249,6 +266,7 @@ export class SessionTable {
     ps.epoch = -1;
     ps.lastSeq = -1;
     ps.acked = [];
+    ps.whole = false;
     if (ps.inFlight.length === 0 && s.partitions.delete(ref.tpKey)) this.partitionsTotal--;
     return true;
   }
@@ -319,6 +337,7 @@ export class SessionTable {
       ps.epoch = f.epoch;
       ps.lastSeq = f.lastSeq;
       ps.acked = [meta];
+      ps.whole ||= f.firstSeq === 0;
       return;
     }
     if (f.epoch < ps.epoch) return; // answered for an epoch already superseded: ignore
