@@ -136,6 +136,16 @@ describe('SessionTable.check', () => {
     t.complete(r1, OK(0), 0); // the broker answered the copy with its original offset
     expect(t.check(K, b(0, 0, 9), 0)).toEqual({ kind: 'duplicate', baseOffset: 0n, logAppendTime: -1n });
     expect(t.check(K, b(0, 30, 39), 0)).toEqual({ kind: 'accept' });
+    // 5 batches in a row acknowledged up to lastSeq: the broker's cache, gaps are refused again.
+    for (let i = 0; i < 4; i++) {
+      expect(t.check(K, b(0, 0, 9), 0)).toEqual({ kind: 'duplicate', baseOffset: 0n, logAppendTime: -1n });
+      expect(t.check(K, b(0, 100, 109), 0)).toEqual({ kind: 'accept' }); // still partial: no refusal yet
+      write(t, K, b(0, 30 + 10 * i, 39 + 10 * i), 30 + 10 * i);
+    }
+    expect(t.check(K, b(0, 100, 109), 0)).toEqual({ kind: 'accept' }); // cache [b1, 30..69]: 30 does not follow b1
+    write(t, K, b(0, 70, 79), 70);
+    expect(t.check(K, b(0, 0, 9), 0)).toEqual({ kind: 'out_of_sequence', expected: 80 });
+    expect(t.check(K, b(0, 100, 109), 0)).toEqual({ kind: 'out_of_sequence', expected: 80 });
     // Learnt again from the epoch's first batch: the cache is the broker's, gaps are refused.
     const u = new SessionTable();
     const u1 = u.begin(K, b(0, 0, 9), 0);

@@ -112,8 +112,9 @@ interface PartitionState {
    * `lastSeq` are the broker's. False after `abandon` (an answer lost while other batches of the
    * partition were in flight: their answers, e.g. late ones on a retiring connection, rebuild
    * the state mid-epoch, and the broker may hold batches the table never saw answered), until the
-   * state is learnt again from a batch starting at sequence 0. While false, a same-epoch gap is
-   * the broker's to judge.
+   * state is learnt again from a batch starting at sequence 0, or the last 5 acknowledged batches
+   * follow each other up to `lastSeq` (then they are the broker's cache). While false, a
+   * same-epoch gap is the broker's to judge.
    */
   whole: boolean;
   inFlight: InFlight[];
@@ -347,6 +348,8 @@ export class SessionTable {
     if (ps.acked.length > BATCHES_TO_RETAIN) ps.acked.shift();
     // Advance only forward (answers normally come in order; never move lastSeq back).
     if (isNext(ps.lastSeq, f.firstSeq) || forwardDistance(ps.lastSeq, f.lastSeq) < 0x40000000) ps.lastSeq = f.lastSeq;
+    // 5 batches in a row up to lastSeq are what the broker caches too: whole again.
+    if (!ps.whole) ps.whole = ps.acked.length === BATCHES_TO_RETAIN && ps.acked[BATCHES_TO_RETAIN - 1].lastSeq === ps.lastSeq && ps.acked.every((m, i) => i === 0 || isNext(ps.acked[i - 1].lastSeq, m.firstSeq));
   }
 
   private touch(s: Session, now: number): void {
