@@ -42,9 +42,9 @@ export type Verdict =
   /** Same epoch and range as a batch in flight: wait for that ticket's answer and give the same one. */
   | { kind: 'duplicate_in_flight'; ticket: Ticket }
   /**
-   * Gap (or a new epoch not starting at 0), nothing in flight, and the table knows the epoch from its
-   * first batch on (a same-epoch gap against a state learnt mid-epoch is accepted: the broker judges it):
-   * answer OUT_OF_ORDER_SEQUENCE_NUMBER.
+   * Gap (or a new epoch not starting at 0), nothing in flight, and the table's state is the broker's
+   * (not rebuilt after an abandon: then a gap is accepted and the broker judges it): answer
+   * OUT_OF_ORDER_SEQUENCE_NUMBER.
    */
   | { kind: 'out_of_sequence'; expected: number }
   /**
@@ -108,13 +108,13 @@ interface PartitionState {
   /** Oldest first, at most 5, all of `epoch`. */
   acked: BatchMeta[];
   /**
-   * The table saw every answer since the broker's state for this epoch began, so `acked` and
-   * `lastSeq` are the broker's. False after `abandon` (an answer lost while other batches of the
-   * partition were in flight: their answers, e.g. late ones on a retiring connection, rebuild
-   * the state mid-epoch, and the broker may hold batches the table never saw answered), until the
-   * state is learnt again from a batch starting at sequence 0, or the last 5 acknowledged batches
-   * follow each other up to `lastSeq` (then they are the broker's cache). While false, a
-   * same-epoch gap is the broker's to judge.
+   * The table saw every answer since it began tracking the partition, so `acked` and `lastSeq`
+   * are the broker's. False for good after `abandon` left batches in flight: their answers (late
+   * ones on a retiring connection, copies of old batches re-sent after a re-dial) rebuild the
+   * state from whatever comes, older or newer than what the broker holds, so its gaps are no
+   * proof. While false, a gap is the broker's to judge (it answers a cached copy as a duplicate).
+   * (Seen: a stale answer for sequence 0 set lastSeq 0 while the broker was at ~60; the client's
+   * next batch was refused 45 and Java re-wrote 148 records under a new epoch.)
    */
   whole: boolean;
   inFlight: InFlight[];
@@ -189,10 +189,10 @@ export class SessionTable {
     // Gap. Rule 3 (KAFKA-14034, Redpanda #5355): no non-retriable error while earlier batches of
     // the partition are in flight; they may fail and the client then re-sends in order.
     if (newest) return { kind: 'defer', waitFor: newest.ticket };
-    // Rule 5: a same-epoch gap against a state learnt mid-epoch may be the re-send of a batch the
-    // broker wrote and still caches (its answer was lost): a 45 from the sidecar would make a
-    // Java idempotent producer bump its epoch and write its unacknowledged batches again.
-    if (!ps.whole && b.epoch === ps.epoch) return { kind: 'accept' };
+    // Rule 5: a gap against a state rebuilt from answers after an abandon may be the re-send of a
+    // batch the broker wrote and still caches (its answer was lost): a 45 from the sidecar would
+    // make a Java idempotent producer bump its epoch and write its unacknowledged batches again.
+    if (!ps.whole) return { kind: 'accept' };
     return { kind: 'out_of_sequence', expected };
   }
 
@@ -338,7 +338,6 @@ export class SessionTable {
       ps.epoch = f.epoch;
       ps.lastSeq = f.lastSeq;
       ps.acked = [meta];
-      ps.whole ||= f.firstSeq === 0;
       return;
     }
     if (f.epoch < ps.epoch) return; // answered for an epoch already superseded: ignore
@@ -348,8 +347,6 @@ export class SessionTable {
     if (ps.acked.length > BATCHES_TO_RETAIN) ps.acked.shift();
     // Advance only forward (answers normally come in order; never move lastSeq back).
     if (isNext(ps.lastSeq, f.firstSeq) || forwardDistance(ps.lastSeq, f.lastSeq) < 0x40000000) ps.lastSeq = f.lastSeq;
-    // 5 batches in a row up to lastSeq are what the broker caches too: whole again.
-    if (!ps.whole) ps.whole = ps.acked.length === BATCHES_TO_RETAIN && ps.acked[BATCHES_TO_RETAIN - 1].lastSeq === ps.lastSeq && ps.acked.every((m, i) => i === 0 || isNext(ps.acked[i - 1].lastSeq, m.firstSeq));
   }
 
   private touch(s: Session, now: number): void {

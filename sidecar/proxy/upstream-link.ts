@@ -362,6 +362,9 @@ export class UpstreamLink {
   private onLost(reason: string): void {
     if (this.closed) return;
     this.socket = undefined;
+    // Answers behind the one that skipped others may sit in the same chunk: from the dropped
+    // socket they answer nothing any more (their requests are re-sent), so read no further.
+    this.reader?.stop();
     this.unwatchAll(); // re-sent requests are watched again when written
     this.lostSinceAnswer++;
     if (this.lostSinceAnswer > MAX_LOSSES_WITHOUT_ANSWER && !this.retiring) {
