@@ -21,6 +21,7 @@ import { decodeProduceResponse } from '../../sidecar/codec/generated/produce-res
 import { encodeRecordBatch } from '../../sidecar/codec/records.js';
 import { runProducerPerf } from '../../bench/producer-perf.js';
 import { sampleProcess } from '../../bench/proc-stats.js';
+import { waitFor } from '../support/poll.js';
 
 const MiB = 1024 * 1024;
 const CONTAINER_LIMIT = 256 * MiB;
@@ -129,6 +130,7 @@ describe('a full byte budget', () => {
     const leader = kafka.brokers.find((b) => b.id === leaderId)!;
     const tight = await startSidecar({ upstream: `${leader.host}:${leader.port}`, mode: 'observe', logLevel: 'warn', extraArgs: ['--max-buffered-bytes', '2Mi', '--max-connection-buffered-bytes', '1Mi'] });
     const c = await RawConnection.connect(tight.bootstrap);
+    let paused: number | undefined;
     try {
       const request = (valueBytes: number) => {
         const req = createProduceRequest();
@@ -161,15 +163,24 @@ describe('a full byte budget', () => {
       let v = limit - 16 - payload(0);
       for (let i = 0; i < 4; i++) v += limit - 16 - payload(v);
       expect(payload(v)).toBe(limit - 16);
+      // The leader is paused (SIGSTOP) while both go out, so the first request's bytes are still
+      // held (until its answer is written) when the second arrives: the second must wait for
+      // them — a condition, not a race with the broker's answer.
+      const brokerPid = kafka.pid(leaderId)!;
+      process.kill(brokerPid, 'SIGSTOP');
+      paused = brokerPid;
       const first = c.send(ApiKey.Produce, 9, (w) => encodeProduceRequest(w, request(v), 9));
       const second = c.send(ApiKey.Produce, 9, (w) => encodeProduceRequest(w, request(1000), 9)); // waits for the first's bytes
+      await waitFor('the second request to wait for the first one\'s budget bytes', async () => (await tight.metric('idempo_memory_limit_waits_total', { scope: 'connection' })) > 0, 30_000, 50);
+      process.kill(brokerPid, 'SIGCONT');
+      paused = undefined;
       for (const corr of [first, second]) {
         const answer = await c.receive(ApiKey.Produce, 9, 60_000);
         expect(answer.correlationId).toBe(corr);
         expect(decodeProduceResponse(answer.body, 9).responses[0].partitionResponses[0].errorCode).toBe(0);
       }
-      expect(await tight.metric('idempo_memory_limit_waits_total', { scope: 'connection' })).toBeGreaterThan(0);
     } finally {
+      if (paused !== undefined) process.kill(paused, 'SIGCONT');
       c.close();
       await tight.stop();
     }
