@@ -9,10 +9,10 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { StateStore } from '../state/store.js';
 import { Engine } from './engine.js';
-import { ModelCluster, engineConfig, produceCall, type ClientOutcome } from './model-cluster.test-support.js';
+import { ModelCluster, engineConfig, produceCall, produceRequest, type ClientOutcome } from './model-cluster.test-support.js';
 import { encodeRecordBatch } from '../codec/records.js';
 import { computeCrc } from '../codec/record-batch.js';
-import { createPartitionProduceData, createProduceRequest, createTopicProduceData, type ProduceRequest } from '../codec/generated/produce-request.js';
+import type { ProduceRequest } from '../codec/generated/produce-request.js';
 import type { LiveConfig } from '../config/load.js';
 import type { EngineLimits } from '../config/cli.js';
 
@@ -58,25 +58,7 @@ function refreshCrc(b: Buffer): Buffer {
   return b;
 }
 
-function request(parts: Array<[string, number, Buffer | null]>, acks = -1, topicIds = false): ProduceRequest {
-  const req = createProduceRequest();
-  req.acks = acks;
-  req.timeoutMs = 1000;
-  for (const [topic, partition, records] of parts) {
-    let td = req.topicData.find((t) => t.name === topic || (topicIds && t.topicId.equals(idOf(topic))));
-    if (!td) {
-      td = createTopicProduceData();
-      if (topicIds) td.topicId = idOf(topic);
-      else td.name = topic;
-      req.topicData.push(td);
-    }
-    const pd = createPartitionProduceData();
-    pd.index = partition;
-    pd.records = records;
-    td.partitionData.push(pd);
-  }
-  return req;
-}
+const request = (parts: Array<[string, number, Buffer | null]>, acks = -1, topicIds = false): ProduceRequest => produceRequest(parts, { acks, topicId: topicIds ? idOf : undefined });
 
 const idOf = (topic: string): Buffer => TOPICS.find((t) => t.name === topic)?.id ?? Buffer.alloc(16, 0xee);
 

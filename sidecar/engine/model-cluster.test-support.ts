@@ -12,7 +12,7 @@ import { ApiKey } from '../codec/api.js';
 import { ErrorCode } from '../codec/errors.js';
 import { Reader } from '../codec/reader.js';
 import { Writer } from '../codec/writer.js';
-import { decodeProduceRequest, encodeProduceRequest, type ProduceRequest } from '../codec/generated/produce-request.js';
+import { createPartitionProduceData, createProduceRequest, createTopicProduceData, decodeProduceRequest, encodeProduceRequest, type ProduceRequest } from '../codec/generated/produce-request.js';
 import { createPartitionProduceResponse, createProduceResponse, createTopicProduceResponse, decodeProduceResponse, encodeProduceResponse, type ProduceResponse } from '../codec/generated/produce-response.js';
 import { createInitProducerIdResponse, encodeInitProducerIdResponse } from '../codec/generated/init-producer-id-response.js';
 import { isNext, lastSequence } from '../idempotence/sequence.js';
@@ -246,6 +246,31 @@ export function engineConfig(live: Partial<LiveConfig> = {}, limits: Partial<Eng
       ...live,
     },
   };
+}
+
+/**
+ * A client's Produce request: one part per [topic, partition, records], topics by name (or by id,
+ * given `topicId`), acks=all and a 1 s timeout unless told otherwise.
+ */
+export function produceRequest(parts: Array<[string, number, Buffer | null]>, opts: { acks?: number; timeoutMs?: number; topicId?: (topic: string) => Buffer } = {}): ProduceRequest {
+  const req = createProduceRequest();
+  req.acks = opts.acks ?? -1;
+  req.timeoutMs = opts.timeoutMs ?? 1000;
+  for (const [topic, partition, records] of parts) {
+    const id = opts.topicId?.(topic);
+    let td = req.topicData.find((t) => (id ? t.topicId.equals(id) : t.name === topic));
+    if (!td) {
+      td = createTopicProduceData();
+      if (id) td.topicId = id;
+      else td.name = topic;
+      req.topicData.push(td);
+    }
+    const pd = createPartitionProduceData();
+    pd.index = partition;
+    pd.records = records;
+    td.partitionData.push(pd);
+  }
+  return req;
 }
 
 let nextCorrelation = 1;

@@ -7,11 +7,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Engine } from './engine.js';
-import { ModelCluster, engineConfig, produceCall } from './model-cluster.test-support.js';
+import { ModelCluster, engineConfig, produceCall, produceRequest } from './model-cluster.test-support.js';
 import { StateStore } from '../state/store.js';
 import { encodeRecordBatch } from '../codec/records.js';
 import { exactFingerprint } from '../idempotence/fingerprint.js';
-import { createPartitionProduceData, createProduceRequest, createTopicProduceData, type ProduceRequest } from '../codec/generated/produce-request.js';
 
 const TOPICS = [{ name: 'orders', partitions: 1, id: Buffer.alloc(16, 1) }];
 const dirs: string[] = [];
@@ -21,19 +20,7 @@ afterEach(() => {
   for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
 });
 
-function request(batch: Buffer): ProduceRequest {
-  const req = createProduceRequest();
-  req.acks = -1;
-  req.timeoutMs = 1000;
-  const td = createTopicProduceData();
-  td.name = 'orders';
-  const pd = createPartitionProduceData();
-  pd.index = 0;
-  pd.records = batch;
-  td.partitionData.push(pd);
-  req.topicData.push(td);
-  return req;
-}
+const request = (batch: Buffer) => produceRequest([['orders', 0, batch]]);
 
 describe('engine restore (--state-dir)', () => {
   it('a batch finished just before the kill: its client\'s re-encoded copy is answered with its result, not written again', async () => {

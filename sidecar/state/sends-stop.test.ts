@@ -7,9 +7,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, expect, it, vi } from 'vitest';
 import { Engine } from '../engine/engine.js';
-import { ModelCluster, engineConfig, produceCall, type ClientOutcome } from '../engine/model-cluster.test-support.js';
+import { ModelCluster, engineConfig, produceCall, produceRequest, type ClientOutcome } from '../engine/model-cluster.test-support.js';
 import { encodeRecordBatch } from '../codec/records.js';
-import { createPartitionProduceData, createProduceRequest, createTopicProduceData } from '../codec/generated/produce-request.js';
 import { ErrorCode } from '../codec/errors.js';
 import { StateStore } from './store.js';
 
@@ -19,19 +18,7 @@ afterEach(() => {
   for (const f of cleanup.splice(0)) f();
 });
 
-function request(value: string) {
-  const req = createProduceRequest();
-  req.acks = -1;
-  req.timeoutMs = 1000;
-  const td = createTopicProduceData();
-  td.name = 'orders';
-  const pd = createPartitionProduceData();
-  pd.index = 0;
-  pd.records = encodeRecordBatch({ records: [{ value }], baseTimestamp: 1_700_000_000_000n });
-  td.partitionData.push(pd);
-  req.topicData.push(td);
-  return req;
-}
+const request = (value: string) => produceRequest([['orders', 0, encodeRecordBatch({ records: [{ value }], baseTimestamp: 1_700_000_000_000n })]]);
 
 const codes = (o: ClientOutcome): number[] => (o.kind === 'answer' ? o.response.responses.flatMap((t) => t.partitionResponses.map((p) => p.errorCode)) : [-1000]);
 
