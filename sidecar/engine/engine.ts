@@ -20,7 +20,7 @@ import { Upgrader } from './upgrader.js';
 import { RefusalGate } from './refusal-gate.js';
 import { RetryIndex, keptForCopies, type RetryEntry } from './retry-index.js';
 import { Validator } from './validator.js';
-import { COPY_ENTRY_BYTES, ObservedCopies } from './observe-copies.js';
+import { ObservedCopies } from './observe-copies.js';
 import type { OpenResult } from '../state/store.js';
 import { snapshotRecords, type BrokerPort } from '../state/records.js';
 
@@ -548,7 +548,7 @@ export class Engine {
     if (!this.dedup) return;
     if (this.live.dedup.strategy === 'exact') {
       const d = this.live.dedup;
-      this.observed ??= new ObservedCopies(d.windowMs, Math.max(1, Math.min(d.maxEntries, Math.floor(this.deps.config.limits.maxDedupBytes / COPY_ENTRY_BYTES))));
+      this.observed ??= new ObservedCopies(d.windowMs, d.maxEntries, this.deps.config.limits.maxDedupBytes);
       for (const b of parts) {
         if (!b.header || !b.records || b.header.producerId >= 0n) continue;
         if (!this.observed.isCopy(b.topic, b.partition, b.records, now)) continue;
