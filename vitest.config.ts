@@ -11,6 +11,10 @@ export default defineConfig({
     pool: 'forks',
     // The engine's fuzz campaign checks that memory returns to its baseline: it needs global.gc().
     poolOptions: { forks: { execArgv: ['--expose-gc'] } },
+    // Every sidecar a test runs (in-process or spawned: they inherit the environment) overwrites
+    // its reused socket read buffers after each read, so a view kept into one fails loudly
+    // (proxy/socket-reads.ts).
+    env: { IDEMPO_TEST_ONLY_POISON_READS: '1' },
     // test-outcomes.mjs writes test-results/outcomes.json for scripts/test-summary.mjs (make test).
     reporters: ['default', './scripts/test-outcomes.mjs'],
   },

@@ -11,6 +11,7 @@ import { requestHeaderVersion, responseHeaderVersion } from '../codec/api.js';
 import { FrameSplitter } from './frames.js';
 import { responseBodyOffset, writeRequestHeader } from './headers.js';
 import { connectUpstream, type TlsMaterial } from './upstream-socket.js';
+import { SocketReads } from './socket-reads.js';
 import { authenticate, type SaslCredentials } from './sasl.js';
 
 export class UpstreamError extends Error {
@@ -116,8 +117,12 @@ export class BrokerClient {
     if (this.closed) return Promise.reject(new UpstreamError('client closed', 'connection'));
     if (this.socket && !this.socket.destroyed) return Promise.resolve(this.socket);
     if (!this.connecting) {
-      this.connecting = connectUpstream(this.host, this.port, this.opts.tls, this.opts.connectTimeoutMs ?? 10_000)
+      const frames = new FrameSplitter(this.opts.maxFrameBytes, true);
+      let current: net.Socket | undefined;
+      const reads = new SocketReads((bytes) => this.onBytes(current!, frames, bytes));
+      this.connecting = connectUpstream(this.host, this.port, this.opts.tls, reads.onread, this.opts.connectTimeoutMs ?? 10_000)
         .then(async (socket) => {
+          current = socket;
           this.attach(socket);
           // Requests only go out on an authenticated connection: this.socket is set after SASL.
           const sasl = this.opts.sasl;
@@ -136,18 +141,19 @@ export class BrokerClient {
     return this.connecting;
   }
 
+  /** A read's bytes (lent: the splitter copies every frame it returns). */
+  private onBytes(socket: net.Socket, frames: FrameSplitter, bytes: Buffer): void {
+    let list: Buffer[];
+    try {
+      list = frames.push(bytes);
+    } catch (err) {
+      this.fail(new UpstreamError(`bad frame from broker: ${(err as Error).message}`, 'connection'), socket);
+      return;
+    }
+    for (const payload of list) this.onResponse(payload);
+  }
+
   private attach(socket: net.Socket): void {
-    const frames = new FrameSplitter(this.opts.maxFrameBytes);
-    socket.on('data', (chunk: Buffer) => {
-      let list: Buffer[];
-      try {
-        list = frames.push(chunk);
-      } catch (err) {
-        this.fail(new UpstreamError(`bad frame from broker: ${(err as Error).message}`, 'connection'), socket);
-        return;
-      }
-      for (const payload of list) this.onResponse(payload);
-    });
     socket.on('error', (err) => this.fail(new UpstreamError(`broker ${this.host}:${this.port}: ${err.message}`, 'connection'), socket));
     socket.on('close', () => this.fail(new UpstreamError(`broker ${this.host}:${this.port} closed the connection`, 'connection'), socket));
   }

@@ -25,6 +25,7 @@ import type { ClusterView } from './cluster-view.js';
 import type { TlsMaterial } from './upstream-socket.js';
 import { AnswerQueue, type Slot } from './answer-queue.js';
 import { ReadGate } from './flow-control.js';
+import { readAcceptedInto, SocketReads } from './socket-reads.js';
 import { encodeChangedRequest, encodeProduceAnswer, peekProduceAcks, produceAnswerNeedsWork, produceErrorPayload, transformProduceAnswer } from './produce-frames.js';
 import { UpstreamLink, type LossDecision, type Outstanding } from './upstream-link.js';
 import { bindsConnection, isIdempotentProduce, replayClassOf, type ReplayClass } from './replay.js';
@@ -96,19 +97,28 @@ export class ClientConnection {
   private draining = false;
   private drainWaiter?: () => void;
   private readonly log: Logger;
+  private readonly client: net.Socket;
 
   constructor(
-    private readonly client: net.Socket,
+    /** Accepted with pauseOnConnect: nothing read yet. */
+    accepted: net.Socket,
     private readonly target: Target,
     private readonly deps: ConnectionDeps,
   ) {
-    this.log = deps.log.child({ conn: this.id, remote: `${client.remoteAddress}:${client.remotePort}` });
+    this.log = deps.log.child({ conn: this.id, remote: `${accepted.remoteAddress}:${accepted.remotePort}` });
     this.budget = new ByteBudget(deps.maxConnectionBufferedBytes, deps.budget);
-    this.clientFrames = new FrameReader(deps.maxFrameBytes, {
-      begin: (size) => this.beginRequest(size),
-      frame: (payload) => this.onRequestFrame(payload),
-      piece: () => undefined, // requests are always read whole
-    });
+    // Requests arrive in lent memory (socket-reads.ts); each is delivered in a buffer of its own.
+    this.clientFrames = new FrameReader(
+      deps.maxFrameBytes,
+      {
+        begin: (size) => this.beginRequest(size),
+        frame: (payload) => this.onRequestFrame(payload),
+        piece: () => undefined, // requests are always read whole
+      },
+      true,
+    );
+    const client = readAcceptedInto(accepted, new SocketReads((bytes) => this.onClientData(bytes)).onread);
+    this.client = client;
     this.clientGate = new ReadGate(client);
     client.setNoDelay(true);
     this.clientGate.pause('connecting');
@@ -145,7 +155,6 @@ export class ClientConnection {
         writable: () => this.clientGate.resume('upstream-buffer'),
       },
     );
-    client.on('data', (chunk: Buffer) => this.onClientData(chunk));
     client.on('error', (err) => this.log.debug({ err: err.message }, 'client socket error'));
     client.on('close', () => this.clientGone());
     client.on('drain', () => this.link.resumeReading('client-buffer'));
@@ -414,6 +423,8 @@ export class ClientConnection {
 
   onAnswerPiece(slot: Slot, bytes: Buffer, last: boolean): void {
     if (!this.answers.writeStreamed(bytes)) this.link.pauseReading('client-buffer');
+    // The piece is lent (socket-reads.ts); a write that did not take it at once still holds it.
+    if (this.client.writableLength > 0) this.link.keepReadBytes();
     if (last) this.answers.endStream(slot);
   }
 

@@ -127,6 +127,53 @@ describe('FrameReader', () => {
     expect(got[0].buffer).toBe(chunk.buffer);
   });
 
+  it('lent chunks (a reused read buffer): whole frames and bytes held while waiting outlive the push', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.uint8Array({ minLength: 4, maxLength: 40 }), { minLength: 1, maxLength: 8 }),
+        fc.array(fc.integer({ min: 1, max: 60 }), { minLength: 1, maxLength: 30 }),
+        fc.array(fc.boolean(), { minLength: 1, maxLength: 10 }),
+        (payloads, cuts, waits) => {
+          const stream = Buffer.concat(payloads.map((p) => frame(Buffer.from(p))));
+          const readBuffer = Buffer.alloc(64); // reused for every chunk, like socket-reads.ts
+          const kept: Buffer[] = [];
+          let asked = 0;
+          let waited = false;
+          const reader = new FrameReader(
+            1 << 20,
+            {
+              begin: () => {
+                // Waits at most once per frame, then takes it whole.
+                waited = !waited && waits[asked++ % waits.length];
+                return waited ? 'wait' : 'whole';
+              },
+              frame: (p) => void kept.push(p), // kept as delivered: it must own its bytes
+              piece: () => undefined,
+            },
+            true,
+          );
+          let off = 0;
+          let i = 0;
+          while (off < stream.length) {
+            const len = Math.min(cuts[i++ % cuts.length], stream.length - off);
+            stream.copy(readBuffer, 0, off, off + len);
+            reader.push(readBuffer.subarray(0, len));
+            readBuffer.fill(0xa5); // the next read overwrites it
+            off += len;
+            // Resumed after every other chunk: the others arrive while it waits.
+            while (reader.isWaiting && (i % 2 === 0 || off === stream.length)) {
+              reader.resume();
+              readBuffer.fill(0xa5);
+            }
+          }
+          expect(kept.map((k) => Buffer.from(k).toString('hex'))).toEqual(payloads.map((p) => Buffer.from(p).toString('hex')));
+          // Each still carries its size prefix in front: forwarding it is one write.
+          expect(Buffer.concat(kept.map((k) => framed(k)!)).equals(stream)).toBe(true);
+        },
+      ),
+    );
+  });
+
   it('streams pieces as views of the chunks and holds nothing', () => {
     const payload = Buffer.alloc(1000, 7);
     const stream = frame(payload);

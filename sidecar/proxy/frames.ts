@@ -2,13 +2,18 @@
 //
 // The reader peeks at the first bytes of every frame (the request header's api key, version
 // and correlation id; an answer's correlation id) and lets its owner decide, per frame:
-//   whole  — the payload in one buffer: a view into the chunk when the frame lies inside it,
-//            otherwise one buffer of the announced size, filled as chunks arrive (one copy);
+//   whole  — the payload in one buffer: a view into the chunk when the frame lies inside it
+//            and chunks are the reader's to keep, otherwise a buffer of the announced size
+//            (one copy) the owner may keep;
 //   stream — the payload piece by piece as it arrives, views into the chunks, never copied
 //            or held: how answers nobody transforms (a 50 MiB Fetch) go to the client;
 //   wait   — not now (no memory budget, or the answer is not next in the client's order):
 //            the reader keeps the unread rest of the chunk and stops until resume().
 // Sizes are checked before anything is buffered, so a hostile length never allocates.
+//
+// Lent chunks (socket-reads.ts: a socket read into reused memory) are valid during push()
+// only: then every whole frame is delivered in a buffer of its own, bytes kept while waiting
+// are copied, and streamed pieces are lent to the owner like the chunk they come from.
 
 export class FrameError extends Error {
   constructor(message: string) {
@@ -33,7 +38,10 @@ export interface FrameHandler {
   begin(size: number, head: Buffer): FrameDecision;
   /** 'whole': the complete payload. */
   frame(payload: Buffer): void;
-  /** 'stream': the next payload bytes (the first piece starts at payload offset 0); `last` ends the frame. */
+  /**
+   * 'stream': the next payload bytes (the first piece starts at payload offset 0); `last` ends
+   * the frame. With lent chunks, the bytes are lent too: valid during the call only.
+   */
   piece(bytes: Buffer, last: boolean): void;
 }
 
@@ -56,6 +64,8 @@ export class FrameReader {
   constructor(
     private readonly maxFrameBytes: number,
     private readonly handler: FrameHandler,
+    /** Chunks are valid during push() only (a reused read buffer): nothing of them is kept. */
+    private readonly lent = false,
   ) {}
 
   /** Bytes this reader holds: a partial head, a 'whole' frame being filled, chunks kept while waiting. */
@@ -73,7 +83,7 @@ export class FrameReader {
   push(chunk: Buffer): void {
     if (this.stopped) return;
     if (this.waiting) {
-      this.held.push(chunk);
+      this.held.push(this.lent ? Buffer.from(chunk) : chunk);
       return;
     }
     this.consume(chunk);
@@ -142,7 +152,7 @@ export class FrameReader {
       this.size = -1;
     }
     const rest = chunk.subarray(from);
-    if (rest.length > 0) this.held.unshift(rest);
+    if (rest.length > 0) this.held.unshift(this.lent ? Buffer.from(rest) : rest);
   }
 
   /** Starts reading the frame as decided; `frameStart` >= 0 when its prefix lies in `chunk` there. */
@@ -151,11 +161,12 @@ export class FrameReader {
     const peeked = this.headLen - 4;
     if (decision === 'whole') {
       if (frameStart >= 0 && frameStart + 4 + size <= chunk.length) {
-        // The common case: the frame lies inside the chunk; a view, no copy.
-        const payload = chunk.subarray(frameStart + 4, frameStart + 4 + size);
+        // The common case: the frame lies inside the chunk; a view, or one exact copy of a lent chunk.
+        const end = frameStart + 4 + size;
+        const payload = this.lent ? copyFrame(chunk, frameStart, end) : chunk.subarray(frameStart + 4, end);
         this.reset();
         this.handler.frame(payload);
-        return frameStart + 4 + size;
+        return end;
       }
       if (peeked === size) {
         const payload = Buffer.from(this.head.subarray(0, this.headLen)).subarray(4);
@@ -223,17 +234,28 @@ export class FrameReader {
 
 const EMPTY = Buffer.alloc(0);
 
+/** The payload of the frame at chunk[start, end) in a buffer of its own, its size prefix in front (framed()). */
+function copyFrame(chunk: Buffer, start: number, end: number): Buffer {
+  const buf = Buffer.allocUnsafe(end - start);
+  chunk.copy(buf, 0, start, end);
+  return buf.subarray(4);
+}
+
 /** Whole frames only (the sidecar's own broker connections, tests): push returns the frames a chunk completes. */
 export class FrameSplitter {
   private out: Buffer[] = [];
   private readonly reader: FrameReader;
 
-  constructor(maxFrameBytes: number) {
-    this.reader = new FrameReader(maxFrameBytes, {
-      begin: () => 'whole',
-      frame: (payload) => void this.out.push(payload),
-      piece: () => undefined,
-    });
+  constructor(maxFrameBytes: number, lent = false) {
+    this.reader = new FrameReader(
+      maxFrameBytes,
+      {
+        begin: () => 'whole',
+        frame: (payload) => void this.out.push(payload),
+        piece: () => undefined,
+      },
+      lent,
+    );
   }
 
   get pendingBytes(): number {

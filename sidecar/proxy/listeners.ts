@@ -119,7 +119,8 @@ export class ListenerRegistry {
   }
 
   private makeServer(target: Target): net.Server {
-    const server = net.createServer({ noDelay: true, highWaterMark: SOCKET_BUFFER_BYTES }, (socket) => this.onConnection(socket, target));
+    // pauseOnConnect: nothing is read before the connection reads the socket into reused memory (socket-reads.ts).
+    const server = net.createServer({ noDelay: true, pauseOnConnect: true, highWaterMark: SOCKET_BUFFER_BYTES }, (socket) => this.onConnection(socket, target));
     server.on('error', (err) => this.log.error({ err, target }, 'listener error'));
     return server;
   }

@@ -10,6 +10,7 @@ import type { SidecarMetrics } from '../metrics/metrics.js';
 import { FrameReader, framed, type FrameDecision } from './frames.js';
 import { ReadGate } from './flow-control.js';
 import { connectUpstream, type TlsMaterial } from './upstream-socket.js';
+import { SocketReads } from './socket-reads.js';
 
 /** A request written upstream whose answer has not come yet. */
 export interface Outstanding {
@@ -87,7 +88,8 @@ export class UpstreamLink {
   private closed = false;
   private dialing = false;
   private retiring?: NodeJS.Timeout;
-  /** The current socket's frame reader, and whether an answer is being streamed to the client. */
+  /** The current socket's reads and frame reader, and whether an answer is being streamed to the client. */
+  private reads?: SocketReads;
   private reader?: FrameReader;
   private streaming = false;
   /** Times the link was re-dialled after a failure (for logs). */
@@ -129,6 +131,14 @@ export class UpstreamLink {
 
   uncork(): void {
     if (this.socket && !this.socket.destroyed && this.socket.writableCorked > 0) this.socket.uncork();
+  }
+
+  /**
+   * A streamed answer's piece (lent, see socket-reads.ts) stayed queued in the client's socket:
+   * the next read must not overwrite it.
+   */
+  keepReadBytes(): void {
+    this.reads?.keep();
   }
 
   pauseReading(reason: string): void {
@@ -243,12 +253,14 @@ export class UpstreamLink {
       const addr = this.opts.resolve(attempt);
       if (!addr) break;
       try {
-        const socket = await connectUpstream(addr.host, addr.port, this.opts.tls);
+        let onBytes: (bytes: Buffer) => void = () => undefined; // nothing comes before attach (Kafka brokers only answer)
+        const reads = new SocketReads((bytes) => onBytes(bytes));
+        const socket = await connectUpstream(addr.host, addr.port, this.opts.tls, reads.onread);
         if (this.closed) {
           socket.destroy();
           return;
         }
-        this.attach(socket, `${addr.host}:${addr.port}`);
+        onBytes = this.attach(socket, reads, `${addr.host}:${addr.port}`);
         this.dialing = false;
         // Re-sends first, in their original order, then what arrived meanwhile.
         const backlog = this.backlog;
@@ -267,8 +279,10 @@ export class UpstreamLink {
     this.events.unreachable('no upstream broker reachable');
   }
 
-  private attach(socket: net.Socket, where: string): void {
+  /** Makes `socket` the link's connection; returns what reads its bytes. */
+  private attach(socket: net.Socket, reads: SocketReads, where: string): (bytes: Buffer) => void {
     this.socket = socket;
+    this.reads = reads;
     this.streaming = false;
     this.gate.attach(socket);
     // Called by an answer's owner that said 'wait' (one function per connection, not per answer).
@@ -276,22 +290,16 @@ export class UpstreamLink {
       this.gate.resume('answer-wait');
       if (!this.closed) reader.resume();
     };
-    const reader: FrameReader = new FrameReader(this.opts.maxFrameBytes, {
-      begin: (size, head) => this.beginAnswer(size, head, resume),
-      frame: (payload) => this.onAnswer(payload),
-      piece: (bytes, last) => this.onPiece(bytes, last),
-    });
+    const reader: FrameReader = new FrameReader(
+      this.opts.maxFrameBytes,
+      {
+        begin: (size, head) => this.beginAnswer(size, head, resume),
+        frame: (payload) => this.onAnswer(payload),
+        piece: (bytes, last) => this.onPiece(bytes, last),
+      },
+      true,
+    );
     this.reader = reader;
-    socket.on('data', (chunk: Buffer) => {
-      if (this.socket !== socket || this.closed) return;
-      try {
-        reader.push(chunk);
-      } catch (err) {
-        this.opts.log.error({ error: (err as Error).message }, 'bad frame from upstream broker');
-        this.close();
-        return this.events.broken('bad frame from upstream');
-      }
-    });
     socket.on('error', (err) => {
       this.opts.metrics.upstreamErrors.inc({ error: 'connection' });
       this.opts.log.warn({ err: err.message, upstream: where }, 'upstream connection error');
@@ -300,6 +308,16 @@ export class UpstreamLink {
       if (this.socket === socket) this.onLost('upstream closed the connection');
     });
     socket.on('drain', () => this.events.writable());
+    return (chunk) => {
+      if (this.socket !== socket || this.closed) return;
+      try {
+        reader.push(chunk);
+      } catch (err) {
+        this.opts.log.error({ error: (err as Error).message }, 'bad frame from upstream broker');
+        this.close();
+        return this.events.broken('bad frame from upstream');
+      }
+    };
   }
 
   /** An answer begins: it must answer the oldest request; its owner says how to read it. */

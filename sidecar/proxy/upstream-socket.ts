@@ -3,6 +3,7 @@
 import net from 'node:net';
 import { createRequire } from 'node:module';
 import { readFileSync } from 'node:fs';
+import type { OnRead } from './socket-reads.js';
 
 /** Upstream TLS as the command line gives it: file paths, read by loadTls. */
 export interface UpstreamTls {
@@ -41,8 +42,11 @@ export function loadTls(opts: UpstreamTls | undefined): TlsMaterial | undefined 
  */
 export const SOCKET_BUFFER_BYTES = 1 << 20;
 
-/** Resolves once the connection (and TLS handshake) is up; rejects on error or timeout. */
-export function connectUpstream(host: string, port: number, tlsOpts: TlsMaterial | undefined, timeoutMs = 10_000): Promise<net.Socket> {
+/**
+ * Resolves once the connection (and TLS handshake) is up; rejects on error or timeout. The
+ * socket is read into reused memory through `onread` (socket-reads.ts): no 'data' events.
+ */
+export function connectUpstream(host: string, port: number, tlsOpts: TlsMaterial | undefined, onread: OnRead, timeoutMs = 10_000): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     let socket: net.Socket;
     const onError = (err: Error): void => {
@@ -59,10 +63,11 @@ export function connectUpstream(host: string, port: number, tlsOpts: TlsMaterial
     };
     if (tlsOpts) {
       const servername = tlsOpts.serverName ?? (net.isIP(host) ? undefined : host);
-      socket = tlsModule().connect({ host, port, ca: tlsOpts.ca, cert: tlsOpts.cert, key: tlsOpts.key, servername }, ready);
+      // tls.connect takes `onread` like net.connect (Node's docs; its typings omit it).
+      socket = tlsModule().connect({ host, port, ca: tlsOpts.ca, cert: tlsOpts.cert, key: tlsOpts.key, servername, onread } as import('node:tls').ConnectionOptions, ready);
     } else {
       // net.Socket passes writableHighWaterMark on to its stream (Node's typings omit it).
-      socket = net.connect({ host, port, writableHighWaterMark: SOCKET_BUFFER_BYTES } as net.NetConnectOpts, ready);
+      socket = net.connect({ host, port, writableHighWaterMark: SOCKET_BUFFER_BYTES, onread } as net.NetConnectOpts, ready);
     }
     socket.once('error', onError);
   });
