@@ -1,7 +1,7 @@
 // Defaulting and validation of a spec outside the API server (sidecar config files, the
 // webhook's own check, tests), following the API server's order: default, then schema,
 // then the CEL rules (here their TS twins from CROSS_FIELD_RULES).
-import { createRequire } from 'node:module';
+import { requireCjs } from './require-cjs.js';
 import { KIND } from './constants.js';
 import { checkSchema, type SchemaError } from './schema-check.js';
 import { CROSS_FIELD_RULES, defaultInto, PATTERN_HINTS, POLICY_SPEC_SCHEMA } from './schema.js';
@@ -109,7 +109,6 @@ export function parsePolicySpec(input: unknown): ParseResult {
   return errors.length ? { ok: false, errors } : { ok: true, spec: spec as PolicySpec };
 }
 
-const require = createRequire(import.meta.url);
 
 /**
  * File contents as a document: JSON (what the operator renders) without loading the YAML
@@ -122,7 +121,7 @@ export function parseJsonOrYaml(text: string): unknown {
   } catch {
     // not JSON
   }
-  return (require('yaml') as typeof import('yaml')).parse(text);
+  return (requireCjs('yaml') as typeof import('yaml')).parse(text);
 }
 
 /** parsePolicySpec for file contents: JSON or YAML (YAML is a superset of JSON). */

@@ -1,5 +1,5 @@
 // idempo-sidecar: a Kafka-protocol proxy that makes the producers behind it idempotent.
-// Started by main.ts (the entry point), once the compile cache is on.
+// Started by main.cts (the entry point).
 import { FlagError } from '../api/flags.js';
 import { parseCli, USAGE } from './config/cli.js';
 import { loadSidecarConfig, ConfigError, watchConfig } from './config/load.js';

@@ -28,7 +28,7 @@ export const IMAGES = {
     name: 'idempo-sidecar',
     distDirs: ['api', 'sidecar'],
     // A small young generation: the sidecar's garbage is short-lived (fits its 256Mi default limit).
-    entrypoint: [NODE_PATH, '--max-semi-space-size=2', 'dist/sidecar/main.js'],
+    entrypoint: [NODE_PATH, '--max-semi-space-size=2', 'dist/sidecar/main.cjs'],
     ports: [19092, 9464],
   },
   operator: {

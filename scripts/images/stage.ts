@@ -55,14 +55,14 @@ function copy(src: string, dst: string): void {
   copyFileSync(realpathSync(src), dst);
   const st = statSync(src);
   chmodSync(dst, (st.mode & 0o755) | 0o444);
-  // Modification times kept: the sidecar's main.js runs bundle.cjs only when it is the newest build.
+  // Modification times kept: the sidecar's main.cjs runs bundle.cjs only when it is the newest build.
   utimesSync(dst, st.atime, st.mtime);
 }
 
-/** Package names a compiled ES module imports (static, dynamic with a literal, require). */
+/** Package names a compiled ES module imports (static, dynamic with a literal, require, api/require-cjs.ts's requireCjs). */
 export function bareImports(js: string): string[] {
   const names = new Set<string>();
-  const re = /(?:\bfrom\s*|\bimport\s*\(\s*|^\s*import\s*|\brequire\s*\(\s*)(['"])([^'"\n]+)\1/gm;
+  const re = /(?:\bfrom\s*|\bimport\s*\(\s*|^\s*import\s*|\brequire(?:Cjs)?\s*\(\s*)(['"])([^'"\n]+)\1/gm;
   const packageSpec = /^(@[a-z0-9][\w.-]*\/)?[a-z0-9][\w.-]*(\/[\w.@/-]*)?$/i;
   for (const m of js.matchAll(re)) {
     const spec = m[2];

@@ -3,11 +3,10 @@
 // these credentials are only the sidecar's, read from a file and never logged.
 // PLAIN (RFC 4616) and SCRAM-SHA-256/512 (RFC 5802, KIP-84), over SaslHandshake v1 +
 // SaslAuthenticate v1.
-import { createRequire } from 'node:module';
+import { requireCjs } from '../../api/require-cjs.js';
 
 // node:crypto is loaded when a SASL exchange runs, not at start-up (most sidecars never use it).
-const require = createRequire(import.meta.url);
-const crypto = (): typeof import('node:crypto') => require('node:crypto') as typeof import('node:crypto');
+const crypto = (): typeof import('node:crypto') => requireCjs('node:crypto') as typeof import('node:crypto');
 import type { Reader } from '../codec/reader.js';
 import type { Writer } from '../codec/writer.js';
 

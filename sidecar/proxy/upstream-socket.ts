@@ -1,7 +1,7 @@
 // Opens a socket to a broker: plain TCP or TLS (CA file, optional client cert, SNI +
 // hostname check). Credentials are never logged: SASL bytes pass through opaque.
 import net from 'node:net';
-import { createRequire } from 'node:module';
+import { requireCjs } from '../../api/require-cjs.js';
 import { readFileSync } from 'node:fs';
 import type { OnRead } from './socket-reads.js';
 
@@ -22,8 +22,7 @@ export interface TlsMaterial {
 
 // node:tls (with OpenSSL's TLS state) costs ~5 MiB of resident memory: loaded only when a
 // policy asks for TLS to the brokers.
-const require = createRequire(import.meta.url);
-const tlsModule = (): typeof import('node:tls') => require('node:tls') as typeof import('node:tls');
+const tlsModule = (): typeof import('node:tls') => requireCjs('node:tls') as typeof import('node:tls');
 
 export function loadTls(opts: UpstreamTls | undefined): TlsMaterial | undefined {
   if (!opts) return undefined;

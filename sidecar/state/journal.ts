@@ -8,9 +8,13 @@
 // A torn tail is cut off: the writer only acts on records after they were fdatasync'ed, so what
 // was torn was never acted on. Anything else that does not check out is corruption.
 import fs from 'node:fs';
-import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { crc32c } from '../codec/on-demand.js';
+import { requireCjs } from '../../api/require-cjs.js';
+
+// node:fs/promises only with --state-dir, on the first compaction: loading it loads readline and
+// the REPL's history module too (0.7 MiB of idle RSS in every sidecar otherwise).
+const fsp = (): typeof import('node:fs/promises') => requireCjs('node:fs/promises') as typeof import('node:fs/promises');
 
 // 02: per-partition producer identities (records.ts `identity`). A file of another version does not
 // check out: set aside, fresh start (a new producer id is safe, a misread sequence is not).
@@ -300,7 +304,7 @@ function fdatasync(fd: number): Promise<void> {
 /** write + fsync + rename + fsync(dir): the file is either the old one or the new one, whole. */
 async function replaceFileDurably(file: string, chunks: Buffer[]): Promise<number> {
   const tmp = `${file}.tmp`;
-  const h = await fsp.open(tmp, 'w');
+  const h = await fsp().open(tmp, 'w');
   let size = 0;
   try {
     for (const c of chunks) {
@@ -311,8 +315,8 @@ async function replaceFileDurably(file: string, chunks: Buffer[]): Promise<numbe
   } finally {
     await h.close();
   }
-  await fsp.rename(tmp, file);
-  const d = await fsp.open(path.dirname(file), 'r');
+  await fsp().rename(tmp, file);
+  const d = await fsp().open(path.dirname(file), 'r');
   try {
     await d.sync();
   } finally {

@@ -33,7 +33,7 @@ let sidecarOut = '';
 let tmp: string;
 
 beforeAll(async () => {
-  if (!existsSync(join(repoRoot, 'dist/sidecar/main.js'))) throw new Error('dist/sidecar/main.js is missing: run `make build` first');
+  if (!existsSync(join(repoRoot, 'dist/sidecar/main.cjs'))) throw new Error('dist/sidecar/main.cjs is missing: run `make build` first');
   tmp = mkdtempSync(join(tmpdir(), 'idempo-bridge-'));
   [kube, kafka] = await Promise.all([startKube(), startKafka({ brokers: 1 })]);
   await kafka.createTopic(TOPIC, 1, 1);

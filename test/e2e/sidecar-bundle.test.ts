@@ -1,4 +1,4 @@
-// dist/sidecar/main.js runs make build's one-file bundle (bundle.cjs) only when it is at least
+// dist/sidecar/main.cjs runs make build's one-file bundle (bundle.cjs) only when it is at least
 // as new as the compiled modules: after a plain tsc build (every module rewritten) the
 // modules run, so a stale bundle never runs code older than the tree.
 import { copyFileSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
@@ -11,10 +11,10 @@ import { repoRoot } from '../support/clients/java.js';
 const dir = mkdtempSync(path.join(os.tmpdir(), 'idempo-bundle-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-copyFileSync(path.join(repoRoot, 'dist/sidecar/main.js'), path.join(dir, 'main.js'));
+copyFileSync(path.join(repoRoot, 'dist/sidecar/main.cjs'), path.join(dir, 'main.cjs'));
 writeFileSync(path.join(dir, 'package.json'), '{"type":"module"}');
 writeFileSync(path.join(dir, 'sidecar.js'), "console.log('modules');");
-const run = (): string => execFileSync(process.execPath, [path.join(dir, 'main.js')], { encoding: 'utf8', env: { ...process.env, IDEMPO_COMPILE_CACHE: path.join(dir, 'cache') } }).trim();
+const run = (): string => execFileSync(process.execPath, [path.join(dir, 'main.cjs')], { encoding: 'utf8' }).trim();
 const age = (file: string, seconds: number): void => {
   const t = new Date(Date.now() - seconds * 1000);
   utimesSync(path.join(dir, file), t, t);

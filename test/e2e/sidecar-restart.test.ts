@@ -301,7 +301,7 @@ describe('restart-to-serving figure', () => {
         ms.push(Math.round(r.servingMs!));
       }
       await sc.stop();
-      figures[direct ? 'node dist/sidecar/main.js' : 'bin/idempo-sidecar'] = ms.sort((a, b) => a - b);
+      figures[direct ? 'node dist/sidecar/main.cjs' : 'bin/idempo-sidecar'] = ms.sort((a, b) => a - b);
     }
     for (const [how, ms] of Object.entries(figures)) console.log(`restart to serving every old broker port via ${how}: median ${ms[2]} ms, min ${ms[0]}, max ${ms[4]} (kill -9, same --state-dir and --listen)`);
   });
