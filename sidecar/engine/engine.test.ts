@@ -15,6 +15,7 @@ import { computeCrc } from '../codec/record-batch.js';
 import type { ProduceRequest } from '../codec/generated/produce-request.js';
 import type { LiveConfig } from '../config/load.js';
 import type { EngineLimits } from '../config/cli.js';
+import { sumMetric } from '../../test/support/prom-text.js';
 
 const TOPICS = [
   { name: 'orders', partitions: 2, id: Buffer.alloc(16, 1), leaders: [1, 2] },
@@ -73,8 +74,7 @@ function codes(o: ClientOutcome): number[] {
 }
 
 async function metric(model: ModelCluster, name: string, labels: Record<string, string> = {}): Promise<number> {
-  const m = await model.metrics.registry.getSingleMetric(name)!.get();
-  return m.values.filter((s) => Object.entries(labels).every(([k, v]) => s.labels[k] === v)).reduce((a, s) => a + s.value, 0);
+  return sumMetric(await model.metrics.registry.metrics(), name, labels);
 }
 
 describe('a malformed part gets the broker\'s error; the rest of the request and later requests proceed', () => {

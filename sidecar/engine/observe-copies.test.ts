@@ -29,7 +29,7 @@ describe('ObservedCopies (observe, dedup exact)', () => {
     expect(c.isCopy('t', 0, batch('a'), 1)).toBe(false); // evicted first
   });
 
-  it('stays within its byte cap, and what it charges per entry covers the heap an entry really takes', () => {
+  it('stays within its byte cap; charged per entry as allocated, and the JS heap does not grow per batch', () => {
     const gc = (globalThis as { gc?: () => void }).gc!;
     expect(gc).toBeTypeOf('function'); // vitest.config.ts runs the workers with --expose-gc
     const n = 20_000;
@@ -37,22 +37,60 @@ describe('ObservedCopies (observe, dedup exact)', () => {
     const b = batch('a');
     const topics = ['orders', 'x'.repeat(249)].map((t) => Buffer.from(t).toString()); // as decoded per request
     gc();
-    const before = process.memoryUsage().heapUsed;
+    const before = process.memoryUsage();
     for (let i = 0; i < n; i++) {
       b.writeUInt32BE((i * 2654435761) >>> 0, 17); // another CRC: another batch
       c.isCopy(Buffer.from(topics[i % 2]).toString(), i % 6, b, i);
     }
     gc();
-    const perEntry = (process.memoryUsage().heapUsed - before) / c.size;
+    const after = process.memoryUsage();
     expect(c.size).toBe(n);
-    expect(perEntry).toBeLessThanOrEqual(c.bytes / c.size);
+    expect(c.bytes).toBeLessThanOrEqual(2 * n * COPY_ENTRY_BYTES); // grown by doubling
+    expect((after.heapUsed - before.heapUsed) / n).toBeLessThan(8); // no object per batch (a Map entry was ~430 B)
 
-    const capped = new ObservedCopies(3_600_000, n, 100 * (COPY_ENTRY_BYTES + 64));
+    const cap = 100 * COPY_ENTRY_BYTES;
+    const capped = new ObservedCopies(3_600_000, n, cap);
     for (let i = 0; i < 1_000; i++) {
       b.writeUInt32BE(i, 17);
       capped.isCopy('orders', 0, b, i);
     }
-    expect(capped.bytes).toBeLessThanOrEqual(100 * (COPY_ENTRY_BYTES + 64));
+    expect(capped.bytes).toBeLessThanOrEqual(cap);
     expect(capped.size).toBeGreaterThan(90);
+  });
+
+  it('answers as a plain map of keys would, through growth, eviction and expiry (seeded random batches)', () => {
+    let seed = 42;
+    const rand = (n: number): number => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return (seed >>> 8) % n;
+    };
+    const window = 5_000;
+    const cap = 3_000; // below the window's worth: the cap evicts too
+    const c = new ObservedCopies(window, cap);
+    // The reference: key -> expiry, insertion order, the same rules (expired = seen anew; oldest evicted at the cap).
+    const model = new Map<string, number>();
+    const b = batch('a');
+    let copies = 0;
+    for (let now = 0; now < 40_000; now++) {
+      // Few distinct keys, so re-sends (copies) are frequent and probe runs collide.
+      const crc = rand(3_000);
+      const partition = rand(3);
+      const topic = rand(2) === 0 ? 't' : 'u';
+      b.writeUInt32BE(crc, 17);
+      const key = `${crc}:${partition}:${topic}`;
+      for (const [k, exp] of model) {
+        if (exp > now) break;
+        model.delete(k);
+      }
+      const expected = model.has(key);
+      if (!expected) {
+        model.set(key, now + window);
+        if (model.size > cap) model.delete(model.keys().next().value!);
+      }
+      expect(c.isCopy(topic, partition, b, now)).toBe(expected);
+      if (expected) copies++;
+      expect(c.size).toBe(model.size);
+    }
+    expect(copies).toBeGreaterThan(1_000);
   });
 });

@@ -9,7 +9,7 @@
 // a client's retry starts with the same record even when it re-encodes (kafkajs: new timestamps)
 // or re-batches (librdkafka) it. A gate left closed (the client gave up on the batch, or the
 // connection went away) opens after `holdMs`.
-import { xxh3 } from '@node-rs/xxhash';
+import { xxh128 } from '../codec/on-demand.js';
 import { readVarint } from '../codec/records.js';
 import { decodedRecords, exactFingerprint, type DecodeLimits } from '../idempotence/fingerprint.js';
 
@@ -80,7 +80,7 @@ export function firstRecord(batch: Buffer, limits: DecodeLimits): bigint {
       if (len > 0 && end <= r.length) {
         const [, afterTs] = readVarint(r, start + 1); // attributes (1 byte), then timestampDelta
         const [, afterOffset] = readVarint(r, afterTs); // offsetDelta
-        if (afterOffset <= end) return xxh3.xxh128(r.subarray(afterOffset, end), 3n);
+        if (afterOffset <= end) return xxh128(r.subarray(afterOffset, end), 3n);
       }
     } catch {
       // malformed: fall through

@@ -11,6 +11,7 @@ import { ClusterView } from '../proxy/cluster-view.js';
 import type { ProduceCall, ProduceDecision } from '../proxy/produce-hook.js';
 import { createPartitionProduceData, createProduceRequest, createTopicProduceData, type ProduceRequest } from '../codec/generated/produce-request.js';
 import { createPartitionProduceResponse, createProduceResponse, createTopicProduceResponse, type ProduceResponse } from '../codec/generated/produce-response.js';
+import { sumMetric } from '../../test/support/prom-text.js';
 
 const PID = 4000n;
 const cluster = new ClusterView();
@@ -70,8 +71,7 @@ beforeEach(() => {
 });
 
 async function metric(name: string, labels: Record<string, string> = {}): Promise<number> {
-  const m = await metrics.registry.getSingleMetric(name)!.get();
-  return m.values.filter((s) => Object.entries(labels).every(([k, val]) => s.labels[k] === val)).reduce((a, s) => a + s.value, 0);
+  return sumMetric(await metrics.registry.metrics(), name, labels);
 }
 
 function enforce(c: ProduceCall): ProduceDecision {

@@ -131,7 +131,7 @@ function metricsOf(expr: string): string[] {
   return [...new Set([...expr.matchAll(/\b(idempo_[a-zA-Z0-9_:]+)\s*[{[]/g)].map((m) => m[1]))];
 }
 
-/** Every metric the sidecar and the operator define (prom-client `name: '...'`), histogram series included. */
+/** Every metric the sidecar and the operator define (`name: '...'`), histogram series included. */
 function definedMetrics(): Set<string> {
   const out = new Set<string>();
   for (const f of ['sidecar/metrics/metrics.ts', 'operator/metrics.ts']) {
