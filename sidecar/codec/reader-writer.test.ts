@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import fc from 'fast-check';
-import { CodecError, Reader } from './reader.js';
+import { CodecError, Reader, int64At } from './reader.js';
 import { Writer } from './writer.js';
 
 const bytes = (fn: (w: Writer) => void) => {
@@ -83,6 +83,18 @@ describe('Writer', () => {
 });
 
 describe('Reader', () => {
+  test('int64At reads every int64 as Buffer.readBigInt64BE does, on both sides of its one-conversion range (±2^53)', () => {
+    const edges = [0n, -1n, 1n, 2n ** 53n - 1n, -(2n ** 53n), 2n ** 53n, -(2n ** 53n) - 1n, 2n ** 63n - 1n, -(2n ** 63n), 1_700_000_000_000n, 0xffffffffn, -0x100000000n];
+    const b = Buffer.alloc(8);
+    const check = (v: bigint): void => {
+      b.writeBigInt64BE(v);
+      expect(int64At(b, 0)).toBe(b.readBigInt64BE(0));
+    };
+    for (const v of edges) check(v);
+    fc.assert(fc.property(fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n }), (v) => check(v)));
+    fc.assert(fc.property(fc.bigInt({ min: -(2n ** 54n), max: 2n ** 54n }), (v) => check(v)));
+  });
+
   test('round-trips every primitive (property)', () => {
     fc.assert(
       fc.property(

@@ -3,7 +3,7 @@
 // decoded, and stamping patches the CRC instead of reading them again: no copy, no pass.
 
 import { crc32c } from './on-demand.js';
-import { CodecError } from './reader.js';
+import { CodecError, int64At, int8At } from './reader.js';
 import { patchCrc32c } from './crc32c-patch.js';
 
 /** Byte offsets inside a v2 batch (see KAFKA-NOTES.md). */
@@ -60,7 +60,7 @@ export interface BatchHeader {
 /** The magic byte of the batch at off (at offset 16 in every message format). */
 export function batchMagic(buf: Buffer, off = 0): number {
   if (buf.length - off < BatchOffset.magic + 1) throw new CodecError(`record batch at ${off} too short to hold a magic byte`);
-  return buf.readInt8(off + BatchOffset.magic);
+  return int8At(buf, off + BatchOffset.magic);
 }
 
 /** Total size in bytes of the batch at off (12 + batchLength), checked against the buffer. */
@@ -78,7 +78,7 @@ export function batchSize(buf: Buffer, off = 0): number {
 function checkV2(buf: Buffer, off: number): number {
   const size = batchSize(buf, off);
   if (size < BATCH_HEADER_SIZE) throw new CodecError(`record batch at ${off}: ${size} bytes is shorter than a v2 header`);
-  const magic = buf.readInt8(off + BatchOffset.magic);
+  const magic = int8At(buf, off + BatchOffset.magic);
   if (magic !== 2) throw new CodecError(`record batch at ${off}: magic ${magic} is not 2`);
   return size;
 }
@@ -87,7 +87,7 @@ export function readBatchHeader(buf: Buffer, off = 0): BatchHeader {
   checkV2(buf, off);
   const attributes = buf.readInt16BE(off + BatchOffset.attributes);
   return {
-    baseOffset: buf.readBigInt64BE(off + BatchOffset.baseOffset),
+    baseOffset: int64At(buf, off + BatchOffset.baseOffset),
     batchLength: buf.readInt32BE(off + BatchOffset.batchLength),
     partitionLeaderEpoch: buf.readInt32BE(off + BatchOffset.partitionLeaderEpoch),
     magic: 2,
@@ -95,9 +95,9 @@ export function readBatchHeader(buf: Buffer, off = 0): BatchHeader {
     attributes,
     compression: attributes & Attr.compressionMask,
     lastOffsetDelta: buf.readInt32BE(off + BatchOffset.lastOffsetDelta),
-    baseTimestamp: buf.readBigInt64BE(off + BatchOffset.baseTimestamp),
-    maxTimestamp: buf.readBigInt64BE(off + BatchOffset.maxTimestamp),
-    producerId: buf.readBigInt64BE(off + BatchOffset.producerId),
+    baseTimestamp: int64At(buf, off + BatchOffset.baseTimestamp),
+    maxTimestamp: int64At(buf, off + BatchOffset.maxTimestamp),
+    producerId: int64At(buf, off + BatchOffset.producerId),
     producerEpoch: buf.readInt16BE(off + BatchOffset.producerEpoch),
     baseSequence: buf.readInt32BE(off + BatchOffset.baseSequence),
     recordsCount: buf.readInt32BE(off + BatchOffset.recordsCount),

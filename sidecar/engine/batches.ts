@@ -50,7 +50,8 @@ export function partsOf(req: ProduceRequest, version: number, cluster: ClusterVi
     const td = req.topicData[t];
     const name = version >= 13 ? cluster.topicName(td.topicId) : td.name;
     const topic = name ?? `id:${td.topicId.toString('hex')}`;
-    const nameProblem = name === undefined ? null : topicNameProblem(name);
+    // A name from metadata (v13: topic ids) is one a broker gave: only a client's own names are checked.
+    const nameProblem = name === undefined || version >= 13 ? null : topicNameProblem(name);
     for (let p = 0; p < td.partitionData.length; p++) {
       const pd = td.partitionData[p];
       const tp = `${pd.index}\u0000${topic}`;
@@ -129,7 +130,7 @@ export function resultsByPosition(req: ProduceRequest, resp: ProduceResponse): M
 }
 
 /** Whether the answer names the request's topics and partitions at the same positions. */
-function inRequestOrder(req: ProduceRequest, resp: ProduceResponse): boolean {
+export function inRequestOrder(req: ProduceRequest, resp: ProduceResponse): boolean {
   if (resp.responses.length !== req.topicData.length) return false;
   for (let t = 0; t < req.topicData.length; t++) {
     const td = req.topicData[t];

@@ -72,7 +72,7 @@ export class ObservedCopies {
     k[2] = batch.readUInt32BE(BatchOffset.baseTimestamp + 4);
     k[3] = batch.readUInt32BE(BatchOffset.maxTimestamp + 4);
     k[4] = partition;
-    k[5] = topicHash(topic);
+    k[5] = this.topicHash(topic);
     const row = this.find(k);
     if (row >= 0) {
       if (this.expires[row] > now) return true;
@@ -82,6 +82,19 @@ export class ObservedCopies {
     }
     this.insert(k, now + this.windowMs);
     return false;
+  }
+
+  /** Topic name → its hash: a Map lookup per batch instead of a loop over the name (bounded: a cache). */
+  private readonly topicHashes = new Map<string, number>();
+
+  private topicHash(topic: string): number {
+    let h = this.topicHashes.get(topic);
+    if (h === undefined) {
+      if (this.topicHashes.size >= 1_000) this.topicHashes.clear();
+      h = fnv1a(topic);
+      this.topicHashes.set(topic, h);
+    }
+    return h;
   }
 
   /** Forgets what left the window (oldest first). */
@@ -167,19 +180,19 @@ export class ObservedCopies {
 }
 
 /** 32-bit FNV-1a of a topic name (UTF-16 code units). */
-function topicHash(topic: string): number {
+function fnv1a(topic: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < topic.length; i++) h = Math.imul(h ^ topic.charCodeAt(i), 0x01000193);
   return h >>> 0;
 }
 
-/** Mixes a row's six fields into an index position (murmur3's finaliser per field). */
+/**
+ * A row's index position from its CRC, partition and topic hash (murmur3's finaliser). The CRC
+ * already tells different batches apart; copies of one batch on other partitions or topics share
+ * it. Length and timestamps are compared, not hashed.
+ */
 function hashKey(a: Uint32Array, at: number): number {
-  let h = 0;
-  for (let i = 0; i < FIELDS; i++) {
-    h = Math.imul(h ^ a[at + i], 0xcc9e2d51);
-    h ^= h >>> 15;
-  }
+  let h = a[at] ^ Math.imul(a[at + 4], 0x9e3779b1) ^ a[at + 5];
   h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
   h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
   return (h ^ (h >>> 16)) >>> 0;

@@ -13,6 +13,7 @@
 // - Topic names: a name Kafka can never have (empty, over 249 chars, other than [a-zA-Z0-9._-])
 //   → INVALID_TOPIC_EXCEPTION (Topic.validate).
 import { ErrorCode } from '../codec/errors.js';
+import { int8At } from '../codec/reader.js';
 import { Attr, BATCH_HEADER_SIZE, BatchOffset, LOG_OVERHEAD, readBatchHeader, verifyCrc as crcMatches, type BatchHeader } from '../codec/record-batch.js';
 
 export type PartCheck = { ok: true; header: BatchHeader } | { ok: false; errorCode: number; message: string };
@@ -35,7 +36,7 @@ export function checkPart(records: Buffer | null, version: number, verifyCrc = t
   const batchLength = records.readInt32BE(BatchOffset.batchLength);
   if (batchLength < BatchOffset.magic + 1 - LOG_OVERHEAD) return bad(ErrorCode.CORRUPT_MESSAGE, `record batch length ${batchLength} is below the minimum`);
   if (records.length - LOG_OVERHEAD < batchLength) return bad(ErrorCode.INVALID_RECORD, `record batch of ${batchLength + LOG_OVERHEAD} bytes truncated to ${records.length}`);
-  const magic = records.readInt8(BatchOffset.magic);
+  const magic = int8At(records, BatchOffset.magic);
   if (magic !== 2) return magicError(magic);
   if (batchLength + LOG_OVERHEAD < BATCH_HEADER_SIZE) return bad(ErrorCode.CORRUPT_MESSAGE, `record batch of ${batchLength + LOG_OVERHEAD} bytes is shorter than its header`);
   if (records.length !== batchLength + LOG_OVERHEAD) return bad(ErrorCode.INVALID_RECORD, 'Produce v3+ carries exactly one record batch per partition');

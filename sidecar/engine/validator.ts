@@ -7,7 +7,9 @@ import { SessionTable, type SessionKey, type Ticket, type Verdict } from '../ide
 import { lastSequence } from '../idempotence/sequence.js';
 import type { SidecarMetrics } from '../metrics/metrics.js';
 import type { ProduceCall, ProduceDecision } from '../proxy/produce-hook.js';
-import { partKey, resultsByPosition, type PartBatch, type PartResult } from './batches.js';
+import type { ProduceRequest } from '../codec/generated/produce-request.js';
+import type { ProduceResponse } from '../codec/generated/produce-response.js';
+import { inRequestOrder, partKey, resultsByPosition, type PartBatch, type PartResult } from './batches.js';
 import { Plan } from './plan.js';
 
 export class Validator {
@@ -29,28 +31,41 @@ export class Validator {
    * for the request (this runs for every produce in observe mode).
    */
   observe(call: ProduceCall, parts: PartBatch[], now: number): ProduceDecision {
-    const watched: Watched[] = [];
-    for (const b of parts) watched.push(this.observeOne(call, b, now));
-    // The handler keeps the request's shape and each part's topic, never a PartBatch or the
-    // call: their record views would keep the client's socket chunk alive until the answer.
+    // Indexed loops: see Engine.observe.
+    const watched: Watched[] = new Array(parts.length);
+    for (let i = 0; i < parts.length; i++) watched[i] = this.observeOne(call, parts[i], now);
+    // The handler keeps the request's shape and each part's topic, never a PartBatch or the call.
     const request = call.request;
     return {
       kind: 'forward',
       onResponse: (resp) => {
-        const byKey = resultsByPosition(request, resp);
-        const at = Date.now();
-        for (const w of watched) {
-          const r = byKey.get(w.key);
-          if (r) this.completed(w.topic, r, w.ticket, w.copy, at);
-        }
+        this.observed(request, resp, watched);
         return undefined;
       },
     };
   }
 
+  /** The broker's answer to an observed request: each watched part's result, matched in place when in request order. */
+  private observed(request: ProduceRequest, resp: ProduceResponse, watched: Watched[]): void {
+    const at = Date.now();
+    if (inRequestOrder(request, resp)) {
+      // A partition's answer has the fields of a PartResult: no object per part.
+      for (let i = 0; i < watched.length; i++) {
+        const w = watched[i];
+        this.completed(w.topic, resp.responses[w.t].partitionResponses[w.p], w.ticket, w.copy, at);
+      }
+      return;
+    }
+    const byKey = resultsByPosition(request, resp);
+    for (const w of watched) {
+      const r = byKey.get(partKey(w));
+      if (r) this.completed(w.topic, r, w.ticket, w.copy, at);
+    }
+  }
+
   /** Observe one covered part: tracked when it is an idempotent producer's batch. */
   private observeOne(call: ProduceCall, b: PartBatch, now: number): Watched {
-    const w: Watched = { topic: b.topic, key: partKey(b), ticket: undefined, copy: false };
+    const w: Watched = { topic: b.topic, t: b.t, p: b.p, ticket: undefined, copy: false };
     if (!isTracked(b)) return w;
     if (call.request.acks === 0) {
       // acks=0 takes no answer, so nothing would ever complete a ticket: count, do not track.
@@ -167,7 +182,7 @@ export class Validator {
 }
 
 /** An observed part and what its answer completes. */
-type Watched = { topic: string; key: string; ticket: Ticket | undefined; copy: boolean };
+type Watched = { topic: string; t: number; p: number; ticket: Ticket | undefined; copy: boolean };
 
 /** Answers that say the topic does not exist (or may not be seen): no vouching for its name. */
 const TOPIC_ERRORS = new Set<number>([ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, ErrorCode.UNKNOWN_TOPIC_ID, ErrorCode.INVALID_TOPIC_EXCEPTION, ErrorCode.TOPIC_AUTHORIZATION_FAILED]);

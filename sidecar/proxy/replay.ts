@@ -72,11 +72,14 @@ export function bindsConnection(apiKey: number): boolean {
  * producer id (idempotent or transactional): the broker answers a copy as a duplicate.
  */
 export function isIdempotentProduce(req: ProduceRequest): boolean {
-  for (const td of req.topicData) {
-    for (const pd of td.partitionData) {
-      const r = pd.records;
-      // magic at byte 16, producerId at 43 (KAFKA-NOTES, RecordBatch v2); one batch exactly.
-      if (!r || r.length < 61 || r.readInt8(16) !== 2 || r.readBigInt64BE(43) < 0n) return false;
+  // Indexed loops and plain reads: this runs for every forwarded produce (see Engine.observe).
+  for (let t = 0; t < req.topicData.length; t++) {
+    const parts = req.topicData[t].partitionData;
+    for (let p = 0; p < parts.length; p++) {
+      const r = parts[p].records;
+      // magic at byte 16, producerId at 43 (KAFKA-NOTES, RecordBatch v2; its sign is the sign of
+      // its high half: no BigInt); one batch exactly.
+      if (!r || r.length < 61 || r[16] !== 2 || r.readInt32BE(43) < 0) return false;
       if (r.readInt32BE(8) + 12 !== r.length) return false;
     }
   }
