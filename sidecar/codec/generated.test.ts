@@ -2,12 +2,12 @@
 // regenerate into a temp dir and compare (fails when someone edits generated/ by hand or
 // changes the generator without re-running it: node scripts/codegen/gen-codecs.mjs). That
 // includes the Kafka error table, generated from the jar's Errors class.
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { output } from '../../test/support/clients/run.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const checkedIn = path.join(root, 'sidecar/codec/generated');
@@ -16,18 +16,18 @@ let errorsJsonl = '';
 
 // Kafka's error table, read from the jar by the generator's own Java program once (Java starts
 // slowly); every generation below uses it.
-beforeAll(() => {
-  const libs = execFileSync(path.join(root, 'scripts/kafka/fetch.sh'), { encoding: 'utf8' }).trim().split('\n').pop()!;
+beforeAll(async () => {
+  const libs = (await output(path.join(root, 'scripts/kafka/fetch.sh'), [], { timeoutMs: 600_000 })).trim().split('\n').pop()!;
   const dir = mkdtempSync(path.join(tmpdir(), 'idempo-errors-'));
   dirs.push(dir);
   errorsJsonl = path.join(dir, 'errors.jsonl');
-  writeFileSync(errorsJsonl, execFileSync('java', ['-cp', path.join(libs, '*'), path.join(root, 'scripts/codegen/KafkaErrors.java')], { encoding: 'utf8' }));
+  writeFileSync(errorsJsonl, await output('java', ['-cp', path.join(libs, '*'), path.join(root, 'scripts/codegen/KafkaErrors.java')], { timeoutMs: 300_000 }));
 });
 
-function generate(): string {
+async function generate(): Promise<string> {
   const out = mkdtempSync(path.join(tmpdir(), 'idempo-codecs-'));
   dirs.push(out);
-  execFileSync(process.execPath, [path.join(root, 'scripts/codegen/gen-codecs.mjs'), '--out', out, '--errors-jsonl', errorsJsonl], { cwd: root, stdio: 'pipe' });
+  await output(process.execPath, [path.join(root, 'scripts/codegen/gen-codecs.mjs'), '--out', out, '--errors-jsonl', errorsJsonl], { cwd: root, timeoutMs: 300_000 });
   return out;
 }
 
@@ -38,8 +38,8 @@ afterAll(() => {
 });
 
 describe('generated codecs', () => {
-  test('are up to date with the generator and the kafka-clients 4.3.1 specs', () => {
-    const fresh = generate();
+  test('are up to date with the generator and the kafka-clients 4.3.1 specs', async () => {
+    const fresh = await generate();
     expect(tsFiles(checkedIn)).toEqual(tsFiles(fresh));
     for (const f of tsFiles(fresh)) {
       const want = readFileSync(path.join(fresh, f), 'utf8');
@@ -48,9 +48,9 @@ describe('generated codecs', () => {
     }
   });
 
-  test('generation is deterministic and every file says it is generated', () => {
-    const a = generate();
-    const b = generate();
+  test('generation is deterministic and every file says it is generated', async () => {
+    const a = await generate();
+    const b = await generate();
     for (const f of tsFiles(a)) {
       const text = readFileSync(path.join(a, f), 'utf8');
       expect(text).toBe(readFileSync(path.join(b, f), 'utf8'));

@@ -2,7 +2,6 @@
 // scripts/images/spec.ts says (entry point, user, working dir, env, ports), and the root
 // filesystem stage.ts lays out — what both `make images` and the Dockerfile ship — runs
 // each binary as the non-root user with nothing but that tree (chroot, no Docker here).
-import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -10,6 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { APP_DIR, IMAGE_ENV, IMAGE_USER, IMAGES, NODE_PATH, type ImageKey } from '../../scripts/images/spec.js';
 import { bareImports, stageImage } from '../../scripts/images/stage.js';
 import { repoRoot } from '../support/clients/java.js';
+import { output } from '../support/clients/run.js';
 
 /** Instructions of each named stage of a Dockerfile: stage -> [[INSTRUCTION, args]]. */
 function dockerStages(text: string): Map<string, Array<[string, string]>> {
@@ -65,7 +65,7 @@ describe('images', () => {
   });
 
   for (const key of Object.keys(IMAGES) as ImageKey[]) {
-    it(`${key}: the staged root filesystem runs as ${IMAGE_USER} on its own`, () => {
+    it(`${key}: the staged root filesystem runs as ${IMAGE_USER} on its own`, async () => {
       const root = path.join(tmp, key);
       const r = stageImage(key, root, { repo: repoRoot });
       expect(existsSync(path.join(root, NODE_PATH))).toBe(true);
@@ -92,8 +92,7 @@ describe('images', () => {
       // chroot into the tree as the image's user: the entry point starts and answers --help.
       const [uid, gid] = IMAGE_USER.split(':');
       const [node, ...args] = IMAGES[key].entrypoint;
-      const out = execFileSync('/usr/sbin/chroot', [`--userspec=${uid}:${gid}`, root, node, ...args.map((a) => (a.startsWith('dist/') ? `${APP_DIR}/${a}` : a)), '--help'], {
-        encoding: 'utf8',
+      const out = await output('/usr/sbin/chroot', [`--userspec=${uid}:${gid}`, root, node, ...args.map((a) => (a.startsWith('dist/') ? `${APP_DIR}/${a}` : a)), '--help'], {
         env: { PATH: IMAGE_ENV.PATH },
       });
       expect(out).toContain(`usage: ${IMAGES[key].name}`);

@@ -2,13 +2,13 @@
 // broker: exact re-sends, sequence gaps, app-level retries, what the broker stores (read back
 // with a raw Fetch straight from the broker, never through the sidecar) and the metrics.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startKafka, type KafkaCluster } from '../support/kafka.js';
 import { SIDECAR_BIN, startSidecar, type Sidecar } from '../support/sidecar.js';
 import { kafkajsProduce } from '../support/clients/kafkajs.js';
+import { runProcess } from '../support/clients/run.js';
 import { RawConnection } from '../support/raw-kafka.js';
 import { createMetadataRequest, createMetadataRequestTopic, encodeMetadataRequest } from '../../sidecar/codec/generated/metadata-request.js';
 import { encodeBatch, fetchBatches, initProducerId, produceFrame, produceFrameMulti, readProduceAnswer, sendFrame, valuesOf, PRODUCE_V, type Rec, type StoredBatch } from './wire.js';
@@ -692,11 +692,11 @@ describe('config reload', () => {
     expect(written(await fetchBatches(kafka.bootstrap, topic, 0))).toEqual([]);
   });
 
-  it('a bad file at start exits non-zero with one line naming the field', () => {
+  it('a bad file at start exits non-zero with one line naming the field', async () => {
     const file = path.join(tmp, 'bad-start.json');
     writeFileSync(file, spec('enforce', { producer: { maxInFlightPerPartition: 9 } }));
-    const r = spawnSync(SIDECAR_BIN, ['--upstream', kafka.bootstrap, '--listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0', '--config', file], { encoding: 'utf8', timeout: 30_000 });
-    expect(r.status).toBe(2);
+    const r = await runProcess(SIDECAR_BIN, ['--upstream', kafka.bootstrap, '--listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0', '--config', file]);
+    expect(r.code).toBe(2);
     const lines = r.stderr.trim().split('\n');
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(new RegExp(`^idempo-sidecar: --config ${file}: spec\\.producer\\.maxInFlightPerPartition: `));

@@ -1,7 +1,7 @@
 // A real single-node cluster for e2e tests: scripts/cluster/up.sh (the same script as `make
 // cluster-up`) in a temp run dir, with this process as the owner (a watchdog tears the node
 // down if the test runner dies), the project's images built first and imported.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import path from 'node:path';
@@ -9,6 +9,7 @@ import { buildImage } from '../../scripts/images/build.js';
 import { IMAGES, type ImageKey } from '../../scripts/images/spec.js';
 import { repoRoot } from '../support/clients/java.js';
 import { waitFor } from '../support/poll.js';
+import { runProcess } from '../support/clients/run.js';
 
 export interface Cmd {
   code: number;
@@ -37,25 +38,10 @@ export interface NodeCluster {
 
 export const CACHE = process.env.IDEMPO_CACHE ?? path.join(homedir(), '.cache/idempo');
 
-export function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<Cmd> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { env: opts.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code, signal) => resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr }));
-    child.stdin.on('error', () => {});
-    child.stdin.end(opts.input ?? '');
-  });
-}
-
-/** helm from the cache (scripts/tools/install-helm.sh, run by make tools) or PATH. */
-export function findHelm(): string {
-  const helm = [path.join(CACHE, 'helm/bin/helm'), 'helm'].find((h) => spawnSync(h, ['version', '--short']).status === 0);
-  if (!helm) throw new Error('helm not found: run scripts/tools/install-helm.sh (make tools does)');
-  return helm;
+export async function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<Cmd> {
+  // Bringing the node up or down takes minutes on a loaded machine; the test's own timeouts bound it.
+  const r = await runProcess(cmd, args, { env: opts.env, input: opts.input ?? '', timeoutMs: 900_000 });
+  return { code: r.code ?? 128, stdout: r.stdout, stderr: r.stderr };
 }
 
 /** Builds dist/images/*.oci.tar like `make images` (skipped per image when nothing changed). */

@@ -28,7 +28,8 @@ import { FaultRelay } from '../support/fault-relay.js';
 import { startKafka, type KafkaCluster } from '../support/kafka.js';
 import { waitFor } from '../support/poll.js';
 import { startPrometheus, type Prometheus } from '../support/prometheus.js';
-import { buildImages, findHelm, run, startNodeCluster, waitDeploymentReady, type NodeCluster } from './node-harness.js';
+import { findHelm } from './helm.js';
+import { buildImages, run, startNodeCluster, waitDeploymentReady, type NodeCluster } from './node-harness.js';
 
 const OP_NS = 'idempo-system';
 const NS = 'shop';
@@ -162,7 +163,7 @@ describe('the user journey on a real node', () => {
   const sidecarLogs = () => cluster!.k(['logs', '-n', NS, podName, '-c', 'idempo-sidecar']);
 
   beforeAll(async () => {
-    helm = findHelm();
+    helm = await findHelm();
     const images = buildImages();
     phase(`images built: sidecar ${(images.sidecar.bytes / 1e6).toFixed(1)} MB, operator ${(images.operator.bytes / 1e6).toFixed(1)} MB`);
     cluster = await startNodeCluster();

@@ -2,13 +2,14 @@
 // chart match their sources, the alert rules and every dashboard query pass promtool, the
 // queries use only metrics idempo exports. With helm on PATH (or in the cache), the
 // templates are rendered for both certificate modes and every document is checked.
-import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments, stringify } from 'yaml';
 import { repoRoot } from './operator-harness.js';
+import { findHelm } from './helm.js';
+import { output, runProcess } from '../support/clients/run.js';
 
 const chart = join(repoRoot, 'charts/idempo');
 const read = (p: string) => readFileSync(join(repoRoot, p), 'utf8');
@@ -36,10 +37,11 @@ type Panel = { type: string; title: string; targets?: Array<{ expr: string }>; p
 const dashboard = JSON.parse(read('dashboards/idempo.json')) as { uid: string; panels: Panel[] };
 const exprs = dashboard.panels.flatMap((p) => (p.targets ?? []).map((t) => ({ title: p.title, expr: t.expr })));
 
-function promtool(file: string): { code: number; out: string } {
-  const r = spawnSync('promtool', ['check', 'rules', file], { encoding: 'utf8' });
-  if (r.error) throw new Error(`promtool not runnable (scripts/tools/install-debian.sh installs it): ${r.error.message}`);
-  return { code: r.status ?? 1, out: r.stdout + r.stderr };
+async function promtool(file: string): Promise<{ code: number; out: string }> {
+  const r = await runProcess('promtool', ['check', 'rules', file]).catch((err: Error) => {
+    throw new Error(`promtool not runnable (scripts/tools/install-debian.sh installs it): ${err.message}`);
+  });
+  return { code: r.code ?? 1, out: r.stdout + r.stderr };
 }
 
 describe('chart files', () => {
@@ -63,8 +65,8 @@ describe('chart files', () => {
 });
 
 describe('alert rules', () => {
-  it('pass promtool check rules', () => {
-    const r = promtool(join(chart, 'files/alerts.yaml'));
+  it('pass promtool check rules', async () => {
+    const r = await promtool(join(chart, 'files/alerts.yaml'));
     expect(r.code, r.out).toBe(0);
   });
 
@@ -91,7 +93,7 @@ describe('dashboard', () => {
     for (const { title, expr } of exprs) for (const m of expr.match(/idempo_[a-z_]+/g) ?? []) expect(known.has(m), `${title}: ${m}`).toBe(true);
   });
 
-  it('has PromQL that promtool accepts (Grafana variables substituted)', () => {
+  it('has PromQL that promtool accepts (Grafana variables substituted)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'idempo-dash-'));
     try {
       const rules = exprs.map((e, i) => ({
@@ -100,7 +102,7 @@ describe('dashboard', () => {
       }));
       const file = join(dir, 'dashboard-rules.yaml');
       writeFileSync(file, stringify({ groups: [{ name: 'dashboard', rules }] }));
-      const r = promtool(file);
+      const r = await promtool(file);
       expect(r.code, r.out).toBe(0);
     } finally {
       rmSync(dir, { recursive: true, force: true });
@@ -108,21 +110,18 @@ describe('dashboard', () => {
   });
 });
 
-// helm is not a project dependency; these run where it is installed.
-const helm = ['helm', join(process.env.IDEMPO_CACHE ?? join(homedir(), '.cache/idempo'), 'helm/bin/helm')].find((h) => spawnSync(h, ['version', '--short']).status === 0);
-// make test installs helm first (scripts/tools/install-helm.sh); a missing helm is a failure, not a skip.
-if (!helm) throw new Error('helm not found: run scripts/tools/install-helm.sh (make tools does)');
+const helm = await findHelm();
 
 describe('helm template', () => {
   type Doc = { kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> }; [k: string]: any };
-  const render = (...set: string[]): Doc[] => {
-    const out = execFileSync(helm!, ['template', 'idempo', chart, '--namespace', 'idempo-system', '--kube-version', '1.35.0', '--include-crds', ...set.flatMap((s) => ['--set', s])], { encoding: 'utf8' });
+  const render = async (...set: string[]): Promise<Doc[]> => {
+    const out = await output(helm, ['template', 'idempo', chart, '--namespace', 'idempo-system', '--kube-version', '1.35.0', '--include-crds', ...set.flatMap((s) => ['--set', s])]);
     return parseAllDocuments(out).map((d) => d.toJS()).filter(Boolean) as Doc[];
   };
   const find = (docs: Doc[], kind: string) => docs.filter((d) => d.kind === kind);
 
-  it('renders the self-managed default: non-root operator, least-privilege RBAC, labelled webhook', () => {
-    const docs = render();
+  it('renders the self-managed default: non-root operator, least-privilege RBAC, labelled webhook', async () => {
+    const docs = await render();
     const dep = find(docs, 'Deployment')[0];
     expect(dep.spec.replicas).toBe(2);
     const c = dep.spec.template.spec.containers[0];
@@ -141,8 +140,8 @@ describe('helm template', () => {
     expect(find(docs, 'ServiceMonitor')).toHaveLength(0);
   });
 
-  it('renders cert-manager mode with Certificate, Issuer and the inject-ca-from annotation', () => {
-    const docs = render('certs.mode=cert-manager');
+  it('renders cert-manager mode with Certificate, Issuer and the inject-ca-from annotation', async () => {
+    const docs = await render('certs.mode=cert-manager');
     const mwc = find(docs, 'MutatingWebhookConfiguration')[0];
     const cert = find(docs, 'Certificate')[0];
     expect(mwc.metadata.annotations?.['cert-manager.io/inject-ca-from']).toBe(`idempo-system/${cert.metadata.name}`);
@@ -151,8 +150,8 @@ describe('helm template', () => {
     expect(c.args.some((a: string) => a.startsWith('--cert-dir='))).toBe(true);
   });
 
-  it('renders the monitoring toggles: ServiceMonitor, PodMonitor, PrometheusRule, dashboard ConfigMap', () => {
-    const docs = render('serviceMonitor.enabled=true', 'podMonitor.enabled=true', 'prometheusRule.enabled=true', 'grafanaDashboard.enabled=true');
+  it('renders the monitoring toggles: ServiceMonitor, PodMonitor, PrometheusRule, dashboard ConfigMap', async () => {
+    const docs = await render('serviceMonitor.enabled=true', 'podMonitor.enabled=true', 'prometheusRule.enabled=true', 'grafanaDashboard.enabled=true');
     expect(find(docs, 'ServiceMonitor')).toHaveLength(1);
     expect(find(docs, 'PodMonitor')).toHaveLength(1);
     const rule = find(docs, 'PrometheusRule')[0];

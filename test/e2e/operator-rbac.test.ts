@@ -1,10 +1,9 @@
 // The chart's RBAC is enough, and the in-cluster code path works: render the chart, apply
 // its ServiceAccount, roles, bindings and webhook configuration to a real API server, and
 // run the operator with the Deployment's own arguments and a token of that ServiceAccount
-// (no --webhook-url: it patches the chart's caBundle). Needs helm (skipped without it).
-import { execFileSync, spawnSync } from 'node:child_process';
+// (no --webhook-url: it patches the chart's caBundle). Needs helm (make tools installs it; missing, the file fails).
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { homedir, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments, stringify } from 'yaml';
@@ -12,10 +11,10 @@ import { KubeClient, resourcePath, type KubeObject } from '../../operator/kube/c
 import { startKube, type KubeEnv } from '../support/kube.js';
 import { OPERATOR_NS, ensureNamespace, installCrds, policyPath, readyOf, repoRoot, startOperator, type OperatorProcess, type Policy } from './operator-harness.js';
 import { waitFor } from '../support/poll.js';
+import { output } from '../support/clients/run.js';
+import { findHelm } from './helm.js';
 
-const helm = ['helm', join(process.env.IDEMPO_CACHE ?? join(homedir(), '.cache/idempo'), 'helm/bin/helm')].find((h) => spawnSync(h, ['version', '--short']).status === 0);
-// make test installs helm first (scripts/tools/install-helm.sh); a missing helm is a failure, not a skip.
-if (!helm) throw new Error('helm not found: run scripts/tools/install-helm.sh (make tools does)');
+const helm = await findHelm();
 
 type Doc = KubeObject & { kind: string; spec?: any; webhooks?: Array<{ clientConfig: { caBundle?: string } }> };
 
@@ -32,7 +31,7 @@ describe('chart RBAC against a real API server', () => {
     admin = new KubeClient(kube.kubeConfig);
     await installCrds(kube);
     await ensureNamespace(admin, 'rbac', { 'idempo.dev/injection': 'enabled' });
-    const out = execFileSync(helm!, ['template', 'idempo', join(repoRoot, 'charts/idempo'), '--namespace', OPERATOR_NS, '--kube-version', '1.35.0'], { encoding: 'utf8' });
+    const out = await output(helm, ['template', 'idempo', join(repoRoot, 'charts/idempo'), '--namespace', OPERATOR_NS, '--kube-version', '1.35.0']);
     docs = parseAllDocuments(out).map((d) => d.toJS()).filter(Boolean) as Doc[];
     const wanted = ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding', 'MutatingWebhookConfiguration'];
     const apply = await kube.kubectl(['apply', '-f', '-'], docs.filter((d) => wanted.includes(d.kind)).map((d) => stringify(d)).join('---\n'));

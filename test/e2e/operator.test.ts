@@ -16,6 +16,7 @@ import {
   type Policy,
 } from './operator-harness.js';
 import { waitFor } from '../support/poll.js';
+import { runProcess } from '../support/clients/run.js';
 
 type Container = { name: string; image?: string; args?: string[]; env?: Array<{ name: string; value?: string }>; restartPolicy?: string };
 type Pod = KubeObject & { spec: { containers: Container[]; initContainers?: Container[]; hostNetwork?: boolean } };
@@ -226,15 +227,14 @@ describe('idempo-operator on a real API server', () => {
 
 describe('idempo-operator command line', () => {
   it('exits 2 with one line naming the flag on bad input', async () => {
-    const { spawnSync } = await import('node:child_process');
     const { join } = await import('node:path');
     const { repoRoot } = await import('./operator-harness.js');
     for (const [args, re] of [
       [['--bogus'], /bogus/],
       [['--webhook-listen', 'nope'], /--webhook-listen/],
     ] as const) {
-      const r = spawnSync(join(repoRoot, 'bin/idempo-operator'), [...args], { encoding: 'utf8' });
-      expect(r.status).toBe(2);
+      const r = await runProcess(join(repoRoot, 'bin/idempo-operator'), [...args]);
+      expect(r.code).toBe(2);
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
       expect(r.stderr).toMatch(re);
     }

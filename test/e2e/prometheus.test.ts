@@ -4,7 +4,6 @@
 // real operator (real kube-apiserver) that reconciled a policy and answered admissions; every
 // query of the Grafana dashboard is then evaluated against it, and the alert rules are loaded.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -19,6 +18,7 @@ import { startKube, type KubeEnv } from '../support/kube.js';
 import { KubeClient, resourcePath, type KubeObject } from '../../operator/kube/client.js';
 import { OPERATOR_NS, ensureNamespace, installCrds, startOperator, type OperatorProcess } from './operator-harness.js';
 import { waitFor } from '../support/poll.js';
+import { runProcess } from '../support/clients/run.js';
 import { encodeBatch, initProducerId, produceFrame, sendFrame } from './wire.js';
 
 const ALERTS = path.join(repoRoot, 'charts/idempo/files/alerts.yaml');
@@ -35,9 +35,9 @@ const OPERATOR_POD = 'idempo-operator-0';
 // ---------------------------------------------------------------------------------------------
 
 describe('promtool', () => {
-  it('check rules: the chart alert file is valid', () => {
-    const r = spawnSync(PROMTOOL_BIN, ['check', 'rules', ALERTS], { encoding: 'utf8' });
-    expect(r.status, r.stdout + r.stderr).toBe(0);
+  it('check rules: the chart alert file is valid', async () => {
+    const r = await runProcess(PROMTOOL_BIN, ['check', 'rules', ALERTS]);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).toMatch(/SUCCESS: \d+ rules found/);
   });
 
@@ -48,9 +48,9 @@ describe('promtool', () => {
     expect(unknown).toEqual([]);
   });
 
-  it('test rules: IdempoOutOfSequence and IdempoDuplicatesRising fire when their counters rise', () => {
-    const r = spawnSync(PROMTOOL_BIN, ['test', 'rules', ALERT_TESTS], { encoding: 'utf8' });
-    expect(r.status, r.stdout + r.stderr).toBe(0);
+  it('test rules: IdempoOutOfSequence and IdempoDuplicatesRising fire when their counters rise', async () => {
+    const r = await runProcess(PROMTOOL_BIN, ['test', 'rules', ALERT_TESTS]);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).toContain('SUCCESS');
   });
 });

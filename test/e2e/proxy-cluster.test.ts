@@ -2,12 +2,12 @@
 // connects to sidecar listeners (checked on the live sockets), and keeps producing when a
 // partition leader moves.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { startKafka, type KafkaCluster } from '../support/kafka.js';
 import { startSidecar, type Sidecar } from '../support/sidecar.js';
 import { runJavaProducer } from '../support/clients/java.js';
 import { kcatConsume } from '../support/clients/kcat.js';
+import { output } from '../support/clients/run.js';
 import net from 'node:net';
 import { RawConnection } from '../support/raw-kafka.js';
 import { ApiKey } from '../../sidecar/codec/api.js';
@@ -28,8 +28,8 @@ afterAll(async () => {
 });
 
 /** Remote ports of established TCP connections owned by the Java producer under test. */
-function clientRemotePorts(): number[] {
-  const out = execFileSync('ss', ['-tnpH', 'state', 'established'], { encoding: 'utf8' });
+async function clientRemotePorts(): Promise<number[]> {
+  const out = await output('ss', ['-tnpH', 'state', 'established']);
   const ports: number[] = [];
   for (const line of out.split('\n')) {
     const pid = /pid=(\d+)/.exec(line)?.[1];
@@ -58,7 +58,7 @@ describe('three brokers', () => {
     let sampling = true;
     const sampler = (async () => {
       while (sampling) {
-        for (const p of clientRemotePorts()) {
+        for (const p of await clientRemotePorts()) {
           seen.add(p);
           if (brokerPorts.has(p)) violations++;
         }

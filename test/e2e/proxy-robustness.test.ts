@@ -2,7 +2,7 @@
 // close only the offending connection with one log line; the sidecar keeps serving; bad
 // command lines exit non-zero with one line; SIGTERM finishes in-flight requests, exits 0.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
+import { runProcess } from '../support/clients/run.js';
 import { startKafka, type KafkaCluster } from '../support/kafka.js';
 import { SIDECAR_BIN, startSidecar, type Sidecar } from '../support/sidecar.js';
 import { RawConnection } from '../support/raw-kafka.js';
@@ -75,20 +75,20 @@ describe('bad input', () => {
     await stillServes();
   });
 
-  it('bad command lines and bad config exit non-zero with one clear line', () => {
-    const bad = (args: string[]): { code: number | null; err: string } => {
-      const r = spawnSync(SIDECAR_BIN, args, { encoding: 'utf8', timeout: 30_000 });
-      return { code: r.status, err: r.stderr.trim() };
+  it('bad command lines and bad config exit non-zero with one clear line', async () => {
+    const bad = async (args: string[]): Promise<{ code: number | null; err: string }> => {
+      const r = await runProcess(SIDECAR_BIN, args);
+      return { code: r.code, err: r.stderr.trim() };
     };
-    let r = bad(['--upstream', 'nope']);
+    let r = await bad(['--upstream', 'nope']);
     expect(r.code).toBe(2);
     expect(r.err).toBe('idempo-sidecar: --upstream: expected HOST:PORT, got "nope"');
-    r = bad(['--upstream', '127.0.0.1:1', '--mode', 'strict']);
+    r = await bad(['--upstream', '127.0.0.1:1', '--mode', 'strict']);
     expect(r.err).toBe('idempo-sidecar: --mode: expected one of observe, enforce, upgrade, got "strict"');
-    r = bad(['--upstream', '127.0.0.1:1', '--bogus']);
+    r = await bad(['--upstream', '127.0.0.1:1', '--bogus']);
     expect(r.code).toBe(2);
     expect(r.err.split('\n')).toHaveLength(1);
-    r = bad(['--upstream', '127.0.0.1:1', '--config', '/nonexistent/policy.json']);
+    r = await bad(['--upstream', '127.0.0.1:1', '--config', '/nonexistent/policy.json']);
     expect(r.err).toBe('idempo-sidecar: --config /nonexistent/policy.json: no such file');
   });
 });

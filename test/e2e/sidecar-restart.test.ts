@@ -9,7 +9,6 @@
 //     kill -9 mid-stream: 0 duplicates, 0 lost acknowledged records, 0 reordered per partition.
 // The restart-to-serving time is printed (never asserted: the machine is shared).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -26,6 +25,7 @@ import { encodeRecordBatch } from '../../sidecar/codec/records.js';
 import { produce, verify, type ClientName, type ProduceRun } from './faults-workload.js';
 import { runJavaProducer } from '../support/clients/java.js';
 import { waitFor } from '../support/poll.js';
+import { runProcess } from '../support/clients/run.js';
 import { produceFrame, readProduceAnswer } from './wire.js';
 import { mulberry32 } from '../support/fault-relay.js';
 
@@ -308,11 +308,11 @@ describe('restart-to-serving figure', () => {
 });
 
 describe('a damaged state directory', () => {
-  it('a state dir that cannot be used exits 2 with one line naming the flag', () => {
+  it('a state dir that cannot be used exits 2 with one line naming the flag', async () => {
     const file = path.join(stateDir(), 'not-a-dir');
     writeFileSync(file, 'x');
-    const r = spawnSync(SIDECAR_BIN, ['--upstream', upstream, '--listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0', '--state-dir', path.join(file, 'sub')], { encoding: 'utf8', timeout: 30_000 });
-    expect(r.status).toBe(2);
+    const r = await runProcess(SIDECAR_BIN, ['--upstream', upstream, '--listen', '127.0.0.1:0', '--metrics-listen', '127.0.0.1:0', '--state-dir', path.join(file, 'sub')]);
+    expect(r.code).toBe(2);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(r.stderr).toMatch(/^idempo-sidecar: --state-dir: /);
   });

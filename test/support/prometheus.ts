@@ -2,14 +2,14 @@
 // for tests: a local process on 127.0.0.1 with a free port, its TSDB in a temp dir, a generated
 // prometheus.yml that scrapes the given targets every second and loads the given rule files.
 // stop() — or this process exiting — kills it and removes the dir.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort } from './ports.js';
 import { GiveUp, waitFor } from './poll.js';
-import { collectLines } from './clients/run.js';
+import { collectLines, runProcess } from './clients/run.js';
 
 export const PROMETHEUS_BIN = process.env.IDEMPO_PROMETHEUS_BIN ?? '/usr/bin/prometheus';
 export const PROMTOOL_BIN = process.env.IDEMPO_PROMTOOL_BIN ?? '/usr/bin/promtool';
@@ -142,8 +142,8 @@ export async function startPrometheus(o: StartPrometheusOptions): Promise<Promet
   const configFile = path.join(dir, 'prometheus.yml');
   writeFileSync(configFile, renderConfig(o));
   // Fail early with promtool's message rather than a process that exits at once.
-  const check = spawnSync(PROMTOOL_BIN, ['check', 'config', configFile], { encoding: 'utf8' });
-  if (check.status !== 0) {
+  const check = await runProcess(PROMTOOL_BIN, ['check', 'config', configFile]);
+  if (check.code !== 0) {
     rmSync(dir, { recursive: true, force: true });
     throw new Error(`generated prometheus.yml is invalid:\n${check.stdout}${check.stderr}\n${renderConfig(o)}`);
   }

@@ -1,6 +1,10 @@
 // Runs a helper process to completion with a hard timeout. Every child started here is
 // tracked and SIGKILLed if it outlives its timeout or when this Node process exits, so a
-// failing test never leaves a JVM or kcat behind.
+// failing test never leaves a JVM or kcat behind. Tests run every command through here, never
+// synchronously (no-sync-children.test.ts checks): a synchronous child stops the test worker's
+// event loop, and vitest's worker gives up on its own RPC calls after a fixed 60 s — on a
+// loaded machine a slow child (java, a nested vitest) failed runs in which every test passed
+// ("Timeout calling onTaskUpdate").
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 
 const live = new Set<ChildProcess>();
@@ -79,6 +83,13 @@ export function runProcess(cmd: string, args: string[], opts: RunOptions = {}): 
       resolve({ code, signal, stdout, stderr, timedOut, ms: Date.now() - t0 });
     });
   });
+}
+
+/** stdout of a command that must succeed; otherwise an error with its status and stderr. */
+export async function output(cmd: string, args: string[], opts: RunOptions = {}): Promise<string> {
+  const r = await runProcess(cmd, args, opts);
+  if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.timedOut ? 'timed out' : `status ${r.code ?? r.signal}`}\n${r.stderr}`);
+  return r.stdout;
 }
 
 /** Collects a long-running child's stdout and stderr as lines (e.g. JSON log lines). */
