@@ -20,6 +20,7 @@ import { Upgrader } from './upgrader.js';
 import { RefusalGate } from './refusal-gate.js';
 import { RetryIndex, keptForCopies, type RetryEntry } from './retry-index.js';
 import { Validator } from './validator.js';
+import { Deadlines } from './deadlines.js';
 import { ObservedCopies } from './observe-copies.js';
 import type { OpenResult } from '../state/store.js';
 import { snapshotRecords, type BrokerPort } from '../state/records.js';
@@ -411,7 +412,7 @@ export class Engine {
       answers.push({ b, answer });
       plan.answer(b, answer);
       if (waiter) {
-        this.watch(plan, b, claim, waiter, answer, (written) => {
+        this.watch(plan, b, claim, waiter, (written) => {
           // Its connection closed before the answer: the client may retry on a new one, re-encoded.
           if (!written) this.indexRetry(b, final, sub.id, group, claim);
         });
@@ -422,13 +423,13 @@ export class Engine {
     if (answers.length > 1 && call.request.acks !== 0 && this.live.dedup.strategy === 'exact') {
       // When one part of the request is answered "retry", clients such as kafkajs re-send the
       // whole request re-encoded: its parts answered success are indexed for that retry too.
-      void Promise.all(answers.map((a) => a.answer)).then((results) => {
-        if (!results.some(isRetry)) return;
-        results.forEach((r, i) => {
-          const b = answers[i].b;
-          if (r.errorCode !== ErrorCode.NONE || !b.records) return;
+      plan.whenSettled((results) => {
+        if (!answers.some((a) => isRetry(results.get(partKey(a.b))!))) return;
+        for (const { b } of answers) {
+          const r = results.get(partKey(b))!;
+          if (r.errorCode !== ErrorCode.NONE || !b.records) continue;
           this.retries.addSibling(b.topic, b.partition, contentFingerprint(b.records, { maxDecompressedBytes: this.deps.config.limits.maxDecompressBytes }).fingerprint, r, group);
-        });
+        }
       });
     }
   }
@@ -440,18 +441,21 @@ export class Engine {
    * client re-encoded it with a new timestamp, while the original goes on under its stamp.
    */
   private answerInTime(b: PartBatch, answer: Promise<PartResult>, final: Promise<PartResult>, batchId: number, timeoutMs: number, group: number, claim: Claim): Promise<PartResult> {
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<null>((r) => {
-      timer = setTimeout(() => r(null), answerDeadline(timeoutMs));
-      timer.unref?.();
-    });
-    return Promise.race([answer, late]).then((r) => {
-      clearTimeout(timer);
+    return new Promise<PartResult | null>((resolve) => {
+      const late = this.deadlines.add(answerDeadline(timeoutMs), () => resolve(null));
+      void answer.then((r) => {
+        this.deadlines.cancel(late);
+        resolve(r);
+      });
+    }).then((r) => {
       if (r !== null && !isRetry(r)) return r;
       this.indexRetry(b, final, batchId, group, claim);
       return r ?? { errorCode: ErrorCode.REQUEST_TIMED_OUT, baseOffset: -1n, logAppendTimeMs: -1n, errorMessage: 'idempo: not decided before the request timeout; retry (the retry is answered with this batch\'s result)' };
     });
   }
+
+  /** Answer deadlines of upgraded batches and attached copies: one timer for all (deadlines.ts). */
+  private readonly deadlines = new Deadlines();
 
   /**
    * `exact`: an original whose client may retry it re-encoded (kafkajs: new timestamps) is
@@ -473,7 +477,7 @@ export class Engine {
     this.deps.metrics.duplicatesRejected.inc({ topic: b.topic });
     this.deps.metrics.produceBatches.inc({ topic: b.topic, outcome: 'duplicate' });
     this.summary.duplicates++;
-    this.watch(plan, b, claim, claim.wait(now, timeoutMs), answer);
+    this.watch(plan, b, claim, claim.wait(now, timeoutMs));
     return answer.then((r) => {
       if (r.outcomeUnknown) {
         this.summary.unknownRetries++;
@@ -488,10 +492,9 @@ export class Engine {
    * connection. When a success thereby reached its client in time, --state-dir journals it, so
    * that after a restart no copy is matched to that original either.
    */
-  private watch(plan: Plan, b: PartBatch, claim: Claim, waiter: Waiter, answer: Promise<PartResult>, then?: (written: boolean) => void): void {
-    let result: PartResult | undefined;
-    void answer.then((r) => (result = r));
-    plan.onWritten((written) => {
+  private watch(plan: Plan, b: PartBatch, claim: Claim, waiter: Waiter, then?: (written: boolean) => void): void {
+    plan.onWritten((written, results) => {
+      const result = results?.get(partKey(b));
       const before = claim.known;
       claim.answered(waiter, written ? result?.errorCode === ErrorCode.NONE : undefined, Date.now());
       if (!before && claim.known && result && result.baseOffset >= 0n && this.dedup) {
@@ -501,15 +504,17 @@ export class Engine {
     });
   }
 
+
   /** A copy attached to an undecided original: its final result, or REQUEST_TIMED_OUT again at the copy's deadline. */
   private attachFinal(final: Promise<PartResult>, batchId: number, deadlineMs: number): Promise<PartResult> {
     this.upgrader?.retried(batchId);
-    let timer: NodeJS.Timeout | undefined;
-    const undecided = new Promise<PartResult>((r) => {
-      timer = setTimeout(() => r({ errorCode: ErrorCode.REQUEST_TIMED_OUT, baseOffset: -1n, logAppendTimeMs: -1n }), deadlineMs);
-      timer.unref?.();
+    return new Promise<PartResult>((resolve) => {
+      const late = this.deadlines.add(deadlineMs, () => resolve({ errorCode: ErrorCode.REQUEST_TIMED_OUT, baseOffset: -1n, logAppendTimeMs: -1n }));
+      void final.then((r) => {
+        this.deadlines.cancel(late);
+        resolve(r);
+      });
     });
-    return Promise.race([final, undecided]).finally(() => clearTimeout(timer));
   }
 
   private readonly retries = new RetryIndex(() => this.live.dedup.windowMs);

@@ -16,7 +16,10 @@ export class Plan {
   private readonly local = new Map<string, PartResult | Promise<PartResult>>();
   private readonly forwarded = new Set<string>();
   private readonly hooks: Array<(byKey: ReadonlyMap<string, PartResult>) => void> = [];
-  private readonly written: OnWritten[] = [];
+  private readonly written: Array<(written: boolean, results: ReadonlyMap<string, PartResult> | undefined) => void> = [];
+  private readonly settled: Array<(results: ReadonlyMap<string, PartResult>) => void> = [];
+  /** Every part's result, once the sidecar's answers are all decided. */
+  private results?: ReadonlyMap<string, PartResult>;
 
   constructor(readonly call: ProduceCall) {}
 
@@ -35,9 +38,18 @@ export class Plan {
     this.hooks.push(hook);
   }
 
-  /** Told whether the answer reached the client's socket (see OnWritten); only when something is answered locally. */
-  onWritten(cb: OnWritten): void {
+  /**
+   * Told whether the answer reached the client's socket (see OnWritten), with every part's
+   * result (undefined when the connection closed before they were all decided); only when
+   * something is answered locally.
+   */
+  onWritten(cb: (written: boolean, results: ReadonlyMap<string, PartResult> | undefined) => void): void {
     this.written.push(cb);
+  }
+
+  /** Called with every part's result once the sidecar's own answers are all decided (before the answer is written). */
+  whenSettled(cb: (results: ReadonlyMap<string, PartResult>) => void): void {
+    this.settled.push(cb);
   }
 
   get answersLocally(): boolean {
@@ -67,16 +79,23 @@ export class Plan {
       this.written.length === 0
         ? undefined
         : (w) => {
-            for (const cb of this.written) cb(w);
+            for (const cb of this.written) cb(w, this.results);
           };
-    const answerLocal = async (fromBroker?: ReadonlyMap<string, PartResult>): Promise<ProduceResponse> => {
-      const results = new Map<string, PartResult>(fromBroker);
+    // The sidecar's own answers, once all are decided (then the settled hooks run).
+    const settle = async (): Promise<Map<string, PartResult>> => {
+      const results = new Map<string, PartResult>();
       for (const [k, r] of this.local) results.set(k, await r);
-      return buildResponse(req, results);
+      for (const cb of this.settled) cb(results);
+      return results;
     };
     if (this.forwarded.size === 0) {
-      return { kind: 'answer', response: req.acks === 0 ? answerLocal().then(() => null) : answerLocal(), onWritten };
+      const response = settle().then((results) => {
+        this.results = results;
+        return req.acks === 0 ? null : buildResponse(req, results);
+      });
+      return { kind: 'answer', response, onWritten };
     }
+    const local = settle();
     const sub = subsetRequest(req, this.forwarded);
     // Positions in the subset, in order, are the forwarded positions of the client's request in order.
     const order = [...this.forwarded].sort(comparePos);
@@ -96,7 +115,10 @@ export class Plan {
           }),
         );
         this.run(back);
-        const merged = await answerLocal(back);
+        const results = await local;
+        for (const [k, r] of back) results.set(k, r);
+        this.results = results;
+        const merged = buildResponse(req, results);
         merged.throttleTimeMs = resp.throttleTimeMs;
         merged.nodeEndpoints = resp.nodeEndpoints;
         return merged;

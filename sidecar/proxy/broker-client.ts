@@ -44,7 +44,8 @@ interface Pending {
   apiVersion: number;
   resolve: (body: Reader) => void;
   reject: (err: Error) => void;
-  timer?: NodeJS.Timeout;
+  /** When the request counts as unanswered (Date.now() time). */
+  deadline: number;
 }
 
 export class BrokerClient {
@@ -53,6 +54,9 @@ export class BrokerClient {
   private readonly pending = new Map<number, Pending>();
   private nextCorrelation = 1;
   private closed = false;
+  /** One timer for the connection, due at or before the earliest pending deadline (see watch). */
+  private watchTimer?: NodeJS.Timeout;
+  private watchAt = Infinity;
 
   constructor(
     readonly host: string,
@@ -98,14 +102,36 @@ export class BrokerClient {
       return Promise.resolve(new Reader(Buffer.alloc(0)));
     }
     return new Promise<Reader>((resolve, reject) => {
-      const p: Pending = { correlationId, apiKey, apiVersion, resolve, reject };
-      p.timer = setTimeout(() => {
-        // A request without an answer leaves the connection's order unknowable: drop it.
-        this.fail(new UpstreamError(`no answer from broker ${this.host}:${this.port} within ${timeoutMs} ms`, 'timeout'));
-      }, timeoutMs);
-      this.pending.set(correlationId, p);
+      const deadline = Date.now() + timeoutMs;
+      this.pending.set(correlationId, { correlationId, apiKey, apiVersion, resolve, reject, deadline });
+      if (deadline < this.watchAt) this.watch(deadline);
       writeChunks(socket, chunks);
     });
+  }
+
+  /**
+   * One timer per connection instead of one set and cleared per request (they showed in
+   * profiles): it fires at `at`, fails the connection if a pending request is past its deadline
+   * (a request without an answer leaves the connection's order unknowable), else waits for the
+   * earliest deadline still pending. Answers do not move it.
+   */
+  private watch(at: number): void {
+    clearTimeout(this.watchTimer);
+    this.watchAt = at;
+    this.watchTimer = setTimeout(() => {
+      this.watchTimer = undefined;
+      this.watchAt = Infinity;
+      const now = Date.now();
+      let next = Infinity;
+      for (const p of this.pending.values()) {
+        if (p.deadline <= now) {
+          return this.fail(new UpstreamError(`no answer from broker ${this.host}:${this.port} by its deadline (${now - p.deadline} ms ago)`, 'timeout'));
+        }
+        next = Math.min(next, p.deadline);
+      }
+      if (next < Infinity) this.watch(next);
+    }, Math.max(0, at - Date.now()));
+    this.watchTimer.unref();
   }
 
   close(): void {
@@ -167,7 +193,6 @@ export class BrokerClient {
       return this.fail(new UpstreamError('unexpected correlation id', 'connection'));
     }
     this.pending.delete(correlationId);
-    clearTimeout(p.timer);
     try {
       const off = responseBodyOffset(payload, responseHeaderVersion(p.apiKey, p.apiVersion));
       p.resolve(new Reader(payload, off));
@@ -185,9 +210,9 @@ export class BrokerClient {
     socket?.destroy();
     const all = [...this.pending.values()];
     this.pending.clear();
-    for (const p of all) {
-      clearTimeout(p.timer);
-      p.reject(err);
-    }
+    clearTimeout(this.watchTimer);
+    this.watchTimer = undefined;
+    this.watchAt = Infinity;
+    for (const p of all) p.reject(err);
   }
 }

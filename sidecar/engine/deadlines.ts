@@ -1,0 +1,96 @@
+// Many deadlines, one timer. The engine bounds every upgraded batch's answer (and every copy
+// attached to an original) by its client's timeout; a setTimeout set and cleared per batch
+// showed in profiles (the Timeout object, the timer list, clearTimeout's bookkeeping), and
+// almost every one of them is cancelled a few milliseconds after it was set.
+//
+// Deadlines with the same delay end in the order they were added, so each delay keeps a FIFO
+// queue; the one timer is due at the earliest head. A cancelled deadline stays in its queue
+// until it reaches the head or the queue is compacted (when more than half of it is cancelled),
+// so a queue holds at most about twice its live deadlines.
+
+export interface Deadline {
+  readonly at: number;
+  /** null once it ran or was cancelled. */
+  fn: (() => void) | null;
+  readonly queue: Queue;
+}
+
+interface Queue {
+  readonly delay: number;
+  items: Deadline[];
+  head: number;
+  live: number;
+}
+
+export class Deadlines {
+  private readonly queues = new Map<number, Queue>();
+  private timer?: NodeJS.Timeout;
+  private timerAt = Infinity;
+
+  /** Runs `fn` `delayMs` from now, unless cancelled first. */
+  add(delayMs: number, fn: () => void): Deadline {
+    let q = this.queues.get(delayMs);
+    if (!q) this.queues.set(delayMs, (q = { delay: delayMs, items: [], head: 0, live: 0 }));
+    const d: Deadline = { at: Date.now() + delayMs, fn, queue: q };
+    q.items.push(d);
+    q.live++;
+    if (d.at < this.timerAt) this.arm(d.at);
+    return d;
+  }
+
+  cancel(d: Deadline): void {
+    if (d.fn === null) return;
+    d.fn = null;
+    const q = d.queue;
+    q.live--;
+    while (q.head < q.items.length && q.items[q.head].fn === null) q.head++;
+    if (q.head === q.items.length) {
+      q.items = [];
+      q.head = 0;
+      this.queues.delete(q.delay);
+    } else if (q.items.length - q.head > 2 * q.live + 32) {
+      q.items = q.items.filter((x) => x.fn !== null);
+      q.head = 0;
+    }
+  }
+
+  /** Live deadlines (tests). */
+  get size(): number {
+    let n = 0;
+    for (const q of this.queues.values()) n += q.live;
+    return n;
+  }
+
+  private arm(at: number): void {
+    clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(() => this.fire(), Math.max(0, at - Date.now()));
+    this.timer.unref();
+  }
+
+  private fire(): void {
+    this.timer = undefined;
+    this.timerAt = Infinity;
+    const now = Date.now();
+    for (const q of this.queues.values()) {
+      while (q.head < q.items.length) {
+        const d = q.items[q.head];
+        if (d.fn !== null && d.at > now) break;
+        q.head++;
+        const fn = d.fn;
+        if (fn === null) continue;
+        d.fn = null;
+        q.live--;
+        fn();
+      }
+      if (q.head === q.items.length) {
+        q.items = [];
+        q.head = 0;
+        this.queues.delete(q.delay);
+      }
+    }
+    let next = Infinity;
+    for (const q of this.queues.values()) if (q.head < q.items.length) next = Math.min(next, q.items[q.head].at);
+    if (next < this.timerAt) this.arm(next);
+  }
+}
