@@ -142,6 +142,8 @@ export function verifyCrc(batch: Buffer): boolean {
 
 /** The new producerId, producerEpoch and baseSequence bytes of a stamp (one buffer, reused). */
 const STAMP = Buffer.alloc(BatchOffset.recordsCount - BatchOffset.producerId);
+/** The producer id STAMP holds (writing a bigint allocates; stamps mostly repeat the id). */
+let stampedId: bigint | undefined;
 
 /**
  * Writes producerId, producerEpoch and baseSequence into the v2 batch at the start of
@@ -153,7 +155,10 @@ const STAMP = Buffer.alloc(BatchOffset.recordsCount - BatchOffset.producerId);
  */
 export function stampIdempotence(batch: Buffer, producerId: bigint, epoch: number, baseSequence: number): number {
   const size = checkV2(batch, 0);
-  STAMP.writeBigInt64BE(producerId, 0);
+  if (producerId !== stampedId) {
+    STAMP.writeBigInt64BE(producerId, 0);
+    stampedId = producerId;
+  }
   STAMP.writeInt16BE(epoch, BatchOffset.producerEpoch - BatchOffset.producerId);
   STAMP.writeInt32BE(baseSequence, BatchOffset.baseSequence - BatchOffset.producerId);
   const fields = batch.subarray(BatchOffset.producerId, BatchOffset.recordsCount);

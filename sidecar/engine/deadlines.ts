@@ -1,6 +1,6 @@
-// Many deadlines, one timer. The engine bounds every upgraded batch's answer (and every copy
-// attached to an original) by its client's timeout; a setTimeout set and cleared per batch
-// showed in profiles (the Timeout object, the timer list, clearTimeout's bookkeeping), and
+// Many deadlines, one timer. Every upgraded batch's answer (upgrader.ts) and every copy attached
+// to an original (engine.ts) is bounded by its client's timeout; a setTimeout set and cleared per
+// batch showed in profiles (the Timeout object, the timer list, clearTimeout's bookkeeping), and
 // almost every one of them is cancelled a few milliseconds after it was set.
 //
 // Deadlines with the same delay end in the order they were added, so each delay keeps a FIFO

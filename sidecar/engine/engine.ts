@@ -326,15 +326,13 @@ export class Engine {
   private upgrade(plan: Plan, parts: PartBatch[], now: number): void {
     const call = plan.call;
     const upgrader = this.upgraderNow();
-    const fresh: PartBatch[] = [];
-    const tickets = new Map<string, DedupTicket>();
-    const keys = new Map<string, DedupKey>();
+    /** The parts that go to the Upgrader, each with its claim and, with dedup, its key and ticket. */
+    const fresh: Array<{ b: PartBatch; claim: Claim; waiter: Waiter | null; key: DedupKey | null; ticket: DedupTicket | undefined }> = [];
     const limit = this.deps.config.limits.maxPendingBytes;
     const timeoutMs = call.request.timeoutMs;
     // acks=0: the client hears nothing, so it never retries: every send of it is a new write.
     const answered = call.request.acks !== 0;
-    const retryMatches = answered ? this.retryMatches(parts, now) : new Map<string, { orig: RetryEntry }>();
-    const claims = new Map<string, { claim: Claim; waiter: Waiter | null }>();
+    const retryMatches = answered ? this.retryMatches(parts, now) : NO_MATCHES;
     for (const b of parts) {
       const key = this.dedupKey(b);
       if (key && this.dedup && answered) {
@@ -384,41 +382,26 @@ export class Engine {
       }
       // The client-cannot-know rule (claim.ts) is `exact`'s; `content`/`header` match every copy.
       const c = !answered ? { claim: Claim.unanswered(), waiter: null } : this.live.dedup.strategy === 'exact' ? Claim.arrived(now, timeoutMs) : { claim: Claim.everyCopy(), waiter: null };
-      claims.set(partKey(b), c);
-      if (key && this.dedup) {
-        tickets.set(partKey(b), this.dedup.begin(key, now, c.claim));
-        keys.set(partKey(b), key);
-      }
-      fresh.push(b);
+      const dedupKey = key && this.dedup ? key : null;
+      fresh.push({ b, claim: c.claim, waiter: c.waiter, key: dedupKey, ticket: dedupKey ? this.dedup!.begin(dedupKey, now, c.claim) : undefined });
     }
     if (fresh.length === 0) return;
-    const sent = upgrader.submit(fresh, call.version, call.request.timeoutMs, keys);
+    const sent = upgrader.submit(fresh, call.version, call.request.timeoutMs, answered ? { ms: answerDeadline(timeoutMs), result: notDecidedInTime } : undefined);
     const answers: Array<{ b: PartBatch; answer: Promise<PartResult> }> = [];
     const group = this.nextRetryGroup++;
-    for (const b of fresh) {
-      const k = partKey(b);
-      const sub = sent.get(k);
-      if (!sub) continue;
-      // The upgrader holds the bytes until the batch's final outcome (which may come after the
-      // client's answer: held batches are probed until the broker decides).
-      const size = b.records!.length;
-      this.pendingBytes += size;
-      const final = sub.final.then((r) => {
-        this.pendingBytes -= size;
-        return r;
-      });
-      const { claim, waiter } = claims.get(k)!;
-      const answer = answered ? this.answerInTime(b, sub.answer, final, sub.id, timeoutMs, group, claim) : sub.answer;
+    for (let i = 0; i < fresh.length; i++) {
+      const { b, claim, waiter, key, ticket } = fresh[i];
+      const { answer: subAnswer, final, id } = sent[i];
+      const answer = answered ? this.answerInTime(b, subAnswer, final, id, group, claim) : subAnswer;
       answers.push({ b, answer });
       plan.answer(b, answer);
       if (waiter) {
         this.watch(plan, b, claim, waiter, (written) => {
           // Its connection closed before the answer: the client may retry on a new one, re-encoded.
-          if (!written) this.indexRetry(b, final, sub.id, group, claim);
+          if (!written) this.indexRetry(b, final, id, group, claim);
         });
       }
-      const ticket = tickets.get(k);
-      if (ticket !== undefined && this.dedup) this.track(ticket, keys.get(k)!, final, sub.id, claim);
+      if (ticket !== undefined && key && this.dedup) this.track(ticket, key, final, id, claim);
     }
     if (answers.length > 1 && call.request.acks !== 0 && this.live.dedup.strategy === 'exact') {
       // When one part of the request is answered "retry", clients such as kafkajs re-send the
@@ -435,26 +418,20 @@ export class Engine {
   }
 
   /**
-   * The client's answer for an upgraded part, before the client's own timeout: when the original is
-   * not decided by then (or the upgrader held it), REQUEST_TIMED_OUT (retriable) — the client then
-   * retries after OUR answer, and that retry is recognised by content (retry-index.ts) even when the
-   * client re-encoded it with a new timestamp, while the original goes on under its stamp.
+   * The client's answer for an upgraded part, given before the client's own timeout (submit's
+   * answerWithin): when the original is not decided by then (or the upgrader held it),
+   * REQUEST_TIMED_OUT (retriable) — the client then retries after OUR answer, and that retry is
+   * recognised by content (retry-index.ts) even when the client re-encoded it with a new
+   * timestamp, while the original goes on under its stamp.
    */
-  private answerInTime(b: PartBatch, answer: Promise<PartResult>, final: Promise<PartResult>, batchId: number, timeoutMs: number, group: number, claim: Claim): Promise<PartResult> {
-    return new Promise<PartResult | null>((resolve) => {
-      const late = this.deadlines.add(answerDeadline(timeoutMs), () => resolve(null));
-      void answer.then((r) => {
-        this.deadlines.cancel(late);
-        resolve(r);
-      });
-    }).then((r) => {
-      if (r !== null && !isRetry(r)) return r;
-      this.indexRetry(b, final, batchId, group, claim);
-      return r ?? { errorCode: ErrorCode.REQUEST_TIMED_OUT, baseOffset: -1n, logAppendTimeMs: -1n, errorMessage: 'idempo: not decided before the request timeout; retry (the retry is answered with this batch\'s result)' };
+  private answerInTime(b: PartBatch, answer: Promise<PartResult>, final: Promise<PartResult>, batchId: number, group: number, claim: Claim): Promise<PartResult> {
+    return answer.then((r) => {
+      if (isRetry(r)) this.indexRetry(b, final, batchId, group, claim);
+      return r;
     });
   }
 
-  /** Answer deadlines of upgraded batches and attached copies: one timer for all (deadlines.ts). */
+  /** Answer deadlines of attached copies: one timer for all (deadlines.ts). */
   private readonly deadlines = new Deadlines();
 
   /**
@@ -534,9 +511,9 @@ export class Engine {
    * when this request also retries their group; a retry of a group without its siblings means the
    * client re-sends failed parts only, so those siblings are forgotten (a later repeat is written).
    */
-  private retryMatches(parts: PartBatch[], now: number): Map<string, { orig: RetryEntry }> {
+  private retryMatches(parts: PartBatch[], now: number): ReadonlyMap<string, { orig: RetryEntry }> {
+    if (this.live.dedup.strategy !== 'exact' || this.retries.size === 0) return NO_MATCHES;
     const out = new Map<string, { orig: RetryEntry }>();
-    if (this.live.dedup.strategy !== 'exact' || this.retries.size === 0) return out;
     for (const b of parts) {
       if (!b.records || !this.retries.has(b.topic, b.partition)) continue;
       const fp = contentFingerprint(b.records, { maxDecompressedBytes: this.deps.config.limits.maxDecompressBytes }).fingerprint;
@@ -551,8 +528,14 @@ export class Engine {
     return out;
   }
 
-  /** Bytes of client batches held until their upgrade-mode sends are answered (bounded by --max-pending-bytes). */
-  private pendingBytes = 0;
+  /**
+   * Bytes of client batches the upgrader holds until their final outcome (bounded by
+   * --max-pending-bytes), which may come after the client's answer: held batches are probed
+   * until the broker decides.
+   */
+  private get pendingBytes(): number {
+    return this.upgrader?.pendingBytes ?? 0;
+  }
   private readonly limitLog = new RateLimitedLog(10_000);
   private readonly tombstoneLog = new RateLimitedLog(10_000);
 
@@ -684,6 +667,12 @@ export class Engine {
 }
 
 const now = (): number => Date.now();
+
+function notDecidedInTime(): PartResult {
+  return { errorCode: ErrorCode.REQUEST_TIMED_OUT, baseOffset: -1n, logAppendTimeMs: -1n, errorMessage: "idempo: not decided before the request timeout; retry (the retry is answered with this batch's result)" };
+}
+
+const NO_MATCHES: ReadonlyMap<string, { orig: RetryEntry }> = new Map();
 
 /** An answer that tells the client to retry while the outcome is not known. */
 const isRetry = (r: PartResult): boolean => r.errorCode === ErrorCode.REQUEST_TIMED_OUT || r.errorCode === ErrorCode.NETWORK_EXCEPTION;

@@ -20,6 +20,7 @@ import type { HookContext } from '../proxy/produce-hook.js';
 import { UpstreamError } from '../proxy/broker-client.js';
 import { ZERO_UUID } from '../codec/runtime.js';
 import type { PartBatch, PartResult } from './batches.js';
+import { Deadlines, type Deadline } from './deadlines.js';
 import type { DedupKey } from '../idempotence/dedup.js';
 import type { StateStore } from '../state/store.js';
 import type { AcceptedBatch, RestoredState } from '../state/records.js';
@@ -32,8 +33,12 @@ interface Pending {
   readonly recordCount: number;
   /** Journalled with the batch so that a restart can answer the client's copy (--state-dir). */
   readonly dedupKey: DedupKey | null;
-  /** The client's answer: the final result, or a retriable error while the batch is held undecided. */
+  /** The client's answer: the final result, or a retriable error while the batch is held undecided or at the client's deadline. */
   readonly answer: (r: PartResult) => void;
+  /** The client's deadline for its answer (submit's answerWithin), until answered. */
+  late?: Deadline;
+  /** What it counts in pendingBytes (0 for a batch restored after a restart). */
+  readonly bytes: number;
   /** The decided result (what the dedup cache keeps for the client's retries). */
   readonly resolve: (r: PartResult) => void;
 }
@@ -58,6 +63,7 @@ const TEST_ONLY_NO_STATE_LOSS_DETECTION = process.env.IDEMPO_TEST_ONLY_NO_STATE_
 export class Upgrader {
   private readonly seq: Sequencer;
   private readonly pending = new Map<number, Pending>();
+  private heldBytes = 0;
   private nextId = 1;
   private allocating = false;
   /** When the last producer id was obtained: successive allocations are spaced (a bound on ids taken). */
@@ -97,42 +103,51 @@ export class Upgrader {
     return this.seq.inFlightTotal();
   }
 
+  /** Bytes of client batches submitted and not finished (the engine bounds them: --max-pending-bytes). */
+  get pendingBytes(): number {
+    return this.heldBytes;
+  }
+
   get producer(): { producerId: bigint; epoch: number } | null {
     return this.seq.currentProducer();
   }
 
   /**
-   * Takes the batches of one client request; each gets its client answer and its final result.
-   * `dedupKeys` (by partKey) are journalled with the batches, for the restart. A batch with no
-   * record (lastOffsetDelta < 0) is answered INVALID_RECORD and never reaches the Sequencer.
+   * Takes the batches of one client request; each gets its client answer and its final result
+   * (in the order of `parts`). Each batch's dedup key, if any, is journalled with it, for the
+   * restart. A batch with no record (lastOffsetDelta < 0) is answered INVALID_RECORD and never
+   * reaches the Sequencer. With `answerWithin`, a batch not decided `ms` after it came is answered
+   * `result()` (its client must hear something before its own timeout); it goes on under its stamp.
    */
-  submit(parts: PartBatch[], version: number, timeoutMs: number, dedupKeys?: ReadonlyMap<string, DedupKey>): Map<string, Submitted> {
-    const out = new Map<string, Submitted>();
+  submit(parts: ReadonlyArray<{ b: PartBatch; key: DedupKey | null }>, version: number, timeoutMs: number, answerWithin?: { ms: number; result: () => PartResult }): Submitted[] {
+    const out: Submitted[] = [];
     const items: Array<{ tp: TopicPartition; id: number; recordCount: number }> = [];
     const stopped = this.state?.stopped;
-    for (const b of parts) {
+    for (const { b, key } of parts) {
       if (stopped) {
         // The journal failed and is still on disk (state/README.md "When a write fails"): no new stamp.
         const refused: PartResult = { errorCode: ErrorCode.KAFKA_STORAGE_ERROR, baseOffset: -1n, logAppendTimeMs: -1n, errorMessage: 'idempo: the sidecar cannot write its --state-dir' };
-        out.set(`${b.t}/${b.p}`, { answer: Promise.resolve(refused), final: Promise.resolve(refused), id: -1 });
+        out.push({ answer: Promise.resolve(refused), final: Promise.resolve(refused), id: -1 });
         continue;
       }
       const h = b.header!;
       const recordCount = h.lastOffsetDelta + 1;
       if (recordCount < 1 || h.recordsCount !== recordCount) {
         const bad: PartResult = { errorCode: ErrorCode.INVALID_RECORD, baseOffset: -1n, logAppendTimeMs: -1n, errorMessage: 'idempo: the batch holds no record or its record count does not match lastOffsetDelta' };
-        out.set(`${b.t}/${b.p}`, { answer: Promise.resolve(bad), final: Promise.resolve(bad), id: -1 });
+        out.push({ answer: Promise.resolve(bad), final: Promise.resolve(bad), id: -1 });
         continue;
       }
       const id = this.nextId++;
       const tp = { topic: b.topic, partition: b.partition };
-      const dedupKey = dedupKeys?.get(`${b.t}/${b.p}`) ?? null;
       let answer!: (r: PartResult) => void;
       let resolve!: (r: PartResult) => void;
       const answered = new Promise<PartResult>((r) => (answer = r));
       const final = new Promise<PartResult>((r) => (resolve = r));
-      this.pending.set(id, { tp, batch: b.records!, version, timeoutMs, recordCount, dedupKey, answer, resolve });
-      out.set(`${b.t}/${b.p}`, { answer: answered, final, id });
+      const p: Pending = { tp, batch: b.records!, version, timeoutMs, recordCount, dedupKey: key, answer, resolve, bytes: b.records!.length };
+      this.heldBytes += p.bytes;
+      if (answerWithin) p.late = this.deadlines.add(answerWithin.ms, () => answer(answerWithin.result()));
+      this.pending.set(id, p);
+      out.push({ answer: answered, final, id });
       items.push({ tp, id, recordCount });
     }
     // One request is one unit: the Sequencer checks all of it before it changes anything.
@@ -174,7 +189,7 @@ export class Upgrader {
         if (!a) continue;
         if (bs.stamp) stampIdempotence(a.bytes, bs.stamp.producerId, bs.stamp.epoch, bs.stamp.baseSequence);
         const result = new Promise<PartResult>((resolve) =>
-          this.pending.set(a.id, { tp: a.tp, batch: a.bytes, version: a.version, timeoutMs: a.timeoutMs, recordCount: a.recordCount, dedupKey: a.dedupKey, answer: () => undefined, resolve }),
+          this.pending.set(a.id, { tp: a.tp, batch: a.bytes, version: a.version, timeoutMs: a.timeoutMs, recordCount: a.recordCount, dedupKey: a.dedupKey, answer: () => undefined, resolve, bytes: 0 }),
         );
         out.push({ key: a.dedupKey, result, id: a.id });
       }
@@ -232,7 +247,8 @@ export class Upgrader {
             // Undecided at its deadline: the client hears a retriable error; the batch stays under
             // its stamp so the client's retry is settled by the broker, never written twice.
             this.log.warn({ topic: a.tp.topic, partition: a.tp.partition, errorCode: a.errorCode }, 'batch undecided at its deadline: client told to retry, batch held under its stamp');
-            this.pending.get(a.id)?.answer({ errorCode: a.errorCode, baseOffset: -1n, logAppendTimeMs: -1n });
+            const p = this.pending.get(a.id);
+            if (p) this.answer(p, { errorCode: a.errorCode, baseOffset: -1n, logAppendTimeMs: -1n });
             break;
           }
           this.log.warn({ topic: a.tp.topic, partition: a.tp.partition, errorCode: a.errorCode, outcomeUnknown: a.outcomeUnknown }, 'giving up on a batch');
@@ -273,12 +289,21 @@ export class Upgrader {
     const p = this.pending.get(id);
     if (!p) return;
     this.pending.delete(id);
+    this.heldBytes -= p.bytes;
     const result = { errorCode: r.errorCode, baseOffset: r.baseOffset, logAppendTimeMs: r.logAppendTimeMs };
     this.state?.append(r.outcomeUnknown ? { type: 'finished', id, result, at: Date.now(), unknown: true } : { type: 'finished', id, result, at: Date.now() });
     this.metrics.produceBatches.inc({ topic: p.tp.topic, outcome });
-    p.answer(r);
+    this.answer(p, r);
     p.resolve(r);
   }
+
+  private answer(p: Pending, r: PartResult): void {
+    if (p.late) this.deadlines.cancel(p.late);
+    p.answer(r);
+  }
+
+  /** Client answer deadlines (submit's answerWithin): one timer for all. */
+  private readonly deadlines = new Deadlines();
 
   private report(tp: TopicPartition, id: number, outcome: BatchOutcome, logStartOffset?: bigint): void {
     const losses = this.seq.stateLosses;
