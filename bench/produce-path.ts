@@ -1,10 +1,9 @@
-// CPU per produce request through one client connection of the sidecar, in process and without
-// sockets: the client and broker sockets are in-memory stream pairs (node:stream duplexPair)
-// and the broker is a stub answering every Produce with a prepared success. What it prints is
-// the sidecar's own JavaScript per request (decode, hook, engine, answer matching, metrics,
-// answer queue) — on a loaded machine a steadier figure than CPU per GB of a whole bench run.
-// The pass-through hook (the proxy with no engine) runs in the same process as the floor: the
-// difference is what the mode adds per request.
+// CPU per produce request through one client connection of the sidecar, in one process: a
+// client, the sidecar's ClientConnection with the engine, and a stub broker answering every
+// Produce with a prepared success, on loopback sockets. The pass-through hook (the proxy with
+// no engine) runs the same way as the floor: the difference is what the mode adds per request
+// (decode, hook, engine, answer matching, metrics) — on a loaded machine a steadier figure than
+// CPU per GB of a whole bench run, and one that can be profiled (--cpu-prof, heap sampling).
 //
 // Requests look like the Java producer's in `make bench` (enable.idempotence=false, 1 KiB
 // records, 16 KiB batches, one topic of 3 partitions, Produce v13 with topic ids, acks=all,
@@ -13,7 +12,7 @@
 // [--warmup N] [--only pass-through|MODE]: one of the two, e.g. a fresh process with a short
 // warm-up, as the sidecar of one bench round is (a few thousand requests, JIT not settled).
 import net from 'node:net';
-import { duplexPair, type Duplex } from 'node:stream';
+import { once } from 'node:events';
 import { parseArgs } from 'node:util';
 import { Writer } from '../sidecar/codec/writer.js';
 import { ApiKey } from '../sidecar/codec/api.js';
@@ -50,17 +49,8 @@ const VERSION = 13;
 const TOPIC = 'bench';
 const TOPIC_ID = Buffer.from('0123456789abcdef0123456789abcdef', 'hex');
 
-// --- the upstream socket: net.connect answered by an in-memory pair with a stub broker behind it.
-(net as { connect: unknown }).connect = (_opts: unknown, onConnect: () => void): Duplex => {
-  const [sidecarSide, brokerSide] = duplexPair();
-  Object.assign(sidecarSide, { setNoDelay: () => sidecarSide });
-  serveBroker(brokerSide);
-  process.nextTick(onConnect);
-  return sidecarSide;
-};
-
-/** Answers every request frame with the prepared Produce success, its correlation id patched in. */
-function serveBroker(s: Duplex): void {
+// --- the stub broker: answers every request frame with the prepared Produce success.
+const broker = net.createServer({ noDelay: true }, (s) => {
   let pending: Buffer = Buffer.alloc(0);
   s.on('data', (chunk: Buffer) => {
     pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
@@ -72,10 +62,12 @@ function serveBroker(s: Duplex): void {
       out.push(answer);
       pending = pending.subarray(4 + size);
     }
-    // Answers leave a turn later, as a broker's would: never inside the sidecar's own write.
-    if (out.length > 0) setImmediate(() => s.write(Buffer.concat(out)));
+    if (out.length > 0) s.write(Buffer.concat(out));
   });
-}
+});
+broker.listen(0, '127.0.0.1');
+await once(broker, 'listening');
+const BROKER_PORT = (broker.address() as net.AddressInfo).port;
 
 // --- requests and the answer.
 let sequence = 0;
@@ -135,7 +127,7 @@ const ANSWER = ((): Buffer => {
 const log = createLogger({ level: 'silent' });
 const metrics = new SidecarMetrics();
 const proxy = new KafkaProxy({
-  upstream: [{ host: '127.0.0.1', port: 9 }],
+  upstream: [{ host: '127.0.0.1', port: BROKER_PORT }],
   listen: { host: '127.0.0.1', port: 0 },
   maxFrameBytes: 100 << 20,
   maxBufferedBytes: 64 << 20,
@@ -144,7 +136,7 @@ const proxy = new KafkaProxy({
   log,
   metrics,
 });
-proxy.cluster.setBrokers([{ nodeId: 1, host: '127.0.0.1', port: 9, rack: null }]);
+proxy.cluster.setBrokers([{ nodeId: 1, host: '127.0.0.1', port: BROKER_PORT, rack: null }]);
 proxy.cluster.setTopic(TOPIC, TOPIC_ID, [0, 1, 2].map((partition) => ({ partition, leader: 1 })));
 const config: SidecarConfig = {
   upstream: [{ host: '127.0.0.1', port: 9 }],
@@ -169,11 +161,17 @@ const config: SidecarConfig = {
 };
 const engine = new Engine({ ctx: proxy.hookContext(), metrics, log, config, policyName: 'bench' });
 
-/** A client connection with `hook` in force; resolves with a function sending `n` requests. */
-function connect(): { app: Duplex; run(n: number): Promise<void> } {
-  const [conn, app] = duplexPair();
-  Object.assign(conn, { setNoDelay: () => conn, remoteAddress: '127.0.0.1', remotePort: 1 });
-  (proxy as unknown as { accept(s: Duplex, t: { kind: 'broker'; nodeId: number }): void }).accept(conn, { kind: 'broker', nodeId: 1 });
+/** The sidecar's side: connections accepted as its listeners accept them (paused, read into reused memory). */
+const sidecar = net.createServer({ noDelay: true, pauseOnConnect: true }, (socket) => {
+  (proxy as unknown as { accept(s: net.Socket, t: { kind: 'broker'; nodeId: number }): void }).accept(socket, { kind: 'broker', nodeId: 1 });
+});
+sidecar.listen(0, '127.0.0.1');
+await once(sidecar, 'listening');
+
+/** A client connection to the sidecar, with a function sending `n` requests (5 in flight) until all are answered. */
+async function connect(): Promise<{ app: net.Socket; run(n: number): Promise<void> }> {
+  const app = net.connect({ host: '127.0.0.1', port: (sidecar.address() as net.AddressInfo).port, noDelay: true });
+  await once(app, 'connect');
   let answered = 0;
   let wake: (() => void) | undefined;
   let bytes = 0;
@@ -208,7 +206,7 @@ function connect(): { app: Duplex; run(n: number): Promise<void> } {
 
 async function measure(label: string, hook: 'engine' | 'pass-through'): Promise<number> {
   proxy.setHook(hook === 'engine' ? engine.hook() : passThroughHook);
-  const c = connect();
+  const c = await connect();
   await c.run(Number(opt.warmup)); // JIT warm-up
   const before = process.cpuUsage();
   await c.run(REQUESTS);

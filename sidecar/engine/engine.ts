@@ -269,14 +269,19 @@ export class Engine {
   private observe(call: ProduceCall, parts: PartBatch[], now: number): ProduceDecision {
     // Indexed loops on this path: until the JIT optimises it (a bench round's sidecar serves only
     // a few thousand requests), for...of allocates an iterator and a result per element.
-    const covered: PartBatch[] = [];
+    let covered = parts; // usually every part: no second array
     for (let i = 0; i < parts.length; i++) {
-      const b = parts[i];
-      if (!b.topicUnknown && b.invalid?.errorCode !== ErrorCode.INVALID_TOPIC_EXCEPTION && this.covers(b.topic)) covered.push(b);
+      if (this.watches(parts[i])) continue;
+      covered = parts.filter((b) => this.watches(b));
+      break;
     }
     if (covered.length === 0) return { kind: 'forward' };
     this.observeCopies(covered, now);
     return this.validator.observe(call, covered, now);
+  }
+
+  private watches(b: PartBatch): boolean {
+    return !b.topicUnknown && b.invalid?.errorCode !== ErrorCode.INVALID_TOPIC_EXCEPTION && this.covers(b.topic);
   }
 
   /** A malformed part: the broker's error for it, a log line and a metric; nothing else changes. */

@@ -64,33 +64,41 @@ describe('ObservedCopies (observe, dedup exact)', () => {
       seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
       return (seed >>> 8) % n;
     };
-    const window = 5_000;
-    const cap = 3_000; // below the window's worth: the cap evicts too
-    const c = new ObservedCopies(window, cap);
-    // The reference: key -> expiry, insertion order, the same rules (expired = seen anew; oldest evicted at the cap).
-    const model = new Map<string, number>();
-    const b = batch('a');
-    let copies = 0;
-    for (let now = 0; now < 40_000; now++) {
-      // Few distinct keys, so re-sends (copies) are frequent and probe runs collide.
-      const crc = rand(3_000);
-      const partition = rand(3);
-      const topic = rand(2) === 0 ? 't' : 'u';
-      b.writeUInt32BE(crc, 17);
-      const key = `${crc}:${partition}:${topic}`;
-      for (const [k, exp] of model) {
-        if (exp > now) break;
-        model.delete(k);
+    /** `perTick(now)` batches arrive each ms; every answer is checked against the reference. */
+    const run = (window: number, cap: number, ticks: number, perTick: (now: number) => number): number => {
+      const c = new ObservedCopies(window, cap);
+      // The reference: key -> expiry, insertion order, the same rules (expired = seen anew; oldest evicted at the cap).
+      const model = new Map<string, number>();
+      const b = batch('a');
+      let copies = 0;
+      for (let now = 0; now < ticks; now++) {
+        for (let n = perTick(now); n > 0; n--) {
+          // Few distinct keys, so re-sends (copies) are frequent and probe runs collide.
+          const crc = rand(3_000);
+          const partition = rand(3);
+          const topic = rand(2) === 0 ? 't' : 'u';
+          b.writeUInt32BE(crc, 17);
+          const key = `${crc}:${partition}:${topic}`;
+          for (const [k, exp] of model) {
+            if (exp > now) break;
+            model.delete(k);
+          }
+          const expected = model.has(key);
+          if (!expected) {
+            model.set(key, now + window);
+            if (model.size > cap) model.delete(model.keys().next().value!);
+          }
+          expect(c.isCopy(topic, partition, b, now)).toBe(expected);
+          if (expected) copies++;
+          expect(c.size).toBe(model.size);
+        }
       }
-      const expected = model.has(key);
-      if (!expected) {
-        model.set(key, now + window);
-        if (model.size > cap) model.delete(model.keys().next().value!);
-      }
-      expect(c.isCopy(topic, partition, b, now)).toBe(expected);
-      if (expected) copies++;
-      expect(c.size).toBe(model.size);
-    }
-    expect(copies).toBeGreaterThan(1_000);
+      return copies;
+    };
+    // The cap (below a window's worth) evicts too.
+    expect(run(5_000, 3_000, 40_000, () => 1)).toBeGreaterThan(1_000);
+    // A short window moves the oldest row around the ring first, then a burst makes the table
+    // grow while its rows wrap around the end.
+    expect(run(300, 20_000, 6_000, (now) => (now < 3_000 ? 1 : 6))).toBeGreaterThan(1_000);
   });
 });

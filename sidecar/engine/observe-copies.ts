@@ -163,11 +163,12 @@ export class ObservedCopies {
     const capacity = Math.min(this.maxRows, Math.max(FIRST_ROWS, this.capacity * 2));
     const rows = new Uint32Array(capacity * FIELDS);
     const expires = new Float64Array(capacity);
-    for (let i = 0; i < this.count; i++) {
-      const from = (this.head + i) % this.capacity;
-      rows.set(this.rows.subarray(from * FIELDS, from * FIELDS + FIELDS), i * FIELDS);
-      expires[i] = this.expires[from];
-    }
+    // The ring is full when it grows: rows head..end, then 0..head.
+    const tail = this.capacity - this.head;
+    rows.set(this.rows.subarray(this.head * FIELDS), 0);
+    rows.set(this.rows.subarray(0, this.head * FIELDS), tail * FIELDS);
+    expires.set(this.expires.subarray(this.head), 0);
+    expires.set(this.expires.subarray(0, this.head), tail);
     let slots = 1;
     while (slots < capacity * 2) slots *= 2;
     this.rows = rows;
