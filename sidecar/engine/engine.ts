@@ -148,6 +148,9 @@ export class Engine {
     return {
       needsDecoding: true,
       onProduce: (call) => this.onProduce(call),
+      // Observe keeps no bytes of a call (validator.observe keeps the request's shape only), so
+      // the proxy forwards it without copying it out of the socket's read buffer.
+      keepsNoBytes: () => this.live.mode === 'observe',
       onLegacyProduce: (call) => {
         const mode = this.live.mode;
         if (mode === 'observe') return { kind: 'forward' };

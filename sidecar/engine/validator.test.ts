@@ -12,6 +12,7 @@ import type { ProduceCall, ProduceDecision } from '../proxy/produce-hook.js';
 import { createPartitionProduceData, createProduceRequest, createTopicProduceData, type ProduceRequest } from '../codec/generated/produce-request.js';
 import { createPartitionProduceResponse, createProduceResponse, createTopicProduceResponse, type ProduceResponse } from '../codec/generated/produce-response.js';
 import { sumMetric } from '../../test/support/prom-text.js';
+import { produceCall, produceRequest } from './model-cluster.test-support.js';
 
 const PID = 4000n;
 const cluster = new ClusterView();
@@ -193,6 +194,24 @@ describe('observe', () => {
     expect(await metric('idempo_produce_batches_total', { outcome: 'written' })).toBe(1);
     expect(await metric('idempo_produce_batches_total', { outcome: 'duplicate' })).toBe(1);
     expect(await metric('idempo_produce_batches_total', { outcome: 'out_of_sequence' })).toBe(1);
+  });
+
+  it('keeps no bytes of the call: an answer by topic id completes after the request memory is overwritten (the proxy lends it)', async () => {
+    const id = Buffer.alloc(16, 7);
+    cluster.setTopic('by-id', id, [{ partition: 0, leader: 1 }]);
+    const c = produceCall(produceRequest([['by-id', 0, batch(0, 3)]], { topicId: () => id }), 13);
+    const d = observe(c);
+    c.frame.fill(0xa5); // what the next socket read does to a request observe was lent (ProduceHook.keepsNoBytes)
+    if (d.kind !== 'forward') throw new Error('not forwarded');
+    const resp = createProduceResponse();
+    const tr = createTopicProduceResponse();
+    tr.topicId = Buffer.from(id);
+    const pr = createPartitionProduceResponse();
+    pr.baseOffset = 0n;
+    tr.partitionResponses.push(pr);
+    resp.responses.push(tr);
+    await d.onResponse?.(resp);
+    expect(await metric('idempo_produce_batches_total', { topic: 'by-id', outcome: 'written' })).toBe(1);
   });
 });
 

@@ -9,6 +9,7 @@ import type { SidecarMetrics } from '../metrics/metrics.js';
 import type { ProduceCall, ProduceDecision } from '../proxy/produce-hook.js';
 import type { ProduceRequest } from '../codec/generated/produce-request.js';
 import type { ProduceResponse } from '../codec/generated/produce-response.js';
+import { requestShape } from '../proxy/produce-frames.js';
 import { inRequestOrder, partKey, resultsByPosition, type PartBatch, type PartResult } from './batches.js';
 import { Plan } from './plan.js';
 
@@ -34,8 +35,10 @@ export class Validator {
     // Indexed loops: see Engine.observe.
     const watched: Watched[] = new Array(parts.length);
     for (let i = 0; i < parts.length; i++) watched[i] = this.observeOne(call, parts[i], now);
-    // The handler keeps the request's shape and each part's topic, never a PartBatch or the call.
-    const request = call.request;
+    // The handler keeps the request's shape (topic ids copied) and each part's topic, never a
+    // PartBatch or the call: the proxy lends observe the request in its socket read buffer,
+    // which the next read overwrites (ProduceHook.keepsNoBytes).
+    const request = requestShape(call.request);
     return {
       kind: 'forward',
       onResponse: (resp) => {

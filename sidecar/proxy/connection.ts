@@ -15,7 +15,7 @@ import { decodeProduceRequest } from '../codec/generated/produce-request.js';
 import type { ProduceResponse } from '../codec/generated/produce-response.js';
 import { SUPPORTED_VERSIONS } from '../codec/supported.js';
 import type { SidecarMetrics } from '../metrics/metrics.js';
-import { FrameError, FrameReader, framed, type FrameDecision } from './frames.js';
+import { FrameError, FrameReader, framed, ownFrame, type FrameDecision } from './frames.js';
 import { ByteBudget } from './byte-budget.js';
 import { parseRequestHeader, peekRequest, type RequestHeader } from './headers.js';
 import type { OnProduceResponse, OnWritten, ProduceHook } from './produce-hook.js';
@@ -26,7 +26,7 @@ import type { TlsMaterial } from './upstream-socket.js';
 import { AnswerQueue, type Slot } from './answer-queue.js';
 import { ReadGate } from './flow-control.js';
 import { readAcceptedInto, SocketReads } from './socket-reads.js';
-import { encodeChangedRequest, encodeProduceAnswer, peekProduceAcks, produceAnswerNeedsWork, produceErrorPayload, transformProduceAnswer } from './produce-frames.js';
+import { encodeChangedRequest, encodeProduceAnswer, peekProduceAcks, produceAnswerNeedsWork, produceErrorPayload, requestShape, transformProduceAnswer } from './produce-frames.js';
 import { UpstreamLink, type LossDecision, type Outstanding } from './upstream-link.js';
 import { bindsConnection, isIdempotentProduce, replayClassOf, type ReplayClass } from './replay.js';
 import { ErrorCode } from '../codec/errors.js';
@@ -98,6 +98,9 @@ export class ClientConnection {
   private drainWaiter?: () => void;
   private readonly log: Logger;
   private readonly client: net.Socket;
+  private readonly clientReads: SocketReads;
+  /** A request was written upstream straight from the lent read buffer during this read. */
+  private wroteLent = false;
 
   constructor(
     /** Accepted with pauseOnConnect: nothing read yet. */
@@ -107,17 +110,18 @@ export class ClientConnection {
   ) {
     this.log = deps.log.child({ conn: this.id, remote: `${accepted.remoteAddress}:${accepted.remotePort}` });
     this.budget = new ByteBudget(deps.maxConnectionBufferedBytes, deps.budget);
-    // Requests arrive in lent memory (socket-reads.ts); each is delivered in a buffer of its own.
+    // Requests arrive in lent memory (socket-reads.ts): copied only when something keeps them.
     this.clientFrames = new FrameReader(
       deps.maxFrameBytes,
       {
         begin: (size) => this.beginRequest(size),
-        frame: (payload) => this.onRequestFrame(payload),
+        frame: (payload, lent) => this.onRequestFrame(payload, lent),
         piece: () => undefined, // requests are always read whole
       },
       true,
     );
-    const client = readAcceptedInto(accepted, new SocketReads((bytes) => this.onClientData(bytes)).onread);
+    this.clientReads = new SocketReads((bytes) => this.onClientData(bytes));
+    const client = readAcceptedInto(accepted, this.clientReads.onread);
     this.client = client;
     this.clientGate = new ReadGate(client);
     client.setNoDelay(true);
@@ -254,6 +258,9 @@ export class ClientConnection {
       this.reject(err as Error);
     } finally {
       this.link.uncork();
+      // A request written from the lent buffer that the socket did not take at once is still referenced by it.
+      if (this.wroteLent && this.link.writePending) this.clientReads.keep();
+      this.wroteLent = false;
     }
   }
 
@@ -290,10 +297,11 @@ export class ClientConnection {
     return false;
   }
 
-  private onRequestFrame(frame: Buffer): void {
+  /** `lent`: the frame is a view into the client's read buffer (socket-reads.ts), valid during this call. */
+  private onRequestFrame(frame: Buffer, lent: boolean): void {
     if (this.closed) return;
     try {
-      this.onRequest(frame);
+      this.onRequest(frame, lent);
     } catch (err) {
       this.reject(err as Error);
     } finally {
@@ -319,22 +327,30 @@ export class ClientConnection {
     this.close(err.message);
   }
 
-  private onRequest(frame: Buffer): void {
-    const { apiKey, apiVersion, correlationId } = peekRequest(frame);
+  private onRequest(lentFrame: Buffer, lent: boolean): void {
+    const { apiKey, apiVersion, correlationId } = peekRequest(lentFrame);
     this.deps.metrics.forApi(apiKey, apiName(apiKey)).count.inc();
-    if (apiKey === ApiKey.Produce) return this.onProduce(frame, apiVersion);
+    if (apiKey === ApiKey.Produce) return this.onProduce(lentFrame, lent, apiVersion);
+    // Other requests are small and most are kept for a re-send: their own copy.
+    const frame = ownFrame(lentFrame, lent);
     if (bindsConnection(apiKey)) this.authenticatedUpstream = true;
     const slot = this.reserve(correlationId, apiKey, apiVersion);
     const rewrite = this.deps.rewriters.get(apiKey);
     const replay = replayClassOf(apiKey, frame, apiVersion);
     // Requests safe to repeat answer within their own wait (Fetch: maxWait) plus requestTimeout.
     const within = replay === 'resend' ? ownWaitMs(frame, apiKey, apiVersion) + this.deps.requestTimeoutMs : undefined;
-    this.forward(frame, slot, rewrite ? (payload) => rewrite(payload, apiVersion) : undefined, replay, within);
+    this.forward(frame, false, slot, rewrite ? (payload) => rewrite(payload, apiVersion) : undefined, replay, within);
   }
 
-  private onProduce(frame: Buffer, version: number): void {
-    const header = parseRequestHeader(frame, requestHeaderVersion(ApiKey.Produce, version));
+  /**
+   * A produce request stays in the lent read buffer only for a hook that keeps none of its
+   * bytes (ProduceHook.keepsNoBytes); forward() copies it if it must outlive the read.
+   */
+  private onProduce(lentFrame: Buffer, lentIn: boolean, version: number): void {
     const hook = this.deps.hook();
+    const lent = lentIn && hook.keepsNoBytes?.() === true;
+    const frame = lent ? lentFrame : ownFrame(lentFrame, lentIn);
+    const header = parseRequestHeader(frame, requestHeaderVersion(ApiKey.Produce, version));
     // Kafka 4 still advertises Produce v0-2 (for old librdkafka) and so do we; those carry
     // message sets the sidecar does not parse: the hook forwards them untouched or refuses them.
     if (version < PRODUCE_MIN_DECODED) {
@@ -348,7 +364,7 @@ export class ClientConnection {
       const acks = peekProduceAcks(frame, header.bodyOffset, version);
       const slot = acks === 0 ? undefined : this.reserve(header.correlationId, ApiKey.Produce, version);
       // Not decoded, so the sidecar cannot tell whether repeating it is safe.
-      return this.forward(frame, slot, this.produceTransform(version, undefined), 'close');
+      return this.forward(frame, lent, slot, this.produceTransform(version, undefined), 'close');
     }
     const request = decodeProduceRequest(new Reader(frame, header.bodyOffset), version);
     const clientAcks = request.acks;
@@ -357,7 +373,10 @@ export class ClientConnection {
       case 'forward': {
         const slot = clientAcks === 0 ? undefined : this.reserve(header.correlationId, ApiKey.Produce, version);
         const transform = this.produceTransform(version, decision.onResponse);
-        return this.forward(frame, slot, transform, produceReplay(request), request.timeoutMs + this.deps.requestTimeoutMs, { request, version });
+        const replay = produceReplay(request);
+        // Kept for a NETWORK_EXCEPTION answer: detached from lent memory.
+        const kept = { request: lent ? requestShape(request) : request, version };
+        return this.forward(frame, lent, slot, transform, replay, request.timeoutMs + this.deps.requestTimeoutMs, kept);
       }
       case 'forward-modified': {
         const upstreamAnswers = decision.request.acks !== 0;
@@ -366,7 +385,8 @@ export class ClientConnection {
         // A changed request always goes through the hook's answer handler.
         const transform: Transform = (payload) => transformProduceAnswer(payload, version, decision.onResponse, this.deps);
         const changed = encodeChangedRequest(frame, header.bodyOffset, decision.request, version);
-        return this.forward(changed, slot, transform, produceReplay(decision.request), decision.request.timeoutMs + this.deps.requestTimeoutMs, { request: decision.request, version });
+        const kept = { request: lent ? requestShape(decision.request) : decision.request, version };
+        return this.forward(changed, false, slot, transform, produceReplay(decision.request), decision.request.timeoutMs + this.deps.requestTimeoutMs, kept);
       }
       case 'answer':
         return this.answerFromHook(header, version, clientAcks, decision.response, decision.onWritten);
@@ -394,10 +414,16 @@ export class ClientConnection {
     return (payload) => transformProduceAnswer(payload, version, onResponse, this.deps);
   }
 
-  /** Writes a request upstream; its answer (transformed when asked) fills `slot`. */
-  private forward(frame: Buffer, slot: Slot | undefined, transform: Transform | undefined, replay: ReplayClass, answerWithinMs?: number, produce?: ProduceOf): void {
-    if (!slot) return this.link.send(frame);
-    this.link.send(frame, new Forwarded(this, slot, frame, transform, replay, answerWithinMs, produce));
+  /**
+   * Writes a request upstream; its answer (transformed when asked) fills `slot`. A lent frame
+   * is copied only when it is kept: for a re-send, or until the connection is up; else it is
+   * written from the read buffer (onClientData keeps that buffer if the socket queued it).
+   */
+  private forward(frame: Buffer, lent: boolean, slot: Slot | undefined, transform: Transform | undefined, replay: ReplayClass, answerWithinMs?: number, produce?: ProduceOf): void {
+    const owned = lent && (replay === 'resend' || !this.link.isConnected) ? ownFrame(frame, true) : lent ? undefined : frame;
+    if (!owned) this.wroteLent = true;
+    if (!slot) return this.link.send(owned ?? frame);
+    this.link.send(owned ?? frame, new Forwarded(this, slot, replay === 'resend' ? owned : undefined, transform, replay, answerWithinMs, produce));
   }
 
   /**
@@ -478,7 +504,8 @@ class Forwarded implements ClientRequest {
   constructor(
     private readonly conn: ClientConnection,
     private readonly slot: Slot,
-    readonly frame: Buffer,
+    /** Kept for a re-send ('resend' requests only). */
+    readonly frame: Buffer | undefined,
     private readonly transform: Transform | undefined,
     readonly replay: ReplayClass,
     readonly answerWithinMs: number | undefined,

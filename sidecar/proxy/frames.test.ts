@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { FrameError, FrameReader, FrameSplitter, PEEK_BYTES, frame, framed } from './frames.js';
+import { FrameError, FrameReader, FrameSplitter, PEEK_BYTES, frame, framed, ownFrame } from './frames.js';
 
 describe('FrameSplitter', () => {
   it('returns whole frames from one chunk as views', () => {
@@ -147,7 +147,7 @@ describe('FrameReader', () => {
                 waited = !waited && waits[asked++ % waits.length];
                 return waited ? 'wait' : 'whole';
               },
-              frame: (p) => void kept.push(p), // kept as delivered: it must own its bytes
+              frame: (p, lent) => void kept.push(ownFrame(p, lent)), // a frame not lent must own its bytes
               piece: () => undefined,
             },
             true,

@@ -2,9 +2,8 @@
 //
 // The reader peeks at the first bytes of every frame (the request header's api key, version
 // and correlation id; an answer's correlation id) and lets its owner decide, per frame:
-//   whole  — the payload in one buffer: a view into the chunk when the frame lies inside it
-//            and chunks are the reader's to keep, otherwise a buffer of the announced size
-//            (one copy) the owner may keep;
+//   whole  — the payload in one buffer: a view into the chunk when the frame lies inside it,
+//            otherwise a buffer of the announced size, filled as chunks arrive (one copy);
 //   stream — the payload piece by piece as it arrives, views into the chunks, never copied
 //            or held: how answers nobody transforms (a 50 MiB Fetch) go to the client;
 //   wait   — not now (no memory budget, or the answer is not next in the client's order):
@@ -12,8 +11,9 @@
 // Sizes are checked before anything is buffered, so a hostile length never allocates.
 //
 // Lent chunks (socket-reads.ts: a socket read into reused memory) are valid during push()
-// only: then every whole frame is delivered in a buffer of its own, bytes kept while waiting
-// are copied, and streamed pieces are lent to the owner like the chunk they come from.
+// only: a whole frame that lies inside one is delivered lent too (`frame(payload, true)`: the
+// owner copies what it keeps, ownFrame()), bytes kept while waiting are copied, and streamed
+// pieces are lent like the chunk they come from.
 
 export class FrameError extends Error {
   constructor(message: string) {
@@ -36,8 +36,8 @@ export interface FrameHandler {
    * bytes (valid during the call only). After 'wait', begin is asked again on resume().
    */
   begin(size: number, head: Buffer): FrameDecision;
-  /** 'whole': the complete payload. */
-  frame(payload: Buffer): void;
+  /** 'whole': the complete payload; `lent`: a view into a lent chunk, valid during the call only (ownFrame). */
+  frame(payload: Buffer, lent: boolean): void;
   /**
    * 'stream': the next payload bytes (the first piece starts at payload offset 0); `last` ends
    * the frame. With lent chunks, the bytes are lent too: valid during the call only.
@@ -161,17 +161,16 @@ export class FrameReader {
     const peeked = this.headLen - 4;
     if (decision === 'whole') {
       if (frameStart >= 0 && frameStart + 4 + size <= chunk.length) {
-        // The common case: the frame lies inside the chunk; a view, or one exact copy of a lent chunk.
+        // The common case: the frame lies inside the chunk; a view, no copy.
         const end = frameStart + 4 + size;
-        const payload = this.lent ? copyFrame(chunk, frameStart, end) : chunk.subarray(frameStart + 4, end);
         this.reset();
-        this.handler.frame(payload);
+        this.handler.frame(chunk.subarray(frameStart + 4, end), this.lent);
         return end;
       }
       if (peeked === size) {
         const payload = Buffer.from(this.head.subarray(0, this.headLen)).subarray(4);
         this.reset();
-        this.handler.frame(payload);
+        this.handler.frame(payload, false);
         return off;
       }
       // The size prefix goes in front, as in a chunk: see framed().
@@ -199,7 +198,7 @@ export class FrameReader {
     if (this.done === this.size) {
       const payload = this.whole!;
       this.reset();
-      this.handler.frame(payload);
+      this.handler.frame(payload, false);
     }
     return off + n;
   }
@@ -234,14 +233,19 @@ export class FrameReader {
 
 const EMPTY = Buffer.alloc(0);
 
-/** The payload of the frame at chunk[start, end) in a buffer of its own, its size prefix in front (framed()). */
-function copyFrame(chunk: Buffer, start: number, end: number): Buffer {
-  const buf = Buffer.allocUnsafe(end - start);
-  chunk.copy(buf, 0, start, end);
+/**
+ * A payload FrameReader delivered whole, in a buffer of its own when it was lent (an exact
+ * copy, its size prefix in front as framed() expects), else as it is.
+ */
+export function ownFrame(payload: Buffer, lent: boolean): Buffer {
+  if (!lent) return payload;
+  const buf = Buffer.allocUnsafe(4 + payload.length);
+  buf.writeInt32BE(payload.length, 0);
+  payload.copy(buf, 4);
   return buf.subarray(4);
 }
 
-/** Whole frames only (the sidecar's own broker connections, tests): push returns the frames a chunk completes. */
+/** Whole frames only (the sidecar's own broker connections, tests): push returns the frames a chunk completes, each its own. */
 export class FrameSplitter {
   private out: Buffer[] = [];
   private readonly reader: FrameReader;
@@ -251,7 +255,7 @@ export class FrameSplitter {
       maxFrameBytes,
       {
         begin: () => 'whole',
-        frame: (payload) => void this.out.push(payload),
+        frame: (payload, lent) => void this.out.push(ownFrame(payload, lent)),
         piece: () => undefined,
       },
       lent,

@@ -101,3 +101,23 @@ export function produceErrorPayload(correlationId: number, version: number, req:
   }
   return encodeProduceAnswer(correlationId, version, resp);
 }
+
+/**
+ * What matching answers to a request's parts needs of it, detached from its frame: topic
+ * names, topic ids (copied), partition indexes; no record bytes, no tagged fields. For a
+ * request read into lent memory (socket-reads.ts) whose answer comes after the read.
+ */
+export function requestShape(req: ProduceRequest): ProduceRequest {
+  return {
+    transactionalId: req.transactionalId,
+    acks: req.acks,
+    timeoutMs: req.timeoutMs,
+    _tagged: undefined,
+    topicData: req.topicData.map((td) => ({
+      name: td.name,
+      topicId: Buffer.from(td.topicId),
+      partitionData: td.partitionData.map((pd) => ({ index: pd.index, records: null, _tagged: undefined })),
+      _tagged: undefined,
+    })),
+  };
+}

@@ -16,7 +16,10 @@ export interface ProduceCall {
   header: RequestHeader;
   version: number;
   request: ProduceRequest;
-  /** The original request frame (without size prefix); forwarding it as is copies nothing. */
+  /**
+   * The original request frame (without size prefix); forwarding it as is copies nothing. With
+   * `request`, lent (valid during onProduce only) to a hook whose keepsNoBytes() said so.
+   */
   frame: Buffer;
   /** The client connection, for logs. */
   connectionId: number;
@@ -47,6 +50,13 @@ export interface ProduceHook {
   /** False lets the proxy skip decoding produce requests it only forwards. */
   readonly needsDecoding: boolean;
   onProduce(call: ProduceCall): ProduceDecision;
+  /**
+   * True when onProduce, as the hook runs now, keeps no Buffer of the call (call.frame,
+   * call.request's records or topic ids) past its return, in its state or its answer
+   * handler. The proxy then hands it a request still in the socket's reused read buffer, and
+   * forwards a request it will not re-send from there, without copying it. Absent: false.
+   */
+  keepsNoBytes?(): boolean;
   /**
    * Produce v0–2 carry message sets (magic 0/1) the proxy does not decode: forward them, or close
    * the connection (the mode refuses producers that cannot be idempotent). Absent: forward.
@@ -93,4 +103,5 @@ export interface HookContext {
 export const passThroughHook: ProduceHook = {
   needsDecoding: false,
   onProduce: () => ({ kind: 'forward' }),
+  keepsNoBytes: () => true,
 };

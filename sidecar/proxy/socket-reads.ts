@@ -4,10 +4,10 @@
 // 52.5 MiB, CPU 1.30–1.37 → 0.91–0.98 s/GB (the stream machinery goes too).
 //
 // The rule that comes with it: bytes handed to `onBytes` are lent, valid during the call
-// only. Whatever outlives the call owns a copy (frames.ts copies every frame it delivers
-// whole). The one exception is a write that keeps a view: when a socket write queued the
-// lent bytes instead of taking them (its buffer was full), the owner calls `keep()` and the
-// next read goes into fresh memory, leaving the old buffer to that write.
+// only. Whatever outlives the call owns a copy (frames.ts ownFrame). The one exception is a
+// write: a lent frame or piece written to another socket is usually taken by the kernel at
+// once; when the write was queued instead (the socket's buffer full), the owner calls
+// `keep()` and the next read goes into fresh memory, leaving the old buffer to that write.
 //
 // IDEMPO_TEST_ONLY_POISON_READS=1 (set for every test by vitest.config.ts) overwrites the
 // buffer after each call, so a view kept by mistake reads garbage: a CRC or decoding

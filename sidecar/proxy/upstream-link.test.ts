@@ -87,7 +87,7 @@ describe('UpstreamLink', () => {
     };
     for (const c of [1, 2, 3]) {
       const r = request(c);
-      link.send(r.frame, r);
+      link.send(r.frame!, r);
     }
     await waitFor('every request answered', () => answered.length >= 3 || seen.some((x) => x.startsWith('broken')), 10_000, 10);
     link.close();

@@ -7,7 +7,7 @@ import type net from 'node:net';
 import type { Logger } from '../log/log.js';
 import { backoffDelay, sleep } from '../../api/backoff.js';
 import type { SidecarMetrics } from '../metrics/metrics.js';
-import { FrameReader, framed, type FrameDecision } from './frames.js';
+import { FrameReader, framed, ownFrame, type FrameDecision } from './frames.js';
 import { ReadGate } from './flow-control.js';
 import { connectUpstream, type TlsMaterial } from './upstream-socket.js';
 import { SocketReads } from './socket-reads.js';
@@ -16,8 +16,11 @@ import { SocketReads } from './socket-reads.js';
 export interface Outstanding {
   readonly correlationId: number;
   readonly apiKey: number;
-  /** The request payload as written (no size prefix), kept for a re-send on a new connection. */
-  readonly frame: Buffer;
+  /**
+   * The request payload as written (no size prefix), kept for a re-send on a new connection;
+   * undefined for a request its owner never re-sends (written from a lent read buffer).
+   */
+  readonly frame: Buffer | undefined;
   /** Receives the broker's answer payload (read 'whole'). */
   answer(payload: Buffer): void;
   /**
@@ -112,6 +115,11 @@ export class UpstreamLink {
 
   get outstanding(): number {
     return this.inflight.length;
+  }
+
+  /** Bytes written and not yet taken by the kernel (they are still referenced), or waiting for a connection. */
+  get writePending(): boolean {
+    return !this.isConnected || this.socket!.writableLength > 0;
   }
 
   /** Writes a request frame; `req` when an answer will come (acks=0 produce: none). */
@@ -294,7 +302,7 @@ export class UpstreamLink {
       this.opts.maxFrameBytes,
       {
         begin: (size, head) => this.beginAnswer(size, head, resume),
-        frame: (payload) => this.onAnswer(payload),
+        frame: (payload, lent) => this.onAnswer(ownFrame(payload, lent)), // answers wait for their turn: owned
         piece: (bytes, last) => this.onPiece(bytes, last),
       },
       true,
@@ -407,7 +415,8 @@ export class UpstreamLink {
       return;
     }
     this.redials++;
-    this.backlog = [...decision.resend.map((req) => ({ frame: req.frame, req })), ...this.backlog];
+    // The owner re-sends only requests it kept the bytes of (Outstanding.frame).
+    this.backlog = [...decision.resend.map((req) => ({ frame: req.frame!, req })), ...this.backlog];
     // Everything written before the failure is drained from the old socket's point of view.
     this.events.writable();
     void this.dial(true);
