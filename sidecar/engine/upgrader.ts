@@ -53,6 +53,9 @@ export interface Submitted {
 
 type SendItem = { id: number; p: Pending };
 
+/** A topic id a Produce request named, and its topic (v13: the answer is read by these ids). */
+type SentId = { id: Buffer; topic: string };
+
 /**
  * TEST ONLY (test/e2e/faults-state-loss.test.ts shows with it that the faults bite): the sidecar
  * ignores the signs that a broker lost its producer's state (topic recreated: new id, or named by
@@ -315,16 +318,16 @@ export class Upgrader {
   }
 
   /** Topic ids seen at sends: a new id for a name means the topic was deleted and created again. */
-  private readonly topicIds = new Map<string, string>();
+  private readonly topicIds = new Map<string, Buffer>();
 
   private noticeRecreatedTopics(items: SendItem[]): void {
     if (TEST_ONLY_NO_STATE_LOSS_DETECTION) return;
     for (const it of items) {
-      const id = this.ctx.cluster.topicId(it.p.tp.topic)?.toString('hex');
+      const id = this.ctx.cluster.topicId(it.p.tp.topic);
       if (id === undefined) continue;
       const before = this.topicIds.get(it.p.tp.topic);
-      if (before === id) continue;
-      this.topicIds.set(it.p.tp.topic, id);
+      if (before?.equals(id)) continue;
+      this.topicIds.set(it.p.tp.topic, Buffer.from(id));
       if (before === undefined) continue;
       this.seq.topicRecreated(it.p.tp.topic);
       this.metrics.upstreamErrors.inc({ error: 'producer_state_lost' });
@@ -385,8 +388,8 @@ export class Upgrader {
     // while a topic's id is not known yet. Every client version the upgrader takes (v3+) carries
     // the same RecordBatch v2.
     const byId = !TEST_ONLY_NO_STATE_LOSS_DETECTION && topics.every((t) => this.ctx.cluster.topicId(t) !== undefined);
-    /** The ids this request named, by hex: its answer is read by them (the cluster view may learn a newer id meanwhile). */
-    const sentIds = new Map<string, string>();
+    /** The ids this request named: its answer is read by them (the cluster view may learn a newer id meanwhile). */
+    const sentIds: SentId[] = [];
     const build = (version: number): ProduceRequest => {
       const req = createProduceRequest();
       req.acks = -1; // forced: a write that only the leader saw can vanish on failover
@@ -399,7 +402,7 @@ export class Upgrader {
           td.name = topic; // (encoded up to v12 only; kept to find the topic here)
           if (version >= 13) {
             td.topicId = this.ctx.cluster.topicId(topic) ?? ZERO_UUID;
-            sentIds.set(td.topicId.toString('hex'), topic);
+            sentIds.push({ id: td.topicId, topic });
           }
           req.topicData.push(td);
         }
@@ -443,9 +446,9 @@ export class Upgrader {
     for (const it of items) this.report(it.p.tp, it.id, { kind: 'unknown', reason: kind });
   }
 
-  private answered(version: number, topics: string[], sentIds: ReadonlyMap<string, string>, items: SendItem[], resp: ProduceResponse): void {
+  private answered(version: number, topics: string[], sentIds: readonly SentId[], items: SendItem[], resp: ProduceResponse): void {
     // The answer's topics by name (from v13 by the ids this request named).
-    const names = resp.responses.map((tr) => (version >= 13 ? (sentIds.get(tr.topicId.toString('hex')) ?? this.ctx.cluster.topicName(tr.topicId)) : tr.name));
+    const names = resp.responses.map((tr) => (version >= 13 ? (sentIds.find((s) => s.id.equals(tr.topicId))?.topic ?? this.ctx.cluster.topicName(tr.topicId)) : tr.name));
     let stale = false;
     for (const it of items) {
       const r = partitionAnswer(resp, names, it.p.tp);

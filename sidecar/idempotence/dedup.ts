@@ -90,23 +90,27 @@ export class DedupCache<R> {
 
   /** The first original of this key that a copy arriving `now` may be a retry of (claim.ts). */
   lookup(key: DedupKey, now: number): Lookup<R> {
-    const list = this.byKey.get(mapKey(key));
-    if (!list) return { kind: 'miss' };
+    const list = this.byKey.get(this.mapKey(key));
+    if (!list) return MISS;
     let expired = 0;
     let hit: Entry<R> | undefined;
-    for (const e of [...list]) {
+    for (let i = 0; i < list.length; ) {
+      const e = list[i];
       if (e.state === 'done' && (now >= e.expiresAt || e.claim.known)) {
         if (now >= e.expiresAt) expired++;
         this.remove(e);
+        // Spliced out of `list` (the next one is now at i), or the key dropped with its last entry.
+        if (list[i] === e) i++;
         continue;
       }
       if (e.claim.matchable(now)) {
         hit = e;
         break;
       }
+      i++;
     }
     if (expired > 0) this.onEvict?.('expired', expired);
-    if (!hit) return { kind: 'miss' };
+    if (!hit) return MISS;
     this.lru.delete(hit.ticket);
     this.lru.set(hit.ticket, hit);
     return hit.state === 'done' ? { kind: 'done', result: hit.result, claim: hit.claim } : { kind: 'in_flight', ticket: hit.ticket, claim: hit.claim };
@@ -117,7 +121,7 @@ export class DedupCache<R> {
    * says when a copy may match it (default: at once, as for an original nobody waits for).
    */
   begin(key: DedupKey, _now: number, claim: Claim = Claim.orphan()): DedupTicket {
-    const k = mapKey(key);
+    const k = this.mapKey(key);
     const ticket = this.nextTicket++ as DedupTicket;
     this.add({ key, k, ticket, claim, bytes: ENTRY_BYTES + k.length, state: 'in_flight' });
     this.enforceCapacity();
@@ -175,7 +179,7 @@ export class DedupCache<R> {
   restore(entries: Iterable<DedupSnapshotEntry<R>>, now: number): void {
     for (const x of entries) {
       if (now >= x.expiresAt) continue;
-      const k = mapKey(x.key);
+      const k = this.mapKey(x.key);
       const ticket = this.nextTicket++ as DedupTicket;
       this.add({ key: x.key, k, ticket, claim: x.claim ?? Claim.orphan(), bytes: ENTRY_BYTES + k.length, state: 'done', result: x.result, expiresAt: x.expiresAt });
     }
@@ -189,6 +193,18 @@ export class DedupCache<R> {
   /** Estimated heap bytes held (what maxBytes bounds). */
   get bytes(): number {
     return this.used;
+  }
+
+  /** The last key turned into its map key: an original is looked up, then begun, with the same key object. */
+  private lastKey?: DedupKey;
+  private lastMapKey = '';
+
+  private mapKey(key: DedupKey): string {
+    if (key !== this.lastKey) {
+      this.lastKey = key;
+      this.lastMapKey = mapKey(key);
+    }
+    return this.lastMapKey;
   }
 
   private add(e: Entry<R>): void {
@@ -227,6 +243,8 @@ export class DedupCache<R> {
     if (n > 0) this.onEvict?.('capacity', n);
   }
 }
+
+const MISS = { kind: 'miss' } as const;
 
 // Base 32 (a power of two): ~10x cheaper than base 36 for a 128-bit bigint, and it runs twice per batch.
 function mapKey(k: DedupKey): string {
