@@ -130,7 +130,7 @@ export function resultsByPosition(req: ProduceRequest, resp: ProduceResponse): M
 }
 
 /** Whether the answer names the request's topics and partitions at the same positions. */
-export function inRequestOrder(req: ProduceRequest, resp: ProduceResponse): boolean {
+function inRequestOrder(req: ProduceRequest, resp: ProduceResponse): boolean {
   if (resp.responses.length !== req.topicData.length) return false;
   for (let t = 0; t < req.topicData.length; t++) {
     const td = req.topicData[t];

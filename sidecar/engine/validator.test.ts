@@ -196,6 +196,28 @@ describe('observe', () => {
     expect(await metric('idempo_produce_batches_total', { outcome: 'out_of_sequence' })).toBe(1);
   });
 
+  it('an answer in another order than the request (a broker may answer topics in any order) completes each part with its own result', async () => {
+    const c = call([
+      { topic: 'a', partition: 0, records: batch(0, 1) },
+      { topic: 'a', partition: 1, records: batch(0, 1, 0, PID + 1n) },
+      { topic: 'b', partition: 0, records: batch(0, 1, 0, PID + 2n) },
+    ]);
+    const d = observe(c);
+    if (d.kind !== 'forward') throw new Error('not forwarded');
+    const inOrder = brokerAnswer(c.request, (topic, partition) => ({ errorCode: topic === 'b' ? 46 : partition === 1 ? 45 : 0 }));
+    // Topics swapped, and a's partitions swapped too.
+    const resp = createProduceResponse();
+    const [a, b] = inOrder.responses;
+    a.partitionResponses.reverse();
+    resp.responses.push(b, a);
+    await d.onResponse?.(resp);
+    expect(await metric('idempo_produce_batches_total', { topic: 'a', outcome: 'written' })).toBe(1);
+    expect(await metric('idempo_produce_batches_total', { topic: 'a', outcome: 'out_of_sequence' })).toBe(1);
+    expect(await metric('idempo_produce_batches_total', { topic: 'b', outcome: 'duplicate' })).toBe(1);
+    expect(await metric('idempo_produce_batches_total', { topic: 'a', outcome: 'duplicate' })).toBe(0);
+    expect(v.table.inFlightCount).toBe(0);
+  });
+
   it('keeps no bytes of the call: an answer by topic id completes after the request memory is overwritten (the proxy lends it)', async () => {
     const id = Buffer.alloc(16, 7);
     cluster.setTopic('by-id', id, [{ partition: 0, leader: 1 }]);

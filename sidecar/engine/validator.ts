@@ -7,10 +7,8 @@ import { SessionTable, type SessionKey, type Ticket, type Verdict } from '../ide
 import { lastSequence } from '../idempotence/sequence.js';
 import type { SidecarMetrics } from '../metrics/metrics.js';
 import type { ProduceCall, ProduceDecision } from '../proxy/produce-hook.js';
-import type { ProduceRequest } from '../codec/generated/produce-request.js';
 import type { ProduceResponse } from '../codec/generated/produce-response.js';
-import { requestShape } from '../proxy/produce-frames.js';
-import { inRequestOrder, partKey, resultsByPosition, type PartBatch, type PartResult } from './batches.js';
+import { partKey, type PartBatch, type PartResult } from './batches.js';
 import { Plan } from './plan.js';
 
 export class Validator {
@@ -32,43 +30,51 @@ export class Validator {
    * for the request (this runs for every produce in observe mode).
    */
   observe(call: ProduceCall, parts: PartBatch[], now: number): ProduceDecision {
+    // The handler keeps, per watched part, its position, partition and topic key (strings and
+    // numbers), never a PartBatch, the call or the request: the proxy lends observe the request
+    // in its socket read buffer, which the next read overwrites (ProduceHook.keepsNoBytes).
     // Indexed loops: see Engine.observe.
     const watched: Watched[] = new Array(parts.length);
-    for (let i = 0; i < parts.length; i++) watched[i] = this.observeOne(call, parts[i], now);
-    // The handler keeps the request's shape (topic ids copied) and each part's topic, never a
-    // PartBatch or the call: the proxy lends observe the request in its socket read buffer,
-    // which the next read overwrites (ProduceHook.keepsNoBytes).
-    const request = requestShape(call.request);
+    let key = '';
+    for (let i = 0; i < parts.length; i++) {
+      const b = parts[i];
+      if (i === 0 || b.t !== parts[i - 1].t) key = topicKey(call.request.topicData[b.t]);
+      watched[i] = this.observeOne(call, b, key, now);
+    }
     return {
       kind: 'forward',
       onResponse: (resp) => {
-        this.observed(request, resp, watched);
+        this.observed(resp, watched);
         return undefined;
       },
     };
   }
 
-  /** The broker's answer to an observed request: each watched part's result, matched in place when in request order. */
-  private observed(request: ProduceRequest, resp: ProduceResponse, watched: Watched[]): void {
+  /**
+   * The broker's answer to an observed request: each watched part's result, read where it is
+   * (brokers answer in request order; a partition's answer has PartResult's fields: no object
+   * per part), else found by topic and partition.
+   */
+  private observed(resp: ProduceResponse, watched: Watched[]): void {
     const at = Date.now();
-    if (inRequestOrder(request, resp)) {
-      // A partition's answer has the fields of a PartResult: no object per part.
-      for (let i = 0; i < watched.length; i++) {
-        const w = watched[i];
-        this.completed(w.topic, resp.responses[w.t].partitionResponses[w.p], w.ticket, w.copy, at);
+    let t = -1;
+    let sameTopic = false;
+    for (let i = 0; i < watched.length; i++) {
+      const w = watched[i];
+      if (w.t !== t) {
+        t = w.t;
+        const tr = resp.responses[t];
+        sameTopic = tr !== undefined && topicKey(tr) === w.topicKey;
       }
-      return;
-    }
-    const byKey = resultsByPosition(request, resp);
-    for (const w of watched) {
-      const r = byKey.get(partKey(w));
-      if (r) this.completed(w.topic, r, w.ticket, w.copy, at);
+      let pr = sameTopic ? resp.responses[t].partitionResponses[w.p] : undefined;
+      if (pr === undefined || pr.index !== w.partition) pr = findAnswer(resp, w.topicKey, w.partition);
+      if (pr !== undefined) this.completed(w.topic, pr, w.ticket, w.copy, at);
     }
   }
 
   /** Observe one covered part: tracked when it is an idempotent producer's batch. */
-  private observeOne(call: ProduceCall, b: PartBatch, now: number): Watched {
-    const w: Watched = { topic: b.topic, t: b.t, p: b.p, ticket: undefined, copy: false };
+  private observeOne(call: ProduceCall, b: PartBatch, topicKey: string, now: number): Watched {
+    const w: Watched = { topic: b.topic, topicKey, t: b.t, p: b.p, partition: b.partition, ticket: undefined, copy: false };
     if (!isTracked(b)) return w;
     if (call.request.acks === 0) {
       // acks=0 takes no answer, so nothing would ever complete a ticket: count, do not track.
@@ -185,7 +191,34 @@ export class Validator {
 }
 
 /** An observed part and what its answer completes. */
-type Watched = { topic: string; t: number; p: number; ticket: Ticket | undefined; copy: boolean };
+type Watched = {
+  topic: string;
+  /** How the request named the topic (topicKey): what its answer names it by. */
+  topicKey: string;
+  /** Position in the request, and the partition there. */
+  t: number;
+  p: number;
+  partition: number;
+  ticket: Ticket | undefined;
+  copy: boolean;
+};
+
+type PartitionAnswer = ProduceResponse['responses'][number]['partitionResponses'][number];
+
+/** A topic as a request or an answer names it: by name, or (Produce v13) by id. */
+function topicKey(t: { name: string; topicId: Buffer }): string {
+  return t.name !== '' ? t.name : t.topicId.toString('latin1');
+}
+
+/** The answer for a topic-partition, wherever the broker put it (the last one, as a broker keeps the last of a repeated partition). */
+function findAnswer(resp: ProduceResponse, key: string, partition: number): PartitionAnswer | undefined {
+  let found: PartitionAnswer | undefined;
+  for (const tr of resp.responses) {
+    if (topicKey(tr) !== key) continue;
+    for (const pr of tr.partitionResponses) if (pr.index === partition) found = pr;
+  }
+  return found;
+}
 
 /** Answers that say the topic does not exist (or may not be seen): no vouching for its name. */
 const TOPIC_ERRORS = new Set<number>([ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, ErrorCode.UNKNOWN_TOPIC_ID, ErrorCode.INVALID_TOPIC_EXCEPTION, ErrorCode.TOPIC_AUTHORIZATION_FAILED]);
