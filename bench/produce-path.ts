@@ -11,8 +11,13 @@
 // [--requests N] [--parts 1..3] [--idempotent] [--rounds N] [--dedup exact|off|content]
 // [--warmup N] [--only pass-through|MODE]: one of the two, e.g. a fresh process with a short
 // warm-up, as the sidecar of one bench round is (a few thousand requests, JIT not settled).
+// [--alloc]: bytes allocated per request over the measured requests and the functions that
+// allocated most (V8's sampling heap profiler, collected objects included, every 128 bytes):
+// unlike CPU time on a shared machine, the same from run to run. The whole process counts
+// (client, stub broker and the sidecar), so compare a mode with the pass-through hook.
 import net from 'node:net';
 import { once } from 'node:events';
+import { Session } from 'node:inspector/promises';
 import { parseArgs } from 'node:util';
 import { Writer } from '../sidecar/codec/writer.js';
 import { ApiKey } from '../sidecar/codec/api.js';
@@ -38,6 +43,7 @@ const { values: opt } = parseArgs({
     dedup: { type: 'string', default: 'exact' },
     warmup: { type: 'string', default: '2000' },
     only: { type: 'string' },
+    alloc: { type: 'boolean', default: false },
   },
 });
 const MODE = opt.mode as LiveConfig['mode'];
@@ -208,13 +214,41 @@ async function measure(label: string, hook: 'engine' | 'pass-through'): Promise<
   proxy.setHook(hook === 'engine' ? engine.hook() : passThroughHook);
   const c = await connect();
   await c.run(Number(opt.warmup)); // JIT warm-up
+  const profiler = opt.alloc ? await startAllocationSampling() : undefined;
   const before = process.cpuUsage();
   await c.run(REQUESTS);
   const used = process.cpuUsage(before);
+  const allocated = await profiler?.();
   c.app.destroy();
   const us = (used.user + used.system) / REQUESTS;
   console.log(`${label.padEnd(14)} ${us.toFixed(1).padStart(6)} µs CPU per request (${(us / PARTS).toFixed(1)} per batch)`);
+  if (allocated) {
+    const total = allocated.reduce((sum, [, bytes]) => sum + bytes, 0);
+    console.log(`${''.padEnd(14)} ${(total / REQUESTS / 1024).toFixed(2).padStart(6)} KiB allocated per request; most by:`);
+    for (const [where, bytes] of allocated.slice(0, 15)) console.log(`${''.padEnd(16)}${(bytes / REQUESTS).toFixed(0).padStart(6)} B  ${where}`);
+  }
   return us;
+}
+
+/** Starts V8's sampling heap profiler; the function it returns stops it: bytes by allocating function, most first. */
+async function startAllocationSampling(): Promise<() => Promise<Array<[string, number]>>> {
+  const session = new Session();
+  session.connect();
+  await session.post('HeapProfiler.startSampling', { samplingInterval: 128, includeObjectsCollectedByMinorGC: true, includeObjectsCollectedByMajorGC: true });
+  return async () => {
+    const { profile } = await session.post('HeapProfiler.stopSampling');
+    session.disconnect();
+    // Each node of the allocation tree carries the bytes sampled in that function at that stack.
+    const bytes = new Map<string, number>();
+    const walk = (n: (typeof profile)['head']): void => {
+      const f = n.callFrame;
+      const where = `${f.functionName || '(anonymous)'} ${f.url.replace(/^.*\/dist\//, '')}:${f.lineNumber + 1}`;
+      bytes.set(where, (bytes.get(where) ?? 0) + n.selfSize);
+      n.children.forEach(walk);
+    };
+    walk(profile.head);
+    return [...bytes].sort((a, b) => b[1] - a[1]);
+  };
 }
 
 console.log(`${REQUESTS} Produce v${VERSION} requests of ${PARTS} × ${batch(0).length} B batches, ${opt.idempotent ? 'idempotent' : 'non-idempotent'} client, ${IN_FLIGHT} in flight`);
