@@ -3,7 +3,8 @@ import { Deadlines } from './deadlines.js';
 
 describe('Deadlines', () => {
   beforeEach(() => {
-    vi.useFakeTimers();
+    // performance.now() too: the deadlines run on the monotonic clock.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date', 'performance'] });
   });
   afterEach(() => {
     vi.useRealTimers();
@@ -55,5 +56,33 @@ describe('Deadlines', () => {
     expect(ran).toEqual([1]);
     vi.advanceTimersByTime(10);
     expect(ran).toEqual([1, 2]);
+  });
+
+  it('a running deadline that empties its own queue and adds one of the same delay: the new one runs', () => {
+    const d = new Deadlines();
+    const ran: string[] = [];
+    let other: ReturnType<Deadlines['add']> | undefined;
+    d.add(10, () => {
+      ran.push('first');
+      d.cancel(other!); // the last live deadline of this queue: the queue is dropped...
+      d.add(10, () => ran.push('added')); // ...and a new one of the same delay made
+    });
+    other = d.add(10, () => ran.push('cancelled'));
+    vi.advanceTimersByTime(10);
+    expect(ran).toEqual(['first']);
+    expect(d.size).toBe(1);
+    vi.advanceTimersByTime(10);
+    expect(ran).toEqual(['first', 'added']);
+  });
+
+  it('follows the monotonic clock: a step of the wall clock moves no deadline', () => {
+    const d = new Deadlines();
+    let ran = false;
+    d.add(1_000, () => (ran = true));
+    vi.setSystemTime(Date.now() - 3_600_000); // the wall clock steps back an hour
+    vi.advanceTimersByTime(999);
+    expect(ran).toBe(false);
+    vi.advanceTimersByTime(1);
+    expect(ran).toBe(true);
   });
 });

@@ -6,7 +6,8 @@
 // Deadlines with the same delay end in the order they were added, so each delay keeps a FIFO
 // queue; the one timer is due at the earliest head. A cancelled deadline stays in its queue
 // until it reaches the head or the queue is compacted (when more than half of it is cancelled),
-// so a queue holds at most about twice its live deadlines.
+// so a queue holds at most about twice its live deadlines. Times are performance.now(): a
+// monotonic clock, so a step of the wall clock moves no deadline.
 
 export interface Deadline {
   readonly at: number;
@@ -31,7 +32,7 @@ export class Deadlines {
   add(delayMs: number, fn: () => void): Deadline {
     let q = this.queues.get(delayMs);
     if (!q) this.queues.set(delayMs, (q = { delay: delayMs, items: [], head: 0, live: 0 }));
-    const d: Deadline = { at: Date.now() + delayMs, fn, queue: q };
+    const d: Deadline = { at: performance.now() + delayMs, fn, queue: q };
     q.items.push(d);
     q.live++;
     if (d.at < this.timerAt) this.arm(d.at);
@@ -44,11 +45,8 @@ export class Deadlines {
     const q = d.queue;
     q.live--;
     while (q.head < q.items.length && q.items[q.head].fn === null) q.head++;
-    if (q.head === q.items.length) {
-      q.items = [];
-      q.head = 0;
-      this.queues.delete(q.delay);
-    } else if (q.items.length - q.head > 2 * q.live + 32) {
+    if (q.head === q.items.length) this.drop(q);
+    else if (q.items.length - q.head > 2 * q.live + 32) {
       q.items = q.items.filter((x) => x.fn !== null);
       q.head = 0;
     }
@@ -61,17 +59,27 @@ export class Deadlines {
     return n;
   }
 
+  /**
+   * Forgets an empty queue — only if the map still holds this queue: a callback run by fire() may
+   * have emptied it and then added a deadline of the same delay, which made a new queue.
+   */
+  private drop(q: Queue): void {
+    q.items = [];
+    q.head = 0;
+    if (this.queues.get(q.delay) === q) this.queues.delete(q.delay);
+  }
+
   private arm(at: number): void {
     clearTimeout(this.timer);
     this.timerAt = at;
-    this.timer = setTimeout(() => this.fire(), Math.max(0, at - Date.now()));
+    this.timer = setTimeout(() => this.fire(), Math.max(0, at - performance.now()));
     this.timer.unref();
   }
 
   private fire(): void {
     this.timer = undefined;
     this.timerAt = Infinity;
-    const now = Date.now();
+    const now = performance.now();
     for (const q of this.queues.values()) {
       while (q.head < q.items.length) {
         const d = q.items[q.head];
@@ -83,11 +91,7 @@ export class Deadlines {
         q.live--;
         fn();
       }
-      if (q.head === q.items.length) {
-        q.items = [];
-        q.head = 0;
-        this.queues.delete(q.delay);
-      }
+      if (q.head === q.items.length) this.drop(q);
     }
     let next = Infinity;
     for (const q of this.queues.values()) if (q.head < q.items.length) next = Math.min(next, q.items[q.head].at);

@@ -44,7 +44,7 @@ interface Pending {
   apiVersion: number;
   resolve: (body: Reader) => void;
   reject: (err: Error) => void;
-  /** When the request counts as unanswered (Date.now() time). */
+  /** When the request counts as unanswered (performance.now(): a monotonic clock, so a step of the wall clock moves no deadline). */
   deadline: number;
 }
 
@@ -102,7 +102,7 @@ export class BrokerClient {
       return Promise.resolve(new Reader(Buffer.alloc(0)));
     }
     return new Promise<Reader>((resolve, reject) => {
-      const deadline = Date.now() + timeoutMs;
+      const deadline = performance.now() + timeoutMs;
       this.pending.set(correlationId, { correlationId, apiKey, apiVersion, resolve, reject, deadline });
       if (deadline < this.watchAt) this.watch(deadline);
       writeChunks(socket, chunks);
@@ -121,7 +121,7 @@ export class BrokerClient {
     this.watchTimer = setTimeout(() => {
       this.watchTimer = undefined;
       this.watchAt = Infinity;
-      const now = Date.now();
+      const now = performance.now();
       let next = Infinity;
       for (const p of this.pending.values()) {
         if (p.deadline <= now) {
@@ -130,7 +130,7 @@ export class BrokerClient {
         next = Math.min(next, p.deadline);
       }
       if (next < Infinity) this.watch(next);
-    }, Math.max(0, at - Date.now()));
+    }, Math.max(0, at - performance.now()));
     this.watchTimer.unref();
   }
 

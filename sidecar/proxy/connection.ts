@@ -101,6 +101,13 @@ export class ClientConnection {
   private readonly clientReads: SocketReads;
   /** A request was written upstream straight from the lent read buffer during this read. */
   private wroteLent = false;
+  /**
+   * The upstream socket had nothing queued when this read began, so a request may be written
+   * from the lent buffer. Otherwise each is copied: a queued write keeps the whole 64 KiB read
+   * buffer it points into (SocketReads.keep), and a broker that stops reading would then hold one
+   * such buffer per read — memory growing by reads, not by the bytes the budgets count.
+   */
+  private mayLendUpstream = false;
 
   constructor(
     /** Accepted with pauseOnConnect: nothing read yet. */
@@ -250,6 +257,7 @@ export class ClientConnection {
   // ---- client -> upstream ----
 
   private onClientData(chunk: Buffer): void {
+    this.mayLendUpstream = !this.link.writePending;
     // Every frame of this chunk leaves in one writev.
     this.link.cork();
     try {
@@ -420,7 +428,7 @@ export class ClientConnection {
    * written from the read buffer (onClientData keeps that buffer if the socket queued it).
    */
   private forward(frame: Buffer, lent: boolean, slot: Slot | undefined, transform: Transform | undefined, replay: ReplayClass, answerWithinMs?: number, produce?: ProduceOf): void {
-    const owned = lent && (replay === 'resend' || !this.link.isConnected) ? ownFrame(frame, true) : lent ? undefined : frame;
+    const owned = lent && (replay === 'resend' || !this.mayLendUpstream) ? ownFrame(frame, true) : lent ? undefined : frame;
     if (!owned) this.wroteLent = true;
     if (!slot) return this.link.send(owned ?? frame);
     this.link.send(owned ?? frame, new Forwarded(this, slot, replay === 'resend' ? owned : undefined, transform, replay, answerWithinMs, produce));
@@ -448,9 +456,12 @@ export class ClientConnection {
   }
 
   onAnswerPiece(slot: Slot, bytes: Buffer, last: boolean): void {
-    if (!this.answers.writeStreamed(bytes)) this.link.pauseReading('client-buffer');
-    // The piece is lent (socket-reads.ts); a write that did not take it at once still holds it.
-    if (this.client.writableLength > 0) this.link.keepReadBytes();
+    // The piece is lent (socket-reads.ts). Behind bytes the client's socket has not taken yet it
+    // is copied, so at most one read buffer is left to a queued write (see mayLendUpstream).
+    const queued = this.client.writableLength > 0;
+    if (!this.answers.writeStreamed(queued ? Buffer.from(bytes) : bytes)) this.link.pauseReading('client-buffer');
+    // A write that did not take the lent piece at once still holds it.
+    if (!queued && this.client.writableLength > 0) this.link.keepReadBytes();
     if (last) this.answers.endStream(slot);
   }
 

@@ -15,6 +15,9 @@ import { FAULTS, matchCells } from './faults.js';
 import { header, row, summary } from './table.js';
 import { killAllTracked } from '../support/clients/run.js';
 
+// As under vitest (vitest.config.ts): every sidecar this campaign starts overwrites its reused
+// read buffers after each read, so a view kept into one fails the run (proxy/socket-reads.ts).
+process.env.IDEMPO_TEST_ONLY_POISON_READS = '1';
 const env = (k: string) => (process.env[k] ?? '').trim() || undefined;
 const seeds = (env('SEED') ?? '1,2').split(',').map((s) => Number(s.trim()));
 if (seeds.some((s) => !Number.isInteger(s))) throw new Error(`SEED=${env('SEED')}: expected integers, e.g. SEED=1,2`);
