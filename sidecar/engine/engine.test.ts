@@ -402,22 +402,27 @@ describe('a batch that ends with its outcome unknown (held, then given up): its 
   });
 });
 
+type StartedWithState = { engine: Engine; send: Send; store: StateStore };
+
+/** An upgrade-mode engine on `dir` as its --state-dir: each call is one start of the sidecar. */
+function startWithState(model: ModelCluster, dir: string): StartedWithState {
+  const state = StateStore.open(dir, { log: model.log, metrics: model.metrics, dedupWindowMs: 60_000 });
+  const engine = new Engine({ ctx: model, metrics: model.metrics, log: model.log, config: engineConfig({ mode: 'upgrade' }), state });
+  engines.push(engine);
+  const hook = engine.hook();
+  const send: Send = (req, version = 9, opts = {}) => {
+    const call = produceCall(req, version);
+    return model.run(call, hook.onProduce(call), opts);
+  };
+  return { engine, store: state.store, send };
+}
+
 describe('--state-dir: after a restart, copies match only originals whose clients may not know their outcome', () => {
   it('a success answered in time is journalled as known: the same bytes after the restart are written; an unanswered one is matched', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'idempo-dedup-'));
     try {
       const model = new ModelCluster(TOPICS);
-      const start = (): { engine: Engine; send: Send; store: StateStore } => {
-        const state = StateStore.open(dir, { log: model.log, metrics: model.metrics, dedupWindowMs: 60_000 });
-        const engine = new Engine({ ctx: model, metrics: model.metrics, log: model.log, config: engineConfig({ mode: 'upgrade' }), state });
-        engines.push(engine);
-        const hook = engine.hook();
-        const send: Send = (req, version = 9, opts = {}) => {
-          const call = produceCall(req, version);
-          return model.run(call, hook.onProduce(call), opts);
-        };
-        return { engine, store: state.store, send };
-      };
+      const start = (): StartedWithState => startWithState(model, dir);
       const batch = (value: string): ProduceRequest => request([['orders', 0, encodeRecordBatch({ records: [{ key: 'k', value }], baseTimestamp: 1_700_000_000_000n })]]);
       const first = start();
       expect(codes(await first.send(batch('answered')))).toEqual([0]);
@@ -442,17 +447,7 @@ describe('--state-dir: a finished original whose success never reached its clien
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'idempo-dedup-'));
     try {
       const model = new ModelCluster(TOPICS);
-      const start = (): { engine: Engine; send: Send; store: StateStore } => {
-        const state = StateStore.open(dir, { log: model.log, metrics: model.metrics, dedupWindowMs: 60_000 });
-        const engine = new Engine({ ctx: model, metrics: model.metrics, log: model.log, config: engineConfig({ mode: 'upgrade' }), state });
-        engines.push(engine);
-        const hook = engine.hook();
-        const send: Send = (req, version = 9, opts = {}) => {
-          const call = produceCall(req, version);
-          return model.run(call, hook.onProduce(call), opts);
-        };
-        return { engine, store: state.store, send };
-      };
+      const start = (): StartedWithState => startWithState(model, dir);
       const at = (ts: bigint): ProduceRequest => request([['orders', 0, encodeRecordBatch({ records: [{ key: 'k', value: 'queued' }], baseTimestamp: ts })]]);
       const first = start();
       // Written and decided, but its answer never left (the model drops it as a killed process would).
