@@ -16,7 +16,13 @@ const EMPTY = Buffer.alloc(0);
  */
 export function int64At(buf: Buffer, off: number): bigint {
   const hi = buf.readInt32BE(off);
-  if (hi >= -0x200000 && hi < 0x200000) return BigInt(hi * 0x100000000 + buf.readUInt32BE(off + 4));
+  if (hi >= -0x200000 && hi < 0x200000) {
+    const lo = buf.readUInt32BE(off + 4);
+    // -1 ("none": a plain producer's id, a CreateTime answer's logAppendTime, an error's offset)
+    // is the most common int64 on the wire: a literal, not a BigInt allocated per read.
+    if (hi === -1 && lo === 0xffffffff) return -1n;
+    return BigInt(hi * 0x100000000 + lo);
+  }
   return buf.readBigInt64BE(off);
 }
 

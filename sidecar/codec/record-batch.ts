@@ -36,8 +36,12 @@ export const Attr = {
   deleteHorizon: 0x40,
 } as const;
 
+/**
+ * The header fields the sidecar reads. baseOffset and the two timestamps are left out: nothing
+ * reads them, and each int64 read is a BigInt allocated per batch (part-check.ts checks the
+ * baseOffset in place; BatchOffset + int64At read any of them where needed).
+ */
 export interface BatchHeader {
-  baseOffset: bigint;
   batchLength: number;
   partitionLeaderEpoch: number;
   magic: number;
@@ -47,8 +51,6 @@ export interface BatchHeader {
   /** 0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd. */
   compression: number;
   lastOffsetDelta: number;
-  baseTimestamp: bigint;
-  maxTimestamp: bigint;
   producerId: bigint;
   producerEpoch: number;
   baseSequence: number;
@@ -87,7 +89,6 @@ export function readBatchHeader(buf: Buffer, off = 0): BatchHeader {
   checkV2(buf, off);
   const attributes = buf.readInt16BE(off + BatchOffset.attributes);
   return {
-    baseOffset: int64At(buf, off + BatchOffset.baseOffset),
     batchLength: buf.readInt32BE(off + BatchOffset.batchLength),
     partitionLeaderEpoch: buf.readInt32BE(off + BatchOffset.partitionLeaderEpoch),
     magic: 2,
@@ -95,8 +96,6 @@ export function readBatchHeader(buf: Buffer, off = 0): BatchHeader {
     attributes,
     compression: attributes & Attr.compressionMask,
     lastOffsetDelta: buf.readInt32BE(off + BatchOffset.lastOffsetDelta),
-    baseTimestamp: int64At(buf, off + BatchOffset.baseTimestamp),
-    maxTimestamp: int64At(buf, off + BatchOffset.maxTimestamp),
     producerId: int64At(buf, off + BatchOffset.producerId),
     producerEpoch: buf.readInt16BE(off + BatchOffset.producerEpoch),
     baseSequence: buf.readInt32BE(off + BatchOffset.baseSequence),

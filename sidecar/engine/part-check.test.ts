@@ -36,6 +36,7 @@ describe('checkPart', () => {
     ['bad CRC', edit((b) => (b[b.length - 1] ^= 1), false), 2],
     ['compression codec 6', edit((b) => b.writeInt16BE(6, 21)), 2],
     ['baseOffset not 0', edit((b) => b.writeBigInt64BE(3n, 0)), 87],
+    ['baseOffset 2^32 (only its high half set)', edit((b) => b.writeBigInt64BE(1n << 32n, 0)), 87],
     ['empty batch (lastOffsetDelta -1, count 0)', edit((b) => (b.writeInt32BE(-1, 23), b.writeInt32BE(0, 57))), 87],
     ['count 0', edit((b) => b.writeInt32BE(0, 57)), 87],
     ['count != lastOffsetDelta + 1', edit((b) => b.writeInt32BE(5, 57)), 87],

@@ -13,7 +13,7 @@
 // - Topic names: a name Kafka can never have (empty, over 249 chars, other than [a-zA-Z0-9._-])
 //   → INVALID_TOPIC_EXCEPTION (Topic.validate).
 import { ErrorCode } from '../codec/errors.js';
-import { int8At } from '../codec/reader.js';
+import { int64At, int8At } from '../codec/reader.js';
 import { Attr, BATCH_HEADER_SIZE, BatchOffset, LOG_OVERHEAD, readBatchHeader, verifyCrc as crcMatches, type BatchHeader } from '../codec/record-batch.js';
 
 export type PartCheck = { ok: true; header: BatchHeader } | { ok: false; errorCode: number; message: string };
@@ -44,7 +44,9 @@ export function checkPart(records: Buffer | null, version: number, verifyCrc = t
   const h = readBatchHeader(records, 0);
   if (h.compression > 4) return bad(ErrorCode.CORRUPT_MESSAGE, `unknown compression codec ${h.compression}`);
   if (h.compression === 4 && version < ZSTD_MIN_VERSION) return bad(ErrorCode.UNSUPPORTED_COMPRESSION_TYPE, `zstd needs Produce v${ZSTD_MIN_VERSION}+`);
-  if (h.baseOffset !== 0n) return bad(ErrorCode.INVALID_RECORD, `baseOffset ${h.baseOffset} of a client batch must be 0`);
+  if (records.readInt32BE(BatchOffset.baseOffset) !== 0 || records.readInt32BE(BatchOffset.baseOffset + 4) !== 0) {
+    return bad(ErrorCode.INVALID_RECORD, `baseOffset ${int64At(records, BatchOffset.baseOffset)} of a client batch must be 0`);
+  }
   if (h.lastOffsetDelta < 0) return bad(ErrorCode.INVALID_RECORD, `invalid offset range (lastOffsetDelta ${h.lastOffsetDelta})`);
   if (h.recordsCount <= 0) return bad(ErrorCode.INVALID_RECORD, `invalid record count ${h.recordsCount}`);
   if (h.recordsCount !== h.lastOffsetDelta + 1) return bad(ErrorCode.INVALID_RECORD, `record count ${h.recordsCount} does not match lastOffsetDelta ${h.lastOffsetDelta}`);
