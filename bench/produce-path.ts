@@ -12,7 +12,7 @@
 // [--warmup N] [--only pass-through|MODE]: one of the two, e.g. a fresh process with a short
 // warm-up, as the sidecar of one bench round is (a few thousand requests, JIT not settled).
 // [--alloc]: bytes allocated per request over the measured requests and the functions that
-// allocated most (V8's sampling heap profiler, collected objects included, every 128 bytes):
+// allocated most (V8's sampling heap profiler, collected objects included, every 128 bytes; --top N of them):
 // unlike CPU time on a shared machine, the same from run to run. The whole process counts
 // (client, stub broker and the sidecar), so compare a mode with the pass-through hook.
 import net from 'node:net';
@@ -24,7 +24,13 @@ import { ApiKey } from '../sidecar/codec/api.js';
 import { encodeRecordBatch } from '../sidecar/codec/records.js';
 import { createPartitionProduceData, createProduceRequest, createTopicProduceData, encodeProduceRequest } from '../sidecar/codec/generated/produce-request.js';
 import { createPartitionProduceResponse, createProduceResponse, createTopicProduceResponse, encodeProduceResponse } from '../sidecar/codec/generated/produce-response.js';
-import { writeRequestHeader, writeResponseHeader } from '../sidecar/proxy/headers.js';
+import { peekRequest, writeRequestHeader, writeResponseHeader } from '../sidecar/proxy/headers.js';
+import { responseHeaderVersion } from '../sidecar/codec/api.js';
+import { SUPPORTED_VERSIONS } from '../sidecar/codec/supported.js';
+import { createApiVersionsResponse, encodeApiVersionsResponse } from '../sidecar/codec/generated/api-versions-response.js';
+import { createInitProducerIdResponse, encodeInitProducerIdResponse } from '../sidecar/codec/generated/init-producer-id-response.js';
+import { BatchOffset, batchSize } from '../sidecar/codec/record-batch.js';
+import { patchCrc32c } from '../sidecar/codec/crc32c-patch.js';
 import { KafkaProxy } from '../sidecar/proxy/server.js';
 import { passThroughHook } from '../sidecar/proxy/produce-hook.js';
 import { SidecarMetrics } from '../sidecar/metrics/metrics.js';
@@ -44,6 +50,7 @@ const { values: opt } = parseArgs({
     warmup: { type: 'string', default: '2000' },
     only: { type: 'string' },
     alloc: { type: 'boolean', default: false },
+    top: { type: 'string', default: '15' },
   },
 });
 const MODE = opt.mode as LiveConfig['mode'];
@@ -55,7 +62,8 @@ const VERSION = 13;
 const TOPIC = 'bench';
 const TOPIC_ID = Buffer.from('0123456789abcdef0123456789abcdef', 'hex');
 
-// --- the stub broker: answers every request frame with the prepared Produce success.
+// --- the stub broker: answers every Produce with the prepared success; ApiVersions and
+// InitProducerId too (upgrade mode's own connection asks for versions and a producer id).
 const broker = net.createServer({ noDelay: true }, (s) => {
   let pending: Buffer = Buffer.alloc(0);
   s.on('data', (chunk: Buffer) => {
@@ -63,8 +71,9 @@ const broker = net.createServer({ noDelay: true }, (s) => {
     const out: Buffer[] = [];
     while (pending.length >= 4 && pending.length >= 4 + pending.readInt32BE(0)) {
       const size = pending.readInt32BE(0);
-      const answer = Buffer.from(ANSWER);
-      answer.writeInt32BE(pending.readInt32BE(8), 4);
+      const { apiKey, apiVersion, correlationId } = peekRequest(pending.subarray(4));
+      const answer = apiKey === ApiKey.Produce ? produceAnswer() : ownAnswer(apiKey, apiVersion);
+      answer.writeInt32BE(correlationId, 4);
       out.push(answer);
       pending = pending.subarray(4 + size);
     }
@@ -75,6 +84,25 @@ broker.listen(0, '127.0.0.1');
 await once(broker, 'listening');
 const BROKER_PORT = (broker.address() as net.AddressInfo).port;
 
+/** The stub's answer (size prefix and header included, correlation id 0) to ApiVersions or InitProducerId. */
+function ownAnswer(apiKey: number, version: number): Buffer {
+  const w = new Writer(512);
+  w.int32(0);
+  writeResponseHeader(w, 0, responseHeaderVersion(apiKey, version));
+  if (apiKey === ApiKey.ApiVersions) {
+    const resp = createApiVersionsResponse();
+    for (const [key, r] of SUPPORTED_VERSIONS) resp.apiKeys.push({ apiKey: key, minVersion: r.min, maxVersion: r.max, _tagged: undefined });
+    encodeApiVersionsResponse(w, resp, version);
+  } else if (apiKey === ApiKey.InitProducerId) {
+    const resp = createInitProducerIdResponse();
+    resp.producerId = 4242n;
+    encodeInitProducerIdResponse(w, resp, version);
+  } else throw new Error(`stub broker: API ${apiKey} not served`);
+  const out = w.toBuffer();
+  out.writeInt32BE(out.length - 4, 0);
+  return out;
+}
+
 // --- requests and the answer.
 let sequence = 0;
 function batch(partition: number): Buffer {
@@ -84,8 +112,8 @@ function batch(partition: number): Buffer {
   return b;
 }
 
-/** A request frame and where its batches' CRC fields are (patched per send: every batch new). */
-function requestFrame(correlationId: number): { frame: Buffer; crcAt: number[] } {
+/** A request frame and where its batches start (their timestamps change per send: every batch new). */
+function requestFrame(correlationId: number): { frame: Buffer; batchAt: number[] } {
   const req = createProduceRequest();
   req.acks = -1;
   req.timeoutMs = 30_000;
@@ -106,9 +134,11 @@ function requestFrame(correlationId: number): { frame: Buffer; crcAt: number[] }
   encodeProduceRequest(w, req, VERSION);
   const frame = w.toBuffer();
   frame.writeInt32BE(frame.length - 4, 0);
-  return { frame, crcAt: batches.map((b) => frame.indexOf(b.subarray(0, 61)) + 17) };
+  return { frame, batchAt: batches.map((b) => frame.indexOf(b.subarray(0, 61))) };
 }
 
+/** Stands for each partition's base offset in ANSWER (replaced per answer: see produceAnswer). */
+const OFFSET_MARK = 0x0a0b0c0d0e0f0000n;
 const ANSWER = ((): Buffer => {
   const resp = createProduceResponse();
   const tr = createTopicProduceResponse();
@@ -116,7 +146,7 @@ const ANSWER = ((): Buffer => {
   for (let p = 0; p < PARTS; p++) {
     const pr = createPartitionProduceResponse();
     pr.index = p;
-    pr.baseOffset = 1234n;
+    pr.baseOffset = OFFSET_MARK + BigInt(p);
     tr.partitionResponses.push(pr);
   }
   resp.responses.push(tr);
@@ -128,6 +158,26 @@ const ANSWER = ((): Buffer => {
   out.writeInt32BE(out.length - 4, 0);
   return out;
 })();
+
+/** Where ANSWER holds each partition's base offset. */
+const OFFSETS_AT = Array.from({ length: PARTS }, (_, p) => {
+  const mark = Buffer.alloc(8);
+  mark.writeBigInt64BE(OFFSET_MARK + BigInt(p));
+  return ANSWER.indexOf(mark);
+});
+let nextOffset = 0;
+
+/** ANSWER with base offsets that grow from answer to answer, as a log's do (upgrade mode notices a
+ * broker that answers an offset at or below one it acknowledged before: lost producer state). */
+function produceAnswer(): Buffer {
+  const answer = Buffer.from(ANSWER);
+  for (const at of OFFSETS_AT) {
+    answer.writeUInt32BE(0, at);
+    answer.writeUInt32BE(nextOffset, at + 4);
+    nextOffset = (nextOffset + 1000) % 2 ** 32;
+  }
+  return answer;
+}
 
 // --- the sidecar: a proxy that never listens; one client connection accepted by hand.
 const log = createLogger({ level: 'silent' });
@@ -180,11 +230,23 @@ async function connect(): Promise<{ app: net.Socket; run(n: number): Promise<voi
   await once(app, 'connect');
   let answered = 0;
   let wake: (() => void) | undefined;
-  let bytes = 0;
-  app.on('data', (chunk: Buffer) => {
-    // Every answer is ANSWER.length bytes: counting bytes counts answers.
-    bytes += chunk.length;
-    answered = Math.floor(bytes / ANSWER.length);
+  let skip = 0; // bytes of an answer begun in an earlier read, still to come
+  let head: Buffer | undefined; // the start of a size prefix split across reads
+  app.on('data', (data: Buffer) => {
+    // Answers are counted by their frames (the sidecar's own answers need not be ANSWER's size).
+    const chunk = head ? Buffer.concat([head, data]) : data;
+    head = undefined;
+    let at = skip;
+    while (at < chunk.length) {
+      if (chunk.length - at < 4) {
+        head = Buffer.from(chunk.subarray(at));
+        at = chunk.length;
+        break;
+      }
+      at += 4 + chunk.readInt32BE(at);
+      answered++;
+    }
+    skip = at - chunk.length;
     wake?.();
   });
   const frames = Array.from({ length: 64 }, (_, i) => requestFrame(i));
@@ -196,11 +258,11 @@ async function connect(): Promise<{ app: net.Socket; run(n: number): Promise<voi
       let sent = answered;
       while (answered < target) {
         while (sent < target && sent - answered < IN_FLIGHT) {
-          const { frame, crcAt } = frames[correlation++ % frames.length];
+          const { frame, batchAt } = frames[correlation++ % frames.length];
           frame.writeInt32BE(correlation, 8);
-          // A new CRC per send: the sidecar sees a new batch each time, as in a real run (observe
-          // does not check CRCs; its copy counting keys on them).
-          for (const at of crcAt) frame.writeUInt32BE((correlation * 7919 + at) >>> 0, at);
+          // New timestamps per send, the CRC kept valid (upgrade checks it): the sidecar sees a new
+          // batch each time, as in a real run (its copy counting and dedup key on these bytes).
+          for (const at of batchAt) renew(frame.subarray(at, at + batchSize(frame, at)), correlation);
           app.write(frame);
           sent++;
         }
@@ -208,6 +270,16 @@ async function connect(): Promise<{ app: net.Socket; run(n: number): Promise<voi
       }
     },
   };
+}
+
+const STAMP = Buffer.alloc(16);
+/** Sets both timestamps of the batch at the start of `b` to `n` and patches its CRC. */
+function renew(b: Buffer, n: number): void {
+  STAMP.writeUInt32BE(n, 4); // (no BigInt: the harness's own allocations count too)
+  STAMP.writeUInt32BE(n, 12);
+  const fields = b.subarray(BatchOffset.baseTimestamp, BatchOffset.producerId);
+  b.writeUInt32BE(patchCrc32c(b.readUInt32BE(BatchOffset.crc), fields, STAMP, b.length - BatchOffset.producerId), BatchOffset.crc);
+  STAMP.copy(fields);
 }
 
 async function measure(label: string, hook: 'engine' | 'pass-through'): Promise<number> {
@@ -225,7 +297,7 @@ async function measure(label: string, hook: 'engine' | 'pass-through'): Promise<
   if (allocated) {
     const total = allocated.reduce((sum, [, bytes]) => sum + bytes, 0);
     console.log(`${''.padEnd(14)} ${(total / REQUESTS / 1024).toFixed(2).padStart(6)} KiB allocated per request; most by:`);
-    for (const [where, bytes] of allocated.slice(0, 15)) console.log(`${''.padEnd(16)}${(bytes / REQUESTS).toFixed(0).padStart(6)} B  ${where}`);
+    for (const [where, bytes] of allocated.slice(0, Number(opt.top))) console.log(`${''.padEnd(16)}${(bytes / REQUESTS).toFixed(0).padStart(6)} B  ${where}`);
   }
   return us;
 }
