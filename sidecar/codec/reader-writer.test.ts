@@ -82,6 +82,22 @@ describe('Writer', () => {
   });
 });
 
+describe('Writer.int64', () => {
+  test('writes every int64 as Buffer.writeBigInt64BE does, on both sides of its plain-number range (±2^53)', () => {
+    const edges = [0n, -1n, 1n, 2n ** 53n - 1n, -(2n ** 53n) + 1n, -(2n ** 53n), 2n ** 53n, 2n ** 63n - 1n, -(2n ** 63n), 1_700_000_000_000n, 0xffffffffn, 0x100000000n, -0x100000000n, -0xffffffffn];
+    const check = (v: bigint): void => {
+      const want = Buffer.alloc(8);
+      want.writeBigInt64BE(v);
+      const w = new Writer(8);
+      w.int64(v);
+      expect(w.toBuffer().toString('hex')).toBe(want.toString('hex'));
+    };
+    for (const v of edges) check(v);
+    fc.assert(fc.property(fc.bigInt({ min: -(2n ** 63n), max: 2n ** 63n - 1n }), (v) => check(v)));
+    fc.assert(fc.property(fc.bigInt({ min: -(2n ** 54n), max: 2n ** 54n }), (v) => check(v)));
+  });
+});
+
 describe('Reader', () => {
   test('int64At reads every int64 as Buffer.readBigInt64BE does, on both sides of its one-conversion range (±2^53)', () => {
     const edges = [0n, -1n, 1n, 2n ** 53n - 1n, -(2n ** 53n), 2n ** 53n, -(2n ** 53n) - 1n, 2n ** 63n - 1n, -(2n ** 63n), 1_700_000_000_000n, 0xffffffffn, -0x100000000n];

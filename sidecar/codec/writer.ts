@@ -3,6 +3,9 @@
 
 import { CodecError } from './reader.js';
 
+const MIN_SAFE = BigInt(Number.MIN_SAFE_INTEGER);
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
 export class Writer {
   buf: Buffer;
   offset = 0;
@@ -109,7 +112,15 @@ export class Writer {
 
   int64(v: bigint): void {
     this.ensure(8);
-    this.offset = this.buf.writeBigInt64BE(v, this.offset);
+    // writeBigInt64BE makes BigInts to split the value (every offset and timestamp of every
+    // answer): within ±2^53 the halves are plain numbers.
+    if (v >= MIN_SAFE && v <= MAX_SAFE) {
+      const n = Number(v);
+      const hi = Math.floor(n / 0x100000000);
+      this.buf.writeInt32BE(hi, this.offset);
+      this.buf.writeUInt32BE(n - hi * 0x100000000, this.offset + 4);
+      this.offset += 8;
+    } else this.offset = this.buf.writeBigInt64BE(v, this.offset);
   }
 
   float64(v: number): void {

@@ -51,7 +51,12 @@ export interface Submitted {
   id: number;
 }
 
-type SendItem = { id: number; p: Pending };
+/**
+ * A send or re-send of a turn. `tp` is the sequencer's own object for the batch's partition (one
+ * per partition while it has batches), so a turn's sends of one partition share it: dispatch
+ * tells them apart by identity, without a key string per batch.
+ */
+type SendItem = { id: number; p: Pending; tp: TopicPartition };
 
 /** A topic id a Produce request named, and its topic (v13: the answer is read by these ids). */
 type SentId = { id: Buffer; topic: string };
@@ -228,7 +233,7 @@ export class Upgrader {
           // written by the broker and then reused for other records after a restart.
           this.state?.append({ type: 'stamped', id: a.id, stamp: { producerId: a.producerId, epoch: a.epoch, baseSequence: a.baseSequence } });
           if (!a.restamped) this.metrics.upgradedBatches.inc({ topic: p.tp.topic });
-          batch.push({ id: a.id, p });
+          batch.push({ id: a.id, p, tp: a.tp });
           break;
         }
         case 'resend': {
@@ -237,9 +242,9 @@ export class Upgrader {
           this.metrics.retries.inc({ reason: a.reason });
           this.log.debug({ topic: p.tp.topic, partition: p.tp.partition, seq: a.baseSequence, attempt: a.attempt, reason: a.reason }, 're-sending batch');
           if (a.notBefore > now) {
-            const t = setTimeout(() => this.dispatch([{ id: a.id, p }]), a.notBefore - now);
+            const t = setTimeout(() => this.dispatch([{ id: a.id, p, tp: a.tp }]), a.notBefore - now);
             t.unref();
-          } else batch.push({ id: a.id, p });
+          } else batch.push({ id: a.id, p, tp: a.tp });
           break;
         }
         case 'resolve':
@@ -340,10 +345,14 @@ export class Upgrader {
     if (this.closed) return;
     if (this.state?.stopped) return this.notSent(items); // also a delayed re-send (see notSent)
     this.noticeRecreatedTopics(items);
-    const groups = new Map<string, { leader: number; items: SendItem[] }>();
-    const rounds = new Map<string, number>();
+    // In order of first appearance; a leader's rounds in round order (see below).
+    const groups: Array<{ leader: number; items: SendItem[] }> = [];
+    const byLeader = new Map<number, Array<{ leader: number; items: SendItem[] }>>();
+    /** Batches of each partition put in a request so far (by the sequencer's object for the partition: see SendItem). */
+    let rounds: Map<TopicPartition, number> | undefined;
     const noLeader: SendItem[] = [];
-    for (const it of items) {
+    for (let i = 0; i < items.length; i++) {
+      const it = items[i];
       const leader = this.ctx.cluster.leaderOf(it.p.tp.topic, it.p.tp.partition);
       if (leader === undefined || !this.ctx.knowsBroker(leader)) {
         noLeader.push(it);
@@ -355,12 +364,13 @@ export class Upgrader {
       // answer (often OUT_OF_ORDER_SEQUENCE_NUMBER) would be applied to both. Later batches of a
       // partition go in later requests ("rounds") on the same connection, which Kafka handles in
       // order, so per-partition order is kept. Seen with pipelined re-sends after a lost connection.
-      const slot = `${leader}/${it.p.tp.topic}\u0000${it.p.tp.partition}`;
-      const round = rounds.get(slot) ?? 0;
-      rounds.set(slot, round + 1);
-      const key = `${leader}/${round}`;
-      let g = groups.get(key);
-      if (!g) groups.set(key, (g = { leader, items: [] }));
+      rounds ??= new Map();
+      const round = rounds.get(it.tp) ?? 0;
+      rounds.set(it.tp, round + 1);
+      let leaderRounds = byLeader.get(leader);
+      if (!leaderRounds) byLeader.set(leader, (leaderRounds = []));
+      let g = leaderRounds[round];
+      if (!g) groups.push((leaderRounds[round] = g = { leader, items: [] }));
       g.items.push(it);
     }
     if (noLeader.length > 0) {
@@ -368,7 +378,7 @@ export class Upgrader {
         for (const it of noLeader) this.report(it.p.tp, it.id, { kind: 'retriable', reason: 'leader_not_available', errorCode: ErrorCode.LEADER_NOT_AVAILABLE });
       });
     }
-    for (const g of groups.values()) this.sendGroup(g.leader, g.items);
+    for (let i = 0; i < groups.length; i++) this.sendGroup(groups[i].leader, groups[i].items);
   }
 
   private sendGroup(leader: number, items: SendItem[]): void {

@@ -203,6 +203,13 @@ interface PartitionState {
 
 const tpKey = (tp: TopicPartition): string => `${tp.partition}\u0000${tp.topic}`;
 
+/** The partition's batch `id` (a plain loop: no closure per call). */
+function batchOf(ps: PartitionState, id: number): Batch | undefined {
+  const list = ps.batches;
+  for (let i = 0; i < list.length; i++) if (list[i].id === id) return list[i];
+  return undefined;
+}
+
 /**
  * Errors a broker gives before it appends anything (size, format, authorization, topic): the
  * batch is not in the log, so its sequences may be given to the batches behind it.
@@ -236,6 +243,8 @@ export class Sequencer {
   private readonly sessionIdleMs: number;
   private readonly maxEpoch: number;
   private readonly partitions = new Map<string, PartitionState>();
+  /** The same states by topic, then partition (see find). */
+  private readonly byTopic = new Map<string, Map<number, PartitionState>>();
   private readonly ids = new Map<number, PartitionState>();
   /** `need_producer_id` was emitted and `addProducerId` has not come yet. */
   private producerIdRequested = false;
@@ -265,21 +274,24 @@ export class Sequencer {
    * reused id, an id twice, or recordCount < 1 it throws and the Sequencer is as before.
    */
   submitAll(items: ReadonlyArray<{ tp: TopicPartition; id: number; recordCount: number }>, now: number): SequencerAction[] {
-    const seen = new Set<number>();
-    for (const it of items) {
-      if (this.ids.has(it.id) || seen.has(it.id)) throw new Error(`batch id ${it.id} already submitted`);
+    // Indexed loops and no Set for the few items of one request: this runs for every client
+    // request, mostly before the JIT has optimised it (for...of allocates per element there).
+    for (let i = 0; i < items.length; i++) {
+      const it = items[i];
+      if (this.ids.has(it.id)) throw new Error(`batch id ${it.id} already submitted`);
+      for (let j = 0; j < i; j++) if (items[j].id === it.id) throw new Error(`batch id ${it.id} already submitted`);
       if (!Number.isInteger(it.recordCount) || it.recordCount < 1) throw new RangeError(`recordCount must be >= 1, got ${it.recordCount}`);
-      seen.add(it.id);
     }
     const out: SequencerAction[] = [];
-    const touched = new Set<PartitionState>();
-    for (const it of items) {
+    const touched: PartitionState[] = [];
+    for (let i = 0; i < items.length; i++) {
+      const it = items[i];
       const ps = this.partitionOf(it.tp);
-      touched.add(ps);
+      if (!touched.includes(ps)) touched.push(ps);
       this.ids.set(it.id, ps);
       ps.batches.push(this.newBatch(it.id, it.recordCount, now + this.deliveryTimeoutMs, 'queued'));
     }
-    for (const ps of touched) this.pump(ps, now, out);
+    for (let i = 0; i < touched.length; i++) this.pump(touched[i], now, out);
     return out;
   }
 
@@ -290,7 +302,7 @@ export class Sequencer {
   retryHeld(id: number, now: number): SequencerAction[] {
     const out: SequencerAction[] = [];
     const ps = this.ids.get(id);
-    const b = ps?.batches.find((x) => x.id === id);
+    const b = ps && batchOf(ps, id);
     if (!ps || !b || b.heldUntil === null) return out;
     b.heldUntil = now + this.unknownHoldMs;
     b.failures = 0; // the next probe goes without backoff
@@ -312,7 +324,8 @@ export class Sequencer {
 
   /** Whether `id` is held (undecided, client told, awaiting its retry). */
   isHeld(id: number): boolean {
-    const b = this.ids.get(id)?.batches.find((x) => x.id === id);
+    const ps = this.ids.get(id);
+    const b = ps && batchOf(ps, id);
     return b !== undefined && b.heldUntil !== null;
   }
 
@@ -320,8 +333,8 @@ export class Sequencer {
   onResult(tp: TopicPartition, id: number, outcome: BatchOutcome, now: number, info: { logStartOffset?: bigint } = {}): SequencerAction[] {
     const out: SequencerAction[] = [];
     const ps = this.ids.get(id);
-    if (!ps || tpKey(ps.tp) !== tpKey(tp)) return out;
-    const b = ps.batches.find((x) => x.id === id);
+    if (!ps || ps.tp.partition !== tp.partition || ps.tp.topic !== tp.topic) return out;
+    const b = batchOf(ps, id);
     if (!b || b.state !== 'in_flight') return out;
 
     if (b.doomed) {
@@ -434,7 +447,7 @@ export class Sequencer {
 
   /** Batches of `tp` sent (or scheduled for re-send) and not yet answered. */
   inFlight(tp: TopicPartition): number {
-    const ps = this.partitions.get(tpKey(tp));
+    const ps = this.find(tp);
     return ps ? ps.batches.filter((b) => b.state === 'in_flight').length : 0;
   }
 
@@ -452,7 +465,7 @@ export class Sequencer {
 
   /** No batch of `tp` (of any partition without `tp`) is in flight or waiting for a re-send (queued never-sent batches may remain). */
   drained(tp?: TopicPartition): boolean {
-    const all = tp ? [this.partitions.get(tpKey(tp))].filter((x) => x !== undefined) : this.partitions.values();
+    const all = tp ? [this.find(tp)].filter((x) => x !== undefined) : this.partitions.values();
     for (const ps of all) if (!this.partitionDrained(ps)) return false;
     return true;
   }
@@ -460,11 +473,11 @@ export class Sequencer {
   // switchPending, identityOf, retriesByReason and nextDeadline are read by sequencer.test.ts only:
   // they make the pure machine's state observable there; the Upgrader learns the same from actions.
   switchPending(tp: TopicPartition): EpochBumpReason | null {
-    return this.partitions.get(tpKey(tp))?.switchPending ?? null;
+    return this.find(tp)?.switchPending ?? null;
   }
 
   identityOf(tp: TopicPartition): ProducerIdentity | null {
-    return this.partitions.get(tpKey(tp))?.identity ?? null;
+    return this.find(tp)?.identity ?? null;
   }
 
   /** The newest producer id obtained (null before the first). */
@@ -670,7 +683,12 @@ export class Sequencer {
   stateLosses = 0;
 
   private partitionOf(tp: TopicPartition): PartitionState {
-    return this.partitions.get(tpKey(tp)) ?? this.newPartition(tp, 0);
+    return this.find(tp) ?? this.newPartition(tp, 0);
+  }
+
+  /** The partition's state, found without building a key string (this runs per batch). */
+  private find(tp: TopicPartition): PartitionState | undefined {
+    return this.byTopic.get(tp.topic)?.get(tp.partition);
   }
 
   private newPartition(tp: TopicPartition, lastAckAt: number): PartitionState {
@@ -688,6 +706,9 @@ export class Sequencer {
       lastAckAt,
     };
     this.partitions.set(tpKey(tp), ps);
+    let byPartition = this.byTopic.get(tp.topic);
+    if (!byPartition) this.byTopic.set(tp.topic, (byPartition = new Map()));
+    byPartition.set(tp.partition, ps);
     return ps;
   }
 
@@ -779,9 +800,10 @@ export class Sequencer {
     const p = ps.identity;
     let sent = 0;
     let doomedInFlight = false;
-    for (const b of ps.batches) {
-      if (b.state !== 'queued') sent++;
-      if (b.doomed) doomedInFlight = true;
+    const batches = ps.batches;
+    for (let i = 0; i < batches.length; i++) {
+      if (batches[i].state !== 'queued') sent++;
+      if (batches[i].doomed) doomedInFlight = true;
     }
     // After a refused batch, new stamps reuse its sequences: only once every batch sent behind it answered.
     if (doomedInFlight) return;
@@ -791,7 +813,8 @@ export class Sequencer {
     // First sends go strictly in FIFO order: once one queued batch cannot go, none after it may.
     // Only this partition's own state decides: another partition's trouble never holds it up.
     let firstSendsOpen = p !== null && ps.switchPending === null;
-    for (const b of ps.batches) {
+    for (let i = 0; i < batches.length; i++) {
+      const b = batches[i];
       if (b.state === 'acked' || b.state === 'in_flight') continue;
       if (b.state === 'await_resend') {
         // After the probe was acknowledged: pipeline the remaining re-sends in sequence order
@@ -859,7 +882,12 @@ export class Sequencer {
     const p = this.producer;
     for (const [k, ps] of this.partitions) {
       const fresh = ps.identity === null || (p !== null && ps.identity.producerId === p.producerId && ps.identity.epoch === p.epoch);
-      if (ps.batches.length === 0 && ps.nextSeq === 0 && !ps.confirmed && ps.switchPending === null && fresh) this.partitions.delete(k);
+      if (ps.batches.length === 0 && ps.nextSeq === 0 && !ps.confirmed && ps.switchPending === null && fresh) {
+        this.partitions.delete(k);
+        const byPartition = this.byTopic.get(ps.tp.topic)!;
+        byPartition.delete(ps.tp.partition);
+        if (byPartition.size === 0) this.byTopic.delete(ps.tp.topic);
+      }
     }
   }
 }

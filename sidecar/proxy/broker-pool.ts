@@ -29,6 +29,8 @@ type Ranges = Map<number, { min: number; max: number }>;
 export class BrokerPool {
   private readonly clients = new Map<number, BrokerClient>();
   private readonly versions = new Map<BrokerClient, Promise<Ranges>>();
+  /** The same ranges once they came (send() picks a version without a promise then). */
+  private readonly ranges = new WeakMap<BrokerClient, Ranges>();
   private bootstrapIndex = 0;
   private bootstrapClient?: BrokerClient;
   private closed = false;
@@ -74,8 +76,20 @@ export class BrokerPool {
     if (!client) return Promise.reject(new UpstreamError(`broker ${to} is not known`, 'connection'));
     const c = client;
     const go = (version: number) => c.request(req.apiKey, version, (w) => req.encode(w, version), req.timeoutMs, true, req.sizeHint).then((body) => ({ version, body }));
-    // A fixed version (the upgrader's Produce) needs no lookup and no extra promise.
-    return req.version !== undefined ? go(req.version) : this.version(c, req.apiKey).then(go);
+    // A fixed version, or one this connection's ranges already give (the upgrader's Produce, every
+    // send after the first), needs no lookup promise.
+    const known = req.version ?? this.knownVersion(c, req.apiKey);
+    return known !== undefined ? go(known) : this.version(c, req.apiKey).then(go);
+  }
+
+  /** The version `version()` would pick, when the broker's ranges are in already (else undefined: ask `version`). */
+  private knownVersion(client: BrokerClient, apiKey: number): number | undefined {
+    const ranges = this.ranges.get(client);
+    const theirs = ranges?.get(apiKey);
+    const ours = SUPPORTED_VERSIONS.get(apiKey);
+    if (!theirs || !ours) return undefined;
+    const v = Math.min(theirs.max, ours.max);
+    return v < Math.max(theirs.min, ours.min) ? undefined : v;
   }
 
   /** Picks the highest version both sides speak. */
@@ -84,6 +98,7 @@ export class BrokerPool {
     if (!p) {
       p = this.fetchVersions(client);
       this.versions.set(client, p);
+      p.then((r) => this.ranges.set(client, r), () => undefined);
       p.catch(() => this.versions.delete(client));
     }
     const ranges = await p;
