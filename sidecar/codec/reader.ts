@@ -186,31 +186,52 @@ export class Reader {
     return s;
   }
 
-  string(what = 'string'): string {
+  /** A string's length prefix, checked as each string reader checks it; -1 for null. */
+  private stringLength(what: string, compact: boolean, nullable: boolean): number {
+    if (compact) {
+      const n = this.uvarint(what) - 1;
+      if (n < 0) {
+        if (nullable) return -1;
+        throw this.error(`null length for non-nullable ${what}`);
+      }
+      if (n > 0x7fff) throw this.error(`string length ${n} exceeds 32767 reading ${what}`);
+      return n;
+    }
     const n = this.int16(what);
-    if (n < 0) throw this.error(`null or negative length ${n} for non-nullable ${what}`);
-    return this.str(n, what);
+    if (n === -1 && nullable) return -1;
+    if (n < 0) throw this.error(nullable ? `negative length ${n} reading ${what}` : `null or negative length ${n} for non-nullable ${what}`);
+    return n;
+  }
+
+  string(what = 'string'): string {
+    return this.str(this.stringLength(what, false, false), what);
   }
 
   nullableString(what = 'string'): string | null {
-    const n = this.int16(what);
-    if (n === -1) return null;
-    if (n < 0) throw this.error(`negative length ${n} reading ${what}`);
-    return this.str(n, what);
+    const n = this.stringLength(what, false, true);
+    return n === -1 ? null : this.str(n, what);
   }
 
   compactString(what = 'string'): string {
-    const n = this.uvarint(what) - 1;
-    if (n < 0) throw this.error(`null length for non-nullable ${what}`);
-    if (n > 0x7fff) throw this.error(`string length ${n} exceeds 32767 reading ${what}`);
-    return this.str(n, what);
+    return this.str(this.stringLength(what, true, false), what);
   }
 
   compactNullableString(what = 'string'): string | null {
-    const n = this.uvarint(what) - 1;
-    if (n < 0) return null;
-    if (n > 0x7fff) throw this.error(`string length ${n} exceeds 32767 reading ${what}`);
-    return this.str(n, what);
+    const n = this.stringLength(what, true, true);
+    return n === -1 ? null : this.str(n, what);
+  }
+
+  /** Steps over a string with the checks its reader makes, allocating nothing. */
+  skipString(what: string, compact: boolean, nullable: boolean): void {
+    const n = this.stringLength(what, compact, nullable);
+    if (n > 0) this.skip(n, what);
+  }
+
+  /** Steps over n bytes (checked). */
+  skip(n: number, what = 'bytes'): void {
+    if (n < 0) throw this.error(`negative length ${n} reading ${what}`);
+    this.need(n, what);
+    this.offset += n;
   }
 
   bytes(what = 'bytes'): Buffer {
@@ -277,6 +298,14 @@ export class Reader {
       out.set(tag, this.raw(size, `${what} tag ${tag}`));
     }
     return out;
+  }
+
+  /** Steps over a tagged-field section, with taggedFields' checks. */
+  skipTaggedFields(what = 'tagged fields'): void {
+    for (let n = this.uvarint(what); n > 0; n--) {
+      this.uvarint(`${what} tag`);
+      this.skip(this.uvarint(`${what} size`), what);
+    }
   }
 
   /** Start of one tagged field's payload: returns its end, after checking it is in bounds. */

@@ -7,6 +7,7 @@ import { encodeRecordBatch } from '../codec/records.js';
 import { BatchOffset } from '../codec/record-batch.js';
 import { createPartitionProduceData, createProduceRequest, createTopicProduceData, type ProduceRequest } from '../codec/generated/produce-request.js';
 import { createPartitionProduceResponse, createProduceResponse, createTopicProduceResponse, decodeProduceResponse, encodeProduceResponse, type ProduceResponse } from '../codec/generated/produce-response.js';
+import { answerOf } from '../codec/produce-answer.test-support.js';
 
 /** A v2 batch of `records` empty records; `magic` other than 2 overwrites the magic byte (a batch this proxy must refuse). */
 function batch(o: { producerId?: bigint; baseSequence?: number; records?: number; magic?: number } = {}): Buffer {
@@ -173,7 +174,7 @@ describe('resultsByPosition', () => {
       }
       resp.responses.push(tr);
     }
-    const byPos = resultsByPosition(req, resp);
+    const byPos = resultsByPosition(req, answerOf(resp, 9));
     expect([...byPos.entries()].map(([k, r]) => [k, r.baseOffset]).sort()).toEqual([
       ['0/0', 10n],
       ['0/1', 11n],
@@ -190,6 +191,6 @@ describe('resultsByPosition', () => {
     pr.index = 1;
     tr.partitionResponses.push(pr);
     resp.responses.push(tr);
-    expect([...resultsByPosition(req, resp).keys()]).toEqual(['0/1']);
+    expect([...resultsByPosition(req, answerOf(resp, 9)).keys()]).toEqual(['0/1']);
   });
 });

@@ -4,6 +4,7 @@
 import type { BatchHeader } from '../codec/record-batch.js';
 import type { ProduceRequest } from '../codec/generated/produce-request.js';
 import { createPartitionProduceResponse, type ProduceResponse } from '../codec/generated/produce-response.js';
+import { topicKey, type ProduceAnswer } from '../codec/produce-answer.js';
 import type { ClusterView } from '../proxy/cluster-view.js';
 import { ErrorCode } from '../codec/errors.js';
 import { checkPart, topicNameProblem } from './part-check.js';
@@ -100,43 +101,42 @@ export function buildResponse(req: ProduceRequest, results: ReadonlyMap<string, 
   };
 }
 
-type RawPartitionResult = ProduceResponse['responses'][number]['partitionResponses'][number];
-
-/** Finds a partition's answer in a broker response by position of the same request. */
-export function resultsByPosition(req: ProduceRequest, resp: ProduceResponse): Map<string, PartResult & { raw: RawPartitionResult }> {
-  const out = new Map<string, PartResult & { raw: RawPartitionResult }>();
-  const found = (t: number, p: number, pr: RawPartitionResult): void => {
-    out.set(`${t}/${p}`, { errorCode: pr.errorCode, baseOffset: pr.baseOffset, logAppendTimeMs: pr.logAppendTimeMs, errorMessage: pr.errorMessage, raw: pr });
-  };
+/** Each part's result in a broker's answer to `req`, by the part's position in `req` ("t/p"). */
+export function resultsByPosition(req: ProduceRequest, answer: ProduceAnswer): Map<string, PartResult> {
+  const out = new Map<string, PartResult>();
   // Brokers answer topics and partitions in request order: checked in place first (no index to
-  // build, no topic id turned into hex per answer), matched by name/id + index otherwise.
-  if (inRequestOrder(req, resp)) {
-    req.topicData.forEach((td, t) => td.partitionData.forEach((_, p) => found(t, p, resp.responses[t].partitionResponses[p])));
+  // build), matched by topic and partition otherwise.
+  if (inRequestOrder(req, answer)) {
+    for (let t = 0; t < req.topicData.length; t++) {
+      for (let p = 0; p < req.topicData[t].partitionData.length; p++) out.set(`${t}/${p}`, answer.result(answer.entry(t, p)));
+    }
     return out;
   }
-  const index = new Map<string, RawPartitionResult>();
-  for (const tr of resp.responses) {
-    const tk = tr.name !== '' ? tr.name : tr.topicId.toString('hex');
-    for (const pr of tr.partitionResponses) index.set(`${tk}\u0000${pr.index}`, pr);
+  const index = new Map<string, number>();
+  for (let t = 0; t < answer.topicCount; t++) {
+    const tk = answer.topicKey(t);
+    for (let p = 0; p < answer.partitionCount(t); p++) {
+      const e = answer.entry(t, p);
+      index.set(`${tk}\u0000${answer.index(e)}`, e);
+    }
   }
   req.topicData.forEach((td, t) => {
-    const tk = td.name !== '' ? td.name : td.topicId.toString('hex');
+    const tk = topicKey(td, answer.version);
     td.partitionData.forEach((pd, p) => {
-      const pr = index.get(`${tk}\u0000${pd.index}`);
-      if (pr) found(t, p, pr);
+      const e = index.get(`${tk}\u0000${pd.index}`);
+      if (e !== undefined) out.set(`${t}/${p}`, answer.result(e));
     });
   });
   return out;
 }
 
 /** Whether the answer names the request's topics and partitions at the same positions. */
-function inRequestOrder(req: ProduceRequest, resp: ProduceResponse): boolean {
-  if (resp.responses.length !== req.topicData.length) return false;
+function inRequestOrder(req: ProduceRequest, answer: ProduceAnswer): boolean {
+  if (answer.topicCount !== req.topicData.length) return false;
   for (let t = 0; t < req.topicData.length; t++) {
     const td = req.topicData[t];
-    const tr = resp.responses[t];
-    if (tr.name !== td.name || !tr.topicId.equals(td.topicId) || tr.partitionResponses.length !== td.partitionData.length) return false;
-    for (let p = 0; p < td.partitionData.length; p++) if (tr.partitionResponses[p].index !== td.partitionData[p].index) return false;
+    if (answer.partitionCount(t) !== td.partitionData.length || answer.topicKey(t) !== topicKey(td, answer.version)) return false;
+    for (let p = 0; p < td.partitionData.length; p++) if (answer.index(answer.entry(t, p)) !== td.partitionData[p].index) return false;
   }
   return true;
 }

@@ -23,6 +23,7 @@ import type { HookContext, OwnRequest, ProduceCall, ProduceDecision } from '../p
 import { checkPart } from './part-check.js';
 import { DEFAULT_LIMITS, type EngineLimits } from '../config/cli.js';
 import type { LiveConfig, SidecarConfig } from '../config/load.js';
+import { answerOf } from '../codec/produce-answer.test-support.js';
 
 export interface ModelTopic {
   name: string;
@@ -199,7 +200,7 @@ export class ModelCluster implements HookContext {
         const sent = decision.kind === 'forward' ? call.request : roundTripRequest(decision.request, call.version);
         const fromBroker = this.answer(sent, call.version);
         if (sent.acks === 0) return { kind: 'none' };
-        const changed = decision.onResponse ? await decision.onResponse(roundTrip(fromBroker, call.version)) : undefined;
+        const changed = decision.onResponse ? await decision.onResponse(answerOf(fromBroker, call.version)) : undefined;
         if (decision.kind === 'forward-modified') decision.onWritten?.(!opts.closedBeforeAnswer);
         if (opts.closedBeforeAnswer) return { kind: 'closed', reason: 'client went away' };
         if (call.request.acks === 0) return { kind: 'none' };

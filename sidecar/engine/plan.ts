@@ -6,7 +6,6 @@
 // - nothing forwarded → the sidecar answers the whole request;
 // - both → the forwarded parts go as a smaller request and both answers are merged, in the
 //   client's order.
-import type { ProduceResponse } from '../codec/generated/produce-response.js';
 import type { OnWritten, ProduceCall, ProduceDecision } from '../proxy/produce-hook.js';
 import { buildResponse, partKey, resultsByPosition, subsetRequest, type PartResult } from './batches.js';
 
@@ -69,8 +68,8 @@ export class Plan {
       if (this.hooks.length === 0) return { kind: 'forward' };
       return {
         kind: 'forward',
-        onResponse: (resp) => {
-          this.run(resultsByPosition(req, resp));
+        onResponse: (answer) => {
+          this.run(resultsByPosition(req, answer));
           return undefined;
         },
       };
@@ -103,8 +102,10 @@ export class Plan {
       kind: 'forward-modified',
       request: sub,
       onWritten,
-      onResponse: async (resp) => {
-        const byPos = resultsByPosition(sub, resp);
+      onResponse: async (answer) => {
+        const byPos = resultsByPosition(sub, answer);
+        const throttleTimeMs = answer.throttleTimeMs;
+        const nodeEndpoints = answer.hasNodeEndpoints ? answer.decode().nodeEndpoints : [];
         const back = new Map<string, PartResult>();
         let i = 0;
         sub.topicData.forEach((td, t) =>
@@ -119,8 +120,8 @@ export class Plan {
         for (const [k, r] of back) results.set(k, r);
         this.results = results;
         const merged = buildResponse(req, results);
-        merged.throttleTimeMs = resp.throttleTimeMs;
-        merged.nodeEndpoints = resp.nodeEndpoints;
+        merged.throttleTimeMs = throttleTimeMs;
+        merged.nodeEndpoints = nodeEndpoints;
         return merged;
       },
     };

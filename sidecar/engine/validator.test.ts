@@ -13,6 +13,7 @@ import { createPartitionProduceData, createProduceRequest, createTopicProduceDat
 import { createPartitionProduceResponse, createProduceResponse, createTopicProduceResponse, type ProduceResponse } from '../codec/generated/produce-response.js';
 import { sumMetric } from '../../test/support/prom-text.js';
 import { produceCall, produceRequest } from './model-cluster.test-support.js';
+import { answerOf } from '../codec/produce-answer.test-support.js';
 
 const PID = 4000n;
 const cluster = new ClusterView();
@@ -83,7 +84,7 @@ function enforce(c: ProduceCall): ProduceDecision {
 async function forwardAndAnswer(d: ProduceDecision, c: ProduceCall, result: Parameters<typeof brokerAnswer>[1]): Promise<ProduceResponse | undefined> {
   expect(d.kind).toBe('forward');
   if (d.kind !== 'forward') throw new Error('not forwarded');
-  return (await d.onResponse?.(brokerAnswer(c.request, result))) ?? undefined;
+  return (await d.onResponse?.(answerOf(brokerAnswer(c.request, result), c.version))) ?? undefined;
 }
 
 async function answered(d: ProduceDecision): Promise<ProduceResponse> {
@@ -165,7 +166,7 @@ describe('enforce', () => {
     expect(d.kind).toBe('forward-modified');
     if (d.kind !== 'forward-modified') return;
     expect(d.request.topicData.map((t) => t.partitionData.map((p) => p.index))).toEqual([[1]]);
-    const merged = await d.onResponse!(brokerAnswer(d.request, () => ({ errorCode: 0, baseOffset: 70n })));
+    const merged = await d.onResponse!(answerOf(brokerAnswer(d.request, () => ({ errorCode: 0, baseOffset: 70n })), mixed.version));
     expect(merged!.responses[0].partitionResponses.map((p) => [p.index, p.errorCode, p.baseOffset])).toEqual([
       [0, 0, 9n],
       [1, 0, 70n],
@@ -210,7 +211,7 @@ describe('observe', () => {
     const [a, b] = inOrder.responses;
     a.partitionResponses.reverse();
     resp.responses.push(b, a);
-    await d.onResponse?.(resp);
+    await d.onResponse?.(answerOf(resp, c.version));
     expect(await metric('idempo_produce_batches_total', { topic: 'a', outcome: 'written' })).toBe(1);
     expect(await metric('idempo_produce_batches_total', { topic: 'a', outcome: 'out_of_sequence' })).toBe(1);
     expect(await metric('idempo_produce_batches_total', { topic: 'b', outcome: 'duplicate' })).toBe(1);
@@ -232,7 +233,7 @@ describe('observe', () => {
     pr.baseOffset = 0n;
     tr.partitionResponses.push(pr);
     resp.responses.push(tr);
-    await d.onResponse?.(resp);
+    await d.onResponse?.(answerOf(resp, c.version));
     expect(await metric('idempo_produce_batches_total', { topic: 'by-id', outcome: 'written' })).toBe(1);
   });
 });

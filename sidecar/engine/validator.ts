@@ -7,7 +7,7 @@ import { SessionTable, type SessionKey, type Ticket, type Verdict } from '../ide
 import { lastSequence } from '../idempotence/sequence.js';
 import type { SidecarMetrics } from '../metrics/metrics.js';
 import type { ProduceCall, ProduceDecision } from '../proxy/produce-hook.js';
-import type { ProduceResponse } from '../codec/generated/produce-response.js';
+import { topicKey, type ProduceAnswer } from '../codec/produce-answer.js';
 import { partKey, type PartBatch, type PartResult } from './batches.js';
 import { Plan } from './plan.js';
 
@@ -38,24 +38,24 @@ export class Validator {
     let key = '';
     for (let i = 0; i < parts.length; i++) {
       const b = parts[i];
-      if (i === 0 || b.t !== parts[i - 1].t) key = topicKey(call.request.topicData[b.t]);
+      if (i === 0 || b.t !== parts[i - 1].t) key = topicKey(call.request.topicData[b.t], call.version);
       watched[i] = this.observeOne(call, b, key, now);
     }
     return {
       kind: 'forward',
-      onResponse: (resp) => {
-        this.observed(resp, watched);
+      onResponse: (answer) => {
+        this.observed(answer, watched);
         return undefined;
       },
     };
   }
 
   /**
-   * The broker's answer to an observed request: each watched part's result, read where it is
-   * (brokers answer in request order; a partition's answer has PartResult's fields: no object
-   * per part), else found by topic and partition.
+   * The broker's answer to an observed request: each watched part's result, read in place where
+   * it is (brokers answer in request order), else found by topic and partition. Offsets are read
+   * only for a tracked batch's ticket.
    */
-  private observed(resp: ProduceResponse, watched: Watched[]): void {
+  private observed(answer: ProduceAnswer, watched: Watched[]): void {
     const at = Date.now();
     let t = -1;
     let sameTopic = false;
@@ -63,12 +63,13 @@ export class Validator {
       const w = watched[i];
       if (w.t !== t) {
         t = w.t;
-        const tr = resp.responses[t];
-        sameTopic = tr !== undefined && topicKey(tr) === w.topicKey;
+        sameTopic = t < answer.topicCount && answer.topicKey(t) === w.topicKey;
       }
-      let pr = sameTopic ? resp.responses[t].partitionResponses[w.p] : undefined;
-      if (pr === undefined || pr.index !== w.partition) pr = findAnswer(resp, w.topicKey, w.partition);
-      if (pr !== undefined) this.completed(w.topic, pr, w.ticket, w.copy, at);
+      let e = sameTopic && w.p < answer.partitionCount(t) ? answer.entry(t, w.p) : -1;
+      if (e === -1 || answer.index(e) !== w.partition) e = findAnswer(answer, w.topicKey, w.partition);
+      if (e === -1) continue;
+      if (w.ticket !== undefined) this.settle(w.ticket, answer.result(e), at);
+      this.countAnswer(w.topic, answer.errorCode(e), w.copy);
     }
   }
 
@@ -133,7 +134,9 @@ export class Validator {
     const k = partKey(b);
     plan.whenAnswered((byKey) => {
       const r = byKey.get(k);
-      if (r) this.completed(b.topic, r, ticket, false, Date.now());
+      if (!r) return;
+      this.settle(ticket, r, Date.now());
+      this.countAnswer(b.topic, r.errorCode, false);
     });
   }
 
@@ -156,20 +159,23 @@ export class Validator {
     }
   }
 
-  private completed(topic: string, r: PartResult, ticket: Ticket | undefined, copy: boolean, now: number): void {
-    if (ticket !== undefined) {
-      // The proxy answers NETWORK_EXCEPTION when it gave up the broker connection: the batch may
-      // be written or not, so the partition's state is unknown until the broker judges the next
-      // one (never a gap answered OUT_OF_ORDER by the sidecar on a guess).
-      if (r.errorCode === ErrorCode.NETWORK_EXCEPTION || r.errorCode === ErrorCode.REQUEST_TIMED_OUT) this.table.abandon(ticket);
-      else this.table.complete(ticket, { errorCode: r.errorCode, baseOffset: r.baseOffset, logAppendTime: r.logAppendTimeMs }, now);
-      this.release(ticket, r);
-    }
-    if (!TOPIC_ERRORS.has(r.errorCode)) this.metrics.vouchTopic(topic);
-    if (r.errorCode === ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER) this.metrics.outOfSequence.inc({ topic: topic });
-    if (r.errorCode === ErrorCode.DUPLICATE_SEQUENCE_NUMBER) this.metrics.duplicatesRejected.inc({ topic: topic });
-    if (r.errorCode !== ErrorCode.NONE) this.metrics.upstreamErrors.inc({ error: errorLabel(r.errorCode) });
-    this.metrics.produceBatches.inc({ topic: topic, outcome: copy && r.errorCode === ErrorCode.NONE ? 'duplicate' : outcomeOf(r.errorCode) });
+  /** A tracked batch's answer completes its ticket (and a copy waiting for it). */
+  private settle(ticket: Ticket, r: PartResult, now: number): void {
+    // The proxy answers NETWORK_EXCEPTION when it gave up the broker connection: the batch may
+    // be written or not, so the partition's state is unknown until the broker judges the next
+    // one (never a gap answered OUT_OF_ORDER by the sidecar on a guess).
+    if (r.errorCode === ErrorCode.NETWORK_EXCEPTION || r.errorCode === ErrorCode.REQUEST_TIMED_OUT) this.table.abandon(ticket);
+    else this.table.complete(ticket, { errorCode: r.errorCode, baseOffset: r.baseOffset, logAppendTime: r.logAppendTimeMs }, now);
+    this.release(ticket, r);
+  }
+
+  /** What the broker answered for a forwarded batch, counted. */
+  private countAnswer(topic: string, errorCode: number, copy: boolean): void {
+    if (!TOPIC_ERRORS.has(errorCode)) this.metrics.vouchTopic(topic);
+    if (errorCode === ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER) this.metrics.outOfSequence.inc({ topic: topic });
+    if (errorCode === ErrorCode.DUPLICATE_SEQUENCE_NUMBER) this.metrics.duplicatesRejected.inc({ topic: topic });
+    if (errorCode !== ErrorCode.NONE) this.metrics.upstreamErrors.inc({ error: errorLabel(errorCode) });
+    this.metrics.produceBatches.inc({ topic: topic, outcome: copy && errorCode === ErrorCode.NONE ? 'duplicate' : outcomeOf(errorCode) });
   }
 
   private count(topic: string, v: Verdict, call: ProduceCall, acting: boolean): void {
@@ -179,7 +185,7 @@ export class Validator {
       if (acting) this.metrics.produceBatches.inc({ topic, outcome: 'duplicate' });
       this.log.debug({ topic, verdict: v.kind, conn: call.connectionId }, acting ? 'duplicate batch answered by the sidecar' : 'duplicate batch seen');
     } else if (v.kind === 'out_of_sequence') {
-      // Observe forwards the gap and counts the broker's 45 in completed(); counting the
+      // Observe forwards the gap and counts the broker's 45 in countAnswer(); counting the
       // verdict too made one gap +2 (found by test/e2e/modes-wire.test.ts).
       if (acting) this.metrics.outOfSequence.inc({ topic });
       if (acting) this.metrics.produceBatches.inc({ topic, outcome: 'out_of_sequence' });
@@ -203,19 +209,12 @@ type Watched = {
   copy: boolean;
 };
 
-type PartitionAnswer = ProduceResponse['responses'][number]['partitionResponses'][number];
-
-/** A topic as a request or an answer names it: by name, or (Produce v13) by id. */
-function topicKey(t: { name: string; topicId: Buffer }): string {
-  return t.name !== '' ? t.name : t.topicId.toString('latin1');
-}
-
-/** The answer for a topic-partition, wherever the broker put it (the last one, as a broker keeps the last of a repeated partition). */
-function findAnswer(resp: ProduceResponse, key: string, partition: number): PartitionAnswer | undefined {
-  let found: PartitionAnswer | undefined;
-  for (const tr of resp.responses) {
-    if (topicKey(tr) !== key) continue;
-    for (const pr of tr.partitionResponses) if (pr.index === partition) found = pr;
+/** The entry answering a topic-partition wherever the broker put it (the last one, as a broker keeps the last of a repeated partition), or -1. */
+function findAnswer(answer: ProduceAnswer, key: string, partition: number): number {
+  let found = -1;
+  for (let t = 0; t < answer.topicCount; t++) {
+    if (answer.topicKey(t) !== key) continue;
+    for (let p = 0; p < answer.partitionCount(t); p++) if (answer.index(answer.entry(t, p)) === partition) found = answer.entry(t, p);
   }
   return found;
 }

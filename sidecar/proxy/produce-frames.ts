@@ -10,10 +10,10 @@ import {
   createPartitionProduceResponse,
   createProduceResponse,
   createTopicProduceResponse,
-  decodeProduceResponse,
   encodeProduceResponse,
   type ProduceResponse,
 } from '../codec/generated/produce-response.js';
+import { ProduceAnswer } from '../codec/produce-answer.js';
 import { responseBodyOffset, writeResponseHeader } from './headers.js';
 import type { OnProduceResponse } from './produce-hook.js';
 import { rewriteProduceResponse, type RewriteDeps } from './rewrite.js';
@@ -50,33 +50,26 @@ export function produceAnswerNeedsWork(version: number, onResponse: OnProduceRes
 
 /**
  * A broker's Produce answer after the hook saw it and broker addresses were rewritten. The
- * common case stays synchronous (no promise per answer): the hook only looked, and the answer
- * names no broker endpoints, so its bytes go back untouched.
+ * common case stays synchronous and allocates no objects per partition: the answer is read in
+ * place (ProduceAnswer), the hook only looked, and it names no broker endpoints, so its bytes
+ * go back untouched.
  */
 export function transformProduceAnswer(payload: Buffer, version: number, onResponse: OnProduceResponse | undefined, deps: RewriteDeps): Buffer | Promise<Buffer> {
   if (!produceAnswerNeedsWork(version, onResponse)) return payload;
-  const off = responseBodyOffset(payload, responseHeaderVersion(ApiKey.Produce, version));
-  const resp = decodeProduceResponse(new Reader(payload, off), version);
-  const changed = onResponse?.(resp);
-  if (changed === undefined && !(resp.nodeEndpoints?.length)) return payload;
-  return reencodeProduceAnswer(payload, off, version, resp, changed, deps);
+  const answer = new ProduceAnswer(payload, responseBodyOffset(payload, responseHeaderVersion(ApiKey.Produce, version)), version);
+  const changed = onResponse?.(answer);
+  if (changed === undefined && !answer.hasNodeEndpoints) return payload;
+  return reencodeProduceAnswer(answer, changed, deps);
 }
 
-async function reencodeProduceAnswer(
-  payload: Buffer,
-  off: number,
-  version: number,
-  resp: ProduceResponse,
-  pending: ReturnType<OnProduceResponse> | undefined,
-  deps: RewriteDeps,
-): Promise<Buffer> {
+async function reencodeProduceAnswer(answer: ProduceAnswer, pending: ReturnType<OnProduceResponse> | undefined, deps: RewriteDeps): Promise<Buffer> {
   const changed = await pending;
-  const final = changed ?? resp;
+  const final = changed ?? answer.decode();
   const rewritten = await rewriteProduceResponse(final, deps);
-  if (!rewritten && !changed) return payload;
-  const w = new Writer(payload.length + 64);
-  w.raw(payload.subarray(0, off));
-  encodeProduceResponse(w, final, version);
+  if (!rewritten && !changed) return answer.payload;
+  const w = new Writer(answer.payload.length + 64);
+  w.raw(answer.payload.subarray(0, answer.bodyOffset));
+  encodeProduceResponse(w, final, answer.version);
   return w.toBuffer();
 }
 

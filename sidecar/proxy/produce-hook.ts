@@ -8,6 +8,7 @@ import type { Reader } from '../codec/reader.js';
 import type { Writer } from '../codec/writer.js';
 import type { ProduceRequest } from '../codec/generated/produce-request.js';
 import type { ProduceResponse } from '../codec/generated/produce-response.js';
+import type { ProduceAnswer } from '../codec/produce-answer.js';
 import type { SidecarMetrics } from '../metrics/metrics.js';
 import type { ClusterView } from './cluster-view.js';
 import type { RequestHeader } from './headers.js';
@@ -27,8 +28,11 @@ export interface ProduceCall {
   nodeId: number | undefined;
 }
 
-/** Sees the broker's answer; returns a changed answer (maybe later), or undefined to keep the bytes. */
-export type OnProduceResponse = (resp: ProduceResponse) => ProduceResponse | undefined | Promise<ProduceResponse | undefined>;
+/**
+ * Sees the broker's answer (read in place, see ProduceAnswer); returns a changed answer (maybe
+ * later), or undefined to keep the bytes.
+ */
+export type OnProduceResponse = (answer: ProduceAnswer) => ProduceResponse | undefined | Promise<ProduceResponse | undefined>;
 
 /**
  * Told once whether the answer reached the client's socket (true) or the connection closed
