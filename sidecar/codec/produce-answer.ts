@@ -27,11 +27,11 @@ export class ProduceAnswer {
   /** The answer carries KIP-951 node endpoints (v10+): their addresses are the broker's, to be rewritten. */
   readonly hasNodeEndpoints: boolean;
   /** Where each topic's name (v3-12) or id (v13) starts. */
-  private readonly topicAt: number[] = [];
+  private readonly topicAt: number[];
   /** Topic t's partitions are entries firstPart[t] .. firstPart[t + 1] - 1. */
-  private readonly firstPart: number[] = [];
+  private readonly firstPart: number[];
   /** Where each partition entry starts, in answer order. */
-  private readonly partAt: number[] = [];
+  private readonly partAt: number[];
 
   /** Throws CodecError where decodeProduceResponse would. */
   constructor(
@@ -43,19 +43,27 @@ export class ProduceAnswer {
     const flexible = version >= 9;
     const r = new Reader(payload, bodyOffset);
     const topics = arrayLength(r, flexible, 'ProduceResponse.responses');
+    // Arrays of their final size where it is known (one topic: always): a push-grown array
+    // reserves room for 17 elements, and this runs for every produce answer.
+    this.topicAt = new Array<number>(topics);
+    this.firstPart = new Array<number>(topics + 1);
+    let partAt: number[] | undefined;
+    let entries = 0;
     for (let t = 0; t < topics; t++) {
-      this.topicAt.push(r.offset);
+      this.topicAt[t] = r.offset;
       if (version <= 12) r.skipString('TopicProduceResponse.name', flexible, false);
       else r.skip(16, 'TopicProduceResponse.topicId');
-      this.firstPart.push(this.partAt.length);
+      this.firstPart[t] = entries;
       const parts = arrayLength(r, flexible, 'TopicProduceResponse.partitionResponses');
+      partAt ??= new Array<number>(parts);
       for (let p = 0; p < parts; p++) {
-        this.partAt.push(r.offset);
+        partAt[entries++] = r.offset;
         skipPartition(r, version);
       }
       if (flexible) r.skipTaggedFields('TopicProduceResponse tagged fields');
     }
-    this.firstPart.push(this.partAt.length);
+    this.firstPart[topics] = entries;
+    this.partAt = partAt ?? [];
     this.throttleTimeMs = r.int32('ProduceResponse.throttleTimeMs');
     let endpoints = 0;
     if (flexible) {

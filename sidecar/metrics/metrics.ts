@@ -107,7 +107,7 @@ export class SidecarMetrics {
   });
   readonly upstreamErrors = this.registry.counter({
     name: 'idempo_upstream_errors_total',
-    help: 'Errors from brokers: Kafka errors by name (e.g. NOT_LEADER_OR_FOLLOWER), and connection, timeout, init_producer_id.',
+    help: 'Errors from brokers: Kafka errors by name (e.g. NOT_LEADER_OR_FOLLOWER), and connection, timeout, init_producer_id, malformed_answer (an answer the sidecar could not read: the client connection is closed).',
     labelNames: ['error'] as const,
   });
   readonly clientConnections = this.registry.gauge({

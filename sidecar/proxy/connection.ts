@@ -486,6 +486,7 @@ export class ClientConnection {
   private transformFailed(slot: Slot, err: Error): void {
     if (this.closed) return;
     const what = err instanceof CodecError ? 'cannot decode' : 'cannot rewrite';
+    this.deps.metrics.upstreamErrors.inc({ error: err instanceof CodecError ? 'malformed_answer' : 'rewrite_failed' });
     this.log.error({ api: apiName(slot.apiKey), version: slot.apiVersion, err: err.message }, `${what} the broker's answer; closing the connection`);
     this.close(`${what} answer`);
   }
