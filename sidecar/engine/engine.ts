@@ -16,7 +16,7 @@ import type { HookContext, ProduceCall, ProduceDecision, ProduceHook } from '../
 import { FIRST_V2_PRODUCE, partKey, partsOf, topicMatcher, type PartBatch, type PartResult } from './batches.js';
 import { Plan } from './plan.js';
 import { RateLimitedLog } from './rate-limited-log.js';
-import { Upgrader } from './upgrader.js';
+import { Upgrader, type Submission } from './upgrader.js';
 import { RefusalGate } from './refusal-gate.js';
 import { RetryIndex, keptForCopies, type RetryEntry } from './retry-index.js';
 import { Validator } from './validator.js';
@@ -121,14 +121,13 @@ export class Engine {
    */
   private track(ticket: DedupTicket, key: DedupKey, final: Promise<PartResult>, batchId: number, claim: Claim): Promise<PartResult> {
     const cache = this.dedup!;
-    const waiter: DedupWaiter = { final, batchId, key, claim };
+    const waiter: DedupWaiter = { final: () => settled, batchId, key, claim };
     const settled = final.then((r) => {
       cache.finish(ticket, keptForCopies(r) ? { ok: true, result: r } : { ok: false }, Date.now());
       // After a reload moved this original to a new cache, the ticket number may be another's.
       if (this.dedupWaiters.get(ticket) === waiter) this.dedupWaiters.delete(ticket);
       return r;
     });
-    waiter.final = settled;
     this.dedupWaiters.set(ticket, waiter);
     return settled;
   }
@@ -141,7 +140,7 @@ export class Engine {
   private attach(ticket: number, timeoutMs: number): Promise<PartResult> {
     const w = this.dedupWaiters.get(ticket);
     if (!w) return Promise.resolve(networkError());
-    return this.attachFinal(w.final, w.batchId, answerDeadline(timeoutMs));
+    return this.attachFinal(w.final(), w.batchId, answerDeadline(timeoutMs));
   }
 
   hook(): ProduceHook {
@@ -335,7 +334,8 @@ export class Engine {
     const call = plan.call;
     const upgrader = this.upgraderNow();
     /** The parts that go to the Upgrader, each with its claim and, with dedup, its key and ticket. */
-    const fresh: Array<{ b: PartBatch; claim: Claim; waiter: Waiter | null; key: DedupKey | null; ticket: DedupTicket | undefined }> = [];
+    const fresh: Upgraded[] = [];
+    const group = this.nextRetryGroup++;
     const limit = this.deps.config.limits.maxPendingBytes;
     const timeoutMs = call.request.timeoutMs;
     // acks=0: the client hears nothing, so it never retries: every send of it is a new write.
@@ -391,32 +391,29 @@ export class Engine {
       // The client-cannot-know rule (claim.ts) is `exact`'s; `content`/`header` match every copy.
       const c = !answered ? { claim: Claim.unanswered(), waiter: null } : this.live.dedup.strategy === 'exact' ? Claim.arrived(now, timeoutMs) : { claim: Claim.everyCopy(), waiter: null };
       const dedupKey = key && this.dedup ? key : null;
-      fresh.push({ b, claim: c.claim, waiter: c.waiter, key: dedupKey, ticket: dedupKey ? this.dedup!.begin(dedupKey, now, c.claim) : undefined });
+      const ticket = dedupKey ? this.dedup!.begin(dedupKey, now, c.claim) : undefined;
+      fresh.push(new Upgraded(this.upgradeEvents, b, plan, c.claim, c.waiter, dedupKey, this.dedup, ticket, group, answered));
     }
     if (fresh.length === 0) return;
-    const sent = upgrader.submit(fresh, call.version, call.request.timeoutMs, answered ? { ms: answerDeadline(timeoutMs), result: notDecidedInTime } : undefined);
-    const answers: Array<{ b: PartBatch; answer: Promise<PartResult> }> = [];
-    const group = this.nextRetryGroup++;
     for (let i = 0; i < fresh.length; i++) {
-      const { b, claim, waiter, key, ticket } = fresh[i];
-      const { answer: subAnswer, final, id } = sent[i];
-      const answer = answered ? this.answerInTime(b, subAnswer, final, id, group, claim) : subAnswer;
-      answers.push({ b, answer });
-      plan.answer(b, answer);
-      if (waiter) {
-        this.watch(plan, b, claim, waiter, (written) => {
+      const u = fresh[i];
+      plan.answerLater(u.b);
+      if (u.waiter) {
+        this.watch(plan, u.b, u.claim, u.waiter, (written) => {
           // Its connection closed before the answer: the client may retry on a new one, re-encoded.
-          if (!written) this.indexRetry(b, final, id, group, claim);
+          if (!written) this.indexRetry(u.b, u.final(), u.batchId, group, u.claim);
         });
       }
-      if (ticket !== undefined && key && this.dedup) this.track(ticket, key, final, id, claim);
+      if (u.ticket !== undefined) this.dedupWaiters.set(u.ticket, u);
     }
-    if (answers.length > 1 && call.request.acks !== 0 && this.live.dedup.strategy === 'exact') {
+    const ids = upgrader.submit(fresh, call.version, call.request.timeoutMs, answered ? { ms: answerDeadline(timeoutMs), result: notDecidedInTime } : undefined);
+    for (let i = 0; i < fresh.length; i++) fresh[i].batchId = ids[i];
+    if (fresh.length > 1 && call.request.acks !== 0 && this.live.dedup.strategy === 'exact') {
       // When one part of the request is answered "retry", clients such as kafkajs re-send the
       // whole request re-encoded: its parts answered success are indexed for that retry too.
       plan.whenSettled((results) => {
-        if (!answers.some((a) => isRetry(results.get(partKey(a.b))!))) return;
-        for (const { b } of answers) {
+        if (!fresh.some((u) => isRetry(results.get(partKey(u.b))!))) return;
+        for (const { b } of fresh) {
           const r = results.get(partKey(b))!;
           if (r.errorCode !== ErrorCode.NONE || !b.records) continue;
           this.retries.addSibling(b.topic, b.partition, contentFingerprint(b.records, { maxDecompressedBytes: this.deps.config.limits.maxDecompressBytes }).fingerprint, r, group);
@@ -426,18 +423,24 @@ export class Engine {
   }
 
   /**
-   * The client's answer for an upgraded part, given before the client's own timeout (submit's
+   * The client's answer for an upgraded part comes before the client's own timeout (submit's
    * answerWithin): when the original is not decided by then (or the upgrader held it),
    * REQUEST_TIMED_OUT (retriable) — the client then retries after OUR answer, and that retry is
    * recognised by content (retry-index.ts) even when the client re-encoded it with a new
-   * timestamp, while the original goes on under its stamp.
+   * timestamp, while the original goes on under its stamp. Its final result ends its dedup entry
+   * (see track).
    */
-  private answerInTime(b: PartBatch, answer: Promise<PartResult>, final: Promise<PartResult>, batchId: number, group: number, claim: Claim): Promise<PartResult> {
-    return answer.then((r) => {
-      if (isRetry(r)) this.indexRetry(b, final, batchId, group, claim);
-      return r;
-    });
-  }
+  private readonly upgradeEvents: UpgradeEvents = {
+    answered: (u, r) => {
+      if (u.answers && isRetry(r)) this.indexRetry(u.b, u.final(), u.batchId, u.group, u.claim);
+      u.plan.decided(u.b, r);
+    },
+    finished: (u, r) => {
+      if (u.ticket === undefined) return;
+      u.cache!.finish(u.ticket, keptForCopies(r) ? { ok: true, result: r } : { ok: false }, Date.now());
+      if (this.dedupWaiters.get(u.ticket) === u) this.dedupWaiters.delete(u.ticket);
+    },
+  };
 
   /** Answer deadlines of attached copies: one timer for all (deadlines.ts). */
   private readonly deadlines = new Deadlines();
@@ -629,7 +632,7 @@ export class Engine {
       this.dedup.restore(previous.snapshot(), now);
       const inFlight = [...this.dedupWaiters.values()];
       this.dedupWaiters.clear();
-      for (const w of inFlight) this.track(this.dedup.begin(w.key, now, w.claim), w.key, w.final, w.batchId, w.claim);
+      for (const w of inFlight) if (w.key) this.track(this.dedup.begin(w.key, now, w.claim), w.key, w.final(), w.batchId, w.claim);
     }
   }
 
@@ -691,7 +694,65 @@ function answerDeadline(timeoutMs: number): number {
 }
 
 /** An original still in flight that copies attach to. */
-type DedupWaiter = { final: Promise<PartResult>; batchId: number; key: DedupKey; claim: Claim };
+interface DedupWaiter {
+  /** Its final result (a promise made when asked). */
+  final(): Promise<PartResult>;
+  readonly batchId: number;
+  readonly key: DedupKey | null;
+  readonly claim: Claim;
+}
+
+/** What the engine does when an upgraded original is answered and when it finishes (Engine.upgradeEvents). */
+interface UpgradeEvents {
+  answered(u: Upgraded, r: PartResult): void;
+  finished(u: Upgraded, r: PartResult): void;
+}
+
+/**
+ * An original the upgrader took, followed with plain calls (the Upgrader's listener, and the
+ * dedup waiter copies attach to): no promise per batch. Its final result becomes a promise only
+ * when something waits for it (an attached copy, the retry index); most finish with nobody asking.
+ */
+class Upgraded implements Submission, DedupWaiter {
+  /** The upgrader's id of the batch (set once submitted). */
+  batchId = -1;
+  private result?: PartResult;
+  private waiting?: Array<(r: PartResult) => void>;
+
+  constructor(
+    private readonly events: UpgradeEvents,
+    readonly b: PartBatch,
+    readonly plan: Plan,
+    readonly claim: Claim,
+    readonly waiter: Waiter | null,
+    readonly key: DedupKey | null,
+    /** Its dedup entry: the cache it began in (a reload makes a new one; ticket numbers are per cache), and its ticket there. */
+    readonly cache: DedupCache<PartResult> | undefined,
+    readonly ticket: DedupTicket | undefined,
+    /** Retry group of its request (retry-index.ts). */
+    readonly group: number,
+    /** Its client hears an answer (acks != 0), so a retriable one means a retry to recognise. */
+    readonly answers: boolean,
+  ) {}
+
+  answered(r: PartResult): void {
+    this.events.answered(this, r);
+  }
+
+  finished(r: PartResult): void {
+    this.result = r;
+    this.events.finished(this, r);
+    const waiting = this.waiting;
+    this.waiting = undefined;
+    if (waiting) for (let i = 0; i < waiting.length; i++) waiting[i](r);
+  }
+
+  final(): Promise<PartResult> {
+    const r = this.result;
+    if (r) return Promise.resolve(r);
+    return new Promise((resolve) => (this.waiting ??= []).push(resolve));
+  }
+}
 
 function networkError(): PartResult {
   return { errorCode: ErrorCode.NETWORK_EXCEPTION, baseOffset: -1n, logAppendTimeMs: -1n };

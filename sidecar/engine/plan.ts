@@ -12,7 +12,12 @@ import { buildResponse, partKey, resultsByPosition, subsetRequest, type PartResu
 type Part = { t: number; p: number };
 
 export class Plan {
-  private readonly local = new Map<string, PartResult | Promise<PartResult>>();
+  /** The sidecar's answers by part key; undefined while one is not decided (answerLater, or a promise pending). */
+  private readonly local = new Map<string, PartResult | undefined>();
+  /** Local answers not decided yet. */
+  private open = 0;
+  /** Set by decide() while answers are open: called when the last is decided, or one failed. */
+  private whenDecided?: { resolve: () => void; reject: (err: unknown) => void };
   private readonly forwarded = new Set<string>();
   private readonly hooks: Array<(byKey: ReadonlyMap<string, PartResult>) => void> = [];
   private readonly written: Array<(written: boolean, results: ReadonlyMap<string, PartResult> | undefined) => void> = [];
@@ -22,9 +27,29 @@ export class Plan {
 
   constructor(readonly call: ProduceCall) {}
 
-  /** The sidecar answers this part (now or later). */
+  /** The sidecar answers this part (now, or when the promise settles). */
   answer(b: Part, r: PartResult | Promise<PartResult>): void {
+    if (!(r instanceof Promise)) {
+      this.local.set(partKey(b), r);
+      return;
+    }
+    this.answerLater(b);
+    r.then(
+      (v) => this.decided(b, v),
+      (err: unknown) => this.whenDecided?.reject(err),
+    );
+  }
+
+  /** The sidecar answers this part with decided(), later (no promise per part: upgrade mode's originals). */
+  answerLater(b: Part): void {
+    this.local.set(partKey(b), undefined);
+    this.open++;
+  }
+
+  /** The answer of a part given to answerLater. */
+  decided(b: Part, r: PartResult): void {
     this.local.set(partKey(b), r);
+    if (--this.open === 0) this.whenDecided?.resolve();
   }
 
   /** This part goes to the client's broker. */
@@ -58,12 +83,16 @@ export class Plan {
   decide(): ProduceDecision {
     const req = this.call.request;
     // A part nobody claimed goes to the broker as is (it judges).
-    req.topicData.forEach((td, t) =>
-      td.partitionData.forEach((_, p) => {
-        const k = `${t}/${p}`;
-        if (!this.local.has(k)) this.forwarded.add(k);
-      }),
-    );
+    let parts = 0;
+    for (let t = 0; t < req.topicData.length; t++) parts += req.topicData[t].partitionData.length;
+    if (this.local.size + this.forwarded.size < parts) {
+      req.topicData.forEach((td, t) =>
+        td.partitionData.forEach((_, p) => {
+          const k = `${t}/${p}`;
+          if (!this.local.has(k)) this.forwarded.add(k);
+        }),
+      );
+    }
     if (this.local.size === 0) {
       if (this.hooks.length === 0) return { kind: 'forward' };
       return {
@@ -81,11 +110,26 @@ export class Plan {
             for (const cb of this.written) cb(w, this.results);
           };
     // The sidecar's own answers, once all are decided (then the settled hooks run).
-    const settle = async (): Promise<Map<string, PartResult>> => {
-      const results = new Map<string, PartResult>();
-      for (const [k, r] of this.local) results.set(k, await r);
-      for (const cb of this.settled) cb(results);
-      return results;
+    const settle = (): Promise<Map<string, PartResult>> => {
+      const all = (): Map<string, PartResult> => {
+        const results = this.local as Map<string, PartResult>; // every answer decided now
+        for (const cb of this.settled) cb(results);
+        return results;
+      };
+      if (this.open === 0) return Promise.resolve().then(all);
+      return new Promise((resolve, reject) => {
+        this.whenDecided = {
+          // (called from the decider's stack: a settled hook's throw rejects, as it did in a promise chain)
+          resolve: () => {
+            try {
+              resolve(all());
+            } catch (err) {
+              reject(err);
+            }
+          },
+          reject,
+        };
+      });
     };
     if (this.forwarded.size === 0) {
       const response = settle().then((results) => {

@@ -33,22 +33,31 @@ interface Pending {
   readonly recordCount: number;
   /** Journalled with the batch so that a restart can answer the client's copy (--state-dir). */
   readonly dedupKey: DedupKey | null;
-  /** The client's answer: the final result, or a retriable error while the batch is held undecided or at the client's deadline. */
-  readonly answer: (r: PartResult) => void;
+  /** Told the client's answer (once) and the final result. */
+  readonly listener: BatchListener;
+  /** The client has its answer (a retriable one while held, or at its deadline; the final one otherwise). */
+  answered: boolean;
   /** The client's deadline for its answer (submit's answerWithin), until answered. */
   late?: Deadline;
   /** What it counts in pendingBytes (0 for a batch restored after a restart). */
   readonly bytes: number;
-  /** The decided result (what the dedup cache keeps for the client's retries). */
-  readonly resolve: (r: PartResult) => void;
 }
 
-/** One accepted batch: what its client is answered now, and how it ends. */
-export interface Submitted {
-  answer: Promise<PartResult>;
-  final: Promise<PartResult>;
-  /** The Upgrader's id of the batch (for `retried`). */
-  id: number;
+/**
+ * How a submitted batch ends, told to its submitter: plain calls, no promise per batch (the
+ * engine's record of the batch implements it). Never called from within submit().
+ */
+export interface BatchListener {
+  /** The client's answer, once: the final result, or a retriable error while the batch is held undecided or at the client's deadline. */
+  answered(r: PartResult): void;
+  /** The decided result (what the dedup cache keeps for the client's retries), once, never before answered. */
+  finished(r: PartResult): void;
+}
+
+/** A client batch to upgrade (with its dedup key, journalled with it), told how it ends. */
+export interface Submission extends BatchListener {
+  readonly b: PartBatch;
+  readonly key: DedupKey | null;
 }
 
 /**
@@ -121,53 +130,59 @@ export class Upgrader {
   }
 
   /**
-   * Takes the batches of one client request; each gets its client answer and its final result
-   * (in the order of `parts`). Each batch's dedup key, if any, is journalled with it, for the
+   * Takes the batches of one client request; each tells its listener its client answer and its
+   * final result. Returns their ids, in the order of `parts` (-1: refused at once, told in a
+   * microtask). Each batch's dedup key, if any, is journalled with it, for the
    * restart. A batch with no record (lastOffsetDelta < 0) is answered INVALID_RECORD and never
    * reaches the Sequencer. With `answerWithin`, a batch not decided `ms` after it came is answered
    * `result()` (its client must hear something before its own timeout); it goes on under its stamp.
    */
-  submit(parts: ReadonlyArray<{ b: PartBatch; key: DedupKey | null }>, version: number, timeoutMs: number, answerWithin?: { ms: number; result: () => PartResult }): Submitted[] {
-    const out: Submitted[] = [];
+  submit(parts: ReadonlyArray<Submission>, version: number, timeoutMs: number, answerWithin?: { ms: number; result: () => PartResult }): number[] {
+    const ids: number[] = [];
     const items: Array<{ tp: TopicPartition; id: number; recordCount: number }> = [];
     const stopped = this.state?.stopped;
-    for (const { b, key } of parts) {
-      if (stopped) {
-        // The journal failed and is still on disk (state/README.md "When a write fails"): no new stamp.
-        const refused: PartResult = { errorCode: ErrorCode.KAFKA_STORAGE_ERROR, baseOffset: -1n, logAppendTimeMs: -1n, errorMessage: 'idempo: the sidecar cannot write its --state-dir' };
-        out.push({ answer: Promise.resolve(refused), final: Promise.resolve(refused), id: -1 });
-        continue;
-      }
+    for (let i = 0; i < parts.length; i++) {
+      const listener = parts[i];
+      const { b, key } = listener;
       const h = b.header!;
       const recordCount = h.lastOffsetDelta + 1;
-      if (recordCount < 1 || h.recordsCount !== recordCount) {
-        const bad: PartResult = { errorCode: ErrorCode.INVALID_RECORD, baseOffset: -1n, logAppendTimeMs: -1n, errorMessage: 'idempo: the batch holds no record or its record count does not match lastOffsetDelta' };
-        out.push({ answer: Promise.resolve(bad), final: Promise.resolve(bad), id: -1 });
+      let refused: PartResult | undefined;
+      // The journal failed and is still on disk (state/README.md "When a write fails"): no new stamp.
+      if (stopped) refused = { errorCode: ErrorCode.KAFKA_STORAGE_ERROR, baseOffset: -1n, logAppendTimeMs: -1n, errorMessage: 'idempo: the sidecar cannot write its --state-dir' };
+      else if (recordCount < 1 || h.recordsCount !== recordCount) {
+        refused = { errorCode: ErrorCode.INVALID_RECORD, baseOffset: -1n, logAppendTimeMs: -1n, errorMessage: 'idempo: the batch holds no record or its record count does not match lastOffsetDelta' };
+      }
+      if (refused) {
+        const r = refused;
+        queueMicrotask(() => {
+          listener.answered(r);
+          listener.finished(r);
+        });
+        ids.push(-1);
         continue;
       }
       const id = this.nextId++;
       const tp = { topic: b.topic, partition: b.partition };
-      let answer!: (r: PartResult) => void;
-      let resolve!: (r: PartResult) => void;
-      const answered = new Promise<PartResult>((r) => (answer = r));
-      const final = new Promise<PartResult>((r) => (resolve = r));
-      const p: Pending = { tp, batch: b.records!, version, timeoutMs, recordCount, dedupKey: key, answer, resolve, bytes: b.records!.length };
+      const p: Pending = { tp, batch: b.records!, version, timeoutMs, recordCount, dedupKey: key, listener, answered: false, bytes: b.records!.length };
       this.heldBytes += p.bytes;
-      if (answerWithin) p.late = this.deadlines.add(answerWithin.ms, () => answer(answerWithin.result()));
+      if (answerWithin) p.late = this.deadlines.add(answerWithin.ms, () => this.answer(p, answerWithin.result()));
       this.pending.set(id, p);
-      out.push({ answer: answered, final, id });
+      ids.push(id);
       items.push({ tp, id, recordCount });
     }
     // One request is one unit: the Sequencer checks all of it before it changes anything.
     const actions = this.seq.submitAll(items, Date.now());
-    for (const it of items) {
-      const p = this.pending.get(it.id)!;
-      // Journalled at acceptance (not only at the first send): after a restart the queued ones keep
-      // their place ahead of the client's re-sends of later batches.
-      this.state?.append({ type: 'accepted', batch: { id: it.id, tp: it.tp, recordCount: it.recordCount, version, timeoutMs, dedupKey: p.dedupKey, bytes: p.batch } });
+    if (this.state) {
+      for (let i = 0; i < items.length; i++) {
+        const it = items[i];
+        const p = this.pending.get(it.id)!;
+        // Journalled at acceptance (not only at the first send): after a restart the queued ones keep
+        // their place ahead of the client's re-sends of later batches.
+        this.state.append({ type: 'accepted', batch: { id: it.id, tp: it.tp, recordCount: it.recordCount, version, timeoutMs, dedupKey: p.dedupKey, bytes: p.batch } });
+      }
     }
     this.run(actions);
-    return out;
+    return ids;
   }
 
   /**
@@ -196,9 +211,11 @@ export class Upgrader {
         const a = r.batches.get(bs.id);
         if (!a) continue;
         if (bs.stamp) stampIdempotence(a.bytes, bs.stamp.producerId, bs.stamp.epoch, bs.stamp.baseSequence);
-        const result = new Promise<PartResult>((resolve) =>
-          this.pending.set(a.id, { tp: a.tp, batch: a.bytes, version: a.version, timeoutMs: a.timeoutMs, recordCount: a.recordCount, dedupKey: a.dedupKey, answer: () => undefined, resolve, bytes: 0 }),
-        );
+        const result = new Promise<PartResult>((resolve) => {
+          // Its client is gone: only the final result counts.
+          const listener: BatchListener = { answered: () => undefined, finished: resolve };
+          this.pending.set(a.id, { tp: a.tp, batch: a.bytes, version: a.version, timeoutMs: a.timeoutMs, recordCount: a.recordCount, dedupKey: a.dedupKey, listener, answered: true, bytes: 0 });
+        });
         out.push({ key: a.dedupKey, result, id: a.id });
       }
     }
@@ -302,12 +319,15 @@ export class Upgrader {
     this.state?.append(r.outcomeUnknown ? { type: 'finished', id, result, at: Date.now(), unknown: true } : { type: 'finished', id, result, at: Date.now() });
     this.metrics.produceBatches.inc({ topic: p.tp.topic, outcome });
     this.answer(p, r);
-    p.resolve(r);
+    p.listener.finished(r);
   }
 
+  /** The client's answer, unless it had one (a held batch's, or at its deadline). */
   private answer(p: Pending, r: PartResult): void {
     if (p.late) this.deadlines.cancel(p.late);
-    p.answer(r);
+    if (p.answered) return;
+    p.answered = true;
+    p.listener.answered(r);
   }
 
   /** Client answer deadlines (submit's answerWithin): one timer for all. */
