@@ -54,7 +54,7 @@ function readAll(a: ProduceAnswer): unknown {
     const parts = [];
     for (let p = 0; p < a.partitionCount(t); p++) {
       const e = a.entry(t, p);
-      parts.push({ index: a.index(e), ...a.result(e) });
+      parts.push({ index: a.index(e), ...a.result(e), logStartOffset: a.logStartOffset(e) });
     }
     topics.push({ key: a.topicKey(t), parts });
   }
@@ -65,7 +65,7 @@ function fromObjects(resp: ProduceResponse, version: number): unknown {
   return {
     topics: resp.responses.map((tr) => ({
       key: topicKey(tr, version),
-      parts: tr.partitionResponses.map((pr) => ({ index: pr.index, errorCode: pr.errorCode, baseOffset: pr.baseOffset, logAppendTimeMs: pr.logAppendTimeMs, errorMessage: pr.errorMessage })),
+      parts: tr.partitionResponses.map((pr) => ({ index: pr.index, errorCode: pr.errorCode, baseOffset: pr.baseOffset, logAppendTimeMs: pr.logAppendTimeMs, errorMessage: pr.errorMessage, logStartOffset: pr.logStartOffset })),
     })),
     throttleTimeMs: resp.throttleTimeMs,
     hasNodeEndpoints: resp.nodeEndpoints.length > 0,

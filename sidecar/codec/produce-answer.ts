@@ -19,6 +19,8 @@ export interface AnswerResult {
 const ERROR_CODE = 4;
 const BASE_OFFSET = 6;
 const LOG_APPEND_TIME = 14;
+/** logStartOffset int64 (v5+). */
+const LOG_START_OFFSET = 22;
 /** Where recordErrors starts (v8+), after logStartOffset (v5+). */
 const RECORD_ERRORS = 30;
 
@@ -122,6 +124,11 @@ export class ProduceAnswer {
 
   logAppendTimeMs(e: number): bigint {
     return int64At(this.payload, this.partAt[e] + LOG_APPEND_TIME);
+  }
+
+  /** -1 before v5 (as the generated decoder gives it). */
+  logStartOffset(e: number): bigint {
+    return this.version >= 5 ? int64At(this.payload, this.partAt[e] + LOG_START_OFFSET) : -1n;
   }
 
   errorMessage(e: number): string | null {

@@ -9,7 +9,8 @@ import { Backoff, sleep } from '../../api/backoff.js';
 import { ApiKey } from '../codec/api.js';
 import { ErrorCode, errorLabel, toBatchOutcome, type BatchOutcome } from '../codec/errors.js';
 import { stampIdempotence } from '../codec/record-batch.js';
-import { decodeProduceResponse, type PartitionProduceResponse, type ProduceResponse } from '../codec/generated/produce-response.js';
+import type { ProduceResponse } from '../codec/generated/produce-response.js';
+import { ProduceAnswer } from '../codec/produce-answer.js';
 import { createPartitionProduceData, createProduceRequest, createTopicProduceData, encodeProduceRequest, type ProduceRequest } from '../codec/generated/produce-request.js';
 import { decodeInitProducerIdResponse } from '../codec/generated/init-producer-id-response.js';
 import { encodeInitProducerIdRequest } from '../codec/generated/init-producer-id-request.js';
@@ -68,7 +69,7 @@ export interface Submission extends BatchListener {
 type SendItem = { id: number; p: Pending; tp: TopicPartition };
 
 /** A topic id a Produce request named, and its topic (v13: the answer is read by these ids). */
-type SentId = { id: Buffer; topic: string };
+type SentId = { id: Buffer; topic: string; /** The id as produce-answer.ts topicKey gives it (latin1). */ key: string };
 
 /**
  * TEST ONLY (test/e2e/faults-state-loss.test.ts shows with it that the faults bite): the sidecar
@@ -432,7 +433,7 @@ export class Upgrader {
           td.name = topic; // (encoded up to v12 only; kept to find the topic here)
           if (version >= 13) {
             td.topicId = this.ctx.cluster.topicId(topic) ?? ZERO_UUID;
-            sentIds.push({ id: td.topicId, topic });
+            sentIds.push({ id: td.topicId, topic, key: td.topicId.toString('latin1') });
           }
           req.topicData.push(td);
         }
@@ -454,13 +455,13 @@ export class Upgrader {
       })
       .then(
         (r) => {
-          let resp: ProduceResponse;
+          let answer: ProduceAnswer;
           try {
-            resp = decodeProduceResponse(r.body, r.version);
+            answer = new ProduceAnswer(r.body.buf, r.body.offset, r.version);
           } catch (err) {
             return this.unanswered(leader, topics, items, err);
           }
-          this.answered(r.version, topics, sentIds, items, resp);
+          this.answered(r.version, topics, sentIds, items, answer);
         },
         (err: unknown) => this.unanswered(leader, topics, items, err),
       )
@@ -476,27 +477,39 @@ export class Upgrader {
     for (const it of items) this.report(it.p.tp, it.id, { kind: 'unknown', reason: kind });
   }
 
-  private answered(version: number, topics: string[], sentIds: readonly SentId[], items: SendItem[], resp: ProduceResponse): void {
-    // The answer's topics by name (from v13 by the ids this request named).
-    const names = resp.responses.map((tr) => (version >= 13 ? (sentIds.find((s) => s.id.equals(tr.topicId))?.topic ?? this.ctx.cluster.topicName(tr.topicId)) : tr.name));
+  private answered(version: number, topics: string[], sentIds: readonly SentId[], items: SendItem[], answer: ProduceAnswer): void {
+    // The answer's topics by name (from v13 by the ids this request named). Read in place
+    // (produce-answer.ts); objects only for an error's new leader (KIP-951), from decode().
+    const names: Array<string | undefined> = [];
+    for (let t = 0; t < answer.topicCount; t++) {
+      const key = answer.topicKey(t);
+      names.push(version >= 13 ? (sentIds.find((s) => s.key === key)?.topic ?? this.ctx.cluster.topicName(Buffer.from(key, 'latin1'))) : key);
+    }
+    let decoded: ProduceResponse | undefined;
     let stale = false;
-    for (const it of items) {
-      const r = partitionAnswer(resp, names, it.p.tp);
-      if (!r) {
-        this.report(it.p.tp, it.id, { kind: 'unknown', reason: 'connection_lost' });
+    for (let i = 0; i < items.length; i++) {
+      const it = items[i];
+      const tp = it.p.tp;
+      const at = partitionAnswer(answer, names, tp);
+      if (!at) {
+        this.report(tp, it.id, { kind: 'unknown', reason: 'connection_lost' });
         continue;
       }
-      if (r.errorCode !== ErrorCode.NONE) {
-        this.metrics.upstreamErrors.inc({ error: errorLabel(r.errorCode) });
-        if (r.errorCode === ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER) this.metrics.outOfSequence.inc({ topic: it.p.tp.topic });
+      const e = answer.entry(at.t, at.p);
+      const errorCode = answer.errorCode(e);
+      const baseOffset = answer.baseOffset(e);
+      if (errorCode !== ErrorCode.NONE) {
+        this.metrics.upstreamErrors.inc({ error: errorLabel(errorCode) });
+        if (errorCode === ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER) this.metrics.outOfSequence.inc({ topic: tp.topic });
         // KIP-951: the answer names the new leader; otherwise refresh metadata.
-        const leader = r.currentLeader?.leaderId ?? -1;
-        if (leader >= 0) this.ctx.cluster.setLeader(it.p.tp.topic, it.p.tp.partition, leader);
+        decoded ??= answer.decode();
+        const leader = decoded.responses[at.t].partitionResponses[at.p].currentLeader?.leaderId ?? -1;
+        if (leader >= 0) this.ctx.cluster.setLeader(tp.topic, tp.partition, leader);
         else stale = true;
-      } else if (r.baseOffset < 0n) {
-        this.metrics.duplicatesRejected.inc({ topic: it.p.tp.topic });
+      } else if (baseOffset < 0n) {
+        this.metrics.duplicatesRejected.inc({ topic: tp.topic });
       }
-      this.report(it.p.tp, it.id, toBatchOutcome(r.errorCode, r.baseOffset, r.logAppendTimeMs), r.logStartOffset);
+      this.report(tp, it.id, toBatchOutcome(errorCode, baseOffset, answer.logAppendTimeMs(e)), answer.logStartOffset(e));
     }
     if (stale) void this.ctx.refreshMetadata(topics).catch(() => undefined);
   }
@@ -548,11 +561,11 @@ export class Upgrader {
   }
 }
 
-/** A partition's answer in a Produce response (`names`: its topics' names, in order), or undefined. */
-function partitionAnswer(resp: ProduceResponse, names: ReadonlyArray<string | undefined>, tp: TopicPartition): PartitionProduceResponse | undefined {
-  for (let i = 0; i < resp.responses.length; i++) {
-    if (names[i] !== tp.topic) continue;
-    for (const pr of resp.responses[i].partitionResponses) if (pr.index === tp.partition) return pr;
+/** Where a partition's result is in a Produce answer (`names`: its topics' names, in order): topic and position, or undefined. */
+function partitionAnswer(answer: ProduceAnswer, names: ReadonlyArray<string | undefined>, tp: TopicPartition): { t: number; p: number } | undefined {
+  for (let t = 0; t < names.length; t++) {
+    if (names[t] !== tp.topic) continue;
+    for (let p = 0; p < answer.partitionCount(t); p++) if (answer.index(answer.entry(t, p)) === tp.partition) return { t, p };
   }
   return undefined;
 }
