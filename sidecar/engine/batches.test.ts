@@ -122,6 +122,25 @@ describe('subsetRequest', () => {
   });
 });
 
+describe('partsOf: a topic-partition named twice in one request', () => {
+  const cluster = new ClusterView();
+  const repeatedOf = (req: ProduceRequest): string[] => partsOf(req, 9, cluster).filter((b) => b.repeated).map((b) => `${b.topic}-${b.partition}`);
+
+  it('later occurrences are marked, in one topic entry or across two entries of the same topic; the same index in another topic is not', () => {
+    expect(repeatedOf(request([['a', [[0, batch()], [1, batch()], [0, batch()]]]]))).toEqual(['a-0']);
+    expect(repeatedOf(request([['a', [[0, batch()]]], ['b', [[0, batch()]]], ['a', [[1, batch()], [0, batch()]]]]))).toEqual(['a-0']);
+    expect(repeatedOf(request([['a', [[0, batch()]]], ['b', [[0, batch()], [1, batch()]]]]))).toEqual([]);
+  });
+
+  it('the same in requests of many parts (checked through keys past the first 32), a repeat on either side of that point', () => {
+    const many = (n: number): Array<[number, Buffer | null]> => Array.from({ length: n }, (_, i) => [i, batch()]);
+    const b = batch();
+    expect(repeatedOf(request([['a', many(40)], ['b', many(40)], ['a', [[3, b], [39, b], [40, b]]], ['b', [[0, b]]]]))).toEqual(['a-3', 'a-39', 'b-0']);
+    expect(repeatedOf(request([['a', [...many(31), [5, b], [6, b], ...many(3)]]]))).toEqual(['a-5', 'a-6', 'a-0', 'a-1', 'a-2']);
+    expect(repeatedOf(request([['a', many(100)]]))).toEqual([]);
+  });
+});
+
 describe('buildResponse', () => {
   it('answers every partition in request order; one without a result is never a success', () => {
     const req = request([
