@@ -26,7 +26,7 @@ import type { TlsMaterial } from './upstream-socket.js';
 import { AnswerQueue, type Slot } from './answer-queue.js';
 import { ReadGate } from './flow-control.js';
 import { readAcceptedInto, SocketReads } from './socket-reads.js';
-import { encodeChangedRequest, encodeProduceAnswer, peekProduceAcks, produceAnswerNeedsWork, produceErrorPayload, requestShape, transformProduceAnswer } from './produce-frames.js';
+import { detachFromFrame, encodeChangedRequest, encodeProduceAnswer, peekProduceAcks, produceAnswerNeedsWork, produceErrorPayload, transformProduceAnswer } from './produce-frames.js';
 import { UpstreamLink, type LossDecision, type Outstanding } from './upstream-link.js';
 import { bindsConnection, isIdempotentProduce, replayClassOf, type ReplayClass } from './replay.js';
 import { ErrorCode } from '../codec/errors.js';
@@ -382,8 +382,8 @@ export class ClientConnection {
         const slot = clientAcks === 0 ? undefined : this.reserve(header.correlationId, ApiKey.Produce, version);
         const transform = this.produceTransform(version, decision.onResponse);
         const replay = produceReplay(request);
-        // Kept for a NETWORK_EXCEPTION answer: detached from lent memory.
-        const kept = { request: lent ? requestShape(request) : request, version };
+        // Kept for a NETWORK_EXCEPTION answer: detached from lent memory, after everything that reads its records.
+        const kept = { request: lent ? detachFromFrame(request, version) : request, version };
         return this.forward(frame, lent, slot, transform, replay, request.timeoutMs + this.deps.requestTimeoutMs, kept);
       }
       case 'forward-modified': {
@@ -393,8 +393,10 @@ export class ClientConnection {
         // A changed request always goes through the hook's answer handler.
         const transform: Transform = (payload) => transformProduceAnswer(payload, version, decision.onResponse, this.deps);
         const changed = encodeChangedRequest(frame, header.bodyOffset, decision.request, version);
-        const kept = { request: lent ? requestShape(decision.request) : decision.request, version };
-        return this.forward(changed, false, slot, transform, produceReplay(decision.request), decision.request.timeoutMs + this.deps.requestTimeoutMs, kept);
+        const replay = produceReplay(decision.request);
+        // Last: it drops the records (see 'forward').
+        const kept = { request: lent ? detachFromFrame(decision.request, version) : decision.request, version };
+        return this.forward(changed, false, slot, transform, replay, decision.request.timeoutMs + this.deps.requestTimeoutMs, kept);
       }
       case 'answer':
         return this.answerFromHook(header, version, clientAcks, decision.response, decision.onWritten);

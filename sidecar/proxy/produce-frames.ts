@@ -96,21 +96,17 @@ export function produceErrorPayload(correlationId: number, version: number, req:
 }
 
 /**
- * What matching answers to a request's parts needs of it, detached from its frame: topic
- * names, topic ids (copied), partition indexes; no record bytes, no tagged fields. For a
- * request read into lent memory (socket-reads.ts) whose answer comes after the read.
+ * Detaches a request decoded from lent memory (socket-reads.ts) from it, in place, keeping what
+ * its NETWORK_EXCEPTION answer is built from (produceErrorPayload: topic names, topic ids,
+ * partition indexes): v13 topic ids are copied, records dropped. Only for the request of a hook
+ * that keeps no bytes of the call (ProduceHook.keepsNoBytes), once the hook has decided and
+ * nothing else will read its records.
  */
-export function requestShape(req: ProduceRequest): ProduceRequest {
-  return {
-    transactionalId: req.transactionalId,
-    acks: req.acks,
-    timeoutMs: req.timeoutMs,
-    _tagged: undefined,
-    topicData: req.topicData.map((td) => ({
-      name: td.name,
-      topicId: Buffer.from(td.topicId),
-      partitionData: td.partitionData.map((pd) => ({ index: pd.index, records: null, _tagged: undefined })),
-      _tagged: undefined,
-    })),
-  };
+export function detachFromFrame(req: ProduceRequest, version: number): ProduceRequest {
+  for (let t = 0; t < req.topicData.length; t++) {
+    const td = req.topicData[t];
+    if (version >= 13) td.topicId = Buffer.from(td.topicId);
+    for (let p = 0; p < td.partitionData.length; p++) td.partitionData[p].records = null;
+  }
+  return req;
 }
