@@ -206,9 +206,13 @@ export class Engine {
     if (req.transactionalId !== null) return { kind: 'forward' };
     const mode = this.live.mode;
     const parts = partsOf(req, call.version, this.deps.ctx.cluster, mode !== 'observe');
-    if (parts.some((b) => b.header?.isTransactional)) return { kind: 'forward' };
+    let unknownTopic = false;
+    for (let i = 0; i < parts.length; i++) {
+      if (parts[i].header?.isTransactional) return { kind: 'forward' };
+      unknownTopic ||= parts[i].topicUnknown;
+    }
     const now = Date.now();
-    if (parts.some((b) => b.topicUnknown)) this.learnTopicIds(call);
+    if (unknownTopic) this.learnTopicIds(call);
     if (mode === 'observe') return this.observe(call, parts, now);
     const plan = new Plan(call);
     const covered: PartBatch[] = [];

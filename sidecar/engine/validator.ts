@@ -56,7 +56,7 @@ export class Validator {
    * only for a tracked batch's ticket.
    */
   private observed(answer: ProduceAnswer, watched: Watched[]): void {
-    const at = Date.now();
+    let at = 0; // read once a ticket needs it: most observed batches carry none
     let t = -1;
     let sameTopic = false;
     for (let i = 0; i < watched.length; i++) {
@@ -68,7 +68,7 @@ export class Validator {
       let e = sameTopic && w.p < answer.partitionCount(t) ? answer.entry(t, w.p) : -1;
       if (e === -1 || answer.index(e) !== w.partition) e = findAnswer(answer, w.topicKey, w.partition);
       if (e === -1) continue;
-      if (w.ticket !== undefined) this.settle(w.ticket, answer.result(e), at);
+      if (w.ticket !== undefined) this.settle(w.ticket, answer.result(e), (at ||= Date.now()));
       this.countAnswer(w.topic, answer.errorCode(e), w.copy);
     }
   }
