@@ -410,7 +410,8 @@ export class Engine {
       }
       if (u.ticket !== undefined) this.dedupWaiters.set(u.ticket, u);
     }
-    const ids = upgrader.submit(fresh, call.version, call.request.timeoutMs, answered ? { ms: answerDeadline(timeoutMs), result: notDecidedInTime } : undefined);
+    // The batches are views into the request's pooled memory: the upgrader holds it until each is finished.
+    const ids = upgrader.submit(fresh, call.version, call.request.timeoutMs, answered ? { ms: answerDeadline(timeoutMs), result: notDecidedInTime } : undefined, call.lease);
     for (let i = 0; i < fresh.length; i++) fresh[i].batchId = ids[i];
     if (fresh.length > 1 && call.request.acks !== 0 && this.live.dedup.strategy === 'exact') {
       // When one part of the request is answered "retry", clients such as kafkajs re-send the

@@ -18,6 +18,7 @@ import { Sequencer, type SequencerAction, type TopicPartition } from '../idempot
 import type { SidecarMetrics } from '../metrics/metrics.js';
 import type { LiveConfig } from '../config/load.js';
 import type { HookContext } from '../proxy/produce-hook.js';
+import type { FrameLease } from '../proxy/frame-pool.js';
 import { UpstreamError } from '../proxy/broker-client.js';
 import { ZERO_UUID } from '../codec/runtime.js';
 import type { PartBatch, PartResult } from './batches.js';
@@ -42,6 +43,10 @@ interface Pending {
   late?: Deadline;
   /** What it counts in pendingBytes (0 for a batch restored after a restart). */
   readonly bytes: number;
+  /** The client request's pooled memory `batch` lies in (frame-pool.ts), held until `uses` is 0. */
+  readonly lease?: FrameLease;
+  /** Pending itself, plus each send of it not yet answered or failed, plus a re-send scheduled or waiting for the journal. */
+  uses: number;
 }
 
 /**
@@ -138,7 +143,7 @@ export class Upgrader {
    * reaches the Sequencer. With `answerWithin`, a batch not decided `ms` after it came is answered
    * `result()` (its client must hear something before its own timeout); it goes on under its stamp.
    */
-  submit(parts: ReadonlyArray<Submission>, version: number, timeoutMs: number, answerWithin?: { ms: number; result: () => PartResult }): number[] {
+  submit(parts: ReadonlyArray<Submission>, version: number, timeoutMs: number, answerWithin?: { ms: number; result: () => PartResult }, lease?: FrameLease): number[] {
     const ids: number[] = [];
     const items: Array<{ tp: TopicPartition; id: number; recordCount: number }> = [];
     const stopped = this.state?.stopped;
@@ -164,7 +169,8 @@ export class Upgrader {
       }
       const id = this.nextId++;
       const tp = { topic: b.topic, partition: b.partition };
-      const p: Pending = { tp, batch: b.records!, version, timeoutMs, recordCount, dedupKey: key, listener, answered: false, bytes: b.records!.length };
+      lease?.hold();
+      const p: Pending = { tp, batch: b.records!, version, timeoutMs, recordCount, dedupKey: key, listener, answered: false, bytes: b.records!.length, lease, uses: 1 };
       this.heldBytes += p.bytes;
       if (answerWithin) p.late = this.deadlines.add(answerWithin.ms, () => this.answer(p, answerWithin.result()));
       this.pending.set(id, p);
@@ -215,7 +221,7 @@ export class Upgrader {
         const result = new Promise<PartResult>((resolve) => {
           // Its client is gone: only the final result counts.
           const listener: BatchListener = { answered: () => undefined, finished: resolve };
-          this.pending.set(a.id, { tp: a.tp, batch: a.bytes, version: a.version, timeoutMs: a.timeoutMs, recordCount: a.recordCount, dedupKey: a.dedupKey, listener, answered: true, bytes: 0 });
+          this.pending.set(a.id, { tp: a.tp, batch: a.bytes, version: a.version, timeoutMs: a.timeoutMs, recordCount: a.recordCount, dedupKey: a.dedupKey, listener, answered: true, bytes: 0, uses: 1 });
         });
         out.push({ key: a.dedupKey, result, id: a.id });
       }
@@ -260,7 +266,11 @@ export class Upgrader {
           this.metrics.retries.inc({ reason: a.reason });
           this.log.debug({ topic: p.tp.topic, partition: p.tp.partition, seq: a.baseSequence, attempt: a.attempt, reason: a.reason }, 're-sending batch');
           if (a.notBefore > now) {
-            const t = setTimeout(() => this.dispatch([{ id: a.id, p, tp: a.tp }]), a.notBefore - now);
+            p.uses++;
+            const t = setTimeout(() => {
+              this.dispatch([{ id: a.id, p, tp: a.tp }]);
+              this.letGo(p);
+            }, a.notBefore - now);
             t.unref();
           } else batch.push({ id: a.id, p, tp: a.tp });
           break;
@@ -299,8 +309,33 @@ export class Upgrader {
     if (batch.length === 0) return;
     // Group commit: every stamp of this turn is written and fdatasync'ed once, then all go out.
     // Everything passes through durable() so that per-partition send order stays action order.
-    if (this.state) void this.state.durable().then(() => this.dispatch(batch), () => this.notSent(batch));
-    else this.dispatch(batch);
+    if (this.state) {
+      for (const it of batch) it.p.uses++; // it may finish (deadline) while the journal syncs
+      void this.state.durable().then(
+        () => {
+          this.dispatch(batch);
+          this.sent(batch);
+        },
+        () => {
+          this.notSent(batch);
+          this.sent(batch);
+        },
+      );
+    } else this.dispatch(batch);
+  }
+
+  /**
+   * One use of a batch's bytes ended; after the last (finished, and no send of it pending: its
+   * bytes were all written or its socket destroyed, broker-client.ts) the client request's pooled
+   * memory may be reused.
+   */
+  private letGo(p: Pending): void {
+    if (--p.uses === 0) p.lease?.drop();
+  }
+
+  /** A use of each item's bytes ended (see letGo). */
+  private sent(items: SendItem[]): void {
+    for (const it of items) this.letGo(it.p);
   }
 
   /**
@@ -321,6 +356,7 @@ export class Upgrader {
     this.metrics.produceBatches.inc({ topic: p.tp.topic, outcome });
     this.answer(p, r);
     p.listener.finished(r);
+    this.letGo(p);
   }
 
   /** The client's answer, unless it had one (a held batch's, or at its deadline). */
@@ -407,6 +443,7 @@ export class Upgrader {
     let clientVersion = 0;
     const topics: string[] = [];
     for (const it of items) {
+      it.p.uses++; // until this send is answered or has failed (sent())
       timeoutMs = Math.max(timeoutMs, it.p.timeoutMs);
       clientVersion = Math.max(clientVersion, it.p.version);
       if (!topics.includes(it.p.tp.topic)) topics.push(it.p.tp.topic);
@@ -455,15 +492,25 @@ export class Upgrader {
       })
       .then(
         (r) => {
-          let answer: ProduceAnswer;
           try {
-            answer = new ProduceAnswer(r.body.buf, r.body.offset, r.version);
-          } catch (err) {
-            return this.unanswered(leader, topics, items, err);
+            let answer: ProduceAnswer;
+            try {
+              answer = new ProduceAnswer(r.body.buf, r.body.offset, r.version);
+            } catch (err) {
+              return this.unanswered(leader, topics, items, err);
+            }
+            this.answered(r.version, topics, sentIds, items, answer);
+          } finally {
+            this.sent(items); // answered, so every byte was written
           }
-          this.answered(r.version, topics, sentIds, items, answer);
         },
-        (err: unknown) => this.unanswered(leader, topics, items, err),
+        (err: unknown) => {
+          try {
+            this.unanswered(leader, topics, items, err);
+          } finally {
+            this.sent(items); // its connection was destroyed: nothing queued goes out
+          }
+        },
       )
       .catch((err: unknown) => this.log.error({ leader, err: (err as Error).message }, 'handling a produce answer failed'));
   }

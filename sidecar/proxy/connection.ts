@@ -17,6 +17,7 @@ import { SUPPORTED_VERSIONS } from '../codec/supported.js';
 import type { SidecarMetrics } from '../metrics/metrics.js';
 import { FrameError, FrameReader, framed, ownFrame, type FrameDecision } from './frames.js';
 import { ByteBudget } from './byte-budget.js';
+import { framePool, type FrameLease } from './frame-pool.js';
 import { parseRequestHeader, peekRequest, type RequestHeader } from './headers.js';
 import type { OnProduceResponse, OnWritten, ProduceHook } from './produce-hook.js';
 import type { ResponseRewriters } from './rewrite.js';
@@ -108,6 +109,8 @@ export class ClientConnection {
    * such buffer per read — memory growing by reads, not by the bytes the budgets count.
    */
   private mayLendUpstream = false;
+  /** The pooled buffer the frame reader is filling across reads (frame-pool.ts), until delivered. */
+  private assembling?: FrameLease;
 
   constructor(
     /** Accepted with pauseOnConnect: nothing read yet. */
@@ -126,6 +129,7 @@ export class ClientConnection {
         piece: () => undefined, // requests are always read whole
       },
       true,
+      (bytes) => (this.assembling = framePool.acquire(bytes)).buf,
     );
     this.clientReads = new SocketReads((bytes) => this.onClientData(bytes));
     const client = readAcceptedInto(accepted, this.clientReads.onread);
@@ -307,9 +311,13 @@ export class ClientConnection {
 
   /** `lent`: the frame is a view into the client's read buffer (socket-reads.ts), valid during this call. */
   private onRequestFrame(frame: Buffer, lent: boolean): void {
+    // A frame filled across reads is in pooled memory: its lease (only a produce answered by the
+    // hook gives it back; any other is left to the garbage collector).
+    const assembled = !lent && this.assembling?.buf.buffer === frame.buffer ? this.assembling : undefined;
+    this.assembling = undefined;
     if (this.closed) return;
     try {
-      this.onRequest(frame, lent);
+      this.onRequest(frame, lent, assembled);
     } catch (err) {
       this.reject(err as Error);
     } finally {
@@ -335,10 +343,10 @@ export class ClientConnection {
     this.close(err.message);
   }
 
-  private onRequest(lentFrame: Buffer, lent: boolean): void {
+  private onRequest(lentFrame: Buffer, lent: boolean, assembled: FrameLease | undefined): void {
     const { apiKey, apiVersion, correlationId } = peekRequest(lentFrame);
     this.deps.metrics.forApi(apiKey, apiName(apiKey)).count.inc();
-    if (apiKey === ApiKey.Produce) return this.onProduce(lentFrame, lent, apiVersion);
+    if (apiKey === ApiKey.Produce) return this.onProduce(lentFrame, lent, apiVersion, assembled);
     // Other requests are small and most are kept for a re-send: their own copy.
     const frame = ownFrame(lentFrame, lent);
     if (bindsConnection(apiKey)) this.authenticatedUpstream = true;
@@ -352,12 +360,20 @@ export class ClientConnection {
 
   /**
    * A produce request stays in the lent read buffer only for a hook that keeps none of its
-   * bytes (ProduceHook.keepsNoBytes); forward() copies it if it must outlive the read.
+   * bytes (ProduceHook.keepsNoBytes); forward() copies it if it must outlive the read. Else it
+   * is copied into pooled memory (frame-pool.ts), given back when the hook's answer is written.
    */
-  private onProduce(lentFrame: Buffer, lentIn: boolean, version: number): void {
+  private onProduce(lentFrame: Buffer, lentIn: boolean, version: number, assembled: FrameLease | undefined): void {
     const hook = this.deps.hook();
     const lent = lentIn && hook.keepsNoBytes?.() === true;
-    const frame = lent ? lentFrame : ownFrame(lentFrame, lentIn);
+    let lease = assembled;
+    let frame = lentFrame;
+    if (lentIn && !lent) {
+      lease = framePool.acquire(4 + lentFrame.length);
+      lease.buf.writeInt32BE(lentFrame.length, 0); // the size prefix in front, as framed() expects
+      lentFrame.copy(lease.buf, 4);
+      frame = lease.buf.subarray(4);
+    }
     const header = parseRequestHeader(frame, requestHeaderVersion(ApiKey.Produce, version));
     // Kafka 4 still advertises Produce v0-2 (for old librdkafka) and so do we; those carry
     // message sets the sidecar does not parse: the hook forwards them untouched or refuses them.
@@ -376,7 +392,7 @@ export class ClientConnection {
     }
     const request = decodeProduceRequest(new Reader(frame, header.bodyOffset), version);
     const clientAcks = request.acks;
-    const decision = hook.onProduce({ header, version, request, frame, connectionId: this.id, nodeId: this.nodeId });
+    const decision = hook.onProduce({ header, version, request, frame, lease, connectionId: this.id, nodeId: this.nodeId });
     switch (decision.kind) {
       case 'forward': {
         const slot = clientAcks === 0 ? undefined : this.reserve(header.correlationId, ApiKey.Produce, version);
@@ -399,21 +415,43 @@ export class ClientConnection {
         return this.forward(changed, false, slot, transform, replay, decision.request.timeoutMs + this.deps.requestTimeoutMs, kept);
       }
       case 'answer':
-        return this.answerFromHook(header, version, clientAcks, decision.response, decision.onWritten);
+        return this.answerFromHook(header, version, clientAcks, decision.response, decision.onWritten, lease);
       case 'close':
         this.log.warn({ reason: decision.reason, clientId: header.clientId }, `closing client connection: ${decision.reason}`);
         return this.close(decision.reason);
     }
   }
 
-  private answerFromHook(header: RequestHeader, version: number, clientAcks: number, response: Promise<ProduceResponse | null>, onWritten?: OnWritten): void {
+  /**
+   * The hook answers the request itself. The request's pooled bytes (`lease`) are held until the
+   * answer is decided (the engine reads its batches on the way, e.g. to index a retry) and its
+   * written-or-dropped callback ran; what the engine keeps longer it holds itself (upgrader.ts).
+   */
+  private answerFromHook(header: RequestHeader, version: number, clientAcks: number, response: Promise<ProduceResponse | null>, onWritten?: OnWritten, lease?: FrameLease): void {
     const slot = this.reserve(header.correlationId, ApiKey.Produce, version, clientAcks === 0);
-    slot.onWritten = onWritten;
+    let waits = 2;
+    const done = (): void => {
+      if (--waits === 0) lease?.drop();
+    };
+    slot.onWritten = (written) => {
+      try {
+        onWritten?.(written);
+      } finally {
+        done();
+      }
+    };
     response.then(
-      (resp) => this.answers.settle(slot, resp === null ? null : encodeProduceAnswer(header.correlationId, version, resp)),
+      (resp) => {
+        try {
+          this.answers.settle(slot, resp === null ? null : encodeProduceAnswer(header.correlationId, version, resp));
+        } finally {
+          done();
+        }
+      },
       (err: Error) => {
         this.log.error({ err: err.message }, 'produce handling failed; closing the connection');
         this.close('produce handling failed');
+        done();
       },
     );
   }

@@ -66,6 +66,8 @@ export class FrameReader {
     private readonly handler: FrameHandler,
     /** Chunks are valid during push() only (a reused read buffer): nothing of them is kept. */
     private readonly lent = false,
+    /** Memory for a 'whole' frame that spans chunks (4 + its size bytes; frame-pool.ts). */
+    private readonly alloc: (bytes: number) => Buffer = (n) => Buffer.allocUnsafe(n),
   ) {}
 
   /** Bytes this reader holds: a partial head, a 'whole' frame being filled, chunks kept while waiting. */
@@ -174,7 +176,7 @@ export class FrameReader {
         return off;
       }
       // The size prefix goes in front, as in a chunk: see framed().
-      const buf = Buffer.allocUnsafe(4 + size);
+      const buf = this.alloc(4 + size);
       this.head.copy(buf, 0, 0, this.headLen);
       this.whole = buf.subarray(4);
     }

@@ -12,6 +12,7 @@ import type { ProduceAnswer } from '../codec/produce-answer.js';
 import type { SidecarMetrics } from '../metrics/metrics.js';
 import type { ClusterView } from './cluster-view.js';
 import type { RequestHeader } from './headers.js';
+import type { FrameLease } from './frame-pool.js';
 
 export interface ProduceCall {
   header: RequestHeader;
@@ -22,6 +23,12 @@ export interface ProduceCall {
    * `request`, lent (valid during onProduce only) to a hook whose keepsNoBytes() said so.
    */
   frame: Buffer;
+  /**
+   * The pooled memory `frame` lies in (frame-pool.ts), when it does. The proxy holds it until an
+   * 'answer' decision's answer is decided and written (or dropped); a hook that keeps views of the
+   * frame longer holds it too (hold/drop). Without a drop it is left to the garbage collector.
+   */
+  lease?: FrameLease;
   /** The client connection, for logs. */
   connectionId: number;
   /** The upstream broker this connection is paired with (undefined: bootstrap listener). */
