@@ -216,7 +216,8 @@ export class Engine {
     if (mode === 'observe') return this.observe(call, parts, now);
     const plan = new Plan(call);
     const covered: PartBatch[] = [];
-    for (const b of parts) {
+    for (let i = 0; i < parts.length; i++) {
+      const b = parts[i];
       if (b.topicUnknown || b.invalid?.errorCode === ErrorCode.INVALID_TOPIC_EXCEPTION) {
         // Answered as the broker would for an id it has not seen (clients refresh metadata,
         // through the sidecar, and retry) or for a name no topic can have.
@@ -240,11 +241,16 @@ export class Engine {
       return this.refuse(plan, covered, `Produce v${call.version} (message format v0/v1, which cannot be idempotent)`);
     }
     const valid: PartBatch[] = [];
-    for (const b of covered) {
+    /** Valid parts of producers that are not idempotent. */
+    const plain: PartBatch[] = [];
+    for (let i = 0; i < covered.length; i++) {
+      const b = covered[i];
       if (b.invalid) this.reject(plan, b, b.invalid.errorCode, b.invalid.message);
-      else valid.push(b);
+      else {
+        valid.push(b);
+        if (b.header!.producerId < 0n) plain.push(b);
+      }
     }
-    const plain = valid.filter((b) => b.header!.producerId < 0n);
     if (mode === 'upgrade') {
       // A partition the topic's metadata does not list cannot be written: answered as the broker
       // would (UNKNOWN_TOPIC_OR_PARTITION, retriable: the client refreshes its metadata through
@@ -262,7 +268,7 @@ export class Engine {
     if (mode === 'enforce' && (plain.length > 0 || req.acks !== -1)) {
       return this.refuse(plan, valid, req.acks !== -1 ? `acks=${req.acks}` : 'a non-idempotent producer');
     }
-    for (const b of valid) if (b.header!.producerId >= 0n) this.validator.enforcePart(plan, b, now);
+    if (plain.length < valid.length) for (const b of valid) if (b.header!.producerId >= 0n) this.validator.enforcePart(plan, b, now);
     if (plain.length > 0) this.upgrade(plan, plain, now);
     return plan.decide();
   }
@@ -345,7 +351,8 @@ export class Engine {
     // acks=0: the client hears nothing, so it never retries: every send of it is a new write.
     const answered = call.request.acks !== 0;
     const retryMatches = answered ? this.retryMatches(parts, now) : NO_MATCHES;
-    for (const b of parts) {
+    for (let i = 0; i < parts.length; i++) {
+      const b = parts[i];
       const key = this.dedupKey(b);
       if (key && this.dedup && answered) {
         const hit = this.dedup.lookup(key, now);

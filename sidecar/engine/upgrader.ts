@@ -245,7 +245,8 @@ export class Upgrader {
     if (actions.length === 0) return;
     const now = Date.now();
     const batch: SendItem[] = [];
-    for (const a of actions) {
+    for (let i = 0; i < actions.length; i++) {
+      const a = actions[i];
       switch (a.type) {
         case 'send': {
           const p = this.pending.get(a.id);
