@@ -45,6 +45,19 @@ describe('Deadlines', () => {
     expect(d.size).toBe(0);
   });
 
+  it('a queue that never empties (each answered after the next one came, as under steady load) holds a bounded number of records', () => {
+    const d = new Deadlines();
+    let prev = d.add(1_000, () => undefined);
+    for (let i = 0; i < 10_000; i++) {
+      const next = d.add(1_000, () => undefined);
+      d.cancel(prev);
+      prev = next;
+    }
+    expect(d.size).toBe(1);
+    const q = (d as unknown as { queues: Map<number, { items: unknown[] }> }).queues.get(1_000)!;
+    expect(q.items.length).toBeLessThan(200);
+  });
+
   it('a deadline added from a running one is kept', () => {
     const d = new Deadlines();
     const ran: number[] = [];

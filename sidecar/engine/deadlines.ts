@@ -6,7 +6,8 @@
 // Deadlines with the same delay end in the order they were added, so each delay keeps a FIFO
 // queue; the one timer is due at the earliest head. A cancelled deadline stays in its queue
 // until it reaches the head or the queue is compacted (when more than half of it is cancelled),
-// so a queue holds at most about twice its live deadlines. Times are performance.now(): a
+// so a queue holds at most about twice its live deadlines (and the records before its head go once
+// they are half of it). Times are performance.now(): a
 // monotonic clock, so a step of the wall clock moves no deadline.
 
 export interface Deadline {
@@ -49,7 +50,7 @@ export class Deadlines {
     else if (q.items.length - q.head > 2 * q.live + 32) {
       q.items = q.items.filter((x) => x.fn !== null);
       q.head = 0;
-    }
+    } else trimHead(q);
   }
 
   /** Live deadlines (tests). */
@@ -92,9 +93,21 @@ export class Deadlines {
         fn();
       }
       if (q.head === q.items.length) this.drop(q);
+      else trimHead(q);
     }
     let next = Infinity;
     for (const q of this.queues.values()) if (q.head < q.items.length) next = Math.min(next, q.items[q.head].at);
     if (next < this.timerAt) this.arm(next);
   }
+}
+
+/**
+ * Lets go of the records before the head once they are half the queue: a queue that never
+ * empties (steady load: the next batch always comes before the last is answered) would otherwise
+ * keep every record it ever held.
+ */
+function trimHead(q: Queue): void {
+  if (q.head < 32 || q.head * 2 < q.items.length) return;
+  q.items = q.items.slice(q.head);
+  q.head = 0;
 }

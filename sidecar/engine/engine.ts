@@ -413,6 +413,9 @@ export class Engine {
         this.watch(plan, u.b, u.claim, u.waiter, (written) => {
           // Its connection closed before the answer: the client may retry on a new one, re-encoded.
           if (!written) this.indexRetry(u.b, u.final(), u.batchId, group, u.claim);
+          // Its success reached the client in time: the entry matches nothing any more (claim.ts);
+          // dropped now rather than by the next sweep (see dropKnown).
+          else if (u.ticket !== undefined) u.cache!.dropKnown(u.ticket);
         });
       }
       if (u.ticket !== undefined) this.dedupWaiters.set(u.ticket, u);

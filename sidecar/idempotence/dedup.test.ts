@@ -294,6 +294,27 @@ describe('DedupCache: separate sends with the same key (same records, same times
     expect(c.snapshot().map((e) => e.result)).toEqual(['L', 'C']);
   });
 
+  it('dropKnown drops a finished original at once when its success reached its client in time, and nothing else', () => {
+    const c = new DedupCache<string>({ windowMs: 10_000 });
+    const inTime = Claim.arrived(0, 1_000);
+    const t = c.begin(key('x'), 0, inTime.claim);
+    c.dropKnown(t); // in flight: kept
+    c.finish(t, { ok: true, result: 'X' }, 100);
+    c.dropKnown(t); // done, but its client has not had the answer: kept
+    expect(c.size).toBe(1);
+    inTime.claim.answered(inTime.waiter, true, 120);
+    c.dropKnown(t);
+    expect(c.size).toBe(0);
+    expect(c.bytes).toBe(0);
+
+    const late = Claim.arrived(0, 1_000);
+    const l = c.begin(key('late'), 0, late.claim);
+    c.finish(l, { ok: true, result: 'L' }, 1_100);
+    late.claim.answered(late.waiter, true, 1_100); // after its client's timeout: it may have dropped it
+    c.dropKnown(l);
+    expect(bare(c.lookup(key('late'), 1_200))).toEqual({ kind: 'done', result: 'L' });
+  });
+
   it('keeps a tombstone (an error result) for the window like a success, and in snapshots', () => {
     const c = new DedupCache<{ code: number }>({ windowMs: 1_000 });
     c.finish(c.begin(key('t'), 0), { ok: true, result: { code: 7 } }, 50);

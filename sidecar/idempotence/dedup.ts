@@ -148,6 +148,17 @@ export class DedupCache<R> {
     return true;
   }
 
+  /**
+   * Drops a finished original whose success reached its client in time (its claim is known): it
+   * matches nothing any more, and lookup or the next sweep would drop it. Dropped at once, it goes
+   * while it is young: an entry kept for the sweep's second outlives V8's young generation and is
+   * copied into the old one, which only a full collection empties.
+   */
+  dropKnown(ticket: DedupTicket): void {
+    const e = this.lru.get(ticket);
+    if (e && e.state === 'done' && e.claim.known) this.remove(e);
+  }
+
   /** Drop expired entries (and those whose client knows the outcome). Returns how many expired. */
   sweep(now: number): number {
     let n = 0;
