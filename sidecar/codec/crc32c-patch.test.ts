@@ -15,9 +15,12 @@ describe('patchCrc32c', () => {
           const off = at % buf.length;
           const after = Buffer.from(patch.subarray(0, buf.length - off));
           const before = Buffer.from(buf.subarray(off, off + after.length));
+          const original = Buffer.from(buf);
           const crc = crc32c(buf) >>> 0;
           after.copy(buf, off);
           expect(patchCrc32c(crc, before, after, buf.length - off - after.length)).toBe(crc32c(buf) >>> 0);
+          // The changed bytes read in place in the whole buffer (what stamping does).
+          expect(patchCrc32c(crc, original, after, buf.length - off - after.length, off)).toBe(crc32c(buf) >>> 0);
         },
       ),
       { numRuns: 500 },

@@ -51,14 +51,23 @@ function zerosOperator(X2N: Uint32Array, n: number): number {
   return p;
 }
 
+/** The last tail length and its operator: batches of one producer mostly have the same size. */
+let lastTail = -1;
+let lastOperator = 0;
+
 /**
- * The CRC-32C of a buffer whose CRC was `crc`, after the bytes `before` (at some offset) became
- * `after` (same length), with `tail` unchanged bytes following them up to the buffer's end.
+ * The CRC-32C of a buffer whose CRC was `crc`, after the bytes `before` (from `beforeAt`, as many
+ * as `after` holds) became `after`, with `tail` unchanged bytes following them up to the
+ * buffer's end.
  */
-export function patchCrc32c(crc: number, before: Uint8Array, after: Uint8Array, tail: number): number {
+export function patchCrc32c(crc: number, before: Uint8Array, after: Uint8Array, tail: number, beforeAt = 0): number {
   const { TABLE, X2N } = (tables ??= makeTables());
   let raw = 0;
-  for (let i = 0; i < before.length; i++) raw = TABLE[(raw ^ before[i] ^ after[i]) & 0xff] ^ (raw >>> 8);
+  for (let i = 0; i < after.length; i++) raw = TABLE[(raw ^ before[beforeAt + i] ^ after[i]) & 0xff] ^ (raw >>> 8);
   if (raw === 0) return crc >>> 0;
-  return (crc ^ multModP(zerosOperator(X2N, tail), raw >>> 0)) >>> 0;
+  if (tail !== lastTail) {
+    lastOperator = zerosOperator(X2N, tail);
+    lastTail = tail;
+  }
+  return (crc ^ multModP(lastOperator, raw >>> 0)) >>> 0;
 }

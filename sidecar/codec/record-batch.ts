@@ -160,9 +160,8 @@ export function stampIdempotence(batch: Buffer, producerId: bigint, epoch: numbe
   }
   STAMP.writeInt16BE(epoch, BatchOffset.producerEpoch - BatchOffset.producerId);
   STAMP.writeInt32BE(baseSequence, BatchOffset.baseSequence - BatchOffset.producerId);
-  const fields = batch.subarray(BatchOffset.producerId, BatchOffset.recordsCount);
-  const crc = patchCrc32c(batch.readUInt32BE(BatchOffset.crc), fields, STAMP, size - BatchOffset.recordsCount);
-  STAMP.copy(fields);
+  const crc = patchCrc32c(batch.readUInt32BE(BatchOffset.crc), batch, STAMP, size - BatchOffset.recordsCount, BatchOffset.producerId);
+  STAMP.copy(batch, BatchOffset.producerId);
   batch.writeUInt32BE(crc, BatchOffset.crc);
   return crc;
 }
