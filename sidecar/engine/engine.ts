@@ -137,10 +137,10 @@ export class Engine {
    * with a retriable error when that is not decided within the copy's own timeout (the client
    * retries again; the original is re-sent at once under its stamp if it was held).
    */
-  private attach(ticket: number, timeoutMs: number): Promise<PartResult> {
+  private attach(ticket: number, answerMs: number): Promise<PartResult> {
     const w = this.dedupWaiters.get(ticket);
     if (!w) return Promise.resolve(networkError());
-    return this.attachFinal(w.final(), w.batchId, answerDeadline(timeoutMs));
+    return this.attachFinal(w.final(), w.batchId, answerMs);
   }
 
   hook(): ProduceHook {
@@ -348,6 +348,10 @@ export class Engine {
     const group = this.nextRetryGroup++;
     const limit = this.deps.config.limits.maxPendingBytes;
     const timeoutMs = call.request.timeoutMs;
+    // The client's timer for this request started when it sent it, maybe before the sidecar could
+    // read it (its connection paused): its waiting and our answer deadline count from then.
+    const sentAfter = Math.min(now, call.sentAfter);
+    const answerMs = answerDeadline(timeoutMs, now - sentAfter);
     // acks=0: the client hears nothing, so it never retries: every send of it is a new write.
     const answered = call.request.acks !== 0;
     const retryMatches = answered ? this.retryMatches(parts, now) : NO_MATCHES;
@@ -360,7 +364,7 @@ export class Engine {
           // The same bytes as an original whose client may be retrying it (claim.ts): answered
           // with the original's result, or attached to it while it is undecided.
           this.deps.log.debug({ topic: b.topic, partition: b.partition, state: hit.kind }, 'client retry answered with the original result');
-          plan.answer(b, this.copy(plan, b, hit.claim, hit.kind === 'done' ? Promise.resolve(hit.result) : this.attach(hit.ticket, timeoutMs), now, timeoutMs));
+          plan.answer(b, this.copy(plan, b, hit.claim, hit.kind === 'done' ? Promise.resolve(hit.result) : this.attach(hit.ticket, answerMs), sentAfter, timeoutMs));
           continue;
         }
       }
@@ -369,8 +373,8 @@ export class Engine {
         // The client's retry of an original it may not know the outcome of, re-encoded with a new timestamp.
         const { orig } = retry;
         this.deps.log.debug({ topic: b.topic, partition: b.partition, state: orig.state, role: orig.role }, 'client retry (same records, new timestamp) of an original told to retry: attached to it');
-        const answer = orig.state === 'done' ? Promise.resolve(orig.result) : this.attachFinal(orig.final, orig.batchId, answerDeadline(timeoutMs));
-        plan.answer(b, this.copy(plan, b, orig.claim, answer, now, timeoutMs));
+        const answer = orig.state === 'done' ? Promise.resolve(orig.result) : this.attachFinal(orig.final, orig.batchId, answerMs);
+        plan.answer(b, this.copy(plan, b, orig.claim, answer, sentAfter, timeoutMs));
         continue;
       }
       if (!this.gate.admit(call.connectionId, b.topic, b.partition, b.records!, now)) {
@@ -400,7 +404,7 @@ export class Engine {
         continue;
       }
       // The client-cannot-know rule (claim.ts) is `exact`'s; `content`/`header` match every copy.
-      const c = !answered ? { claim: Claim.unanswered(), waiter: null } : this.live.dedup.strategy === 'exact' ? Claim.arrived(now, timeoutMs) : { claim: Claim.everyCopy(), waiter: null };
+      const c = !answered ? { claim: Claim.unanswered(), waiter: null } : this.live.dedup.strategy === 'exact' ? Claim.arrived(sentAfter, timeoutMs) : { claim: Claim.everyCopy(), waiter: null };
       const dedupKey = key && this.dedup ? key : null;
       const ticket = dedupKey ? this.dedup!.begin(dedupKey, now, c.claim) : undefined;
       fresh.push(new Upgraded(this.upgradeEvents, b, plan, c.claim, c.waiter, dedupKey, this.dedup, ticket, group, answered));
@@ -421,7 +425,7 @@ export class Engine {
       if (u.ticket !== undefined) this.dedupWaiters.set(u.ticket, u);
     }
     // The batches are views into the request's pooled memory: the upgrader holds it until each is finished.
-    const ids = upgrader.submit(fresh, call.version, call.request.timeoutMs, answered ? { ms: answerDeadline(timeoutMs), result: notDecidedInTime } : undefined, call.lease);
+    const ids = upgrader.submit(fresh, call.version, call.request.timeoutMs, answered ? { ms: answerMs, result: notDecidedInTime } : undefined, call.lease);
     for (let i = 0; i < fresh.length; i++) fresh[i].batchId = ids[i];
     if (fresh.length > 1 && call.request.acks !== 0 && this.live.dedup.strategy === 'exact') {
       // When one part of the request is answered "retry", clients such as kafkajs re-send the
@@ -476,11 +480,11 @@ export class Engine {
    * whether the client now knows the outcome. Counted as a duplicate; a tombstone's answer (the
    * original's outcome is unknown) is logged, rate-limited.
    */
-  private copy(plan: Plan, b: PartBatch, claim: Claim, answer: Promise<PartResult>, now: number, timeoutMs: number): Promise<PartResult> {
+  private copy(plan: Plan, b: PartBatch, claim: Claim, answer: Promise<PartResult>, sentAfter: number, timeoutMs: number): Promise<PartResult> {
     this.deps.metrics.duplicatesRejected.inc({ topic: b.topic });
     this.deps.metrics.produceBatches.inc({ topic: b.topic, outcome: 'duplicate' });
     this.summary.duplicates++;
-    this.watch(plan, b, claim, claim.wait(now, timeoutMs));
+    this.watch(plan, b, claim, claim.wait(sentAfter, timeoutMs));
     return answer.then((r) => {
       if (r.outcomeUnknown) {
         this.summary.unknownRetries++;
@@ -703,9 +707,12 @@ const NO_MATCHES: ReadonlyMap<string, { orig: RetryEntry }> = new Map();
 /** An answer that tells the client to retry while the outcome is not known. */
 const isRetry = (r: PartResult): boolean => r.errorCode === ErrorCode.REQUEST_TIMED_OUT || r.errorCode === ErrorCode.NETWORK_EXCEPTION;
 
-/** The sidecar answers before the client's own request timeout: 10 % earlier, at most 1 s. */
-function answerDeadline(timeoutMs: number): number {
-  return Math.max(1, timeoutMs - Math.min(1_000, Math.floor(timeoutMs / 10)));
+/**
+ * The sidecar answers before the client's own request timeout: 10 % earlier, at most 1 s, less
+ * what the request may already have waited unread (`waitedMs`, ProduceCall.sentAfter).
+ */
+function answerDeadline(timeoutMs: number, waitedMs: number): number {
+  return Math.max(1, timeoutMs - Math.min(1_000, Math.floor(timeoutMs / 10)) - waitedMs);
 }
 
 /** An original still in flight that copies attach to. */

@@ -277,7 +277,7 @@ export function produceRequest(parts: Array<[string, number, Buffer | null]>, op
 let nextCorrelation = 1;
 
 /** A client request as the proxy hands it to the hook (decoded from its encoded bytes). */
-export function produceCall(req: ProduceRequest, version = 9, connectionId = 1): ProduceCall {
+export function produceCall(req: ProduceRequest, version = 9, connectionId = 1, sentAfter = Date.now()): ProduceCall {
   const w = new Writer(256);
   encodeProduceRequest(w, req, version);
   const body = Buffer.from(w.toBuffer());
@@ -288,5 +288,6 @@ export function produceCall(req: ProduceRequest, version = 9, connectionId = 1):
     frame: body,
     connectionId,
     nodeId: 1,
+    sentAfter,
   };
 }

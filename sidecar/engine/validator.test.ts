@@ -40,7 +40,7 @@ function call(parts: Array<{ topic?: string; partition?: number; records: Buffer
     pd.records = p.records;
     td.partitionData.push(pd);
   }
-  return { header: { apiKey: 0, apiVersion: 9, correlationId: corr++, clientId: 'unit', bodyOffset: 0 }, version: 9, request: req, frame: Buffer.alloc(0), connectionId: 1, nodeId: 1 };
+  return { header: { apiKey: 0, apiVersion: 9, correlationId: corr++, clientId: 'unit', bodyOffset: 0 }, version: 9, request: req, frame: Buffer.alloc(0), connectionId: 1, nodeId: 1, sentAfter: Date.now() };
 }
 
 /** What the broker would answer for `req`: one result per partition, in order. */

@@ -26,7 +26,7 @@ import type { ClusterView } from './cluster-view.js';
 import type { TlsMaterial } from './upstream-socket.js';
 import { AnswerQueue, type Slot } from './answer-queue.js';
 import { ReadGate } from './flow-control.js';
-import { readAcceptedInto, SocketReads } from './socket-reads.js';
+import { READ_BUFFER_BYTES, readAcceptedInto, SocketReads } from './socket-reads.js';
 import { detachFromFrame, encodeChangedRequest, encodeProduceAnswer, peekProduceAcks, produceAnswerNeedsWork, produceErrorPayload, transformProduceAnswer } from './produce-frames.js';
 import { UpstreamLink, type LossDecision, type Outstanding } from './upstream-link.js';
 import { bindsConnection, isIdempotentProduce, replayClassOf, type ReplayClass } from './replay.js';
@@ -111,6 +111,8 @@ export class ClientConnection {
   private mayLendUpstream = false;
   /** The pooled buffer the frame reader is filling across reads (frame-pool.ts), until delivered. */
   private assembling?: FrameLease;
+  /** The earliest send time of the requests in the bytes being read (ProduceCall.sentAfter). */
+  private sentAfter = 0;
 
   constructor(
     /** Accepted with pauseOnConnect: nothing read yet. */
@@ -246,7 +248,9 @@ export class ClientConnection {
     }
     this.deps.metrics.upstreamRedials.inc();
     this.log.info({ reason, resent: resend.length, answeredUnknown: answered }, 'upstream connection lost; dialling the broker again, the client connection stays open');
-    this.clientGate.pause('connecting');
+    // The client is still read meanwhile (its requests wait in the link's backlog, bounded by the
+    // byte budget): a paused socket would hide the client closing it, and the engine must see
+    // that close to know the client gave up on an answer (claim.ts; docs/faults.md, seed 5).
     return { redial: true, resend };
   }
 
@@ -262,6 +266,10 @@ export class ClientConnection {
 
   private onClientData(chunk: Buffer): void {
     this.mayLendUpstream = !this.link.writePending;
+    const now = Date.now();
+    this.sentAfter = Math.min(now, this.clientGate.stoppedSince ?? now);
+    // A short read emptied the socket: later bytes were sent after this one.
+    if (chunk.length < READ_BUFFER_BYTES) this.clientGate.caughtUp();
     // Every frame of this chunk leaves in one writev.
     this.link.cork();
     try {
@@ -392,7 +400,7 @@ export class ClientConnection {
     }
     const request = decodeProduceRequest(new Reader(frame, header.bodyOffset), version);
     const clientAcks = request.acks;
-    const decision = hook.onProduce({ header, version, request, frame, lease, connectionId: this.id, nodeId: this.nodeId });
+    const decision = hook.onProduce({ header, version, request, frame, lease, connectionId: this.id, nodeId: this.nodeId, sentAfter: this.sentAfter });
     switch (decision.kind) {
       case 'forward': {
         const slot = clientAcks === 0 ? undefined : this.reserve(header.correlationId, ApiKey.Produce, version);

@@ -5,6 +5,7 @@ import type net from 'node:net';
 export class ReadGate {
   private readonly reasons = new Set<string>();
   private socket: net.Socket | undefined;
+  private stopped: number | undefined;
 
   constructor(socket?: net.Socket) {
     this.socket = socket;
@@ -18,6 +19,7 @@ export class ReadGate {
   }
 
   pause(reason: string): void {
+    if (this.reasons.size === 0) this.stopped ??= Date.now();
     this.reasons.add(reason);
     this.socket?.pause();
   }
@@ -29,5 +31,19 @@ export class ReadGate {
 
   get paused(): boolean {
     return this.reasons.size > 0;
+  }
+
+  /**
+   * When reads first stopped since the reader last caught up (ms since epoch), or undefined.
+   * Bytes read after a pause may have waited in the kernel since then: the peer's own timers
+   * (a request timeout) started before the sidecar saw them.
+   */
+  get stoppedSince(): number | undefined {
+    return this.stopped;
+  }
+
+  /** The reader emptied the socket while not paused: what it reads next was sent after now. */
+  caughtUp(): void {
+    if (this.reasons.size === 0) this.stopped = undefined;
   }
 }

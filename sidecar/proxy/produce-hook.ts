@@ -33,6 +33,12 @@ export interface ProduceCall {
   connectionId: number;
   /** The upstream broker this connection is paired with (undefined: bootstrap listener). */
   nodeId: number | undefined;
+  /**
+   * The earliest time (ms since epoch) the client may have sent this request: when it was read,
+   * or when reads of its connection stopped before it (flow-control.ts). The client's request
+   * timeout runs from its send, so the sidecar's "in time" (claim.ts) counts from here.
+   */
+  sentAfter: number;
 }
 
 /**
