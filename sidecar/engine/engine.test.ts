@@ -27,7 +27,7 @@ afterEach(() => {
   for (const e of engines.splice(0)) e.close();
 });
 
-type Send = (req: ProduceRequest, version?: number, opts?: { closedBeforeAnswer?: boolean }) => Promise<ClientOutcome>;
+type Send = (req: ProduceRequest, version?: number, opts?: { closedBeforeAnswer?: boolean; sentAfter?: number }) => Promise<ClientOutcome>;
 
 function setup(live: Partial<LiveConfig> = {}, limits: Partial<EngineLimits> = {}): { model: ModelCluster; engine: Engine; send: Send } {
   const model = new ModelCluster(TOPICS);
@@ -35,7 +35,7 @@ function setup(live: Partial<LiveConfig> = {}, limits: Partial<EngineLimits> = {
   engines.push(engine);
   const hook = engine.hook();
   const send: Send = (req, version = 9, opts = {}) => {
-    const call = produceCall(req, version);
+    const call = produceCall(req, version, 1, opts.sentAfter);
     return model.run(call, hook.onProduce(call), opts);
   };
   return { model, engine, send };
@@ -368,6 +368,21 @@ describe('exact dedup: the same bytes sent separately by the application are wri
     expect(model.written.get('orders/0')).toEqual({ idempotent: 2, plain: 0 });
   });
 
+  it('a request read late (its connection paused) counts from when reads stopped: its client may have given up already, so the same bytes again are its retry', async () => {
+    // Faults seed 5 (docs/faults.md): the sidecar read Java's copy ~0.8 s after Java sent it; Java
+    // timed it out 3 s after ITS send and re-sent on another connection, which the sidecar,
+    // counting 3 s from its own read, took for a new write.
+    const { send, model } = setup({ mode: 'upgrade' });
+    model.hold = true;
+    const late = send(same(), 9, { sentAfter: Date.now() - 1_000 }); // timeoutMs 300: given up on already
+    const retry = send(same());
+    model.release();
+    await late;
+    expect(codes(await retry)).toEqual([0]);
+    expect(model.written.get('orders/0')).toEqual({ idempotent: 1, plain: 0 });
+    expect(await metric(model, 'idempo_duplicates_rejected_total', { topic: 'orders' })).toBe(1);
+  });
+
   it('acks=0: nothing is answered, so nothing is a retry: every send is written', async () => {
     const { send, model } = setup({ mode: 'upgrade' });
     const r = (): ProduceRequest => {
@@ -411,7 +426,7 @@ function startWithState(model: ModelCluster, dir: string): StartedWithState {
   engines.push(engine);
   const hook = engine.hook();
   const send: Send = (req, version = 9, opts = {}) => {
-    const call = produceCall(req, version);
+    const call = produceCall(req, version, 1, opts.sentAfter);
     return model.run(call, hook.onProduce(call), opts);
   };
   return { engine, store: state.store, send };

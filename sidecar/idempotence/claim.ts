@@ -7,14 +7,16 @@
  * while no client is still waiting, in time, for that original's answer, and only until a
  * success answer reached a client within its request's timeout (then the application knows the
  * record is written, and the same records again are a new write):
- * - the original's own answer is awaited until `arrival + timeoutMs` (the Produce timeout, which
- *   Java, librdkafka and kafkajs by default also use as their own request timeout);
+ * - the original's own answer is awaited until `sentAfter + timeoutMs` (the Produce timeout, which
+ *   Java, librdkafka and kafkajs by default also use as their own request timeout, counted from
+ *   the earliest time the client may have sent it: ProduceCall.sentAfter, before the sidecar's
+ *   read when its connection was paused);
  * - an error answer, a connection closed before its answer was written, or an answer still
  *   unwritten at the deadline leave the original matchable (the client may retry);
  * - a matched copy waits in turn (one at a time), and its answer counts the same way.
  */
 export interface Waiter {
-  /** Until when its client waits for the answer (its arrival + the request's timeoutMs). */
+  /** Until when its client waits for the answer (its earliest send + the request's timeoutMs). */
   readonly until: number;
 }
 

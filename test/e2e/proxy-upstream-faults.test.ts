@@ -167,6 +167,32 @@ describe('a reset of the paired upstream connection', () => {
   }, 120_000);
 });
 
+describe('a client connection whose upstream is being dialled again', () => {
+  it('is still read: the client closing it is seen at once, not when the broker is back or given up', async () => {
+    // The engine learns from that close that the client gave up on its answers, so that the
+    // client's re-send on another connection is taken as a retry (claim.ts). A paused socket hid
+    // it: Java re-sent on its new connection and the copy was written twice (docs/faults.md, seed 5).
+    const c = await RawConnection.connect(sidecar.bootstrap);
+    const open0 = await metric('idempo_client_connections');
+    const gaveUp0 = await metric('idempo_client_connections_closed_total', { reason: 'unreachable' });
+    const redials0 = await metric('idempo_upstream_redials_total');
+    try {
+      const corr = sendMetadata(c, await newTopic('upstream-redial-close'));
+      expect((await c.receive(ApiKey.Metadata, 9)).correlationId).toBe(corr);
+      relay.refuseConnections();
+      relay.resetAll();
+      await expect.poll(() => metric('idempo_upstream_redials_total'), { timeout: 20_000, interval: 50 }).toBeGreaterThan(redials0);
+      c.close();
+      await expect.poll(() => metric('idempo_client_connections'), { timeout: 30_000, interval: 50 }).toBe(open0 - 1);
+      // Closed because the client left, not because the sidecar gave up dialling (about 6 s).
+      expect(await metric('idempo_client_connections_closed_total', { reason: 'unreachable' })).toBe(gaveUp0);
+    } finally {
+      c.close();
+      await relay.acceptConnections();
+    }
+  }, 120_000);
+});
+
 describe('a forwarded batch answered late (issue 8)', () => {
   it('an answer after 2 x requestTimeout still settles the batch: the next one is not refused as out of sequence', async () => {
     // enforce mode, requestTimeout 1 s: the old sidecar settled a forwarded batch as failed after

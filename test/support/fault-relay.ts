@@ -191,18 +191,23 @@ export class FaultRelay {
   /** Opens a listening port forwarding to `target`; resolves with the port. */
   async addLink(target: { host: string; port: number }, listenPort = 0): Promise<number> {
     if (this.closed) throw new Error('relay closed');
+    const link: Link = { server: undefined!, port: listenPort, target };
+    await this.listen(link);
+    link.port = (link.server.address() as net.AddressInfo).port;
+    this.links.set(link.port, link);
+    return link.port;
+  }
+
+  private async listen(link: Link): Promise<void> {
     const server = net.createServer({ noDelay: true, pauseOnConnect: true }, (s) => this.accept(s, link));
-    const link: Link = { server, port: 0, target };
+    link.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen({ host: this.host, port: listenPort, exclusive: true }, () => {
+      server.listen({ host: this.host, port: link.port, exclusive: true }, () => {
         server.off('error', reject);
         resolve();
       });
     });
-    link.port = (server.address() as net.AddressInfo).port;
-    this.links.set(link.port, link);
-    return link.port;
   }
 
   /**
@@ -249,6 +254,19 @@ export class FaultRelay {
   dropNextRequest(match: (payload: Buffer) => boolean): Promise<void> {
     if (!this.opts.framedUp) throw new Error('dropNextRequest needs a relay built with framedUp');
     return new Promise((done) => (this.targeted = { match, done }));
+  }
+
+  /**
+   * Closes every listening port, so new connections are refused (ECONNREFUSED: a broker that is
+   * down); open connections are left as they are. acceptConnections() listens again on the same ports.
+   */
+  refuseConnections(): void {
+    // close() stops listening at once; its callback would wait for the open connections.
+    for (const l of this.links.values()) l.server.close();
+  }
+
+  async acceptConnections(): Promise<void> {
+    await Promise.all([...this.links.values()].filter((l) => !l.server.listening).map((l) => this.listen(l)));
   }
 
   /** Resets every open connection now (not counted as a fault). */
