@@ -132,6 +132,17 @@ describe('ProduceAnswer', () => {
     expect(throwing).toBeGreaterThan(1000); // the mutations do reach the checks
   });
 
+  test('topicIs agrees with topicKey(t) === key: ids, ASCII and non-ASCII names, near misses', () => {
+    for (let v = 3; v <= 13; v++) {
+      const resp = richAnswer(false);
+      resp.responses[1].name = 'zählung'; // UTF-8 longer than its characters
+      const a = new ProduceAnswer(encode(resp, v), 0, v);
+      const keys = ['orders', 'payments', 'order', 'orderz', 'zählung', 'zahlung', 'zählunG', '', 'x'.repeat(16)];
+      for (let t = 0; t < a.topicCount; t++) keys.push(a.topicKey(t), a.topicKey(t).slice(0, 15) + '\u0001');
+      for (let t = 0; t < a.topicCount; t++) for (const k of keys) expect(a.topicIs(t, k), `v${v} topic ${t} key ${JSON.stringify(k)}`).toBe(a.topicKey(t) === k);
+    }
+  });
+
   test('an unsupported version throws', () => {
     expect(() => new ProduceAnswer(Buffer.alloc(8), 0, 2)).toThrow(/not supported/);
   });

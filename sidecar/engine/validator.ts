@@ -63,7 +63,7 @@ export class Validator {
       const w = watched[i];
       if (w.t !== t) {
         t = w.t;
-        sameTopic = t < answer.topicCount && answer.topicKey(t) === w.topicKey;
+        sameTopic = t < answer.topicCount && answer.topicIs(t, w.topicKey);
       }
       let e = sameTopic && w.p < answer.partitionCount(t) ? answer.entry(t, w.p) : -1;
       if (e === -1 || answer.index(e) !== w.partition) e = findAnswer(answer, w.topicKey, w.partition);
@@ -213,7 +213,7 @@ type Watched = {
 function findAnswer(answer: ProduceAnswer, key: string, partition: number): number {
   let found = -1;
   for (let t = 0; t < answer.topicCount; t++) {
-    if (answer.topicKey(t) !== key) continue;
+    if (!answer.topicIs(t, key)) continue;
     for (let p = 0; p < answer.partitionCount(t); p++) if (answer.index(answer.entry(t, p)) === partition) found = answer.entry(t, p);
   }
   return found;
