@@ -113,6 +113,8 @@ export class ClientConnection {
   private assembling?: FrameLease;
   /** The earliest send time of the requests in the bytes being read (ProduceCall.sentAfter). */
   private sentAfter = 0;
+  /** The client id of the last produce request (headers.ts parseRequestHeader: decoded once). */
+  private clientId: string | null = null;
 
   constructor(
     /** Accepted with pauseOnConnect: nothing read yet. */
@@ -382,7 +384,8 @@ export class ClientConnection {
       lentFrame.copy(lease.buf, 4);
       frame = lease.buf.subarray(4);
     }
-    const header = parseRequestHeader(frame, requestHeaderVersion(ApiKey.Produce, version));
+    const header = parseRequestHeader(frame, requestHeaderVersion(ApiKey.Produce, version), this.clientId);
+    this.clientId = header.clientId;
     // Kafka 4 still advertises Produce v0-2 (for old librdkafka) and so do we; those carry
     // message sets the sidecar does not parse: the hook forwards them untouched or refuses them.
     if (version < PRODUCE_MIN_DECODED) {

@@ -21,16 +21,36 @@ export function peekRequest(frame: Buffer): { apiKey: number; apiVersion: number
   return { apiKey: frame.readInt16BE(0), apiVersion: frame.readInt16BE(2), correlationId: frame.readInt32BE(4) };
 }
 
-/** Parses a v1 (headerVersion 1) or v2 (flexible, tagged fields) request header. */
-export function parseRequestHeader(frame: Buffer, headerVersion: number): RequestHeader {
+/**
+ * Parses a v1 (headerVersion 1) or v2 (flexible, tagged fields) request header. `lastClientId`:
+ * the client id of the connection's previous request, returned as is when the bytes spell it
+ * (a client sends one id on every request: no string decoded per request).
+ */
+export function parseRequestHeader(frame: Buffer, headerVersion: number, lastClientId?: string | null): RequestHeader {
   const r = new Reader(frame);
   const apiKey = r.int16('request api key');
   const apiVersion = r.int16('request api version');
   const correlationId = r.int32('correlation id');
   // client_id stays a classic (non-compact) nullable string even in header v2.
-  const clientId = headerVersion >= 1 ? r.nullableString('client id') : null;
+  let clientId: string | null = null;
+  if (headerVersion >= 1) {
+    if (typeof lastClientId === 'string' && spells(frame, r.offset, lastClientId)) {
+      clientId = lastClientId;
+      r.skipString('client id', false, true);
+    } else clientId = r.nullableString('client id');
+  }
   if (headerVersion >= 2) r.taggedFields('request header tagged fields');
   return { apiKey, apiVersion, correlationId, clientId, bodyOffset: r.offset };
+}
+
+/** Whether the int16-length string at `at` is the ASCII string `s` (false for any other s). */
+function spells(frame: Buffer, at: number, s: string): boolean {
+  if (at + 2 + s.length > frame.length || frame.readInt16BE(at) !== s.length) return false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0x80 || frame[at + 2 + i] !== c) return false;
+  }
+  return true;
 }
 
 /** Offset of the response body: header v0 is the correlation id, v1 adds tagged fields. */
