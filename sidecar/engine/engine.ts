@@ -609,10 +609,10 @@ export class Engine {
   private dedupKey(b: PartBatch, observing = false): DedupKey | undefined {
     const d = this.live.dedup;
     if (d.strategy === 'off' || !b.records || !b.header) return undefined;
-    const limits: DecodeLimits = { maxDecompressedBytes: observing ? 0 : this.deps.config.limits.maxDecompressBytes };
     if (d.strategy === 'exact' || (observing && b.header.compression !== 0 && d.strategy === 'content')) {
       return { topic: b.topic, partition: b.partition, fingerprint: exactFingerprint(b.records) };
     }
+    const limits: DecodeLimits = { maxDecompressedBytes: observing ? 0 : this.deps.config.limits.maxDecompressBytes };
     if (d.strategy === 'content') return { topic: b.topic, partition: b.partition, fingerprint: contentFingerprint(b.records, limits).fingerprint };
     const h = headerFingerprint(b.records, d.header!, limits);
     if (h.fingerprint === null) {

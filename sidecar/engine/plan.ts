@@ -18,10 +18,11 @@ export class Plan {
   private open = 0;
   /** Set by decide() while answers are open: called when the last is decided, or one failed. */
   private whenDecided?: { resolve: () => void; reject: (err: unknown) => void };
+  // What a plan usually does not need is made on first use (one Plan per produce request).
   private readonly forwarded = new Set<string>();
-  private readonly hooks: Array<(byKey: ReadonlyMap<string, PartResult>) => void> = [];
-  private readonly written: Array<(written: boolean, results: ReadonlyMap<string, PartResult> | undefined) => void> = [];
-  private readonly settled: Array<(results: ReadonlyMap<string, PartResult>) => void> = [];
+  private hooks?: Array<(byKey: ReadonlyMap<string, PartResult>) => void>;
+  private written?: Array<(written: boolean, results: ReadonlyMap<string, PartResult> | undefined) => void>;
+  private settled?: Array<(results: ReadonlyMap<string, PartResult>) => void>;
   /** Every part's result, once the sidecar's answers are all decided. */
   private results?: ReadonlyMap<string, PartResult>;
 
@@ -59,7 +60,7 @@ export class Plan {
 
   /** Called with the broker's results of the forwarded parts (by part key) when they come. */
   whenAnswered(hook: (byKey: ReadonlyMap<string, PartResult>) => void): void {
-    this.hooks.push(hook);
+    (this.hooks ??= []).push(hook);
   }
 
   /**
@@ -68,12 +69,12 @@ export class Plan {
    * something is answered locally.
    */
   onWritten(cb: (written: boolean, results: ReadonlyMap<string, PartResult> | undefined) => void): void {
-    this.written.push(cb);
+    (this.written ??= []).push(cb);
   }
 
   /** Called with every part's result once the sidecar's own answers are all decided (before the answer is written). */
   whenSettled(cb: (results: ReadonlyMap<string, PartResult>) => void): void {
-    this.settled.push(cb);
+    (this.settled ??= []).push(cb);
   }
 
   get answersLocally(): boolean {
@@ -94,7 +95,7 @@ export class Plan {
       );
     }
     if (this.local.size === 0) {
-      if (this.hooks.length === 0) return { kind: 'forward' };
+      if (!this.hooks) return { kind: 'forward' };
       return {
         kind: 'forward',
         onResponse: (answer) => {
@@ -103,17 +104,19 @@ export class Plan {
         },
       };
     }
+    const written = this.written;
     const onWritten: OnWritten | undefined =
-      this.written.length === 0
+      written === undefined
         ? undefined
         : (w) => {
-            for (const cb of this.written) cb(w, this.results);
+            for (let i = 0; i < written.length; i++) written[i](w, this.results);
           };
     // The sidecar's own answers, once all are decided (then the settled hooks run).
     const settle = (): Promise<Map<string, PartResult>> => {
       const all = (): Map<string, PartResult> => {
         const results = this.local as Map<string, PartResult>; // every answer decided now
-        for (const cb of this.settled) cb(results);
+        const settled = this.settled ?? [];
+        for (let i = 0; i < settled.length; i++) settled[i](results);
         return results;
       };
       if (this.open === 0) return Promise.resolve().then(all);
@@ -172,7 +175,7 @@ export class Plan {
   }
 
   private run(byKey: ReadonlyMap<string, PartResult>): void {
-    for (const h of this.hooks) h(byKey);
+    for (const h of this.hooks ?? []) h(byKey);
   }
 }
 
