@@ -219,6 +219,22 @@ describe('observe', () => {
     expect(v.table.inFlightCount).toBe(0);
   });
 
+  it('counts every batch of an answer: runs of one topic and result, and where they change', async () => {
+    const c = call([
+      { topic: 'a', partition: 0, records: batch(-1, 1, -1, -1n) },
+      { topic: 'a', partition: 1, records: batch(-1, 1, -1, -1n) },
+      { topic: 'a', partition: 2, records: batch(-1, 1, -1, -1n) },
+      { topic: 'b', partition: 0, records: batch(-1, 1, -1, -1n) },
+      { topic: 'b', partition: 1, records: batch(-1, 1, -1, -1n) },
+      { topic: 'b', partition: 2, records: batch(-1, 1, -1, -1n) },
+    ]);
+    await forwardAndAnswer(observe(c), c, (topic, partition) => ({ errorCode: topic === 'b' && partition === 1 ? 6 : 0 }));
+    expect(await metric('idempo_produce_batches_total', { topic: 'a', outcome: 'written' })).toBe(3);
+    expect(await metric('idempo_produce_batches_total', { topic: 'b', outcome: 'written' })).toBe(2);
+    expect(await metric('idempo_produce_batches_total', { topic: 'b', outcome: 'failed' })).toBe(1);
+    expect(await metric('idempo_upstream_errors_total', { error: 'NOT_LEADER_OR_FOLLOWER' })).toBe(1);
+  });
+
   it('keeps no bytes of the call: an answer by topic id completes after the request memory is overwritten (the proxy lends it)', async () => {
     const id = Buffer.alloc(16, 7);
     cluster.setTopic('by-id', id, [{ partition: 0, leader: 1 }]);

@@ -59,6 +59,11 @@ export class Validator {
     let at = 0; // read once a ticket needs it: most observed batches carry none
     let t = -1;
     let sameTopic = false;
+    // Consecutive parts of one topic with the same result are counted in one update (usually the whole answer).
+    let run = 0;
+    let runTopic = '';
+    let runCode = 0;
+    let runCopy = false;
     for (let i = 0; i < watched.length; i++) {
       const w = watched[i];
       if (w.t !== t) {
@@ -69,8 +74,17 @@ export class Validator {
       if (e === -1 || answer.index(e) !== w.partition) e = findAnswer(answer, w.topicKey, w.partition);
       if (e === -1) continue;
       if (w.ticket !== undefined) this.settle(w.ticket, answer.result(e), (at ||= Date.now()));
-      this.countAnswer(w.topic, answer.errorCode(e), w.copy);
+      const errorCode = answer.errorCode(e);
+      if (run > 0 && (w.topic !== runTopic || errorCode !== runCode || w.copy !== runCopy)) {
+        this.countAnswer(runTopic, runCode, runCopy, run);
+        run = 0;
+      }
+      runTopic = w.topic;
+      runCode = errorCode;
+      runCopy = w.copy;
+      run++;
     }
+    if (run > 0) this.countAnswer(runTopic, runCode, runCopy, run);
   }
 
   /** Observe one covered part: tracked when it is an idempotent producer's batch. */
@@ -169,13 +183,13 @@ export class Validator {
     this.release(ticket, r);
   }
 
-  /** What the broker answered for a forwarded batch, counted. */
-  private countAnswer(topic: string, errorCode: number, copy: boolean): void {
+  /** What the broker answered for `n` forwarded batches of a topic, counted. */
+  private countAnswer(topic: string, errorCode: number, copy: boolean, n = 1): void {
     if (!TOPIC_ERRORS.has(errorCode)) this.metrics.vouchTopic(topic);
-    if (errorCode === ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER) this.metrics.outOfSequence.inc({ topic: topic });
-    if (errorCode === ErrorCode.DUPLICATE_SEQUENCE_NUMBER) this.metrics.duplicatesRejected.inc({ topic: topic });
-    if (errorCode !== ErrorCode.NONE) this.metrics.upstreamErrors.inc({ error: errorLabel(errorCode) });
-    this.metrics.produceBatches.inc({ topic: topic, outcome: copy && errorCode === ErrorCode.NONE ? 'duplicate' : outcomeOf(errorCode) });
+    if (errorCode === ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER) this.metrics.outOfSequence.inc({ topic: topic }, n);
+    if (errorCode === ErrorCode.DUPLICATE_SEQUENCE_NUMBER) this.metrics.duplicatesRejected.inc({ topic: topic }, n);
+    if (errorCode !== ErrorCode.NONE) this.metrics.upstreamErrors.inc({ error: errorLabel(errorCode) }, n);
+    this.metrics.produceBatches.inc({ topic: topic, outcome: copy && errorCode === ErrorCode.NONE ? 'duplicate' : outcomeOf(errorCode) }, n);
   }
 
   private count(topic: string, v: Verdict, call: ProduceCall, acting: boolean): void {
