@@ -37,14 +37,12 @@ export const Attr = {
 } as const;
 
 /**
- * The header fields the sidecar reads. baseOffset and the two timestamps are left out: nothing
- * reads them, and each int64 read is a BigInt allocated per batch (part-check.ts checks the
- * baseOffset in place; BatchOffset + int64At read any of them where needed).
+ * The header fields the sidecar reads (one object per batch of every produce request). The rest
+ * is left out: nothing reads them, and each int64 is a BigInt allocated per batch (part-check.ts
+ * checks baseOffset, batchLength and the control bit in place; BatchOffset + int64At read any
+ * field where needed). The magic byte is 2, checked.
  */
 export interface BatchHeader {
-  batchLength: number;
-  partitionLeaderEpoch: number;
-  magic: number;
   /** Stored CRC-32C, unsigned. */
   crc: number;
   attributes: number;
@@ -56,7 +54,6 @@ export interface BatchHeader {
   baseSequence: number;
   recordsCount: number;
   isTransactional: boolean;
-  isControl: boolean;
 }
 
 /** The magic byte of the batch at off (at offset 16 in every message format). */
@@ -89,9 +86,6 @@ export function readBatchHeader(buf: Buffer, off = 0): BatchHeader {
   checkV2(buf, off);
   const attributes = buf.readInt16BE(off + BatchOffset.attributes);
   return {
-    batchLength: buf.readInt32BE(off + BatchOffset.batchLength),
-    partitionLeaderEpoch: buf.readInt32BE(off + BatchOffset.partitionLeaderEpoch),
-    magic: 2,
     crc: buf.readUInt32BE(off + BatchOffset.crc),
     attributes,
     compression: attributes & Attr.compressionMask,
@@ -101,7 +95,6 @@ export function readBatchHeader(buf: Buffer, off = 0): BatchHeader {
     baseSequence: buf.readInt32BE(off + BatchOffset.baseSequence),
     recordsCount: buf.readInt32BE(off + BatchOffset.recordsCount),
     isTransactional: (attributes & Attr.transactional) !== 0,
-    isControl: (attributes & Attr.control) !== 0,
   };
 }
 
