@@ -65,19 +65,34 @@ const TOPIC_ID = Buffer.from('0123456789abcdef0123456789abcdef', 'hex');
 // --- the stub broker: answers every Produce with the prepared success; ApiVersions and
 // InitProducerId too (upgrade mode's own connection asks for versions and a producer id).
 const broker = net.createServer({ noDelay: true }, (s) => {
-  let pending: Buffer = Buffer.alloc(0);
+  // Only each request's first 12 bytes (size, API key, version, correlation id) are kept; the
+  // rest is skipped as it comes, so the stub's own cost stays small and linear whatever the
+  // chunking (a Buffer.concat per read of a partial frame was quadratic, and moved with timing).
+  let head: Buffer | undefined; // the start of a frame, while fewer than 12 of its bytes have come
+  let skip = 0; // bytes of the current frame still to come
   s.on('data', (chunk: Buffer) => {
-    pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
     const out: Buffer[] = [];
-    while (pending.length >= 4 && pending.length >= 4 + pending.readInt32BE(0)) {
-      const size = pending.readInt32BE(0);
-      const { apiKey, apiVersion, correlationId } = peekRequest(pending.subarray(4));
+    let at = 0;
+    while (at < chunk.length) {
+      if (skip > 0) {
+        const n = Math.min(skip, chunk.length - at);
+        skip -= n;
+        at += n;
+        continue;
+      }
+      const got = head ?? Buffer.alloc(0);
+      const take = chunk.subarray(at, at + 12 - got.length);
+      at += take.length;
+      head = got.length === 0 ? Buffer.from(take) : Buffer.concat([got, take]);
+      if (head.length < 12) break;
+      const { apiKey, apiVersion, correlationId } = peekRequest(head.subarray(4));
       const answer = apiKey === ApiKey.Produce ? produceAnswer() : ownAnswer(apiKey, apiVersion);
       answer.writeInt32BE(correlationId, 4);
       out.push(answer);
-      pending = pending.subarray(4 + size);
+      skip = 4 + head.readInt32BE(0) - 12;
+      head = undefined;
     }
-    if (out.length > 0) s.write(Buffer.concat(out));
+    if (out.length > 0) s.write(out.length === 1 ? out[0] : Buffer.concat(out));
   });
 });
 broker.listen(0, '127.0.0.1');
