@@ -1,0 +1,70 @@
+// Where a sidecar's resident memory is at its peak, for investigations (docs/benchmarks.md,
+// session 5 upmem). Loaded into the sidecar through the bench:
+//   node dist/bench/run.js --runs upgrade --rounds 1 --no-sessions \
+//     "--node-flags=--require $PWD/dist/bench/memory-sampler.cjs"
+// Every 20 ms it reads process.memoryUsage() and /proc/self/status; at each new RSS maximum
+// (0.25 MiB or more above the last) it also sums /proc/self/smaps by kind of mapping. At exit it
+// writes, in MiB, the maximum of each figure and everything at the RSS peak to
+// $IDEMPO_MEMORY_SAMPLES (a directory, default the system's temporary one) as memory-PID.json.
+// Its own reads add to the figures (the idle RSS the bench prints is not meaningful with it; the
+// peak by ~1.5 MiB). CommonJS: through --import the ES module loader would add ~14 MiB.
+import { readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import v8 from 'node:v8';
+
+const MiB = 2 ** 20;
+type Figures = Record<string, number>;
+
+function status(): Figures {
+  const s = readFileSync('/proc/self/status', 'latin1');
+  const kib = (k: string): number => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(s)?.[1] ?? 0) * 1024;
+  return { rssAnon: kib('RssAnon'), rssFile: kib('RssFile'), hwm: kib('VmHWM') };
+}
+
+/** Resident bytes by kind: the node binary, V8's 256 KiB heap pages, malloc's brk heap, other anonymous, other files. */
+function smaps(): Figures {
+  const by: Figures = {};
+  let kind = '';
+  for (const line of readFileSync('/proc/self/smaps', 'latin1').split('\n')) {
+    const m = /^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (m) {
+      const name = m[3];
+      const size = parseInt(m[2], 16) - parseInt(m[1], 16);
+      if (name.endsWith('/node')) kind = 'nodeBinary';
+      else if (name === '[heap]') kind = 'mallocBrk';
+      else if (name.startsWith('/')) kind = 'otherFiles';
+      else if (name === '' && size === 256 * 1024) kind = 'v8Pages';
+      else kind = 'otherAnon';
+      continue;
+    }
+    const r = /^Rss:\s+(\d+)/.exec(line);
+    if (r) by[kind] = (by[kind] ?? 0) + Number(r[1]) * 1024;
+  }
+  return by;
+}
+
+const max: Figures = {};
+let peak: { figures: Figures; spaces: Figures; smaps: Figures } | undefined;
+let smapsAt = 0;
+let last: Figures = {};
+
+const timer = setInterval(() => {
+  const f: Figures = { ...process.memoryUsage(), ...status() };
+  for (const k of Object.keys(f)) max[k] = Math.max(max[k] ?? 0, f[k]);
+  if (peak && f.rss <= peak.figures.rss) return;
+  if (f.rss > smapsAt + MiB / 4) {
+    smapsAt = f.rss;
+    last = smaps();
+  }
+  const spaces: Figures = {};
+  for (const s of v8.getHeapSpaceStatistics()) if (s.space_size > 0) spaces[s.space_name] = s.space_size;
+  peak = { figures: f, spaces, smaps: last };
+}, 20);
+timer.unref();
+
+process.on('exit', () => {
+  const mib = (o: Figures): Figures => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, Number((v / MiB).toFixed(1))]));
+  const out = { max: mib(max), atPeak: peak && { ...mib(peak.figures), spaces: mib(peak.spaces), smaps: mib(peak.smaps) } };
+  writeFileSync(path.join(process.env.IDEMPO_MEMORY_SAMPLES ?? os.tmpdir(), `memory-${process.pid}.json`), `${JSON.stringify(out, null, 1)}\n`);
+});
