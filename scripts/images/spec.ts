@@ -32,7 +32,7 @@ export const IMAGES = {
     distDirs: ['api', 'sidecar'],
     // A small young generation: the sidecar's garbage is short-lived (fits its 256Mi default limit);
     // an old generation of 32 MiB from the start, or V8 runs full GCs back to back (bin/idempo-sidecar).
-    entrypoint: [NODE_PATH, '--max-semi-space-size=4', '--initial-old-space-size=16', '--heap-growing-percent=50', 'dist/sidecar/main.cjs'],
+    entrypoint: [NODE_PATH, '--max-semi-space-size=2', '--initial-old-space-size=16', '--heap-growing-percent=50', 'dist/sidecar/main.cjs'],
     ports: [19092, 9464],
   },
   operator: {
