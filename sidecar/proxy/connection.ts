@@ -111,8 +111,9 @@ export class ClientConnection {
   private mayLendUpstream = false;
   /** The pooled buffer the frame reader is filling across reads (frame-pool.ts), until delivered. */
   private assembling?: FrameLease;
-  /** The earliest send time of the requests in the bytes being read (ProduceCall.sentAfter). */
-  private sentAfter = 0;
+  /** The earliest send time of the bytes being read, and of the request being read (ProduceCall.sentAfter). */
+  private chunkSentAfter = 0;
+  private requestSentAfter = 0;
   /** The client id of the last produce request (headers.ts parseRequestHeader: decoded once). */
   private clientId: string | null = null;
 
@@ -269,7 +270,7 @@ export class ClientConnection {
   private onClientData(chunk: Buffer): void {
     this.mayLendUpstream = !this.link.writePending;
     const now = Date.now();
-    this.sentAfter = Math.min(now, this.clientGate.stoppedSince ?? now);
+    this.chunkSentAfter = Math.min(now, this.clientGate.stoppedSince ?? now);
     // A short read emptied the socket: later bytes were sent after this one.
     if (chunk.length < READ_BUFFER_BYTES) this.clientGate.caughtUp();
     // Every frame of this chunk leaves in one writev.
@@ -293,6 +294,8 @@ export class ClientConnection {
    */
   private beginRequest(size: number): FrameDecision {
     if (this.closed) return 'wait';
+    // From the read holding its first bytes: the client sent all of it after that (its timer runs from then).
+    this.requestSentAfter = this.chunkSentAfter;
     if (!this.budget.fits(size)) {
       this.reject(new FrameError(`frame of ${size} bytes exceeds the limit of ${Math.min(this.budget.limit, this.deps.budget.limit)} bytes a connection may buffer (--max-connection-buffered-bytes, --max-buffered-bytes)`));
       return 'wait';
@@ -403,7 +406,7 @@ export class ClientConnection {
     }
     const request = decodeProduceRequest(new Reader(frame, header.bodyOffset), version);
     const clientAcks = request.acks;
-    const decision = hook.onProduce({ header, version, request, frame, lease, connectionId: this.id, nodeId: this.nodeId, sentAfter: this.sentAfter });
+    const decision = hook.onProduce({ header, version, request, frame, lease, connectionId: this.id, nodeId: this.nodeId, sentAfter: this.requestSentAfter });
     switch (decision.kind) {
       case 'forward': {
         const slot = clientAcks === 0 ? undefined : this.reserve(header.correlationId, ApiKey.Produce, version);

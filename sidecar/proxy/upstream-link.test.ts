@@ -99,3 +99,59 @@ describe('UpstreamLink', () => {
     expect(connections).toBe(2);
   });
 });
+
+describe('UpstreamLink backlog while the broker is dialled again', () => {
+  // Requests nothing answers (acks=0 produce) give the connection's byte budget back at once: while
+  // the link re-dials, only the backlog's own bound keeps them from piling up (review of 99c2cf1:
+  // 24 MB held after 1.5 s with the client no longer paused while re-dialling).
+  it('tells its owner `full` past 1 MiB of unanswered frames, and `writable` once they are written', async () => {
+    const received: number[] = [];
+    const sockets = new Set<net.Socket>();
+    const listen = (port = 0) =>
+      new Promise<net.Server>((resolve) => {
+        const s = net.createServer((sock) => {
+          sockets.add(sock);
+          sock.on('error', () => undefined);
+          sock.on('data', (d: Buffer) => received.push(d.length));
+        });
+        s.listen({ host: '127.0.0.1', port }, () => resolve(s));
+      });
+    let server = await listen();
+    const port = (server.address() as net.AddressInfo).port;
+    const seen: string[] = [];
+    const events: UpstreamLinkEvents = {
+      connected: () => seen.push('connected'),
+      unreachable: (reason) => seen.push(`unreachable: ${reason}`),
+      lost: () => {
+        seen.push('lost');
+        return { redial: true, resend: [] };
+      },
+      broken: (reason) => seen.push(`broken: ${reason}`),
+      abandoned: () => undefined,
+      full: () => seen.push('full'),
+      writable: () => seen.push('writable'),
+    };
+    const link = new UpstreamLink({ log: pino({ level: 'silent' }), metrics: new SidecarMetrics(), maxFrameBytes: 1 << 20, resolve: () => ({ host: '127.0.0.1', port }) }, events);
+    try {
+      await waitFor('connected', () => seen.includes('connected'), 5_000, 5);
+      server.close();
+      for (const s of sockets) s.destroy();
+      await waitFor('lost', () => seen.includes('lost'), 5_000, 5);
+      seen.length = 0;
+      const frame = Buffer.alloc(100 * 1024, 1);
+      for (let i = 0; i < 10; i++) link.send(frame);
+      expect(seen).toEqual([]); // 1,000 KiB: under the bound
+      link.send(frame);
+      link.send(frame);
+      expect(seen.filter((e) => e === 'full')).toEqual(['full']); // told once
+      server = await listen(port);
+      await waitFor('connected again', () => seen.includes('connected'), 15_000, 10);
+      expect(seen.slice(seen.indexOf('full') + 1)).toContain('writable');
+      await waitFor('every frame at the broker', () => received.reduce((a, b) => a + b, 0) === 12 * (4 + frame.length), 10_000, 10);
+    } finally {
+      link.close();
+      server.close();
+      for (const s of sockets) s.destroy();
+    }
+  });
+});

@@ -54,6 +54,12 @@ export interface UpstreamLinkOptions {
 const MAX_LOSSES_WITHOUT_ANSWER = 20;
 const REDIAL_ATTEMPTS = 10;
 const REDIAL_BACKOFF = { initialMs: 50, maxMs: 1000 };
+/**
+ * Bytes of backlog frames nothing answers (acks=0 produce) past which the owner is told `full`
+ * until the link connects: answered requests hold the owner's byte budget until their answer,
+ * these give it back at once, so only this bounds them while the broker is being dialled.
+ */
+const BACKLOG_UNANSWERED_MAX_BYTES = 1024 * 1024;
 
 /** What the owner decides when the connection fails with requests outstanding. */
 export type LossDecision = { redial: true; resend: Outstanding[] } | { redial: false; reason: string };
@@ -87,6 +93,9 @@ export class UpstreamLink {
   private lostSinceAnswer = 0;
   /** Frames (with their request, when one answers) waiting for a connection. */
   private backlog: { frame: Buffer; req?: Outstanding }[] = [];
+  /** Bytes of backlog frames without an answer (BACKLOG_UNANSWERED_MAX_BYTES), and whether `full` was said for them. */
+  private backlogUnanswered = 0;
+  private backlogFull = false;
   private readonly gate = new ReadGate();
   private closed = false;
   private dialing = false;
@@ -127,6 +136,11 @@ export class UpstreamLink {
     if (this.closed) return;
     if (!this.isConnected) {
       this.backlog.push({ frame, req });
+      if (!req) this.backlogUnanswered += frame.length;
+      if (this.backlogUnanswered > BACKLOG_UNANSWERED_MAX_BYTES && !this.backlogFull) {
+        this.backlogFull = true;
+        this.events.full();
+      }
       return;
     }
     this.write(frame, req);
@@ -165,6 +179,7 @@ export class UpstreamLink {
     if (this.closed || this.retiring) return;
     const unsent = this.backlog.flatMap((b) => (b.req ? [b.req] : []));
     this.backlog = [];
+    this.backlogUnanswered = 0;
     if (unsent.length > 0) this.events.abandoned(unsent);
     if (this.inflight.length === 0 || !this.isConnected) return this.close();
     this.retiring = setTimeout(() => this.close(), maxWaitMs);
@@ -182,6 +197,7 @@ export class UpstreamLink {
     this.socket?.destroy();
     const unanswered = [...this.skipped.splice(0), ...this.inflight, ...this.backlog.flatMap((b) => (b.req ? [b.req] : []))];
     this.backlog = [];
+    this.backlogUnanswered = 0;
     this.inflight.length = 0;
     if (unanswered.length > 0) this.events.abandoned(unanswered);
   }
@@ -273,7 +289,11 @@ export class UpstreamLink {
         // Re-sends first, in their original order, then what arrived meanwhile.
         const backlog = this.backlog;
         this.backlog = [];
+        this.backlogUnanswered = 0;
         for (const b of backlog) this.write(b.frame, b.req);
+        // Written: from here the socket's own 'drain' says when more may come.
+        if (this.backlogFull && !socket.writableNeedDrain) this.events.writable();
+        this.backlogFull = false;
         this.events.connected();
         return;
       } catch (err) {
