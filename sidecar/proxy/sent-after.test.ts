@@ -1,0 +1,104 @@
+// ProduceCall.sentAfter through a real client connection: the earliest time the client may have
+// sent a request, which the engine's claims and answer deadline count from (claim.ts). A request
+// whose bytes arrive over two reads counts from the first.
+import net from 'node:net';
+import { once } from 'node:events';
+import pino from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Writer } from '../codec/writer.js';
+import { ApiKey } from '../codec/api.js';
+import { createPartitionProduceData, createProduceRequest, createTopicProduceData, encodeProduceRequest } from '../codec/generated/produce-request.js';
+import { encodeRecordBatch } from '../codec/records.js';
+import { SidecarMetrics } from '../metrics/metrics.js';
+import type { Logger } from '../log/log.js';
+import { waitFor } from '../../test/support/poll.js';
+import { ByteBudget } from './byte-budget.js';
+import { ClusterView } from './cluster-view.js';
+import { ClientConnection } from './connection.js';
+import { writeRequestHeader } from './headers.js';
+import { ListenerRegistry } from './listeners.js';
+import type { ProduceCall, ProduceHook } from './produce-hook.js';
+import { buildRewriters } from './rewrite.js';
+
+const closers: Array<() => void> = [];
+afterEach(() => {
+  while (closers.length > 0) closers.pop()!();
+});
+
+function produceFrame(): Buffer {
+  const req = createProduceRequest();
+  req.acks = -1;
+  req.timeoutMs = 30_000;
+  const td = createTopicProduceData();
+  td.name = 't';
+  const pd = createPartitionProduceData();
+  pd.records = encodeRecordBatch({ records: [{ value: 'x'.repeat(2000) }] });
+  td.partitionData.push(pd);
+  req.topicData.push(td);
+  const w = new Writer(4096);
+  w.int32(0);
+  writeRequestHeader(w, ApiKey.Produce, 9, 1, 'unit', 2);
+  encodeProduceRequest(w, req, 9);
+  const b = Buffer.from(w.toBuffer());
+  b.writeInt32BE(b.length - 4, 0);
+  return b;
+}
+
+describe('ProduceCall.sentAfter', () => {
+  it('a request split over two reads counts from the read of its first bytes', async () => {
+    const broker = net.createServer((s) => s.on('error', () => {})); // never answers: not needed
+    broker.listen(0, '127.0.0.1');
+    await once(broker, 'listening');
+    const log = pino({ level: 'silent' }) as unknown as Logger;
+    const cluster = new ClusterView();
+    const listeners = new ListenerRegistry('127.0.0.1', () => {}, log);
+    const calls: ProduceCall[] = [];
+    const hook: ProduceHook = {
+      needsDecoding: true,
+      onProduce: (call) => {
+        calls.push(call);
+        return { kind: 'forward' };
+      },
+    };
+    const conns: ClientConnection[] = [];
+    const sidecar = net.createServer({ pauseOnConnect: true }, (socket) => {
+      conns.push(
+        new ClientConnection(socket, { kind: 'bootstrap' }, {
+          log,
+          metrics: new SidecarMetrics(),
+          cluster,
+          listeners,
+          rewriters: buildRewriters({ cluster, listeners, log }),
+          hook: () => hook,
+          maxFrameBytes: 1 << 20,
+          budget: new ByteBudget(8 << 20),
+          maxConnectionBufferedBytes: 4 << 20,
+          memoryLimited: () => {},
+          requestTimeoutMs: 30_000,
+          resolveUpstream: () => ({ host: '127.0.0.1', port: (broker.address() as net.AddressInfo).port }),
+        }),
+      );
+    });
+    sidecar.listen(0, '127.0.0.1');
+    await once(sidecar, 'listening');
+    const client = net.connect({ host: '127.0.0.1', port: (sidecar.address() as net.AddressInfo).port });
+    client.on('error', () => {});
+    closers.push(() => {
+      client.destroy();
+      for (const c of conns) c.close('test over');
+      sidecar.close();
+      broker.close();
+    });
+    await once(client, 'connect');
+    const frame = produceFrame();
+    client.write(frame.subarray(0, 100));
+    // The connection read the first bytes (it notes each read's time), and the clock moved on since.
+    const firstRead = (): number => (conns[0] as unknown as { chunkSentAfter: number } | undefined)?.chunkSentAfter ?? 0;
+    await waitFor('the first bytes read', () => firstRead() > 0);
+    await waitFor('the clock past that read', () => Date.now() > firstRead());
+    const restWritten = Date.now();
+    client.write(frame.subarray(100));
+    await waitFor('the request handed to the hook', () => calls.length === 1);
+    expect(calls[0].sentAfter).toBeLessThan(restWritten);
+  });
+});
