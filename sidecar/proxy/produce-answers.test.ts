@@ -14,13 +14,9 @@ import { SidecarMetrics } from '../metrics/metrics.js';
 import type { Logger } from '../log/log.js';
 import { sumMetric } from '../../test/support/prom-text.js';
 import { waitFor } from '../../test/support/poll.js';
-import { ByteBudget } from './byte-budget.js';
-import { ClusterView } from './cluster-view.js';
-import { ClientConnection } from './connection.js';
 import { writeRequestHeader, writeResponseHeader } from './headers.js';
-import { ListenerRegistry } from './listeners.js';
 import { passThroughHook } from './produce-hook.js';
-import { buildRewriters } from './rewrite.js';
+import { connectThrough } from './client-connection.test-support.js';
 
 const VERSION = 10; // the first with node endpoints: every answer is read
 
@@ -92,38 +88,11 @@ async function setUp(body: Buffer): Promise<{ client: net.Socket; received: Buff
   const lines: Array<Record<string, unknown>> = [];
   const log = pino({ level: 'info' }, { write: (l: string) => lines.push(JSON.parse(l) as Record<string, unknown>) }) as unknown as Logger;
   const metrics = new SidecarMetrics();
-  const cluster = new ClusterView();
-  const listeners = new ListenerRegistry('127.0.0.1', () => {}, log);
-  const conns: ClientConnection[] = [];
-  const sidecar = net.createServer({ pauseOnConnect: true }, (socket) => {
-    conns.push(
-      new ClientConnection(socket, { kind: 'bootstrap' }, {
-        log,
-        metrics,
-        cluster,
-        listeners,
-        rewriters: buildRewriters({ cluster, listeners, log }),
-        hook: () => passThroughHook,
-        maxFrameBytes: 1 << 20,
-        budget: new ByteBudget(8 << 20),
-        maxConnectionBufferedBytes: 4 << 20,
-        memoryLimited: () => {},
-        requestTimeoutMs: 30_000,
-        resolveUpstream: () => ({ host: '127.0.0.1', port: brokerPort }),
-      }),
-    );
-  });
-  sidecar.listen(0, '127.0.0.1');
-  await once(sidecar, 'listening');
-  const client = net.connect({ host: '127.0.0.1', port: (sidecar.address() as net.AddressInfo).port });
-  await once(client, 'connect');
+  const { client, close } = await connectThrough({ brokerPort, hook: passThroughHook, log, metrics });
   const received: Buffer[] = [];
   client.on('data', (b: Buffer) => received.push(b));
-  client.on('error', () => {});
   closers.push(() => {
-    client.destroy();
-    for (const c of conns) c.close('test over');
-    sidecar.close();
+    close();
     broker.close();
   });
   return { client, received, metrics, lines };

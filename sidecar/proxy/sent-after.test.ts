@@ -12,13 +12,9 @@ import { encodeRecordBatch } from '../codec/records.js';
 import { SidecarMetrics } from '../metrics/metrics.js';
 import type { Logger } from '../log/log.js';
 import { waitFor } from '../../test/support/poll.js';
-import { ByteBudget } from './byte-budget.js';
-import { ClusterView } from './cluster-view.js';
-import { ClientConnection } from './connection.js';
 import { writeRequestHeader } from './headers.js';
-import { ListenerRegistry } from './listeners.js';
 import type { ProduceCall, ProduceHook } from './produce-hook.js';
-import { buildRewriters } from './rewrite.js';
+import { connectThrough } from './client-connection.test-support.js';
 
 const closers: Array<() => void> = [];
 afterEach(() => {
@@ -49,9 +45,6 @@ describe('ProduceCall.sentAfter', () => {
     const broker = net.createServer((s) => s.on('error', () => {})); // never answers: not needed
     broker.listen(0, '127.0.0.1');
     await once(broker, 'listening');
-    const log = pino({ level: 'silent' }) as unknown as Logger;
-    const cluster = new ClusterView();
-    const listeners = new ListenerRegistry('127.0.0.1', () => {}, log);
     const calls: ProduceCall[] = [];
     const hook: ProduceHook = {
       needsDecoding: true,
@@ -60,36 +53,12 @@ describe('ProduceCall.sentAfter', () => {
         return { kind: 'forward' };
       },
     };
-    const conns: ClientConnection[] = [];
-    const sidecar = net.createServer({ pauseOnConnect: true }, (socket) => {
-      conns.push(
-        new ClientConnection(socket, { kind: 'bootstrap' }, {
-          log,
-          metrics: new SidecarMetrics(),
-          cluster,
-          listeners,
-          rewriters: buildRewriters({ cluster, listeners, log }),
-          hook: () => hook,
-          maxFrameBytes: 1 << 20,
-          budget: new ByteBudget(8 << 20),
-          maxConnectionBufferedBytes: 4 << 20,
-          memoryLimited: () => {},
-          requestTimeoutMs: 30_000,
-          resolveUpstream: () => ({ host: '127.0.0.1', port: (broker.address() as net.AddressInfo).port }),
-        }),
-      );
-    });
-    sidecar.listen(0, '127.0.0.1');
-    await once(sidecar, 'listening');
-    const client = net.connect({ host: '127.0.0.1', port: (sidecar.address() as net.AddressInfo).port });
-    client.on('error', () => {});
+    const log = pino({ level: 'silent' }) as unknown as Logger;
+    const { client, conns, close } = await connectThrough({ brokerPort: (broker.address() as net.AddressInfo).port, hook, log, metrics: new SidecarMetrics() });
     closers.push(() => {
-      client.destroy();
-      for (const c of conns) c.close('test over');
-      sidecar.close();
+      close();
       broker.close();
     });
-    await once(client, 'connect');
     const frame = produceFrame();
     client.write(frame.subarray(0, 100));
     // The connection read the first bytes (it notes each read's time), and the clock moved on since.
