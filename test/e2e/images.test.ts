@@ -6,7 +6,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } 
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { APP_DIR, IMAGE_ENV, IMAGE_USER, IMAGES, NODE_PATH, type ImageKey } from '../../scripts/images/spec.js';
+import { APP_DIR, IMAGE_ENV, IMAGE_USER, IMAGES, NODE_PATH, SIDECAR_NODE_FLAGS, type ImageKey } from '../../scripts/images/spec.js';
 import { bareImports, stageImage } from '../../scripts/images/stage.js';
 import { repoRoot } from '../support/clients/java.js';
 import { output } from '../support/clients/run.js';
@@ -51,6 +51,13 @@ describe('images', () => {
     }
     const build = stages.get('build')!.filter(([i]) => i === 'RUN').map(([, a]) => a).join(' ');
     for (const key of Object.keys(IMAGES)) expect(build).toContain(`node dist/scripts/images/stage.js ${key} /out/${key}`);
+  });
+
+  it('bin/idempo-sidecar starts Node with the image V8 flags', () => {
+    const exec = readFileSync(path.join(repoRoot, 'bin/idempo-sidecar'), 'utf8').split('\n').find((l) => l.startsWith('exec '));
+    const flags = exec?.split(/\s+/).filter((w) => w.startsWith('--'));
+    expect(flags).toEqual(SIDECAR_NODE_FLAGS);
+    expect(IMAGES.sidecar.entrypoint.slice(1, -1)).toEqual(SIDECAR_NODE_FLAGS);
   });
 
   it('finds the packages compiled code imports', () => {

@@ -7,6 +7,7 @@ import { sumMetric } from './prom-text.js';
 import { GiveUp, waitFor } from './poll.js';
 import { repoRoot } from './clients/java.js';
 import { collectLines } from './clients/run.js';
+import { SIDECAR_NODE_FLAGS } from '../../scripts/images/spec.js';
 
 export const SIDECAR_BIN = path.join(repoRoot, 'bin/idempo-sidecar');
 
@@ -53,7 +54,7 @@ export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
   if (opts.mode) args.push('--mode', opts.mode);
   if (opts.config) args.push('--config', opts.config);
   args.push(...(opts.extraArgs ?? []));
-  const [cmd, pre] = opts.direct ? [process.execPath, ['--max-semi-space-size=2', '--initial-old-space-size=16', '--heap-growing-percent=50', path.join(repoRoot, 'dist/sidecar/main.cjs')]] : [SIDECAR_BIN, []];
+  const [cmd, pre] = opts.direct ? [process.execPath, [...SIDECAR_NODE_FLAGS, path.join(repoRoot, 'dist/sidecar/main.cjs')]] : [SIDECAR_BIN, []];
   const proc = spawn(cmd, [...pre, ...args], { env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   running.add(proc);
   const lines = collectLines(proc);
