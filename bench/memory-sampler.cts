@@ -4,8 +4,10 @@
 //     "--node-flags=--require $PWD/dist/bench/memory-sampler.cjs"
 // Every 20 ms it reads process.memoryUsage() and /proc/self/status; at each new RSS maximum
 // (0.25 MiB or more above the last) it also sums /proc/self/smaps by kind of mapping. At exit it
-// writes, in MiB, the maximum of each figure and everything at the RSS peak to
-// $IDEMPO_MEMORY_SAMPLES (a directory, default the system's temporary one) as memory-PID.json.
+// writes, in MiB, the maximum of each figure, everything at the RSS peak and a time series (every
+// second: RSS, anonymous/file RSS, V8 heap, external, arrayBuffers, smaps by kind, to tell a
+// plateau from growth over a long run) to $IDEMPO_MEMORY_SAMPLES (a directory, default the
+// system's temporary one) as memory-PID.json.
 // Its own reads add to the figures (the idle RSS the bench prints is not meaningful with it; the
 // peak by ~1.5 MiB). CommonJS: through --import the ES module loader would add ~14 MiB.
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -48,10 +50,19 @@ const max: Figures = {};
 let peak: { figures: Figures; spaces: Figures; smaps: Figures } | undefined;
 let smapsAt = 0;
 let last: Figures = {};
+const started = Date.now();
+let seriesAt = 0;
+const series: { s: number; figures: Figures }[] = [];
 
 const timer = setInterval(() => {
   const f: Figures = { ...process.memoryUsage(), ...status() };
   for (const k of Object.keys(f)) max[k] = Math.max(max[k] ?? 0, f[k]);
+  const now = Date.now();
+  if (now - seriesAt >= 1000) {
+    seriesAt = now;
+    const { rss, rssAnon, rssFile, heapTotal, heapUsed, external, arrayBuffers } = f;
+    series.push({ s: Math.round((now - started) / 1000), figures: { rss, rssAnon, rssFile, heapTotal, heapUsed, external, arrayBuffers, ...smaps() } });
+  }
   if (peak && f.rss <= peak.figures.rss) return;
   if (f.rss > smapsAt + MiB / 4) {
     smapsAt = f.rss;
@@ -65,6 +76,10 @@ timer.unref();
 
 process.on('exit', () => {
   const mib = (o: Figures): Figures => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, Number((v / MiB).toFixed(1))]));
-  const out = { max: mib(max), atPeak: peak && { ...mib(peak.figures), spaces: mib(peak.spaces), smaps: mib(peak.smaps) } };
+  const out = {
+    max: mib(max),
+    atPeak: peak && { ...mib(peak.figures), spaces: mib(peak.spaces), smaps: mib(peak.smaps) },
+    series: series.map(({ s, figures }) => ({ s, ...mib(figures) })),
+  };
   writeFileSync(path.join(process.env.IDEMPO_MEMORY_SAMPLES ?? os.tmpdir(), `memory-${process.pid}.json`), `${JSON.stringify(out, null, 1)}\n`);
 });

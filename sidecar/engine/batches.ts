@@ -18,7 +18,8 @@ export interface PartBatch {
   /** Produce v13 named a topic id that metadata has not mapped to a name yet. */
   readonly topicUnknown: boolean;
   readonly partition: number;
-  readonly records: Buffer | null;
+  /** A view into the client request; the upgrader moves it to the batch's own copy when the batch outlives its request (upgrader.ts ownBytes). */
+  records: Buffer | null;
   /** Set when the records are exactly one valid v2 batch (Produce v3+). */
   readonly header: BatchHeader | undefined;
   /** What a broker would answer for this part when it is malformed (see part-check.ts). */

@@ -11,6 +11,8 @@ import { encodeRecordBatch } from '../codec/records.js';
 import { Engine } from './engine.js';
 import { ModelCluster, engineConfig, produceCall, produceRequest, type ClientOutcome } from './model-cluster.test-support.js';
 import { waitFor } from '../../test/support/poll.js';
+import { FramePool, type FrameLease } from '../proxy/frame-pool.js';
+import type { ProduceCall } from '../proxy/produce-hook.js';
 
 const engines: Engine[] = [];
 afterEach(() => {
@@ -70,5 +72,47 @@ describe("the upgrader's own Produce requests", () => {
     const seqs = resends.flat().map((p) => p.seq);
     expect(seqs).toEqual([...seqs].sort((x, y) => x - y));
     expect(model.written.get('orders/0')).toEqual({ idempotent: 4, plain: 0 });
+  });
+});
+
+/** `call` as the proxy hands it to the hook from pooled memory (connection.ts onProduce): its frame and batches in a lease. */
+function pooledCall(call: ProduceCall, pool: FramePool): ProduceCall & { lease: FrameLease } {
+  const lease = pool.acquire(call.frame.length);
+  call.frame.copy(lease.buf);
+  return { ...call, frame: lease.buf, request: decodeProduceRequest(new Reader(lease.buf, call.header.bodyOffset), call.version), lease };
+}
+
+describe('a batch held undecided after its client was answered', () => {
+  it("keeps only its own bytes (what --max-pending-bytes counts): its request's pooled buffer goes back while it is held, and its re-send carries the same bytes", async () => {
+    const model = new ModelCluster([{ name: 'orders', partitions: 1, id: Buffer.alloc(16, 1) }]);
+    // Undecided at its 400 ms deadline, the batch is held under its stamp for the dedup window.
+    const config = engineConfig({ mode: 'upgrade', deliveryTimeoutMs: 400, dedup: { strategy: 'exact', windowMs: 120_000, maxEntries: 1000 } });
+    const engine = new Engine({ ctx: model, metrics: model.metrics, log: model.log, config, policyName: 'p' });
+    engines.push(engine);
+    const hook = engine.hook();
+    const pool = new FramePool();
+    const batch = plain('x'.repeat(6000)); // large enough to be pooled
+    const request = (): ReturnType<typeof produceRequest> => {
+      const r = produceRequest([['orders', 0, batch]]);
+      r.timeoutMs = 60_000; // the client's own deadline comes long after the batch's
+      return r;
+    };
+
+    model.loseProduce = true; // every send's outcome is unknown: nothing written
+    const call = pooledCall(produceCall(request()), pool);
+    // Told to retry when the batch is held (its deadline passed, outcome unknown).
+    expect(codes(await model.run(call, hook.onProduce(call)))).toEqual([7]);
+    call.lease.drop(); // the connection's hold: its answer was written
+    // Held, it no longer pins its client request's buffer: it is back in the pool.
+    await waitFor("the request's pooled buffer given back", () => pool.idleBytes > 0, 30_000, 20);
+    expect(call.lease.buf.length).toBe(0);
+    expect(engine.stats().pendingBytes).toBe(batch.length);
+
+    // The client retries: the held batch is sent again now, from its own copy (valid CRC, same stamp), written once.
+    model.loseProduce = false;
+    const retry = produceCall(request());
+    expect(codes(await model.run(retry, hook.onProduce(retry)))).toEqual([0]);
+    expect(model.written.get('orders/0')).toEqual({ idempotent: 1, plain: 0 });
+    await waitFor('the held batch finished', () => engine.stats().pendingBytes === 0, 30_000, 20);
   });
 });

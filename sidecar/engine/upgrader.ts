@@ -29,7 +29,8 @@ import type { AcceptedBatch, RestoredState } from '../state/records.js';
 
 interface Pending {
   readonly tp: TopicPartition;
-  readonly batch: Buffer;
+  /** The stamped bytes every send of it carries: a view into its client request, or its own copy (ownBytes). */
+  batch: Buffer;
   readonly version: number;
   readonly timeoutMs: number;
   readonly recordCount: number;
@@ -43,10 +44,14 @@ interface Pending {
   late?: Deadline;
   /** What it counts in pendingBytes (0 for a batch restored after a restart). */
   readonly bytes: number;
-  /** The client request's pooled memory `batch` lies in (frame-pool.ts), held until `uses` is 0. */
-  readonly lease?: FrameLease;
-  /** Pending itself, plus each send of it not yet answered or failed, plus a re-send scheduled or waiting for the journal. */
-  uses: number;
+  /**
+   * The client request's pooled memory `batch` lies in (frame-pool.ts), until the batch owns its
+   * bytes (ownBytes). Pending holds it until finished or owning; each send of it, a re-send
+   * scheduled and a wait for the journal hold it too, each dropping the lease it held (holdBytes).
+   */
+  lease?: FrameLease;
+  /** The engine's view of the batch (submit's), moved to the copy with it. */
+  readonly part?: PartBatch;
 }
 
 /**
@@ -71,7 +76,13 @@ export interface Submission extends BatchListener {
  * per partition while it has batches), so a turn's sends of one partition share it: dispatch
  * tells them apart by identity, without a key string per batch.
  */
-type SendItem = { id: number; p: Pending; tp: TopicPartition };
+type SendItem = {
+  id: number;
+  p: Pending;
+  tp: TopicPartition;
+  /** The request memory its send holds until answered or failed (sendGroup, sent). */
+  held: FrameLease | undefined;
+};
 
 /** A topic id a Produce request named, and its topic (v13: the answer is read by these ids). */
 type SentId = { id: Buffer; topic: string; /** The id as produce-answer.ts topicKey gives it (latin1). */ key: string };
@@ -170,9 +181,9 @@ export class Upgrader {
       const id = this.nextId++;
       const tp = { topic: b.topic, partition: b.partition };
       lease?.hold();
-      const p: Pending = { tp, batch: b.records!, version, timeoutMs, recordCount, dedupKey: key, listener, answered: false, bytes: b.records!.length, lease, uses: 1 };
+      const p: Pending = { tp, batch: b.records!, version, timeoutMs, recordCount, dedupKey: key, listener, answered: false, bytes: b.records!.length, lease, part: b };
       this.heldBytes += p.bytes;
-      if (answerWithin) p.late = this.deadlines.add(answerWithin.ms, () => this.answer(p, answerWithin.result()));
+      if (answerWithin) p.late = this.deadlines.add(answerWithin.ms, () => this.answerEarly(p, answerWithin.result()));
       this.pending.set(id, p);
       ids.push(id);
       items.push({ tp, id, recordCount });
@@ -221,7 +232,7 @@ export class Upgrader {
         const result = new Promise<PartResult>((resolve) => {
           // Its client is gone: only the final result counts.
           const listener: BatchListener = { answered: () => undefined, finished: resolve };
-          this.pending.set(a.id, { tp: a.tp, batch: a.bytes, version: a.version, timeoutMs: a.timeoutMs, recordCount: a.recordCount, dedupKey: a.dedupKey, listener, answered: true, bytes: 0, uses: 1 });
+          this.pending.set(a.id, { tp: a.tp, batch: a.bytes, version: a.version, timeoutMs: a.timeoutMs, recordCount: a.recordCount, dedupKey: a.dedupKey, listener, answered: true, bytes: 0 });
         });
         out.push({ key: a.dedupKey, result, id: a.id });
       }
@@ -258,7 +269,7 @@ export class Upgrader {
           // written by the broker and then reused for other records after a restart.
           this.state?.append({ type: 'stamped', id: a.id, stamp: { producerId: a.producerId, epoch: a.epoch, baseSequence: a.baseSequence } });
           if (!a.restamped) this.metrics.upgradedBatches.inc({ topic: p.tp.topic });
-          batch.push({ id: a.id, p, tp: a.tp });
+          batch.push({ id: a.id, p, tp: a.tp, held: undefined });
           break;
         }
         case 'resend': {
@@ -267,13 +278,13 @@ export class Upgrader {
           this.metrics.retries.inc({ reason: a.reason });
           this.log.debug({ topic: p.tp.topic, partition: p.tp.partition, seq: a.baseSequence, attempt: a.attempt, reason: a.reason }, 're-sending batch');
           if (a.notBefore > now) {
-            p.uses++;
+            const held = holdBytes(p);
             const t = setTimeout(() => {
-              this.dispatch([{ id: a.id, p, tp: a.tp }]);
-              this.letGo(p);
+              this.dispatch([{ id: a.id, p, tp: a.tp, held: undefined }]);
+              held?.drop();
             }, a.notBefore - now);
             t.unref();
-          } else batch.push({ id: a.id, p, tp: a.tp });
+          } else batch.push({ id: a.id, p, tp: a.tp, held: undefined });
           break;
         }
         case 'resolve':
@@ -285,7 +296,7 @@ export class Upgrader {
             // its stamp so the client's retry is settled by the broker, never written twice.
             this.log.warn({ topic: a.tp.topic, partition: a.tp.partition, errorCode: a.errorCode }, 'batch undecided at its deadline: client told to retry, batch held under its stamp');
             const p = this.pending.get(a.id);
-            if (p) this.answer(p, { errorCode: a.errorCode, baseOffset: -1n, logAppendTimeMs: -1n });
+            if (p) this.answerEarly(p, { errorCode: a.errorCode, baseOffset: -1n, logAppendTimeMs: -1n });
             break;
           }
           this.log.warn({ topic: a.tp.topic, partition: a.tp.partition, errorCode: a.errorCode, outcomeUnknown: a.outcomeUnknown }, 'giving up on a batch');
@@ -311,32 +322,47 @@ export class Upgrader {
     // Group commit: every stamp of this turn is written and fdatasync'ed once, then all go out.
     // Everything passes through durable() so that per-partition send order stays action order.
     if (this.state) {
-      for (const it of batch) it.p.uses++; // it may finish (deadline) while the journal syncs
+      const held = batch.map((it) => holdBytes(it.p)); // it may finish (deadline) while the journal syncs
+      const done = (): void => {
+        for (const l of held) l?.drop();
+      };
       void this.state.durable().then(
         () => {
           this.dispatch(batch);
-          this.sent(batch);
+          done();
         },
         () => {
           this.notSent(batch);
-          this.sent(batch);
+          done();
         },
       );
     } else this.dispatch(batch);
   }
 
   /**
-   * One use of a batch's bytes ended; after the last (finished, and no send of it pending: its
-   * bytes were all written or its socket destroyed, broker-client.ts) the client request's pooled
-   * memory may be reused.
+   * Answered before it is decided (held under its stamp, or at its client's deadline), a batch may
+   * stay for the dedup window, long after its request was answered: it takes its bytes out of the
+   * request's pooled memory, which then goes back once its sends in flight are done. What it keeps
+   * is then what --max-pending-bytes counts (its bytes), not the whole request. The engine's
+   * PartBatch moves to the copy too (a view keeps its whole buffer alive). Held batches are rare.
    */
-  private letGo(p: Pending): void {
-    if (--p.uses === 0) p.lease?.drop();
+  private ownBytes(p: Pending): void {
+    if (!p.lease) return;
+    const own = Buffer.allocUnsafeSlow(p.batch.length); // not a slice of Node's shared 8 KiB pool
+    p.batch.copy(own);
+    p.batch = own;
+    if (p.part) p.part.records = own;
+    const lease = p.lease;
+    p.lease = undefined;
+    lease.drop(); // Pending's own hold; sends in flight still hold theirs
   }
 
-  /** A use of each item's bytes ended (see letGo). */
+  /** Each item's send was answered or failed: its bytes were all written or its socket destroyed (broker-client.ts). */
   private sent(items: SendItem[]): void {
-    for (const it of items) this.letGo(it.p);
+    for (const it of items) {
+      it.held?.drop();
+      it.held = undefined;
+    }
   }
 
   /**
@@ -357,7 +383,13 @@ export class Upgrader {
     this.metrics.produceBatches.inc({ topic: p.tp.topic, outcome });
     this.answer(p, r);
     p.listener.finished(r);
-    this.letGo(p);
+    p.lease?.drop(); // Pending's own hold; a send in flight or a re-send scheduled holds its own
+  }
+
+  /** The client's answer while the batch goes on (see ownBytes). */
+  private answerEarly(p: Pending, r: PartResult): void {
+    this.answer(p, r);
+    this.ownBytes(p);
   }
 
   /** The client's answer, unless it had one (a held batch's, or at its deadline). */
@@ -444,7 +476,7 @@ export class Upgrader {
     let clientVersion = 0;
     const topics: string[] = [];
     for (const it of items) {
-      it.p.uses++; // until this send is answered or has failed (sent())
+      it.held = holdBytes(it.p); // until this send is answered or has failed (sent())
       timeoutMs = Math.max(timeoutMs, it.p.timeoutMs);
       clientVersion = Math.max(clientVersion, it.p.version);
       if (!topics.includes(it.p.tp.topic)) topics.push(it.p.tp.topic);
@@ -607,6 +639,16 @@ export class Upgrader {
       this.allocating = false;
     }
   }
+}
+
+/**
+ * One more holder of the client request's memory a batch's bytes lie in (none once the batch owns
+ * its bytes): returned, to be dropped when done. After every holder dropped it (the batch finished,
+ * no send of it pending) the pool may reuse it.
+ */
+function holdBytes(p: Pending): FrameLease | undefined {
+  p.lease?.hold();
+  return p.lease;
 }
 
 /** Where a partition's result is in a Produce answer (`names`: its topics' names, in order): topic and position, or undefined. */

@@ -17,11 +17,12 @@
 //   by mistake has length 0 and throws on read instead of reading the next request's bytes.
 //   Under IDEMPO_TEST_ONLY_POISON_READS (every test) the bytes are overwritten first.
 //
-// Bounded in bytes: what waits for reuse by POOL_IDLE_BYTES. What is in use is what the sidecar
-// kept before the pool (a buffer is at most 1/4 larger than its frame: size classes, 4 per
-// doubling): a request until answered counts in --max-buffered-bytes; past its answer, a request
-// stays while one of its batches is pending, and --max-pending-bytes counts those batches, not
-// their whole requests (a held batch keeps its request: docs/benchmarks.md, session 5 upmem).
+// Bounded in bytes: what waits for reuse by POOL_IDLE_BYTES. What is in use (a buffer is at most
+// 1/4 larger than its frame: size classes, 4 per doubling): a request until answered counts in
+// --max-buffered-bytes; a batch that goes on past its request's answer (held under its stamp, or
+// past its client's deadline) takes its own copy and lets the request go (upgrader.ts ownBytes),
+// so what stays is what --max-pending-bytes counts; a send in flight holds its request until its
+// bytes are written or its socket destroyed.
 
 /** Frames smaller than this are not pooled (Node slices them from its own 8 KiB pool). */
 const MIN_POOLED = 4 * 1024;
