@@ -12,7 +12,8 @@
 // [--warmup N] [--only pass-through|MODE]: one of the two, e.g. a fresh process with a short
 // warm-up, as the sidecar of one bench round is (a few thousand requests, JIT not settled).
 // [--alloc]: bytes allocated per request over the measured requests and the functions that
-// allocated most (V8's sampling heap profiler, collected objects included, every 128 bytes; --top N of them):
+// allocated most (V8's sampling heap profiler, collected objects included, every 128 bytes; --top N of them);
+// with --promoted only what outlived the young generation (what makes full collections):
 // unlike CPU time on a shared machine, the same from run to run. The whole process counts
 // (client, stub broker and the sidecar), so compare a mode with the pass-through hook.
 import net from 'node:net';
@@ -50,6 +51,7 @@ const { values: opt } = parseArgs({
     warmup: { type: 'string', default: '2000' },
     only: { type: 'string' },
     alloc: { type: 'boolean', default: false },
+    promoted: { type: 'boolean', default: false },
     top: { type: 'string', default: '15' },
   },
 });
@@ -321,7 +323,7 @@ async function measure(label: string, hook: 'engine' | 'pass-through'): Promise<
 async function startAllocationSampling(): Promise<() => Promise<Array<[string, number]>>> {
   const session = new Session();
   session.connect();
-  await session.post('HeapProfiler.startSampling', { samplingInterval: 128, includeObjectsCollectedByMinorGC: true, includeObjectsCollectedByMajorGC: true });
+  await session.post('HeapProfiler.startSampling', { samplingInterval: 128, includeObjectsCollectedByMinorGC: !opt.promoted, includeObjectsCollectedByMajorGC: true });
   return async () => {
     const { profile } = await session.post('HeapProfiler.stopSampling');
     session.disconnect();

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { buildResponse, partKey, partsOf, resultsByPosition, subsetRequest, topicMatcher, type PartResult } from './batches.js';
+import { buildResponse, partsOf, resultsByPosition, subsetRequest, topicMatcher, type PartResult } from './batches.js';
 import { ClusterView } from '../proxy/cluster-view.js';
 import { Reader } from '../codec/reader.js';
 import { Writer } from '../codec/writer.js';
@@ -78,12 +78,12 @@ describe('partsOf', () => {
       ['b', [[1, batch({ magic: 1 })], [2, two], [3, Buffer.alloc(10)]]],
     ]);
     const parts = partsOf(req, 9, new ClusterView());
-    expect(parts.map((p) => [partKey(p), p.topic, p.partition])).toEqual([
-      ['0/0', 'a', 0],
-      ['0/1', 'a', 5],
-      ['1/0', 'b', 1],
-      ['1/1', 'b', 2],
-      ['1/2', 'b', 3],
+    expect(parts.map((p) => [p.t, p.p, p.pos, p.topic, p.partition])).toEqual([
+      [0, 0, 0, 'a', 0],
+      [0, 1, 1, 'a', 5],
+      [1, 0, 2, 'b', 1],
+      [1, 1, 3, 'b', 2],
+      [1, 2, 4, 'b', 3],
     ]);
     expect(parts[0].header).toMatchObject({ producerId: 7n, baseSequence: 3, recordsCount: 2, lastOffsetDelta: 1 });
     expect(parts.slice(1).map((p) => p.header)).toEqual([undefined, undefined, undefined, undefined]);
@@ -112,7 +112,7 @@ describe('subsetRequest', () => {
       ['b', [[0, batch()]]],
       ['c', [[4, batch()], [5, batch()]]],
     ]);
-    const sub = subsetRequest(req, new Set(['0/1', '2/0', '2/1']));
+    const sub = subsetRequest(req, new Set([1, 3, 4])); // positions: a/1, c/4, c/5
     expect(sub.topicData.map((t) => [t.name, t.partitionData.map((p) => p.index)])).toEqual([
       ['a', [1]],
       ['c', [4, 5]],
@@ -147,9 +147,9 @@ describe('buildResponse', () => {
       ['a', [[3, batch()], [1, batch()]]],
       ['b', [[0, batch()]]],
     ]);
-    const results = new Map<string, PartResult>([
-      ['0/0', ok(42n)],
-      ['1/0', { errorCode: 45, baseOffset: 99n, logAppendTimeMs: -1n, errorMessage: 'idempo: expected sequence 3, got 10' }],
+    const results = new Map<number, PartResult>([
+      [0, ok(42n)],
+      [2, { errorCode: 45, baseOffset: 99n, logAppendTimeMs: -1n, errorMessage: 'idempo: expected sequence 3, got 10' }],
     ]);
     const resp = buildResponse(req, results);
     expect(resp.responses.map((t) => t.name)).toEqual(['a', 'b']);
@@ -162,7 +162,7 @@ describe('buildResponse', () => {
 
   it('encodes and decodes at every version the sidecar answers', () => {
     const req = request([['t', [[0, batch()]]]]);
-    const resp = buildResponse(req, new Map([['0/0', { ...ok(7n), errorMessage: null }]]));
+    const resp = buildResponse(req, new Map([[0, { ...ok(7n), errorMessage: null }]]));
     for (const v of [3, 8, 9, 12]) {
       const w = new Writer();
       encodeProduceResponse(w, resp, v);
@@ -195,9 +195,9 @@ describe('resultsByPosition', () => {
     }
     const byPos = resultsByPosition(req, answerOf(resp, 9));
     expect([...byPos.entries()].map(([k, r]) => [k, r.baseOffset]).sort()).toEqual([
-      ['0/0', 10n],
-      ['0/1', 11n],
-      ['1/0', 30n],
+      [0, 10n],
+      [1, 11n],
+      [2, 30n],
     ]);
   });
 
@@ -210,6 +210,6 @@ describe('resultsByPosition', () => {
     pr.index = 1;
     tr.partitionResponses.push(pr);
     resp.responses.push(tr);
-    expect([...resultsByPosition(req, answerOf(resp, 9)).keys()]).toEqual(['0/1']);
+    expect([...resultsByPosition(req, answerOf(resp, 9)).keys()]).toEqual([1]);
   });
 });

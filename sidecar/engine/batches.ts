@@ -14,6 +14,8 @@ export interface PartBatch {
   /** Position in the request (topic index, partition index). */
   readonly t: number;
   readonly p: number;
+  /** The same as one number: the part's index among all of the request's parts, in request order (its key in a Plan's results). */
+  readonly pos: number;
   readonly topic: string;
   /** Produce v13 named a topic id that metadata has not mapped to a name yet. */
   readonly topicUnknown: boolean;
@@ -66,7 +68,7 @@ export function partsOf(req: ProduceRequest, version: number, cluster: ClusterVi
         if (c.ok) header = c.header;
         else invalid = { errorCode: c.errorCode, message: c.message };
       }
-      out.push({ t, p, topic, topicUnknown: name === undefined, partition: pd.index, records: pd.records, header, invalid, repeated });
+      out.push({ t, p, pos: out.length, topic, topicUnknown: name === undefined, partition: pd.index, records: pd.records, header, invalid, repeated });
     }
   }
   return out;
@@ -96,16 +98,21 @@ class RepeatCheck {
   }
 }
 
-export const partKey = (b: { t: number; p: number }): string => `${b.t}/${b.p}`;
+/**
+ * Parts' results by their position in the request (PartBatch.pos: the index among all its parts,
+ * in request order): a number, so no key string per part and lookup.
+ */
+export type ResultsByPos = ReadonlyMap<number, PartResult>;
 
 /** Builds the answer to `req`, one entry per partition in request order. */
-export function buildResponse(req: ProduceRequest, results: ReadonlyMap<string, PartResult>): ProduceResponse {
+export function buildResponse(req: ProduceRequest, results: ResultsByPos): ProduceResponse {
+  let pos = 0;
   return {
-    responses: req.topicData.map((td, t) => ({
+    responses: req.topicData.map((td) => ({
       name: td.name,
       topicId: td.topicId,
-      partitionResponses: td.partitionData.map((pd, p) => {
-        const r = results.get(`${t}/${p}`);
+      partitionResponses: td.partitionData.map((pd) => {
+        const r = results.get(pos++);
         const pr = createPartitionProduceResponse();
         pr.index = pd.index;
         if (r) {
@@ -125,14 +132,15 @@ export function buildResponse(req: ProduceRequest, results: ReadonlyMap<string, 
   };
 }
 
-/** Each part's result in a broker's answer to `req`, by the part's position in `req` ("t/p"). */
-export function resultsByPosition(req: ProduceRequest, answer: ProduceAnswer): Map<string, PartResult> {
-  const out = new Map<string, PartResult>();
+/** Each part's result in a broker's answer to `req`, by the part's position in `req` (see ResultsByPos). */
+export function resultsByPosition(req: ProduceRequest, answer: ProduceAnswer): Map<number, PartResult> {
+  const out = new Map<number, PartResult>();
   // Brokers answer topics and partitions in request order: checked in place first (no index to
   // build), matched by topic and partition otherwise.
+  let pos = 0;
   if (inRequestOrder(req, answer)) {
     for (let t = 0; t < req.topicData.length; t++) {
-      for (let p = 0; p < req.topicData[t].partitionData.length; p++) out.set(`${t}/${p}`, answer.result(answer.entry(t, p)));
+      for (let p = 0; p < req.topicData[t].partitionData.length; p++) out.set(pos++, answer.result(answer.entry(t, p)));
     }
     return out;
   }
@@ -144,13 +152,14 @@ export function resultsByPosition(req: ProduceRequest, answer: ProduceAnswer): M
       index.set(`${tk}\u0000${answer.index(e)}`, e);
     }
   }
-  req.topicData.forEach((td, t) => {
+  for (const td of req.topicData) {
     const tk = topicKey(td, answer.version);
-    td.partitionData.forEach((pd, p) => {
+    for (const pd of td.partitionData) {
       const e = index.get(`${tk}\u0000${pd.index}`);
-      if (e !== undefined) out.set(`${t}/${p}`, answer.result(e));
-    });
-  });
+      if (e !== undefined) out.set(pos, answer.result(e));
+      pos++;
+    }
+  }
   return out;
 }
 
@@ -165,12 +174,13 @@ function inRequestOrder(req: ProduceRequest, answer: ProduceAnswer): boolean {
   return true;
 }
 
-/** Keeps only the listed partitions of a request (for forwarding what the sidecar did not answer). */
-export function subsetRequest(req: ProduceRequest, keep: ReadonlySet<string>): ProduceRequest {
+/** Keeps only the listed partitions (by position, see ResultsByPos) of a request (for forwarding what the sidecar did not answer). */
+export function subsetRequest(req: ProduceRequest, keep: ReadonlySet<number>): ProduceRequest {
+  let pos = 0;
   return {
     ...req,
     topicData: req.topicData
-      .map((td, t) => ({ ...td, partitionData: td.partitionData.filter((_, p) => keep.has(`${t}/${p}`)) }))
+      .map((td) => ({ ...td, partitionData: td.partitionData.filter(() => keep.has(pos++)) }))
       .filter((td) => td.partitionData.length > 0),
   };
 }

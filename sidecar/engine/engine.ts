@@ -13,7 +13,7 @@ import { contentFingerprint, exactFingerprint, headerFingerprint, type DecodeLim
 import { UNKNOWN_TOPIC_LABEL, type SidecarMetrics } from '../metrics/metrics.js';
 import type { LiveConfig, SidecarConfig } from '../config/load.js';
 import type { HookContext, ProduceCall, ProduceDecision, ProduceHook } from '../proxy/produce-hook.js';
-import { FIRST_V2_PRODUCE, partKey, partsOf, topicMatcher, type PartBatch, type PartResult } from './batches.js';
+import { FIRST_V2_PRODUCE, partsOf, topicMatcher, type PartBatch, type PartResult } from './batches.js';
 import { Plan } from './plan.js';
 import { RateLimitedLog } from './rate-limited-log.js';
 import { Upgrader, type Submission } from './upgrader.js';
@@ -368,7 +368,7 @@ export class Engine {
           continue;
         }
       }
-      const retry = retryMatches.get(partKey(b));
+      const retry = retryMatches.size === 0 ? undefined : retryMatches.get(b.pos);
       if (retry) {
         // The client's retry of an original it may not know the outcome of, re-encoded with a new timestamp.
         const { orig } = retry;
@@ -431,9 +431,9 @@ export class Engine {
       // When one part of the request is answered "retry", clients such as kafkajs re-send the
       // whole request re-encoded: its parts answered success are indexed for that retry too.
       plan.whenSettled((results) => {
-        if (!fresh.some((u) => isRetry(results.get(partKey(u.b))!))) return;
+        if (!fresh.some((u) => isRetry(results.get(u.b.pos)!))) return;
         for (const { b } of fresh) {
-          const r = results.get(partKey(b))!;
+          const r = results.get(b.pos)!;
           if (r.errorCode !== ErrorCode.NONE || !b.records) continue;
           this.retries.addSibling(b.topic, b.partition, contentFingerprint(b.records, { maxDecompressedBytes: this.deps.config.limits.maxDecompressBytes }).fingerprint, r, group);
         }
@@ -501,7 +501,7 @@ export class Engine {
    */
   private watch(plan: Plan, b: PartBatch, claim: Claim, waiter: Waiter, then?: (written: boolean) => void): void {
     plan.onWritten((written, results) => {
-      const result = results?.get(partKey(b));
+      const result = results?.get(b.pos);
       const before = claim.known;
       claim.answered(waiter, written ? result?.errorCode === ErrorCode.NONE : undefined, Date.now());
       if (!before && claim.known && result && result.baseOffset >= 0n && this.dedup) {
@@ -541,14 +541,14 @@ export class Engine {
    * when this request also retries their group; a retry of a group without its siblings means the
    * client re-sends failed parts only, so those siblings are forgotten (a later repeat is written).
    */
-  private retryMatches(parts: PartBatch[], now: number): ReadonlyMap<string, { orig: RetryEntry }> {
+  private retryMatches(parts: PartBatch[], now: number): ReadonlyMap<number, { orig: RetryEntry }> {
     if (this.live.dedup.strategy !== 'exact' || this.retries.size === 0) return NO_MATCHES;
-    const out = new Map<string, { orig: RetryEntry }>();
+    const out = new Map<number, { orig: RetryEntry }>();
     for (const b of parts) {
       if (!b.records || !this.retries.has(b.topic, b.partition)) continue;
       const fp = contentFingerprint(b.records, { maxDecompressedBytes: this.deps.config.limits.maxDecompressBytes }).fingerprint;
       const orig = this.retries.match(b.topic, b.partition, fp, now);
-      if (orig) out.set(partKey(b), { orig });
+      if (orig) out.set(b.pos, { orig });
     }
     const retried = new Set<number>();
     for (const m of out.values()) if (m.orig.role === 'retry') retried.add(m.orig.group);
@@ -702,7 +702,7 @@ function notDecidedInTime(): PartResult {
   return { errorCode: ErrorCode.REQUEST_TIMED_OUT, baseOffset: -1n, logAppendTimeMs: -1n, errorMessage: "idempo: not decided before the request timeout; retry (the retry is answered with this batch's result)" };
 }
 
-const NO_MATCHES: ReadonlyMap<string, { orig: RetryEntry }> = new Map();
+const NO_MATCHES: ReadonlyMap<number, { orig: RetryEntry }> = new Map();
 
 /** An answer that tells the client to retry while the outcome is not known. */
 const isRetry = (r: PartResult): boolean => r.errorCode === ErrorCode.REQUEST_TIMED_OUT || r.errorCode === ErrorCode.NETWORK_EXCEPTION;

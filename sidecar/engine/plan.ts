@@ -7,31 +7,32 @@
 // - both → the forwarded parts go as a smaller request and both answers are merged, in the
 //   client's order.
 import type { OnWritten, ProduceCall, ProduceDecision } from '../proxy/produce-hook.js';
-import { buildResponse, partKey, resultsByPosition, subsetRequest, type PartResult } from './batches.js';
+import { buildResponse, resultsByPosition, subsetRequest, type PartResult, type ResultsByPos } from './batches.js';
 
-type Part = { t: number; p: number };
+/** A part of the request, by its position (PartBatch.pos). */
+type Part = { readonly pos: number };
 
 export class Plan {
-  /** The sidecar's answers by part key; undefined while one is not decided (answerLater, or a promise pending). */
-  private readonly local = new Map<string, PartResult | undefined>();
+  /** The sidecar's answers by part position; undefined while one is not decided (answerLater, or a promise pending). */
+  private readonly local = new Map<number, PartResult | undefined>();
   /** Local answers not decided yet. */
   private open = 0;
   /** Set by decide() while answers are open: called when the last is decided, or one failed. */
   private whenDecided?: { resolve: () => void; reject: (err: unknown) => void };
   // What a plan usually does not need is made on first use (one Plan per produce request).
-  private readonly forwarded = new Set<string>();
-  private hooks?: Array<(byKey: ReadonlyMap<string, PartResult>) => void>;
-  private written?: Array<(written: boolean, results: ReadonlyMap<string, PartResult> | undefined) => void>;
-  private settled?: Array<(results: ReadonlyMap<string, PartResult>) => void>;
+  private forwarded?: Set<number>;
+  private hooks?: Array<(byPos: ResultsByPos) => void>;
+  private written?: Array<(written: boolean, results: ResultsByPos | undefined) => void>;
+  private settled?: Array<(results: ResultsByPos) => void>;
   /** Every part's result, once the sidecar's answers are all decided. */
-  private results?: ReadonlyMap<string, PartResult>;
+  private results?: ResultsByPos;
 
   constructor(readonly call: ProduceCall) {}
 
   /** The sidecar answers this part (now, or when the promise settles). */
   answer(b: Part, r: PartResult | Promise<PartResult>): void {
     if (!(r instanceof Promise)) {
-      this.local.set(partKey(b), r);
+      this.local.set(b.pos, r);
       return;
     }
     this.answerLater(b);
@@ -43,23 +44,23 @@ export class Plan {
 
   /** The sidecar answers this part with decided(), later (no promise per part: upgrade mode's originals). */
   answerLater(b: Part): void {
-    this.local.set(partKey(b), undefined);
+    this.local.set(b.pos, undefined);
     this.open++;
   }
 
   /** The answer of a part given to answerLater. */
   decided(b: Part, r: PartResult): void {
-    this.local.set(partKey(b), r);
+    this.local.set(b.pos, r);
     if (--this.open === 0) this.whenDecided?.resolve();
   }
 
   /** This part goes to the client's broker. */
   forward(b: Part): void {
-    this.forwarded.add(partKey(b));
+    (this.forwarded ??= new Set()).add(b.pos);
   }
 
-  /** Called with the broker's results of the forwarded parts (by part key) when they come. */
-  whenAnswered(hook: (byKey: ReadonlyMap<string, PartResult>) => void): void {
+  /** Called with the broker's results of the forwarded parts (by part position) when they come. */
+  whenAnswered(hook: (byPos: ResultsByPos) => void): void {
     (this.hooks ??= []).push(hook);
   }
 
@@ -68,12 +69,12 @@ export class Plan {
    * result (undefined when the connection closed before they were all decided); only when
    * something is answered locally.
    */
-  onWritten(cb: (written: boolean, results: ReadonlyMap<string, PartResult> | undefined) => void): void {
+  onWritten(cb: (written: boolean, results: ResultsByPos | undefined) => void): void {
     (this.written ??= []).push(cb);
   }
 
   /** Called with every part's result once the sidecar's own answers are all decided (before the answer is written). */
-  whenSettled(cb: (results: ReadonlyMap<string, PartResult>) => void): void {
+  whenSettled(cb: (results: ResultsByPos) => void): void {
     (this.settled ??= []).push(cb);
   }
 
@@ -86,13 +87,8 @@ export class Plan {
     // A part nobody claimed goes to the broker as is (it judges).
     let parts = 0;
     for (let t = 0; t < req.topicData.length; t++) parts += req.topicData[t].partitionData.length;
-    if (this.local.size + this.forwarded.size < parts) {
-      req.topicData.forEach((td, t) =>
-        td.partitionData.forEach((_, p) => {
-          const k = `${t}/${p}`;
-          if (!this.local.has(k)) this.forwarded.add(k);
-        }),
-      );
+    if (this.local.size + (this.forwarded?.size ?? 0) < parts) {
+      for (let pos = 0; pos < parts; pos++) if (!this.local.has(pos)) (this.forwarded ??= new Set()).add(pos);
     }
     if (this.local.size === 0) {
       if (!this.hooks) return { kind: 'forward' };
@@ -112,9 +108,9 @@ export class Plan {
             for (let i = 0; i < written.length; i++) written[i](w, this.results);
           };
     // The sidecar's own answers, once all are decided (then the settled hooks run).
-    const settle = (): Promise<Map<string, PartResult>> => {
-      const all = (): Map<string, PartResult> => {
-        const results = this.local as Map<string, PartResult>; // every answer decided now
+    const settle = (): Promise<Map<number, PartResult>> => {
+      const all = (): Map<number, PartResult> => {
+        const results = this.local as Map<number, PartResult>; // every answer decided now
         const settled = this.settled ?? [];
         for (let i = 0; i < settled.length; i++) settled[i](results);
         return results;
@@ -134,7 +130,8 @@ export class Plan {
         };
       });
     };
-    if (this.forwarded.size === 0) {
+    const forwarded = this.forwarded;
+    if (forwarded === undefined) {
       const response = settle().then((results) => {
         this.results = results;
         return req.acks === 0 ? null : buildResponse(req, results);
@@ -142,9 +139,9 @@ export class Plan {
       return { kind: 'answer', response, onWritten };
     }
     const local = settle();
-    const sub = subsetRequest(req, this.forwarded);
+    const sub = subsetRequest(req, forwarded);
     // Positions in the subset, in order, are the forwarded positions of the client's request in order.
-    const order = [...this.forwarded].sort(comparePos);
+    const order = [...forwarded].sort((a, b) => a - b);
     return {
       kind: 'forward-modified',
       request: sub,
@@ -153,15 +150,11 @@ export class Plan {
         const byPos = resultsByPosition(sub, answer);
         const throttleTimeMs = answer.throttleTimeMs;
         const nodeEndpoints = answer.hasNodeEndpoints ? answer.decode().nodeEndpoints : [];
-        const back = new Map<string, PartResult>();
-        let i = 0;
-        sub.topicData.forEach((td, t) =>
-          td.partitionData.forEach((_, p) => {
-            const r = byPos.get(`${t}/${p}`);
-            if (r) back.set(order[i], r);
-            i++;
-          }),
-        );
+        const back = new Map<number, PartResult>();
+        for (let i = 0; i < order.length; i++) {
+          const r = byPos.get(i);
+          if (r) back.set(order[i], r);
+        }
         this.run(back);
         const results = await local;
         for (const [k, r] of back) results.set(k, r);
@@ -174,13 +167,7 @@ export class Plan {
     };
   }
 
-  private run(byKey: ReadonlyMap<string, PartResult>): void {
-    for (const h of this.hooks ?? []) h(byKey);
+  private run(byPos: ResultsByPos): void {
+    for (const h of this.hooks ?? []) h(byPos);
   }
-}
-
-function comparePos(a: string, b: string): number {
-  const [at, ap] = a.split('/').map(Number);
-  const [bt, bp] = b.split('/').map(Number);
-  return at - bt || ap - bp;
 }

@@ -405,7 +405,7 @@ export class Upgrader {
 
   private report(tp: TopicPartition, id: number, outcome: BatchOutcome, logStartOffset?: bigint): void {
     const losses = this.seq.stateLosses;
-    this.run(this.seq.onResult(tp, id, outcome, Date.now(), { logStartOffset: logStartOffset !== undefined && logStartOffset >= 0n ? logStartOffset : undefined }));
+    this.run(this.seq.onResult(tp, id, outcome, Date.now(), logStartOffset !== undefined && logStartOffset >= 0n ? logStartOffset : undefined));
     if (this.seq.stateLosses > losses) {
       this.metrics.upstreamErrors.inc({ error: 'producer_state_lost' });
       this.log.warn({ topic: tp.topic, partition: tp.partition }, "the broker lost the sidecar producer's state on this partition (recreated, truncated or retention); the next batch goes alone");

@@ -8,7 +8,7 @@ import { lastSequence } from '../idempotence/sequence.js';
 import type { SidecarMetrics } from '../metrics/metrics.js';
 import type { ProduceCall, ProduceDecision } from '../proxy/produce-hook.js';
 import { topicKey, type ProduceAnswer } from '../codec/produce-answer.js';
-import { partKey, type PartBatch, type PartResult } from './batches.js';
+import type { PartBatch, PartResult } from './batches.js';
 import { Plan } from './plan.js';
 
 export class Validator {
@@ -145,9 +145,9 @@ export class Validator {
     if (plan.call.request.acks === 0) return plan.forward(b);
     const ticket = this.table.begin(keyOf(b), seqOf(b), now);
     plan.forward(b);
-    const k = partKey(b);
-    plan.whenAnswered((byKey) => {
-      const r = byKey.get(k);
+    const pos = b.pos;
+    plan.whenAnswered((byPos) => {
+      const r = byPos.get(pos);
       if (!r) return;
       this.settle(ticket, r, Date.now());
       this.countAnswer(b.topic, r.errorCode, false);

@@ -45,14 +45,15 @@ export interface DedupOptions {
 }
 
 /**
- * Heap cost of one answered entry apart from its key string: the LRU Map slot, its key's list,
- * the entry object, its DedupKey (kept for snapshots), its Claim and a PartResult with two
- * bigints. Measured with --expose-gc (200,000 entries, 20-char topic, 128-bit fingerprints):
- * 602 bytes each on the heap, estimated 565 + 37.
+ * Heap cost of one answered entry apart from its topic name: the LRU Map slot, its key's list,
+ * the entry object, its DedupKey (kept for snapshots) with its fingerprint, its Claim and a
+ * PartResult with two bigints. Measured with --expose-gc (200,000 entries, 20-char topic,
+ * 128-bit fingerprints) when entries also had a key string: 602 bytes each on the heap,
+ * estimated 565 + 37 (so an over-estimate since).
  */
 export const ENTRY_BYTES = 565;
 
-type Entry<R> = { key: DedupKey; k: string; ticket: DedupTicket; claim: Claim; bytes: number } & (
+type Entry<R> = { key: DedupKey; ticket: DedupTicket; claim: Claim; bytes: number } & (
   | { state: 'in_flight' }
   | { state: 'done'; result: R; expiresAt: number }
 );
@@ -71,8 +72,12 @@ export class DedupCache<R> {
   private readonly maxEntries: number;
   private readonly maxBytes: number;
   private readonly onEvict: DedupOptions['onEvict'];
-  /** Every original of a key, in arrival order. */
-  private readonly byKey = new Map<string, Array<Entry<R>>>();
+  /**
+   * Every original of a fingerprint, in arrival order: keyed by the fingerprint itself (a Map
+   * compares bigints by value), so no key string per batch; the list tells partitions apart
+   * (the same bytes sent to two partitions have one fingerprint).
+   */
+  private readonly byKey = new Map<Fingerprint, Array<Entry<R>>>();
   /** Insertion order = least recently used first. */
   private readonly lru = new Map<DedupTicket, Entry<R>>();
   private nextTicket = 1;
@@ -90,12 +95,16 @@ export class DedupCache<R> {
 
   /** The first original of this key that a copy arriving `now` may be a retry of (claim.ts). */
   lookup(key: DedupKey, now: number): Lookup<R> {
-    const list = this.byKey.get(this.mapKey(key));
+    const list = this.byKey.get(key.fingerprint);
     if (!list) return MISS;
     let expired = 0;
     let hit: Entry<R> | undefined;
     for (let i = 0; i < list.length; ) {
       const e = list[i];
+      if (!samePartition(e.key, key)) {
+        i++;
+        continue;
+      }
       if (e.state === 'done' && (now >= e.expiresAt || e.claim.known)) {
         if (now >= e.expiresAt) expired++;
         this.remove(e);
@@ -121,9 +130,8 @@ export class DedupCache<R> {
    * says when a copy may match it (default: at once, as for an original nobody waits for).
    */
   begin(key: DedupKey, _now: number, claim: Claim = Claim.orphan()): DedupTicket {
-    const k = this.mapKey(key);
     const ticket = this.nextTicket++ as DedupTicket;
-    this.add({ key, k, ticket, claim, bytes: ENTRY_BYTES + k.length, state: 'in_flight' });
+    this.add({ key, ticket, claim, bytes: ENTRY_BYTES + key.topic.length, state: 'in_flight' });
     this.enforceCapacity();
     return ticket;
   }
@@ -141,9 +149,9 @@ export class DedupCache<R> {
       return true;
     }
     // In place: the same position in its key's list and in the LRU order.
-    const done: Entry<R> = { key: e.key, k: e.k, ticket, claim: e.claim, bytes: e.bytes, state: 'done', result: outcome.result, expiresAt: now + this.windowMs };
+    const done: Entry<R> = { key: e.key, ticket, claim: e.claim, bytes: e.bytes, state: 'done', result: outcome.result, expiresAt: now + this.windowMs };
     this.lru.set(ticket, done);
-    const list = this.byKey.get(e.k)!;
+    const list = this.byKey.get(e.key.fingerprint)!;
     list[list.indexOf(e)] = done;
     return true;
   }
@@ -190,9 +198,8 @@ export class DedupCache<R> {
   restore(entries: Iterable<DedupSnapshotEntry<R>>, now: number): void {
     for (const x of entries) {
       if (now >= x.expiresAt) continue;
-      const k = this.mapKey(x.key);
       const ticket = this.nextTicket++ as DedupTicket;
-      this.add({ key: x.key, k, ticket, claim: x.claim ?? Claim.orphan(), bytes: ENTRY_BYTES + k.length, state: 'done', result: x.result, expiresAt: x.expiresAt });
+      this.add({ key: x.key, ticket, claim: x.claim ?? Claim.orphan(), bytes: ENTRY_BYTES + x.key.topic.length, state: 'done', result: x.result, expiresAt: x.expiresAt });
     }
     this.enforceCapacity();
   }
@@ -206,22 +213,11 @@ export class DedupCache<R> {
     return this.used;
   }
 
-  /** The last key turned into its map key: an original is looked up, then begun, with the same key object. */
-  private lastKey?: DedupKey;
-  private lastMapKey = '';
-
-  private mapKey(key: DedupKey): string {
-    if (key !== this.lastKey) {
-      this.lastKey = key;
-      this.lastMapKey = mapKey(key);
-    }
-    return this.lastMapKey;
-  }
-
   private add(e: Entry<R>): void {
-    const list = this.byKey.get(e.k);
+    const fp = e.key.fingerprint;
+    const list = this.byKey.get(fp);
     if (list) list.push(e);
-    else this.byKey.set(e.k, [e]);
+    else this.byKey.set(fp, [e]);
     this.lru.set(e.ticket, e);
     this.used += e.bytes;
   }
@@ -229,8 +225,9 @@ export class DedupCache<R> {
   private remove(e: Entry<R>): void {
     if (!this.lru.delete(e.ticket)) return;
     this.used -= e.bytes;
-    const list = this.byKey.get(e.k)!;
-    if (list.length === 1) this.byKey.delete(e.k);
+    const fp = e.key.fingerprint;
+    const list = this.byKey.get(fp)!;
+    if (list.length === 1) this.byKey.delete(fp);
     else list.splice(list.indexOf(e), 1);
   }
 
@@ -257,7 +254,4 @@ export class DedupCache<R> {
 
 const MISS = { kind: 'miss' } as const;
 
-// Base 32 (a power of two): ~10x cheaper than base 36 for a 128-bit bigint, and it runs twice per batch.
-function mapKey(k: DedupKey): string {
-  return `${k.partition}\u0000${k.topic}\u0000${k.fingerprint.toString(32)}`;
-}
+const samePartition = (a: DedupKey, b: DedupKey): boolean => a.partition === b.partition && a.topic === b.topic;

@@ -884,10 +884,10 @@ describe('Sequencer: the broker losing the producer state (KIP-360, issue 7.5)',
     const s = mk();
     warm(s, TP, 100);
     s.submit(TP, { id: 1, recordCount: 1 }, 1);
-    s.onResult(TP, 1, ok(5), 2, { logStartOffset: 0n });
+    s.onResult(TP, 1, ok(5), 2, 0n);
     expect(types([2, 3].flatMap((id) => s.submit(TP, { id, recordCount: 1 }, 3)))).toEqual(['send:2', 'send:3']);
-    s.onResult(TP, 2, ok(6), 4, { logStartOffset: 0n });
-    s.onResult(TP, 3, ok(7), 4, { logStartOffset: 8n }); // everything of ours deleted
+    s.onResult(TP, 2, ok(6), 4, 0n);
+    s.onResult(TP, 3, ok(7), 4, 8n); // everything of ours deleted
     expect(s.stateLosses).toBe(1);
     expect(types([4, 5].flatMap((id) => s.submit(TP, { id, recordCount: 1 }, 5)))).toEqual(['send:4']);
   });

@@ -283,15 +283,19 @@ export class Sequencer {
       if (!Number.isInteger(it.recordCount) || it.recordCount < 1) throw new RangeError(`recordCount must be >= 1, got ${it.recordCount}`);
     }
     const out: SequencerAction[] = [];
-    const touched: PartitionState[] = [];
     for (let i = 0; i < items.length; i++) {
       const it = items[i];
       const ps = this.partitionOf(it.tp);
-      if (!touched.includes(ps)) touched.push(ps);
       this.ids.set(it.id, ps);
       ps.batches.push(this.newBatch(it.id, it.recordCount, now + this.deliveryTimeoutMs, 'queued'));
     }
-    for (let i = 0; i < touched.length; i++) this.pump(touched[i], now, out);
+    // Each partition pumped once, in order of first appearance (no array of them: a request has a few items).
+    for (let i = 0; i < items.length; i++) {
+      const tp = items[i].tp;
+      let first = true;
+      for (let j = 0; j < i && first; j++) if (items[j].tp.partition === tp.partition && items[j].tp.topic === tp.topic) first = false;
+      if (first) this.pump(this.find(tp)!, now, out);
+    }
     return out;
   }
 
@@ -330,7 +334,7 @@ export class Sequencer {
   }
 
   /** Report the outcome of the latest send/resend of batch `id`. Unknown ids or batches not in flight are ignored. */
-  onResult(tp: TopicPartition, id: number, outcome: BatchOutcome, now: number, info: { logStartOffset?: bigint } = {}): SequencerAction[] {
+  onResult(tp: TopicPartition, id: number, outcome: BatchOutcome, now: number, logStartOffset?: bigint): SequencerAction[] {
     const out: SequencerAction[] = [];
     const ps = this.ids.get(id);
     if (!ps || ps.tp.partition !== tp.partition || ps.tp.topic !== tp.topic) return out;
@@ -353,13 +357,16 @@ export class Sequencer {
       // Written after all, or maybe: renumbering is off for this partition; a new identity.
       this.requestSwitch(ps, 'sequence_hole');
     }
-    let retry: { reason: RetryReason; errorCode: number | null; mayBeWritten: boolean } | null = null;
+    // A retry, as three locals (no object per answer): its reason (null: no retry), error and whether it may be written.
+    let retry: RetryReason | null = null;
+    let retryError: number | null = null;
+    let retryMayBeWritten = false;
     switch (outcome.kind) {
       case 'ok':
         b.state = 'acked';
         out.push({ type: 'resolve', tp: ps.tp, id, baseOffset: outcome.baseOffset, logAppendTime: outcome.logAppendTime });
         this.ids.delete(id);
-        this.noteAck(ps, b, outcome.baseOffset, info.logStartOffset, now);
+        this.noteAck(ps, b, outcome.baseOffset, logStartOffset, now);
         this.popResolvedHead(ps);
         // The acknowledged probe ends recovery: the broker's sequence state is known again; later
         // re-sends can be pipelined (they are recognised from the 5-batch cache if already written).
@@ -369,22 +376,22 @@ export class Sequencer {
         }
         break;
       case 'retriable':
-        retry = {
-          reason: outcome.reason,
-          errorCode: outcome.errorCode,
-          // Broker-side timeouts after a local append: written, maybe not replicated.
-          mayBeWritten: outcome.errorCode === ErrorCode.REQUEST_TIMED_OUT || outcome.errorCode === ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND,
-        };
+        retry = outcome.reason;
+        retryError = outcome.errorCode;
+        // Broker-side timeouts after a local append: written, maybe not replicated.
+        retryMayBeWritten = outcome.errorCode === ErrorCode.REQUEST_TIMED_OUT || outcome.errorCode === ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND;
         break;
       case 'unknown':
-        retry = { reason: outcome.reason, errorCode: null, mayBeWritten: true };
+        retry = outcome.reason;
+        retryMayBeWritten = true;
         break;
       case 'fatal':
         // OUT_OF_ORDER_SEQUENCE_NUMBER while an earlier batch of the partition is unresolved only
         // means that predecessor is not written yet: retriable (Java TransactionManager.canRetry,
         // KAFKA-5793; librdkafka makes it fatal only for the head request).
         if (outcome.errorCode === ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER && this.hasEarlierUnresolved(ps, b)) {
-          retry = { reason: 'out_of_order_sequence_number', errorCode: outcome.errorCode, mayBeWritten: false };
+          retry = 'out_of_order_sequence_number';
+          retryError = outcome.errorCode;
         } else if (outcome.errorCode === ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER && !b.mayBeWritten) {
           // The broker rejected it (not written) and no earlier attempt may have been written: its
           // sequences were never used in the log, so it is safe to give it fresh ones under the
@@ -398,11 +405,11 @@ export class Sequencer {
         }
         break;
     }
-    if (retry) {
+    if (retry !== null) {
       b.failures++;
-      b.lastReason = retry.reason;
-      if (retry.errorCode !== null) b.lastErrorCode = retry.errorCode;
-      b.mayBeWritten ||= retry.mayBeWritten;
+      b.lastReason = retry;
+      if (retryError !== null) b.lastErrorCode = retryError;
+      b.mayBeWritten ||= retryMayBeWritten;
       // Past its deadline it is failed for good, or held (and then goes on being re-sent).
       this.pastDeadline(ps, b, now, out);
       if (this.ids.has(id)) {
