@@ -26,7 +26,7 @@ FROM scratch AS sidecar
 COPY --from=build /out/sidecar /
 USER 65532:65532
 WORKDIR /app
-ENV PATH=/nodejs/bin NODE_ENV=production MALLOC_ARENA_MAX=1
+ENV PATH=/nodejs/bin NODE_ENV=production MALLOC_ARENA_MAX=1 MIMALLOC_ALLOW_THP=0
 EXPOSE 19092 9464
 ENTRYPOINT ["/nodejs/bin/node", "--max-semi-space-size=2", "--initial-old-space-size=16", "--heap-growing-percent=50", "--single-threaded-gc", "dist/sidecar/main.cjs"]
 
@@ -34,6 +34,6 @@ FROM scratch AS operator
 COPY --from=build /out/operator /
 USER 65532:65532
 WORKDIR /app
-ENV PATH=/nodejs/bin NODE_ENV=production MALLOC_ARENA_MAX=1
+ENV PATH=/nodejs/bin NODE_ENV=production MALLOC_ARENA_MAX=1 MIMALLOC_ALLOW_THP=0
 EXPOSE 9443 8080
 ENTRYPOINT ["/nodejs/bin/node", "dist/operator/main.js"]

@@ -3,7 +3,8 @@
 //   node dist/bench/run.js --runs upgrade --rounds 1 --no-sessions \
 //     "--node-flags=--require $PWD/dist/bench/memory-sampler.cjs"
 // Every 20 ms it reads process.memoryUsage() and /proc/self/status; at each new RSS maximum
-// (0.25 MiB or more above the last) it also sums /proc/self/smaps by kind of mapping. At exit it
+// (0.25 MiB or more above the last) it also sums /proc/self/smaps by kind of mapping (and lists
+// the mappings other than V8's pages with 0.5 MiB or more resident). At exit it
 // writes, in MiB, the maximum of each figure, everything at the RSS peak and a time series (every
 // second: RSS, anonymous/file RSS, V8 heap, external, arrayBuffers, smaps by kind, to tell a
 // plateau from growth over a long run) to $IDEMPO_MEMORY_SAMPLES (a directory, default the
@@ -24,10 +25,16 @@ function status(): Figures {
   return { rssAnon: kib('RssAnon'), rssFile: kib('RssFile'), hwm: kib('VmHWM') };
 }
 
-/** Resident bytes by kind: the node binary, V8's 256 KiB heap pages, malloc's brk heap, other anonymous, other files. */
-function smaps(): Figures {
+/**
+ * Resident bytes by kind: the node binary, V8's 256 KiB heap pages, malloc's brk heap, other
+ * anonymous, other files; and the large mappings (kind, size, resident, name), e.g. a native
+ * module's own allocator.
+ */
+function smaps(): { by: Figures; large: string[] } {
   const by: Figures = {};
+  const large: string[] = [];
   let kind = '';
+  let mapping = '';
   for (const line of readFileSync('/proc/self/smaps', 'latin1').split('\n')) {
     const m = /^([0-9a-f]+)-([0-9a-f]+) \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
     if (m) {
@@ -38,18 +45,22 @@ function smaps(): Figures {
       else if (name.startsWith('/')) kind = 'otherFiles';
       else if (name === '' && size === 256 * 1024) kind = 'v8Pages';
       else kind = 'otherAnon';
+      mapping = `${kind} ${size / 1024} KiB ${name}`;
       continue;
     }
     const r = /^Rss:\s+(\d+)/.exec(line);
-    if (r) by[kind] = (by[kind] ?? 0) + Number(r[1]) * 1024;
+    if (!r) continue;
+    const kib = Number(r[1]);
+    by[kind] = (by[kind] ?? 0) + kib * 1024;
+    if (kib >= 512 && kind !== 'v8Pages') large.push(`${mapping}: ${kib} KiB resident`.trim());
   }
-  return by;
+  return { by, large };
 }
 
 const max: Figures = {};
-let peak: { figures: Figures; spaces: Figures; smaps: Figures } | undefined;
+let peak: { figures: Figures; spaces: Figures; smaps: ReturnType<typeof smaps> } | undefined;
 let smapsAt = 0;
-let last: Figures = {};
+let last: ReturnType<typeof smaps> = { by: {}, large: [] };
 const started = Date.now();
 let seriesAt = 0;
 const series: { s: number; figures: Figures }[] = [];
@@ -61,7 +72,7 @@ const timer = setInterval(() => {
   if (now - seriesAt >= 1000) {
     seriesAt = now;
     const { rss, rssAnon, rssFile, heapTotal, heapUsed, external, arrayBuffers } = f;
-    series.push({ s: Math.round((now - started) / 1000), figures: { rss, rssAnon, rssFile, heapTotal, heapUsed, external, arrayBuffers, ...smaps() } });
+    series.push({ s: Math.round((now - started) / 1000), figures: { rss, rssAnon, rssFile, heapTotal, heapUsed, external, arrayBuffers, ...smaps().by } });
   }
   if (peak && f.rss <= peak.figures.rss) return;
   if (f.rss > smapsAt + MiB / 4) {
@@ -78,7 +89,7 @@ process.on('exit', () => {
   const mib = (o: Figures): Figures => Object.fromEntries(Object.entries(o).map(([k, v]) => [k, Number((v / MiB).toFixed(1))]));
   const out = {
     max: mib(max),
-    atPeak: peak && { ...mib(peak.figures), spaces: mib(peak.spaces), smaps: mib(peak.smaps) },
+    atPeak: peak && { ...mib(peak.figures), spaces: mib(peak.spaces), smaps: mib(peak.smaps.by), largeMappings: peak.smaps.large },
     series: series.map(({ s, figures }) => ({ s, ...mib(figures) })),
   };
   writeFileSync(path.join(process.env.IDEMPO_MEMORY_SAMPLES ?? os.tmpdir(), `memory-${process.pid}.json`), `${JSON.stringify(out, null, 1)}\n`);

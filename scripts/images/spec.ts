@@ -11,9 +11,10 @@ export const APP_DIR = '/app';
 export const IMAGE_USER = '65532:65532';
 /**
  * Environment of both images. One malloc arena instead of one per thread: less resident memory
- * under load and no more CPU (docs/benchmarks.md; bin/idempo-sidecar sets the same).
+ * under load and no more CPU; no transparent huge pages for the native modules' own mimalloc (a
+ * 2 MiB page each for a few KiB used). docs/benchmarks.md; bin/idempo-sidecar sets the same.
  */
-export const IMAGE_ENV: Record<string, string> = { PATH: '/nodejs/bin', NODE_ENV: 'production', MALLOC_ARENA_MAX: '1' };
+export const IMAGE_ENV: Record<string, string> = { PATH: '/nodejs/bin', NODE_ENV: 'production', MALLOC_ARENA_MAX: '1', MIMALLOC_ALLOW_THP: '0' };
 
 /**
  * V8 flags of the sidecar, wherever it runs: this image, bin/idempo-sidecar and the tests' sidecars
