@@ -143,6 +143,20 @@ describe('ProduceAnswer', () => {
     }
   });
 
+  test('topicIdIs: the topic ids of a v13 answer, byte for byte; never before v13', () => {
+    for (let v = 3; v <= 13; v++) {
+      const resp = richAnswer(false);
+      const a = new ProduceAnswer(encode(resp, v), 0, v);
+      const near = Buffer.from(resp.responses[0].topicId);
+      near[15] ^= 1;
+      for (let t = 0; t < a.topicCount; t++) {
+        expect(a.topicIdIs(t, resp.responses[t].topicId)).toBe(v >= 13);
+        expect(a.topicIdIs(t, resp.responses[1 - t].topicId)).toBe(false);
+        expect(a.topicIdIs(t, near)).toBe(false);
+      }
+    }
+  });
+
   test('an unsupported version throws', () => {
     expect(() => new ProduceAnswer(Buffer.alloc(8), 0, 2)).toThrow(/not supported/);
   });

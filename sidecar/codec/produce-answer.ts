@@ -133,6 +133,14 @@ export class ProduceAnswer {
     return true;
   }
 
+  /** From v13: whether topic t is the one with this 16-byte id, compared in the bytes. */
+  topicIdIs(t: number, id: Buffer): boolean {
+    if (this.version < 13) return false;
+    const at = this.topicAt[t];
+    for (let i = 0; i < 16; i++) if (this.payload[at + i] !== id[i]) return false;
+    return true;
+  }
+
   /** The number (in answer order) of topic t's p-th partition entry. */
   entry(t: number, p: number): number {
     return this.firstPart[t] + p;

@@ -35,6 +35,41 @@ describe('Writer', () => {
     expect(Buffer.concat(w.toChunks())).toEqual(Buffer.from([1]));
   });
 
+  test('keepLarge: a byte string right after the last one in memory, with the bytes copied since between them, joins it', () => {
+    // Two batches framed in one client request: [len][batch a][tag 0][index][len][batch b].
+    const frame = Buffer.alloc(2 + 2000 + 6 + 1500);
+    frame.fill(1, 0, 2002).fill(2, 2008);
+    frame.set([0, 0, 0, 0, 3, 9], 2002);
+    const a = frame.subarray(2, 2002);
+    const b = frame.subarray(2008);
+    const framed = (w: Writer, between: number[]) => {
+      w.int16(5);
+      w.raw(a);
+      for (const x of between) w.uint8(x);
+      w.raw(b);
+      w.int8(0);
+    };
+    for (const [between, chunks] of [
+      [[0, 0, 0, 0, 3, 9], 3], // the same bytes: one reference over a..b
+      [[0, 0, 0, 0, 3, 8], 5], // different: kept apart
+      [[0, 0, 0, 0, 3], 5], // shorter: not where b starts
+    ] as const) {
+      const w = new Writer(16);
+      w.keepLarge(1024);
+      framed(w, [...between]);
+      const out = w.toChunks();
+      expect(out).toHaveLength(chunks);
+      expect(w.length).toBe(out.reduce((n, c) => n + c.length, 0));
+      expect(Buffer.concat(out)).toEqual(bytes((c) => framed(c, [...between])));
+    }
+    // Not the same memory: kept apart.
+    const w = new Writer(16);
+    w.keepLarge(1024);
+    w.raw(a);
+    w.raw(Buffer.from(b));
+    expect(w.toChunks()).toHaveLength(2);
+  });
+
   test('grows by doubling and keeps earlier bytes', () => {
     const w = new Writer(16);
     for (let i = 0; i < 1000; i++) w.int32(i);

@@ -86,7 +86,14 @@ export class ModelCluster implements HookContext {
     for (const r of this.held.splice(0)) r();
   }
 
-  async send(_to: number | 'any', req: OwnRequest): Promise<{ version: number; body: Reader }> {
+  send(to: number | 'any', req: OwnRequest): void {
+    this.exchange(to, req).then(
+      (r) => req.answered(r.version, r.payload, 0),
+      (err: Error) => req.failed(err),
+    );
+  }
+
+  private async exchange(_to: number | 'any', req: OwnRequest): Promise<{ version: number; payload: Buffer }> {
     const version = req.version ?? (req.apiKey === ApiKey.InitProducerId ? 4 : 9);
     const w = new Writer(req.sizeHint ?? 256);
     req.encode(w, version);
@@ -110,7 +117,7 @@ export class ModelCluster implements HookContext {
       }
       encodeInitProducerIdResponse(out, r, version);
     } else throw new Error(`model cluster: API ${req.apiKey} not modelled`);
-    return { version, body: new Reader(Buffer.from(out.toBuffer())) };
+    return { version, payload: Buffer.from(out.toBuffer()) };
   }
 
   /** What the model broker answers for a Produce request (v3+). */

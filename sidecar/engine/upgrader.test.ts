@@ -40,9 +40,17 @@ describe("the upgrader's own Produce requests", () => {
         const r = decodeProduceRequest(new Reader(Buffer.from(w.toBuffer())), 9);
         sent.push(r.topicData.flatMap((td) => td.partitionData.map((pd) => ({ partition: pd.index, seq: readBatchHeader(pd.records!).baseSequence }))));
       }
-      return send(to, req).catch((err: unknown) => {
-        lost++;
-        throw err;
+      send(to, {
+        apiKey: req.apiKey,
+        version: req.version,
+        timeoutMs: req.timeoutMs,
+        sizeHint: req.sizeHint,
+        encode: (w, v) => req.encode(w, v),
+        answered: (v, payload, bodyAt) => req.answered(v, payload, bodyAt),
+        failed: (err) => {
+          lost++;
+          req.failed(err);
+        },
       });
     };
     const engine = new Engine({ ctx: model, metrics: model.metrics, log: model.log, config: engineConfig({ mode: 'upgrade' }), policyName: 'p' });

@@ -9,15 +9,18 @@ import { Backoff, sleep } from '../../api/backoff.js';
 import { ApiKey } from '../codec/api.js';
 import { ErrorCode, errorLabel, toBatchOutcome, type BatchOutcome } from '../codec/errors.js';
 import { stampIdempotence } from '../codec/record-batch.js';
-import type { ProduceResponse } from '../codec/generated/produce-response.js';
+import type { PartitionProduceResponse, ProduceResponse } from '../codec/generated/produce-response.js';
 import { ProduceAnswer } from '../codec/produce-answer.js';
-import { createPartitionProduceData, createProduceRequest, createTopicProduceData, encodeProduceRequest, type ProduceRequest } from '../codec/generated/produce-request.js';
+import { produceEnd, produceHead, producePartition, produceTopic, produceTopicEnd } from '../codec/produce-request-writer.js';
+import { Reader } from '../codec/reader.js';
+import type { Writer } from '../codec/writer.js';
 import { decodeInitProducerIdResponse } from '../codec/generated/init-producer-id-response.js';
 import { encodeInitProducerIdRequest } from '../codec/generated/init-producer-id-request.js';
 import { Sequencer, type SequencerAction, type TopicPartition } from '../idempotence/sequencer.js';
 import type { SidecarMetrics } from '../metrics/metrics.js';
 import type { LiveConfig } from '../config/load.js';
-import type { HookContext } from '../proxy/produce-hook.js';
+import type { HookContext, OwnRequest } from '../proxy/produce-hook.js';
+import type { ClusterView } from '../proxy/cluster-view.js';
 import type { FrameLease } from '../proxy/frame-pool.js';
 import { UpstreamError } from '../proxy/broker-client.js';
 import { ZERO_UUID } from '../codec/runtime.js';
@@ -27,7 +30,10 @@ import type { DedupKey } from '../idempotence/dedup.js';
 import type { StateStore } from '../state/store.js';
 import type { AcceptedBatch, RestoredState } from '../state/records.js';
 
+/** A batch the upgrader holds until its final result; also what a turn sends (dispatch). */
 interface Pending {
+  /** Its id in the Sequencer. */
+  readonly id: number;
   readonly tp: TopicPartition;
   /** The stamped bytes every send of it carries: a view into its client request, or its own copy (ownBytes). */
   batch: Buffer;
@@ -70,22 +76,6 @@ export interface Submission extends BatchListener {
   readonly b: PartBatch;
   readonly key: DedupKey | null;
 }
-
-/**
- * A send or re-send of a turn. `tp` is the sequencer's own object for the batch's partition (one
- * per partition while it has batches), so a turn's sends of one partition share it: dispatch
- * tells them apart by identity, without a key string per batch.
- */
-type SendItem = {
-  id: number;
-  p: Pending;
-  tp: TopicPartition;
-  /** The request memory its send holds until answered or failed (sendGroup, sent). */
-  held: FrameLease | undefined;
-};
-
-/** A topic id a Produce request named, and its topic (v13: the answer is read by these ids). */
-type SentId = { id: Buffer; topic: string; /** The id as produce-answer.ts topicKey gives it (latin1). */ key: string };
 
 /**
  * TEST ONLY (test/e2e/faults-state-loss.test.ts shows with it that the faults bite): the sidecar
@@ -181,7 +171,7 @@ export class Upgrader {
       const id = this.nextId++;
       const tp = { topic: b.topic, partition: b.partition };
       lease?.hold();
-      const p: Pending = { tp, batch: b.records!, version, timeoutMs, recordCount, dedupKey: key, listener, answered: false, bytes: b.records!.length, lease, part: b };
+      const p: Pending = { id, tp, batch: b.records!, version, timeoutMs, recordCount, dedupKey: key, listener, answered: false, bytes: b.records!.length, lease, part: b };
       this.heldBytes += p.bytes;
       if (answerWithin) p.late = this.deadlines.add(answerWithin.ms, () => this.answerEarly(p, answerWithin.result()));
       this.pending.set(id, p);
@@ -232,7 +222,7 @@ export class Upgrader {
         const result = new Promise<PartResult>((resolve) => {
           // Its client is gone: only the final result counts.
           const listener: BatchListener = { answered: () => undefined, finished: resolve };
-          this.pending.set(a.id, { tp: a.tp, batch: a.bytes, version: a.version, timeoutMs: a.timeoutMs, recordCount: a.recordCount, dedupKey: a.dedupKey, listener, answered: true, bytes: 0 });
+          this.pending.set(a.id, { id: a.id, tp: a.tp, batch: a.bytes, version: a.version, timeoutMs: a.timeoutMs, recordCount: a.recordCount, dedupKey: a.dedupKey, listener, answered: true, bytes: 0 });
         });
         out.push({ key: a.dedupKey, result, id: a.id });
       }
@@ -255,7 +245,7 @@ export class Upgrader {
   private run(actions: SequencerAction[]): void {
     if (actions.length === 0) return;
     const now = Date.now();
-    const batch: SendItem[] = [];
+    const batch: Pending[] = [];
     for (let i = 0; i < actions.length; i++) {
       const a = actions[i];
       switch (a.type) {
@@ -269,7 +259,7 @@ export class Upgrader {
           // written by the broker and then reused for other records after a restart.
           this.state?.append({ type: 'stamped', id: a.id, stamp: { producerId: a.producerId, epoch: a.epoch, baseSequence: a.baseSequence } });
           if (!a.restamped) this.metrics.upgradedBatches.inc({ topic: p.tp.topic });
-          batch.push({ id: a.id, p, tp: a.tp, held: undefined });
+          batch.push(p);
           break;
         }
         case 'resend': {
@@ -280,11 +270,11 @@ export class Upgrader {
           if (a.notBefore > now) {
             const held = holdBytes(p);
             const t = setTimeout(() => {
-              this.dispatch([{ id: a.id, p, tp: a.tp, held: undefined }]);
+              this.dispatch([p]);
               held?.drop();
             }, a.notBefore - now);
             t.unref();
-          } else batch.push({ id: a.id, p, tp: a.tp, held: undefined });
+          } else batch.push(p);
           break;
         }
         case 'resolve':
@@ -322,7 +312,7 @@ export class Upgrader {
     // Group commit: every stamp of this turn is written and fdatasync'ed once, then all go out.
     // Everything passes through durable() so that per-partition send order stays action order.
     if (this.state) {
-      const held = batch.map((it) => holdBytes(it.p)); // it may finish (deadline) while the journal syncs
+      const held = batch.map(holdBytes); // it may finish (deadline) while the journal syncs
       const done = (): void => {
         for (const l of held) l?.drop();
       };
@@ -357,20 +347,12 @@ export class Upgrader {
     lease.drop(); // Pending's own hold; sends in flight still hold theirs
   }
 
-  /** Each item's send was answered or failed: its bytes were all written or its socket destroyed (broker-client.ts). */
-  private sent(items: SendItem[]): void {
-    for (const it of items) {
-      it.held?.drop();
-      it.held = undefined;
-    }
-  }
-
   /**
    * --state-dir failed and could not be removed: a stamp sent now may be missing from the file a
    * restart restores. Nothing goes out; the batches keep their stamps and fail at their deadline.
    */
-  private notSent(items: SendItem[]): void {
-    for (const it of items) this.report(it.p.tp, it.id, { kind: 'retriable', reason: 'kafka_storage_error', errorCode: ErrorCode.KAFKA_STORAGE_ERROR });
+  private notSent(items: Pending[]): void {
+    for (const p of items) this.report(p.tp, p.id, { kind: 'retriable', reason: 'kafka_storage_error', errorCode: ErrorCode.KAFKA_STORAGE_ERROR });
   }
 
   private finish(id: number, r: PartResult, outcome: 'written' | 'failed'): void {
@@ -415,37 +397,36 @@ export class Upgrader {
   /** Topic ids seen at sends: a new id for a name means the topic was deleted and created again. */
   private readonly topicIds = new Map<string, Buffer>();
 
-  private noticeRecreatedTopics(items: SendItem[]): void {
+  private noticeRecreatedTopics(items: Pending[]): void {
     if (TEST_ONLY_NO_STATE_LOSS_DETECTION) return;
-    for (const it of items) {
-      const id = this.ctx.cluster.topicId(it.p.tp.topic);
+    for (let i = 0; i < items.length; i++) {
+      const topic = items[i].tp.topic;
+      if (i > 0 && items[i - 1].tp.topic === topic) continue; // (a turn's sends are mostly of one topic)
+      const id = this.ctx.cluster.topicId(topic);
       if (id === undefined) continue;
-      const before = this.topicIds.get(it.p.tp.topic);
+      const before = this.topicIds.get(topic);
       if (before?.equals(id)) continue;
-      this.topicIds.set(it.p.tp.topic, Buffer.from(id));
+      this.topicIds.set(topic, Buffer.from(id));
       if (before === undefined) continue;
-      this.seq.topicRecreated(it.p.tp.topic);
+      this.seq.topicRecreated(topic);
       this.metrics.upstreamErrors.inc({ error: 'producer_state_lost' });
-      this.log.warn({ topic: it.p.tp.topic }, 'topic was deleted and created again: its partitions re-establish the producer session (one batch first)');
+      this.log.warn({ topic }, 'topic was deleted and created again: its partitions re-establish the producer session (one batch first)');
     }
   }
 
   /** Groups sends by leader; one Produce request per group, in action order. */
-  private dispatch(items: SendItem[]): void {
+  private dispatch(items: Pending[]): void {
     if (this.closed) return;
     if (this.state?.stopped) return this.notSent(items); // also a delayed re-send (see notSent)
     this.noticeRecreatedTopics(items);
-    // In order of first appearance; a leader's rounds in round order (see below).
-    const groups: Array<{ leader: number; items: SendItem[] }> = [];
-    const byLeader = new Map<number, Array<{ leader: number; items: SendItem[] }>>();
-    /** Batches of each partition put in a request so far (by the sequencer's object for the partition: see SendItem). */
-    let rounds: Map<TopicPartition, number> | undefined;
-    const noLeader: SendItem[] = [];
+    // The requests, in order of first appearance; a leader's rounds in round order (see below).
+    const groups: Array<{ leader: number; items: Pending[] }> = [];
+    let noLeader: Pending[] | undefined;
     for (let i = 0; i < items.length; i++) {
-      const it = items[i];
-      const leader = this.ctx.cluster.leaderOf(it.p.tp.topic, it.p.tp.partition);
+      const p = items[i];
+      const leader = this.ctx.cluster.leaderOf(p.tp.topic, p.tp.partition);
       if (leader === undefined || !this.ctx.knowsBroker(leader)) {
-        noLeader.push(it);
+        (noLeader ??= []).push(p);
         continue;
       }
       // At most one batch per partition in one Produce request: the broker keeps a request's
@@ -454,128 +435,54 @@ export class Upgrader {
       // answer (often OUT_OF_ORDER_SEQUENCE_NUMBER) would be applied to both. Later batches of a
       // partition go in later requests ("rounds") on the same connection, which Kafka handles in
       // order, so per-partition order is kept. Seen with pipelined re-sends after a lost connection.
-      rounds ??= new Map();
-      const round = rounds.get(it.tp) ?? 0;
-      rounds.set(it.tp, round + 1);
-      let leaderRounds = byLeader.get(leader);
-      if (!leaderRounds) byLeader.set(leader, (leaderRounds = []));
-      let g = leaderRounds[round];
-      if (!g) groups.push((leaderRounds[round] = g = { leader, items: [] }));
-      g.items.push(it);
+      // So: the leader's first request without a batch of this partition (a turn has few sends:
+      // scanning them costs less than a map per turn).
+      let g: { leader: number; items: Pending[] } | undefined;
+      for (let k = 0; k < groups.length && !g; k++) if (groups[k].leader === leader && !holds(groups[k].items, p.tp)) g = groups[k];
+      if (!g) groups.push((g = { leader, items: [] }));
+      g.items.push(p);
     }
-    if (noLeader.length > 0) {
-      void this.ctx.refreshMetadata([...new Set(noLeader.map((i) => i.p.tp.topic))]).catch(() => undefined).finally(() => {
-        for (const it of noLeader) this.report(it.p.tp, it.id, { kind: 'retriable', reason: 'leader_not_available', errorCode: ErrorCode.LEADER_NOT_AVAILABLE });
+    if (noLeader) {
+      const waiting = noLeader;
+      void this.ctx.refreshMetadata([...new Set(waiting.map((p) => p.tp.topic))]).catch(() => undefined).finally(() => {
+        for (const p of waiting) this.report(p.tp, p.id, { kind: 'retriable', reason: 'leader_not_available', errorCode: ErrorCode.LEADER_NOT_AVAILABLE });
       });
     }
     for (let i = 0; i < groups.length; i++) this.sendGroup(groups[i].leader, groups[i].items);
   }
 
-  private sendGroup(leader: number, items: SendItem[]): void {
-    let timeoutMs = 0;
-    let clientVersion = 0;
-    const topics: string[] = [];
-    for (const it of items) {
-      it.held = holdBytes(it.p); // until this send is answered or has failed (sent())
-      timeoutMs = Math.max(timeoutMs, it.p.timeoutMs);
-      clientVersion = Math.max(clientVersion, it.p.version);
-      if (!topics.includes(it.p.tp.topic)) topics.push(it.p.tp.topic);
-    }
-    // Topics named by id (Produce v13, KIP-516) whenever both sides speak it, whatever version the
-    // client used: a topic deleted and created again under the same name then answers
-    // UNKNOWN_TOPIC_ID (nothing written; the sidecar refreshes metadata, sees the new id and sends
-    // the next batch alone) instead of taking pipelined batches with no producer state (KIP-360),
-    // which could write a later batch ahead of one lost on the way. By name (v12 at most) only
-    // while a topic's id is not known yet. Every client version the upgrader takes (v3+) carries
-    // the same RecordBatch v2.
-    const byId = !TEST_ONLY_NO_STATE_LOSS_DETECTION && topics.every((t) => this.ctx.cluster.topicId(t) !== undefined);
-    /** The ids this request named: its answer is read by them (the cluster view may learn a newer id meanwhile). */
-    const sentIds: SentId[] = [];
-    const build = (version: number): ProduceRequest => {
-      const req = createProduceRequest();
-      req.acks = -1; // forced: a write that only the leader saw can vanish on failover
-      req.timeoutMs = timeoutMs;
-      for (const it of items) {
-        const topic = it.p.tp.topic;
-        let td = req.topicData.find((t) => t.name === topic);
-        if (!td) {
-          td = createTopicProduceData();
-          td.name = topic; // (encoded up to v12 only; kept to find the topic here)
-          if (version >= 13) {
-            td.topicId = this.ctx.cluster.topicId(topic) ?? ZERO_UUID;
-            sentIds.push({ id: td.topicId, topic, key: td.topicId.toString('latin1') });
-          }
-          req.topicData.push(td);
-        }
-        const pd = createPartitionProduceData();
-        pd.index = it.p.tp.partition;
-        pd.records = it.p.batch;
-        td.partitionData.push(pd);
-      }
-      return req;
-    };
-    this.ctx
-      .send(leader, {
-        apiKey: ApiKey.Produce,
-        version: byId ? undefined : Math.min(12, clientVersion),
-        encode: (w, v) => encodeProduceRequest(w, build(v), v),
-        timeoutMs: timeoutMs + this.config().requestTimeoutMs,
-        // The batches themselves are not copied into the request (broker-client.ts).
-        sizeHint: 256 + 64 * items.length,
-      })
-      .then(
-        (r) => {
-          try {
-            let answer: ProduceAnswer;
-            try {
-              answer = new ProduceAnswer(r.body.buf, r.body.offset, r.version);
-            } catch (err) {
-              return this.unanswered(leader, topics, items, err);
-            }
-            this.answered(r.version, topics, sentIds, items, answer);
-          } finally {
-            this.sent(items); // answered, so every byte was written
-          }
-        },
-        (err: unknown) => {
-          try {
-            this.unanswered(leader, topics, items, err);
-          } finally {
-            this.sent(items); // its connection was destroyed: nothing queued goes out
-          }
-        },
-      )
-      .catch((err: unknown) => this.log.error({ leader, err: (err as Error).message }, 'handling a produce answer failed'));
+  private sendGroup(leader: number, items: Pending[]): void {
+    // Each batch's request memory is held until this send is answered or has failed (UpstreamProduce.done).
+    this.ctx.send(leader, new UpstreamProduce(this.ends, this.ctx.cluster, leader, items, items.map(holdBytes), this.config().requestTimeoutMs));
   }
 
+  /** How the upgrader's Produce requests end: one object for all of them (no closure per send). */
+  private readonly ends: ProduceEnds = {
+    answered: (req, answer) => this.answered(req, answer),
+    unanswered: (req, err) => this.unanswered(req.leader, req.topics, req.items, err),
+  };
+
   /** No answer (connection lost or timed out): every batch's outcome is unknown. */
-  private unanswered(leader: number, topics: string[], items: SendItem[], err: unknown): void {
+  private unanswered(leader: number, topics: string[], items: Pending[], err: unknown): void {
     const kind = err instanceof UpstreamError && err.kind === 'timeout' ? 'timeout' : 'connection_lost';
     this.metrics.upstreamErrors.inc({ error: kind === 'timeout' ? 'timeout' : 'connection' });
     this.log.debug({ leader, err: (err as Error).message }, 'produce to leader failed; outcome unknown');
     void this.ctx.refreshMetadata(topics).catch(() => undefined);
-    for (const it of items) this.report(it.p.tp, it.id, { kind: 'unknown', reason: kind });
+    for (const p of items) this.report(p.tp, p.id, { kind: 'unknown', reason: kind });
   }
 
-  private answered(version: number, topics: string[], sentIds: readonly SentId[], items: SendItem[], answer: ProduceAnswer): void {
-    // The answer's topics by name (from v13 by the ids this request named). Read in place
-    // (produce-answer.ts); objects only for an error's new leader (KIP-951), from decode().
-    const names: Array<string | undefined> = [];
-    for (let t = 0; t < answer.topicCount; t++) {
-      const key = answer.topicKey(t);
-      names.push(version >= 13 ? (sentIds.find((s) => s.key === key)?.topic ?? this.ctx.cluster.topicName(Buffer.from(key, 'latin1'))) : key);
-    }
+  private answered(req: UpstreamProduce, answer: ProduceAnswer): void {
+    // Read in place (produce-answer.ts); objects only for an error's new leader (KIP-951), from decode().
     let decoded: ProduceResponse | undefined;
     let stale = false;
-    for (let i = 0; i < items.length; i++) {
-      const it = items[i];
-      const tp = it.p.tp;
-      const at = partitionAnswer(answer, names, tp);
-      if (!at) {
-        this.report(tp, it.id, { kind: 'unknown', reason: 'connection_lost' });
+    for (let i = 0; i < req.items.length; i++) {
+      const p = req.items[i];
+      const tp = p.tp;
+      const e = req.entryOf(answer, i);
+      if (e < 0) {
+        this.report(tp, p.id, { kind: 'unknown', reason: 'connection_lost' });
         continue;
       }
-      const e = answer.entry(at.t, at.p);
       const errorCode = answer.errorCode(e);
       const baseOffset = answer.baseOffset(e);
       if (errorCode !== ErrorCode.NONE) {
@@ -583,15 +490,15 @@ export class Upgrader {
         if (errorCode === ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER) this.metrics.outOfSequence.inc({ topic: tp.topic });
         // KIP-951: the answer names the new leader; otherwise refresh metadata.
         decoded ??= answer.decode();
-        const leader = decoded.responses[at.t].partitionResponses[at.p].currentLeader?.leaderId ?? -1;
+        const leader = decodedEntry(decoded, e).currentLeader?.leaderId ?? -1;
         if (leader >= 0) this.ctx.cluster.setLeader(tp.topic, tp.partition, leader);
         else stale = true;
       } else if (baseOffset < 0n) {
         this.metrics.duplicatesRejected.inc({ topic: tp.topic });
       }
-      this.report(tp, it.id, toBatchOutcome(errorCode, baseOffset, answer.logAppendTimeMs(e)), answer.logStartOffset(e));
+      this.report(tp, p.id, toBatchOutcome(errorCode, baseOffset, answer.logAppendTimeMs(e)), answer.logStartOffset(e));
     }
-    if (stale) void this.ctx.refreshMetadata(topics).catch(() => undefined);
+    if (stale) void this.ctx.refreshMetadata(req.topics).catch(() => undefined);
   }
 
   /**
@@ -611,11 +518,9 @@ export class Upgrader {
       for (;;) {
         if (this.closed) return;
         try {
-          const r = await this.ctx.send('any', {
-            apiKey: ApiKey.InitProducerId,
-            encode: (w, v) => encodeInitProducerIdRequest(w, { transactionalId: null, transactionTimeoutMs: 60_000, producerId: -1n, producerEpoch: -1, enable2Pc: false, keepPreparedTxn: false }, v),
-            timeoutMs: this.config().requestTimeoutMs,
-          });
+          const r = await ask(this.ctx, 'any', ApiKey.InitProducerId, this.config().requestTimeoutMs, (w, v) =>
+            encodeInitProducerIdRequest(w, { transactionalId: null, transactionTimeoutMs: 60_000, producerId: -1n, producerEpoch: -1, enable2Pc: false, keepPreparedTxn: false }, v),
+          );
           const resp = decodeInitProducerIdResponse(r.body, r.version);
           if (resp.errorCode !== ErrorCode.NONE) throw new Error(`InitProducerId failed with ${errorLabel(resp.errorCode)}`);
           this.lastAllocation = Date.now();
@@ -651,11 +556,141 @@ function holdBytes(p: Pending): FrameLease | undefined {
   return p.lease;
 }
 
-/** Where a partition's result is in a Produce answer (`names`: its topics' names, in order): topic and position, or undefined. */
-function partitionAnswer(answer: ProduceAnswer, names: ReadonlyArray<string | undefined>, tp: TopicPartition): { t: number; p: number } | undefined {
-  for (let t = 0; t < names.length; t++) {
-    if (names[t] !== tp.topic) continue;
-    for (let p = 0; p < answer.partitionCount(t); p++) if (answer.index(answer.entry(t, p)) === tp.partition) return { t, p };
+/** How an UpstreamProduce ends, told to the upgrader. */
+interface ProduceEnds {
+  answered(req: UpstreamProduce, answer: ProduceAnswer): void;
+  unanswered(req: UpstreamProduce, err: unknown): void;
+}
+
+/**
+ * One Produce request of the upgrader's to a partition leader (at most one batch per partition:
+ * see dispatch), in item order. It writes itself from the batches (produce-request-writer.ts: no
+ * generated request objects, the batches by reference) and hands its answer to the upgrader:
+ * one object per request, no closure or promise.
+ */
+class UpstreamProduce implements OwnRequest {
+  readonly apiKey = ApiKey.Produce;
+  /** Fixed to v12 at most while a topic's id is unknown (see the constructor); else the highest both sides speak. */
+  readonly version: number | undefined;
+  readonly timeoutMs: number;
+  readonly sizeHint: number;
+  /** The request's topics, in order of first appearance (nearly always one). */
+  readonly topics: string[];
+  /** By topic, the id the request named it by (v13): its answer is read by these (the cluster view may learn a newer id meanwhile). */
+  private readonly ids: Buffer[];
+  /** The request's own timeout: the longest of its clients'. */
+  private readonly produceTimeoutMs: number;
+
+  constructor(
+    private readonly ends: ProduceEnds,
+    private readonly cluster: ClusterView,
+    readonly leader: number,
+    readonly items: Pending[],
+    /** The request memory each item's bytes lie in, held by this send (holdBytes). */
+    private readonly held: ReadonlyArray<FrameLease | undefined>,
+    requestTimeoutMs: number,
+  ) {
+    let timeoutMs = 0;
+    let clientVersion = 0;
+    this.topics = [items[0].tp.topic]; // (a literal: a pushed-to empty array reserves 17 slots)
+    for (let i = 0; i < items.length; i++) {
+      const p = items[i];
+      timeoutMs = Math.max(timeoutMs, p.timeoutMs);
+      clientVersion = Math.max(clientVersion, p.version);
+      if (!this.topics.includes(p.tp.topic)) this.topics.push(p.tp.topic);
+    }
+    // Topics named by id (Produce v13, KIP-516) whenever both sides speak it, whatever version the
+    // client used: a topic deleted and created again under the same name then answers
+    // UNKNOWN_TOPIC_ID (nothing written; the sidecar refreshes metadata, sees the new id and sends
+    // the next batch alone) instead of taking pipelined batches with no producer state (KIP-360),
+    // which could write a later batch ahead of one lost on the way. By name (v12 at most) only
+    // while a topic's id is not known yet. Every client version the upgrader takes (v3+) carries
+    // the same RecordBatch v2.
+    const byId = !TEST_ONLY_NO_STATE_LOSS_DETECTION && this.topics.every((t) => cluster.topicId(t) !== undefined);
+    this.version = byId ? undefined : Math.min(12, clientVersion);
+    this.ids = new Array<Buffer>(this.topics.length).fill(ZERO_UUID);
+    this.produceTimeoutMs = timeoutMs;
+    this.timeoutMs = timeoutMs + requestTimeoutMs;
+    // What the writer copies (the batches go by reference: broker-client.ts).
+    this.sizeHint = 256 + 64 * items.length;
   }
-  return undefined;
+
+  encode(w: Writer, version: number): void {
+    // acks forced to -1: a write that only the leader saw can vanish on failover.
+    produceHead(w, version, -1, this.produceTimeoutMs, this.topics.length);
+    for (let t = 0; t < this.topics.length; t++) {
+      const topic = this.topics[t];
+      const id = version >= 13 ? (this.cluster.topicId(topic) ?? ZERO_UUID) : ZERO_UUID;
+      this.ids[t] = id;
+      let partitions = 0;
+      for (const p of this.items) if (p.tp.topic === topic) partitions++;
+      produceTopic(w, version, topic, id, partitions);
+      for (const p of this.items) if (p.tp.topic === topic) producePartition(w, version, p.tp.partition, p.batch);
+      produceTopicEnd(w, version);
+    }
+    produceEnd(w, version);
+  }
+
+  answered(version: number, payload: Buffer, bodyAt: number): void {
+    try {
+      let answer: ProduceAnswer;
+      try {
+        answer = new ProduceAnswer(payload, bodyAt, version);
+      } catch (err) {
+        return this.ends.unanswered(this, err);
+      }
+      this.ends.answered(this, answer);
+    } finally {
+      this.done(); // answered, so every byte was written
+    }
+  }
+
+  failed(err: Error): void {
+    try {
+      this.ends.unanswered(this, err);
+    } finally {
+      this.done(); // its connection was destroyed: nothing queued goes out
+    }
+  }
+
+  /** The send is over: the memory its batches lie in may go back (frame-pool.ts) once nothing else holds it. */
+  private done(): void {
+    for (const l of this.held) l?.drop();
+  }
+
+  /** Where item i's result is in `answer` (its entry number), or -1: by the topic's name, from v13 by the id this request named it by. */
+  entryOf(answer: ProduceAnswer, i: number): number {
+    const { topic, partition } = this.items[i].tp;
+    const id = this.ids[this.topics.indexOf(topic)];
+    for (let t = 0; t < answer.topicCount; t++) {
+      if (!(answer.version >= 13 ? answer.topicIdIs(t, id) : answer.topicIs(t, topic))) continue;
+      for (let p = 0; p < answer.partitionCount(t); p++) {
+        const e = answer.entry(t, p);
+        if (answer.index(e) === partition) return e;
+      }
+    }
+    return -1;
+  }
+}
+
+/** Whether `items` holds a batch of partition `tp`. */
+function holds(items: readonly Pending[], tp: TopicPartition): boolean {
+  for (const p of items) if (p.tp.partition === tp.partition && p.tp.topic === tp.topic) return true;
+  return false;
+}
+
+/** The decoded answer's partition entry `e` (entries numbered in answer order, as ProduceAnswer.entry numbers them). */
+function decodedEntry(resp: ProduceResponse, e: number): PartitionProduceResponse {
+  for (const t of resp.responses) {
+    if (e < t.partitionResponses.length) return t.partitionResponses[e];
+    e -= t.partitionResponses.length;
+  }
+  throw new Error(`no partition entry ${e} in the decoded answer`);
+}
+
+/** One request as a promise of its answer (InitProducerId: rare; the Produce sends are UpstreamProduce). */
+function ask(ctx: HookContext, to: number | 'any', apiKey: number, timeoutMs: number, encode: (w: Writer, version: number) => void): Promise<{ version: number; body: Reader }> {
+  return new Promise((resolve, reject) =>
+    ctx.send(to, { apiKey, timeoutMs, encode, answered: (version, payload, bodyAt) => resolve({ version, body: new Reader(payload, bodyAt) }), failed: reject }),
+  );
 }

@@ -1,7 +1,7 @@
 // The sidecar's own connection to one broker: used for its Metadata refreshes,
 // InitProducerId and the upgrade engine's produce sends and re-sends. Requests are
-// pipelined; Kafka answers in order on a connection, and each answer is matched to its
-// request by correlation id. A closed or timed-out connection fails every pending request
+// pipelined; Kafka answers in order on a connection, so each answer is the oldest pending
+// request's, whose correlation id it must carry. A closed or timed-out connection fails every pending request
 // with an UpstreamError whose outcome is unknown (the broker may have written it).
 import type net from 'node:net';
 import type { Logger } from '../log/log.js';
@@ -13,6 +13,7 @@ import { responseBodyOffset, writeRequestHeader } from './headers.js';
 import { connectUpstream, type TlsMaterial } from './upstream-socket.js';
 import { SocketReads } from './socket-reads.js';
 import { authenticate, type SaslCredentials } from './sasl.js';
+import type { OwnRequest } from './produce-hook.js';
 
 export class UpstreamError extends Error {
   constructor(
@@ -38,20 +39,20 @@ function writeChunks(socket: net.Socket, chunks: Array<Buffer | Uint8Array>): vo
   socket.uncork();
 }
 
+/** A request sent and not yet answered, in send order (Kafka answers a connection's requests in order). */
 interface Pending {
-  correlationId: number;
-  apiKey: number;
-  apiVersion: number;
-  resolve: (body: Reader) => void;
-  reject: (err: Error) => void;
+  readonly correlationId: number;
+  readonly req: OwnRequest;
+  readonly version: number;
   /** When the request counts as unanswered (performance.now(): a monotonic clock, so a step of the wall clock moves no deadline). */
-  deadline: number;
+  readonly deadline: number;
 }
 
 export class BrokerClient {
   private socket?: net.Socket;
   private connecting?: Promise<net.Socket>;
-  private readonly pending = new Map<number, Pending>();
+  /** Oldest first: an answer is the head's, or the connection is out of step. */
+  private pending: Pending[] = [];
   private nextCorrelation = 1;
   private closed = false;
   /** One timer for the connection, due at or before the earliest pending deadline (see watch). */
@@ -64,49 +65,47 @@ export class BrokerClient {
     private readonly opts: { tls?: TlsMaterial; sasl?: SaslCredentials; clientId: string; maxFrameBytes: number; log: Logger; connectTimeoutMs?: number },
   ) {}
 
-  get isConnected(): boolean {
-    return this.socket !== undefined && !this.socket.destroyed;
-  }
-
-  get pendingCount(): number {
-    return this.pending.size;
-  }
-
   /**
-   * Sends one request. With expectResponse=false (acks=0) it resolves once written.
-   * The body is written by `encode` after the request header.
+   * Sends `req` at `version` (connecting first if need be); it is told its answer or failure
+   * once, never from within send.
    */
-  request(apiKey: number, apiVersion: number, encode: (w: Writer) => void, timeoutMs: number, expectResponse = true, sizeHint = 256): Promise<Reader> {
+  send(req: OwnRequest, version: number): void {
     const socket = this.socket;
-    // Connected: no extra promise per request (the upgrader's sends go this way).
-    if (socket && !socket.destroyed && !this.closed) return this.send(socket, apiKey, apiVersion, encode, timeoutMs, expectResponse, sizeHint);
-    return this.connect().then((s) => this.send(s, apiKey, apiVersion, encode, timeoutMs, expectResponse, sizeHint));
+    // Connected: no promise per request (the upgrader's sends go this way).
+    if (socket && !socket.destroyed && !this.closed) return this.write(socket, req, version);
+    this.connect().then(
+      (s) => this.write(s, req, version),
+      (err: Error) => tell(this.opts.log, req, err),
+    );
   }
 
-  private send(socket: net.Socket, apiKey: number, apiVersion: number, encode: (w: Writer) => void, timeoutMs: number, expectResponse = true, sizeHint = 256): Promise<Reader> {
+  /** The same, as a promise of the answer's body (metadata, versions, SASL: not per produce). */
+  request(apiKey: number, version: number, encode: (w: Writer) => void, timeoutMs: number): Promise<Reader> {
+    return new Promise((resolve, reject) => this.send(asked(apiKey, encode, timeoutMs, resolve, reject), version));
+  }
+
+  private write(socket: net.Socket, req: OwnRequest, version: number): void {
     const correlationId = this.nextCorrelation;
     this.nextCorrelation = (this.nextCorrelation + 1) & 0x7fffffff;
-    const w = new Writer(sizeHint);
+    const w = new Writer(req.sizeHint ?? 256);
     // Record batches are written from the caller's buffers (one writev, no copy): they do not
     // change while a request is pending. The upgrader stamps a batch before its first send and
     // stamps it again only after that send's outcome is known: its answer came (so every byte had
     // been written) or its connection was destroyed (so nothing queued on it goes out).
     w.keepLarge(REFERENCE_MIN_BYTES);
     w.int32(0); // size, patched below
-    writeRequestHeader(w, apiKey, apiVersion, correlationId, this.opts.clientId, requestHeaderVersion(apiKey, apiVersion));
-    encode(w);
-    w.buf.writeInt32BE(w.length - 4, 0);
-    const chunks = w.toChunks();
-    if (!expectResponse) {
-      writeChunks(socket, chunks);
-      return Promise.resolve(new Reader(Buffer.alloc(0)));
+    writeRequestHeader(w, req.apiKey, version, correlationId, this.opts.clientId, requestHeaderVersion(req.apiKey, version));
+    try {
+      req.encode(w, version);
+    } catch (err) {
+      queueMicrotask(() => tell(this.opts.log, req, err as Error));
+      return;
     }
-    return new Promise<Reader>((resolve, reject) => {
-      const deadline = performance.now() + timeoutMs;
-      this.pending.set(correlationId, { correlationId, apiKey, apiVersion, resolve, reject, deadline });
-      if (deadline < this.watchAt) this.watch(deadline);
-      writeChunks(socket, chunks);
-    });
+    w.buf.writeInt32BE(w.length - 4, 0);
+    const deadline = performance.now() + req.timeoutMs;
+    this.pending.push({ correlationId, req, version, deadline });
+    if (deadline < this.watchAt) this.watch(deadline);
+    writeChunks(socket, w.toChunks());
   }
 
   /**
@@ -123,7 +122,7 @@ export class BrokerClient {
       this.watchAt = Infinity;
       const now = performance.now();
       let next = Infinity;
-      for (const p of this.pending.values()) {
+      for (const p of this.pending) {
         if (p.deadline <= now) {
           return this.fail(new UpstreamError(`no answer from broker ${this.host}:${this.port} by its deadline (${now - p.deadline} ms ago)`, 'timeout'));
         }
@@ -152,7 +151,7 @@ export class BrokerClient {
           this.attach(socket);
           // Requests only go out on an authenticated connection: this.socket is set after SASL.
           const sasl = this.opts.sasl;
-          if (sasl) await authenticate((k, v, enc) => this.send(socket, k, v, enc, this.opts.connectTimeoutMs ?? 10_000), sasl);
+          if (sasl) await authenticate((k, v, enc) => new Promise((resolve, reject) => this.write(socket, asked(k, enc, this.opts.connectTimeoutMs ?? 10_000, resolve, reject), v)), sasl);
           if (socket.destroyed) throw new Error('connection closed during authentication');
           this.socket = socket;
           return socket;
@@ -176,7 +175,11 @@ export class BrokerClient {
       this.fail(new UpstreamError(`bad frame from broker: ${(err as Error).message}`, 'connection'), socket);
       return;
     }
-    for (const payload of list) this.onResponse(payload);
+    for (const payload of list) {
+      // An answer's handler may have dropped this connection (the rest is not for anyone now).
+      if (socket.destroyed) return;
+      this.onResponse(payload);
+    }
   }
 
   private attach(socket: net.Socket): void {
@@ -187,32 +190,63 @@ export class BrokerClient {
   private onResponse(payload: Buffer): void {
     if (payload.length < 4) return this.fail(new UpstreamError('short response frame from broker', 'connection'));
     const correlationId = payload.readInt32BE(0);
-    const p = this.pending.get(correlationId);
-    if (!p) {
-      this.opts.log.warn({ correlationId }, 'answer for an unknown correlation id from broker; dropping the connection');
+    const p = this.pending[0];
+    if (p?.correlationId !== correlationId) {
+      this.opts.log.warn({ correlationId, expected: p?.correlationId }, 'answer out of order or for an unknown correlation id from broker; dropping the connection');
       return this.fail(new UpstreamError('unexpected correlation id', 'connection'));
     }
-    this.pending.delete(correlationId);
+    this.pending.shift();
+    let bodyAt: number;
     try {
-      const off = responseBodyOffset(payload, responseHeaderVersion(p.apiKey, p.apiVersion));
-      p.resolve(new Reader(payload, off));
+      bodyAt = responseBodyOffset(payload, responseHeaderVersion(p.req.apiKey, p.version));
     } catch (err) {
-      p.reject(err as Error);
+      return tell(this.opts.log, p.req, err as Error);
+    }
+    try {
+      p.req.answered(p.version, payload, bodyAt);
+    } catch (err) {
+      this.opts.log.error({ apiKey: p.req.apiKey, err: (err as Error).message }, 'handling a broker answer failed');
     }
   }
 
-  /** Fails every pending request; with `from`, only if that socket is still the current one (or the one connecting). */
+  /**
+   * Fails every pending request; with `from`, only if that socket is still the current one (or
+   * the one connecting). Their handlers run in a microtask: fail() is also reached from within a
+   * send (BrokerPool closes a broker's client whose address changed).
+   */
   private fail(err: UpstreamError, from?: net.Socket): void {
     if (from && this.socket && this.socket !== from) return;
     from?.destroy();
     const socket = this.socket;
     this.socket = undefined;
     socket?.destroy();
-    const all = [...this.pending.values()];
-    this.pending.clear();
+    const all = this.pending;
+    this.pending = [];
     clearTimeout(this.watchTimer);
     this.watchTimer = undefined;
     this.watchAt = Infinity;
-    for (const p of all) p.reject(err);
+    if (all.length > 0) queueMicrotask(() => {
+      for (const p of all) tell(this.opts.log, p.req, err);
+    });
   }
+}
+
+/** Tells a request it failed; a handler's own error is logged (it must not stop the others). */
+function tell(log: Logger, req: OwnRequest, err: Error): void {
+  try {
+    req.failed(err);
+  } catch (e) {
+    log.error({ apiKey: req.apiKey, err: (e as Error).message }, 'handling a failed broker request failed');
+  }
+}
+
+/** A request whose answer's body resolves a promise (request()). */
+function asked(apiKey: number, encode: (w: Writer) => void, timeoutMs: number, resolve: (body: Reader) => void, reject: (err: Error) => void): OwnRequest {
+  return {
+    apiKey,
+    timeoutMs,
+    encode: (w) => encode(w),
+    answered: (_version, payload, bodyAt) => resolve(new Reader(payload, bodyAt)),
+    failed: reject,
+  };
 }

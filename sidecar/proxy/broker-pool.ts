@@ -12,7 +12,6 @@ import { BrokerClient, UpstreamError } from './broker-client.js';
 import type { ClusterView } from './cluster-view.js';
 import type { TlsMaterial } from './upstream-socket.js';
 import type { SaslCredentials } from './sasl.js';
-import type { Reader } from '../codec/reader.js';
 import type { OwnRequest } from './produce-hook.js';
 
 export interface PoolOptions {
@@ -65,21 +64,28 @@ export class BrokerPool {
     return this.bootstrap();
   }
 
-  /** The hook context's `send`: one request to a broker by node id, or to any broker. */
-  send(to: number | 'any', req: OwnRequest): Promise<{ version: number; body: Reader }> {
+  /** The hook context's `send`: one request to a broker by node id, or to any broker; `req` is told how it ends, never from within send. */
+  send(to: number | 'any', req: OwnRequest): void {
     let client: BrokerClient | undefined;
     try {
       client = to === 'any' ? this.any() : this.forNode(to);
     } catch (err) {
-      return Promise.reject(err as Error);
+      queueMicrotask(() => req.failed(err as Error));
+      return;
     }
-    if (!client) return Promise.reject(new UpstreamError(`broker ${to} is not known`, 'connection'));
-    const c = client;
-    const go = (version: number) => c.request(req.apiKey, version, (w) => req.encode(w, version), req.timeoutMs, true, req.sizeHint).then((body) => ({ version, body }));
+    if (!client) {
+      queueMicrotask(() => req.failed(new UpstreamError(`broker ${to} is not known`, 'connection')));
+      return;
+    }
     // A fixed version, or one this connection's ranges already give (the upgrader's Produce, every
     // send after the first), needs no lookup promise.
-    const known = req.version ?? this.knownVersion(c, req.apiKey);
-    return known !== undefined ? go(known) : this.version(c, req.apiKey).then(go);
+    const known = req.version ?? this.knownVersion(client, req.apiKey);
+    if (known !== undefined) return client.send(req, known);
+    const c = client;
+    this.version(c, req.apiKey).then(
+      (v) => c.send(req, v),
+      (err: Error) => req.failed(err),
+    );
   }
 
   /** The version `version()` would pick, when the broker's ranges are in already (else undefined: ask `version`). */

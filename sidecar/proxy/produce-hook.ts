@@ -4,7 +4,6 @@
 // FilterContext): its own requests to brokers, the cluster view, metrics and the log. A hook
 // never reaches into the concrete proxy or its connection pool.
 import type { Logger } from '../log/log.js';
-import type { Reader } from '../codec/reader.js';
 import type { Writer } from '../codec/writer.js';
 import type { ProduceRequest } from '../codec/generated/produce-request.js';
 import type { ProduceResponse } from '../codec/generated/produce-response.js';
@@ -81,7 +80,11 @@ export interface ProduceHook {
   onLegacyProduce?(call: { header: RequestHeader; version: number; connectionId: number }): { kind: 'forward' } | { kind: 'close'; reason: string };
 }
 
-/** One request a hook sends over the sidecar's own connections. */
+/**
+ * One request a hook sends over the sidecar's own connections, told how it ends by calls (no
+ * promise per send: the upgrader sends one per Produce it makes): `answered` or `failed`, once,
+ * never from within `send`.
+ */
 export interface OwnRequest {
   apiKey: number;
   /** A fixed version (e.g. the client's Produce version), or omitted: the highest both sides speak. */
@@ -96,10 +99,14 @@ export interface OwnRequest {
    * buffers, which must not change until the request is answered or has failed.
    */
   sizeHint?: number;
+  /** The broker's answer: its body starts at `bodyAt` in `payload` (which the callee may keep), at `version`. */
+  answered(version: number, payload: Buffer, bodyAt: number): void;
+  /** No answer: an UpstreamError (connection lost, or no answer by the deadline: the outcome is unknown), or it could not be sent. */
+  failed(err: Error): void;
 }
 
 /**
- * Everything a hook may use of the proxy. `send` rejects with an UpstreamError
+ * Everything a hook may use of the proxy. A request `send` makes fails with an UpstreamError
  * (proxy/broker-client.ts) when the connection fails or the answer does not come in time:
  * the outcome of the request is then unknown.
  */
@@ -110,8 +117,8 @@ export interface HookContext {
   readonly log: Logger;
   /** Whether the sidecar knows an address for this broker (so `send` to it can be tried). */
   knowsBroker(nodeId: number): boolean;
-  /** Sends over the sidecar's own connection to a broker (by node id) or to any reachable one. */
-  send(to: number | 'any', req: OwnRequest): Promise<{ version: number; body: Reader }>;
+  /** Sends over the sidecar's own connection to a broker (by node id) or to any reachable one; `req` is told how it ends. */
+  send(to: number | 'any', req: OwnRequest): void;
   /** Refreshes metadata (all topics when null) from some broker. */
   refreshMetadata(topics: string[] | null): Promise<void>;
 }
