@@ -215,7 +215,9 @@ export class Engine {
     if (unknownTopic) this.learnTopicIds(call);
     if (mode === 'observe') return this.observe(call, parts, now);
     const plan = new Plan(call);
-    const covered: PartBatch[] = [];
+    // The parts each step keeps are the previous step's array itself until one drops out (usually
+    // none does: no new array per request), then a copy of those before it that goes on from there.
+    let coveredOnly: PartBatch[] | null = null;
     for (let i = 0; i < parts.length; i++) {
       const b = parts[i];
       if (b.topicUnknown || b.invalid?.errorCode === ErrorCode.INVALID_TOPIC_EXCEPTION) {
@@ -232,38 +234,54 @@ export class Engine {
         // forwarded part of the request names each partition once, so answers map back exactly).
         this.reject(plan, b, ErrorCode.INVALID_RECORD, `partition ${b.partition} of ${b.topic} appears twice in one request`);
       } else if (!this.covers(b.topic)) plan.forward(b);
-      else covered.push(b);
+      else {
+        coveredOnly?.push(b);
+        continue;
+      }
+      coveredOnly ??= parts.slice(0, i);
     }
+    const covered = coveredOnly ?? parts;
     if (covered.length === 0) return plan.decide();
     // enforce and upgrade from here on.
     if (call.version < FIRST_V2_PRODUCE) {
       // Message sets (magic 0/1) carry no producer id: they can be neither checked nor upgraded.
       return this.refuse(plan, covered, `Produce v${call.version} (message format v0/v1, which cannot be idempotent)`);
     }
-    const valid: PartBatch[] = [];
+    let validOnly: PartBatch[] | null = null;
     /** Valid parts of producers that are not idempotent. */
-    const plain: PartBatch[] = [];
+    let plainOnly: PartBatch[] | null = null;
     for (let i = 0; i < covered.length; i++) {
       const b = covered[i];
-      if (b.invalid) this.reject(plan, b, b.invalid.errorCode, b.invalid.message);
-      else {
-        valid.push(b);
-        if (b.header!.producerId < 0n) plain.push(b);
+      if (b.invalid) {
+        this.reject(plan, b, b.invalid.errorCode, b.invalid.message);
+        validOnly ??= covered.slice(0, i);
+        plainOnly ??= covered.slice(0, i);
+        continue;
       }
+      validOnly?.push(b);
+      if (b.header!.producerId < 0n) plainOnly?.push(b);
+      else plainOnly ??= covered.slice(0, i);
     }
+    const valid = validOnly ?? covered;
+    let plain = plainOnly ?? covered;
     if (mode === 'upgrade') {
       // A partition the topic's metadata does not list cannot be written: answered as the broker
       // would (UNKNOWN_TOPIC_OR_PARTITION, retriable: the client refreshes its metadata through
       // the sidecar) instead of retried by the upgrader until deliveryTimeout.
       const cluster = this.deps.ctx.cluster;
-      for (let i = plain.length - 1; i >= 0; i--) {
+      let listed: PartBatch[] | null = null;
+      for (let i = 0; i < plain.length; i++) {
         const b = plain[i];
-        if (b.partition >= 0 && (!cluster.knowsTopic(b.topic) || cluster.knowsPartition(b.topic, b.partition))) continue;
-        plain.splice(i, 1);
+        if (b.partition >= 0 && (!cluster.knowsTopic(b.topic) || cluster.knowsPartition(b.topic, b.partition))) {
+          listed?.push(b);
+          continue;
+        }
+        listed ??= plain.slice(0, i);
         this.reject(plan, b, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, `partition ${b.partition} of ${b.topic} is not in the cluster's metadata`);
         this.closeGate(call, b, now);
         this.learnTopicIds(call);
       }
+      plain = listed ?? plain;
     }
     if (mode === 'enforce' && (plain.length > 0 || req.acks !== -1)) {
       return this.refuse(plan, valid, req.acks !== -1 ? `acks=${req.acks}` : 'a non-idempotent producer');

@@ -53,10 +53,18 @@ export interface DedupOptions {
  */
 export const ENTRY_BYTES = 565;
 
-type Entry<R> = { key: DedupKey; ticket: DedupTicket; claim: Claim; bytes: number } & (
-  | { state: 'in_flight' }
-  | { state: 'done'; result: R; expiresAt: number }
-);
+/** One original; finish() turns it from in flight to done in place (one object per batch). */
+interface Entry<R> {
+  readonly key: DedupKey;
+  readonly ticket: DedupTicket;
+  readonly claim: Claim;
+  readonly bytes: number;
+  state: 'in_flight' | 'done';
+  /** Set when done. */
+  result: R | undefined;
+  /** When done: until when copies match it. */
+  expiresAt: number;
+}
 
 /** A finished original as kept across a restart (sidecar/state). */
 export interface DedupSnapshotEntry<R> {
@@ -122,7 +130,7 @@ export class DedupCache<R> {
     if (!hit) return MISS;
     this.lru.delete(hit.ticket);
     this.lru.set(hit.ticket, hit);
-    return hit.state === 'done' ? { kind: 'done', result: hit.result, claim: hit.claim } : { kind: 'in_flight', ticket: hit.ticket, claim: hit.claim };
+    return hit.state === 'done' ? { kind: 'done', result: hit.result as R, claim: hit.claim } : { kind: 'in_flight', ticket: hit.ticket, claim: hit.claim };
   }
 
   /**
@@ -131,7 +139,7 @@ export class DedupCache<R> {
    */
   begin(key: DedupKey, _now: number, claim: Claim = Claim.orphan()): DedupTicket {
     const ticket = this.nextTicket++ as DedupTicket;
-    this.add({ key, ticket, claim, bytes: ENTRY_BYTES + key.topic.length, state: 'in_flight' });
+    this.add({ key, ticket, claim, bytes: ENTRY_BYTES + key.topic.length, state: 'in_flight', result: undefined, expiresAt: Infinity });
     this.enforceCapacity();
     return ticket;
   }
@@ -149,10 +157,9 @@ export class DedupCache<R> {
       return true;
     }
     // In place: the same position in its key's list and in the LRU order.
-    const done: Entry<R> = { key: e.key, ticket, claim: e.claim, bytes: e.bytes, state: 'done', result: outcome.result, expiresAt: now + this.windowMs };
-    this.lru.set(ticket, done);
-    const list = this.byKey.get(e.key.fingerprint)!;
-    list[list.indexOf(e)] = done;
+    e.state = 'done';
+    e.result = outcome.result;
+    e.expiresAt = now + this.windowMs;
     return true;
   }
 
@@ -187,7 +194,7 @@ export class DedupCache<R> {
    */
   snapshot(): DedupSnapshotEntry<R>[] {
     const out: DedupSnapshotEntry<R>[] = [];
-    for (const e of this.lru.values()) if (e.state === 'done' && !e.claim.known) out.push({ key: e.key, result: e.result, expiresAt: e.expiresAt, claim: e.claim });
+    for (const e of this.lru.values()) if (e.state === 'done' && !e.claim.known) out.push({ key: e.key, result: e.result as R, expiresAt: e.expiresAt, claim: e.claim });
     return out;
   }
 
