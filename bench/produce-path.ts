@@ -13,7 +13,8 @@
 // warm-up, as the sidecar of one bench round is (a few thousand requests, JIT not settled).
 // [--alloc]: bytes allocated per request over the measured requests and the functions that
 // allocated most (V8's sampling heap profiler, collected objects included, every 128 bytes; --top N of them);
-// with --promoted only what outlived the young generation (what makes full collections):
+// with --promoted only what did not die young (promoted, or born in old space by V8's allocation-site
+// pretenuring): what fills old space and makes the mark-compacts:
 // unlike CPU time on a shared machine, the same from run to run. The whole process counts
 // (client, stub broker and the sidecar), so compare a mode with the pass-through hook.
 import net from 'node:net';
