@@ -145,8 +145,9 @@ export class Upgrader {
    * `result()` (its client must hear something before its own timeout); it goes on under its stamp.
    */
   submit(parts: ReadonlyArray<Submission>, version: number, timeoutMs: number, answerWithin?: { ms: number; result: () => PartResult }, lease?: FrameLease): number[] {
-    const ids: number[] = [];
-    const items: Array<{ tp: TopicPartition; id: number; recordCount: number }> = [];
+    const ids = new Array<number>(parts.length);
+    /** The accepted ones: the Sequencer reads their tp, id and recordCount (and keeps none of them). */
+    const items: Pending[] = [];
     const stopped = this.state?.stopped;
     for (let i = 0; i < parts.length; i++) {
       const listener = parts[i];
@@ -165,7 +166,7 @@ export class Upgrader {
           listener.answered(r);
           listener.finished(r);
         });
-        ids.push(-1);
+        ids[i] = -1;
         continue;
       }
       const id = this.nextId++;
@@ -175,18 +176,17 @@ export class Upgrader {
       this.heldBytes += p.bytes;
       if (answerWithin) p.late = this.deadlines.add(answerWithin.ms, () => this.answerEarly(p, answerWithin.result()));
       this.pending.set(id, p);
-      ids.push(id);
-      items.push({ tp, id, recordCount });
+      ids[i] = id;
+      items.push(p);
     }
     // One request is one unit: the Sequencer checks all of it before it changes anything.
     const actions = this.seq.submitAll(items, Date.now());
     if (this.state) {
       for (let i = 0; i < items.length; i++) {
-        const it = items[i];
-        const p = this.pending.get(it.id)!;
+        const p = items[i];
         // Journalled at acceptance (not only at the first send): after a restart the queued ones keep
         // their place ahead of the client's re-sends of later batches.
-        this.state.append({ type: 'accepted', batch: { id: it.id, tp: it.tp, recordCount: it.recordCount, version, timeoutMs, dedupKey: p.dedupKey, bytes: p.batch } });
+        this.state.append({ type: 'accepted', batch: { id: p.id, tp: p.tp, recordCount: p.recordCount, version, timeoutMs, dedupKey: p.dedupKey, bytes: p.batch } });
       }
     }
     this.run(actions);
@@ -245,7 +245,8 @@ export class Upgrader {
   private run(actions: SequencerAction[]): void {
     if (actions.length === 0) return;
     const now = Date.now();
-    const batch: Pending[] = [];
+    /** This turn's sends (most turns, the answers', have none). */
+    let batch: Pending[] | undefined;
     for (let i = 0; i < actions.length; i++) {
       const a = actions[i];
       switch (a.type) {
@@ -259,7 +260,7 @@ export class Upgrader {
           // written by the broker and then reused for other records after a restart.
           this.state?.append({ type: 'stamped', id: a.id, stamp: { producerId: a.producerId, epoch: a.epoch, baseSequence: a.baseSequence } });
           if (!a.restamped) this.metrics.upgradedBatches.inc({ topic: p.tp.topic });
-          batch.push(p);
+          (batch ??= []).push(p);
           break;
         }
         case 'resend': {
@@ -274,7 +275,7 @@ export class Upgrader {
               held?.drop();
             }, a.notBefore - now);
             t.unref();
-          } else batch.push(p);
+          } else (batch ??= []).push(p);
           break;
         }
         case 'resolve':
@@ -308,25 +309,26 @@ export class Upgrader {
           break;
       }
     }
-    if (batch.length === 0) return;
+    if (!batch) return;
+    const sends = batch;
     // Group commit: every stamp of this turn is written and fdatasync'ed once, then all go out.
     // Everything passes through durable() so that per-partition send order stays action order.
     if (this.state) {
-      const held = batch.map(holdBytes); // it may finish (deadline) while the journal syncs
+      const held = sends.map(holdBytes); // it may finish (deadline) while the journal syncs
       const done = (): void => {
         for (const l of held) l?.drop();
       };
       void this.state.durable().then(
         () => {
-          this.dispatch(batch);
+          this.dispatch(sends);
           done();
         },
         () => {
-          this.notSent(batch);
+          this.notSent(sends);
           done();
         },
       );
-    } else this.dispatch(batch);
+    } else this.dispatch(sends);
   }
 
   /**
