@@ -88,7 +88,10 @@ export class ModelCluster implements HookContext {
 
   send(to: number | 'any', req: OwnRequest): void {
     this.exchange(to, req).then(
-      (r) => req.answered(r.version, r.payload, 0),
+      (r) => {
+        req.answered(r.version, r.payload, 0);
+        r.payload.fill(0xee); // lent, as a read buffer is (broker-client.ts): bytes kept past the call read as garbage
+      },
       (err: Error) => req.failed(err),
     );
   }

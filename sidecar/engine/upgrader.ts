@@ -520,10 +520,14 @@ export class Upgrader {
       for (;;) {
         if (this.closed) return;
         try {
-          const r = await ask(this.ctx, 'any', ApiKey.InitProducerId, this.config().requestTimeoutMs, (w, v) =>
-            encodeInitProducerIdRequest(w, { transactionalId: null, transactionTimeoutMs: 60_000, producerId: -1n, producerEpoch: -1, enable2Pc: false, keepPreparedTxn: false }, v),
+          const resp = await ask(
+            this.ctx,
+            'any',
+            ApiKey.InitProducerId,
+            this.config().requestTimeoutMs,
+            (w, v) => encodeInitProducerIdRequest(w, { transactionalId: null, transactionTimeoutMs: 60_000, producerId: -1n, producerEpoch: -1, enable2Pc: false, keepPreparedTxn: false }, v),
+            decodeInitProducerIdResponse,
           );
-          const resp = decodeInitProducerIdResponse(r.body, r.version);
           if (resp.errorCode !== ErrorCode.NONE) throw new Error(`InitProducerId failed with ${errorLabel(resp.errorCode)}`);
           this.lastAllocation = Date.now();
           this.metrics.producerIdsAllocated.inc();
@@ -690,9 +694,21 @@ function decodedEntry(resp: ProduceResponse, e: number): PartitionProduceRespons
   throw new Error(`no partition entry ${e} in the decoded answer`);
 }
 
-/** One request as a promise of its answer (InitProducerId: rare; the Produce sends are UpstreamProduce). */
-function ask(ctx: HookContext, to: number | 'any', apiKey: number, timeoutMs: number, encode: (w: Writer, version: number) => void): Promise<{ version: number; body: Reader }> {
+/** One request as a promise of its decoded answer (InitProducerId: rare; the Produce sends are UpstreamProduce). Decoded in the call: the answer's bytes are lent. */
+function ask<T>(ctx: HookContext, to: number | 'any', apiKey: number, timeoutMs: number, encode: (w: Writer, version: number) => void, decode: (r: Reader, version: number) => T): Promise<T> {
   return new Promise((resolve, reject) =>
-    ctx.send(to, { apiKey, timeoutMs, encode, answered: (version, payload, bodyAt) => resolve({ version, body: new Reader(payload, bodyAt) }), failed: reject }),
+    ctx.send(to, {
+      apiKey,
+      timeoutMs,
+      encode,
+      answered: (version, payload, bodyAt) => {
+        try {
+          resolve(decode(new Reader(payload, bodyAt), version));
+        } catch (err) {
+          reject(err as Error);
+        }
+      },
+      failed: reject,
+    }),
   );
 }

@@ -8,7 +8,7 @@ import type { Logger } from '../log/log.js';
 import { Reader } from '../codec/reader.js';
 import { Writer } from '../codec/writer.js';
 import { requestHeaderVersion, responseHeaderVersion } from '../codec/api.js';
-import { FrameSplitter } from './frames.js';
+import { FrameReader } from './frames.js';
 import { responseBodyOffset, writeRequestHeader } from './headers.js';
 import { connectUpstream, type TlsMaterial } from './upstream-socket.js';
 import { SocketReads } from './socket-reads.js';
@@ -142,8 +142,20 @@ export class BrokerClient {
     if (this.closed) return Promise.reject(new UpstreamError('client closed', 'connection'));
     if (this.socket && !this.socket.destroyed) return Promise.resolve(this.socket);
     if (!this.connecting) {
-      const frames = new FrameSplitter(this.opts.maxFrameBytes, true);
       let current: net.Socket | undefined;
+      // Each answer is handled as it is read, from the read buffer (lent: no copy per answer).
+      const frames = new FrameReader(
+        this.opts.maxFrameBytes,
+        {
+          begin: () => 'whole',
+          frame: (payload) => {
+            // An answer's handler may have dropped this connection (the rest is not for anyone now).
+            if (!current!.destroyed) this.onResponse(payload);
+          },
+          piece: () => undefined,
+        },
+        true,
+      );
       const reads = new SocketReads((bytes) => this.onBytes(current!, frames, bytes));
       this.connecting = connectUpstream(this.host, this.port, this.opts.tls, reads.onread, this.opts.connectTimeoutMs ?? 10_000)
         .then(async (socket) => {
@@ -166,19 +178,12 @@ export class BrokerClient {
     return this.connecting;
   }
 
-  /** A read's bytes (lent: the splitter copies every frame it returns). */
-  private onBytes(socket: net.Socket, frames: FrameSplitter, bytes: Buffer): void {
-    let list: Buffer[];
+  /** A read's bytes (lent): its answers are handled before it returns. */
+  private onBytes(socket: net.Socket, frames: FrameReader, bytes: Buffer): void {
     try {
-      list = frames.push(bytes);
+      frames.push(bytes);
     } catch (err) {
       this.fail(new UpstreamError(`bad frame from broker: ${(err as Error).message}`, 'connection'), socket);
-      return;
-    }
-    for (const payload of list) {
-      // An answer's handler may have dropped this connection (the rest is not for anyone now).
-      if (socket.destroyed) return;
-      this.onResponse(payload);
     }
   }
 
@@ -246,7 +251,7 @@ function asked(apiKey: number, encode: (w: Writer) => void, timeoutMs: number, r
     apiKey,
     timeoutMs,
     encode: (w) => encode(w),
-    answered: (_version, payload, bodyAt) => resolve(new Reader(payload, bodyAt)),
+    answered: (_version, payload, bodyAt) => resolve(new Reader(Buffer.from(payload), bodyAt)), // (lent: read later)
     failed: reject,
   };
 }

@@ -1,6 +1,35 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { FrameError, FrameReader, FrameSplitter, PEEK_BYTES, frame, framed, ownFrame } from './frames.js';
+import { FrameError, FrameReader, PEEK_BYTES, frame, framed, ownFrame } from './frames.js';
+
+/** FrameReader for whole frames: push returns the frames a chunk completes, each its own. */
+class FrameSplitter {
+  private out: Buffer[] = [];
+  private readonly reader: FrameReader;
+
+  constructor(maxFrameBytes: number, lent = false) {
+    this.reader = new FrameReader(
+      maxFrameBytes,
+      {
+        begin: () => 'whole',
+        frame: (payload, lent) => void this.out.push(ownFrame(payload, lent)),
+        piece: () => undefined,
+      },
+      lent,
+    );
+  }
+
+  get pendingBytes(): number {
+    return this.reader.pendingBytes;
+  }
+
+  push(chunk: Buffer): Buffer[] {
+    this.out = [];
+    this.reader.push(chunk);
+    return this.out;
+  }
+}
+
 
 describe('FrameSplitter', () => {
   it('returns whole frames from one chunk as views', () => {

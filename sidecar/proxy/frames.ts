@@ -247,34 +247,6 @@ export function ownFrame(payload: Buffer, lent: boolean): Buffer {
   return buf.subarray(4);
 }
 
-/** Whole frames only (the sidecar's own broker connections, tests): push returns the frames a chunk completes, each its own. */
-export class FrameSplitter {
-  private out: Buffer[] = [];
-  private readonly reader: FrameReader;
-
-  constructor(maxFrameBytes: number, lent = false) {
-    this.reader = new FrameReader(
-      maxFrameBytes,
-      {
-        begin: () => 'whole',
-        frame: (payload, lent) => void this.out.push(ownFrame(payload, lent)),
-        piece: () => undefined,
-      },
-      lent,
-    );
-  }
-
-  get pendingBytes(): number {
-    return this.reader.pendingBytes;
-  }
-
-  push(chunk: Buffer): Buffer[] {
-    this.out = [];
-    this.reader.push(chunk);
-    return this.out;
-  }
-}
-
 /**
  * The frame (size prefix + payload) as one buffer without a copy, when the 4 bytes before the
  * payload in its memory already hold its size: always so for payloads FrameReader delivered whole

@@ -99,7 +99,7 @@ export interface OwnRequest {
    * buffers, which must not change until the request is answered or has failed.
    */
   sizeHint?: number;
-  /** The broker's answer: its body starts at `bodyAt` in `payload` (which the callee may keep), at `version`. */
+  /** The broker's answer at `version`: its body starts at `bodyAt` in `payload`, lent (valid during the call only: a view of a read buffer). */
   answered(version: number, payload: Buffer, bodyAt: number): void;
   /** No answer: an UpstreamError (connection lost, or no answer by the deadline: the outcome is unknown), or it could not be sent. */
   failed(err: Error): void;
