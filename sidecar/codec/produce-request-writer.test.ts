@@ -91,3 +91,79 @@ describe('the hand-written Produce request writer', () => {
     expect(() => produceHead(new Writer(16), 14, -1, 0, 0)).toThrow(/outside the supported range/);
   });
 });
+
+// Client requests encoded into one buffer and decoded as views (as the sidecar holds them); the
+// upgrader's request written from those views joins neighbouring chunks (Writer.joinLast): the
+// bytes must still be the generated encoder's.
+describe('written from views into client frames (as the upgrader holds batches)', () => {
+  test('same bytes as the generated encoder, v3-13, client v3-13, subsets and reorders', () => {
+    const rnd = random(11);
+    const int = (m: number) => Math.floor(rnd() * m);
+    const names = ['orders', 'é-ü', 'x'.repeat(130), 'a'];
+    let joined = 0;
+    for (let iter = 0; iter < 400; iter++) {
+      const cv = 3 + int(11);
+      const client = createProduceRequest();
+      client.acks = -1;
+      client.timeoutMs = 30000;
+      const used = new Set<string>();
+      for (let t = 1 + int(3); t > 0; t--) {
+        const name = names[int(names.length)];
+        if (used.has(name)) continue;
+        used.add(name);
+        const td = createTopicProduceData();
+        td.name = name;
+        td.topicId = Buffer.from(Array.from({ length: 16 }, () => int(256)));
+        for (let p = 1 + int(4); p > 0; p--) {
+          const pd = createPartitionProduceData();
+          pd.index = int(300);
+          pd.records = Buffer.alloc([1024, 1100, 3000, 200][int(4)], int(256));
+          td.partitionData.push(pd);
+        }
+        client.topicData.push(td);
+      }
+      const cw = new Writer(64);
+      encodeProduceRequest(cw, client, cv);
+      const frame = Buffer.from(cw.toBuffer());
+      const decoded = decodeProduceRequest(new Reader(frame), cv);
+      // the upgrader's request: a subset, sometimes reordered
+      const items: Array<{ topic: string; id: Buffer; index: number; records: Buffer }> = [];
+      for (const td of decoded.topicData) for (const pd of td.partitionData) if (int(5) > 0) items.push({ topic: td.name || names[0], id: td.topicId, index: pd.index, records: pd.records! });
+      if (items.length === 0) continue;
+      if (int(4) === 0) items.reverse();
+      for (let v = 3; v <= 13; v++) {
+        const topics = [...new Set(items.map((i) => i.topic))];
+        const w = new Writer(64);
+        w.keepLarge(1024);
+        produceHead(w, v, -1, 30000, topics.length);
+        const ref = createProduceRequest();
+        ref.acks = -1;
+        ref.timeoutMs = 30000;
+        for (const t of topics) {
+          const mine = items.filter((i) => i.topic === t);
+          produceTopic(w, v, t, mine[0].id, mine.length);
+          const td = createTopicProduceData();
+          td.name = t;
+          td.topicId = mine[0].id;
+          for (const i of mine) {
+            producePartition(w, v, i.index, i.records);
+            const pd = createPartitionProduceData();
+            pd.index = i.index;
+            pd.records = i.records;
+            td.partitionData.push(pd);
+          }
+          produceTopicEnd(w, v);
+          ref.topicData.push(td);
+        }
+        produceEnd(w, v);
+        const chunks = w.toChunks();
+        if (chunks.length < items.length * 2 + 1) joined++;
+        const rw = new Writer(64);
+        encodeProduceRequest(rw, ref, v);
+        expect(Buffer.concat(chunks).equals(rw.toBuffer()), `iter ${iter} v${v} cv${cv}`).toBe(true);
+        expect(w.length).toBe(rw.toBuffer().length);
+      }
+    }
+    expect(joined).toBeGreaterThan(0);
+  });
+});

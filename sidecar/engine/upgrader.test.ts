@@ -124,3 +124,51 @@ describe('a batch held undecided after its client was answered', () => {
     await waitFor('the held batch finished', () => engine.stats().pendingBytes === 0, 30_000, 20);
   });
 });
+
+// A send in flight keeps its batch's pooled bytes while the batch is answered early (ownBytes) and
+// its client request is let go; the pool gets the memory back only after the send ends.
+describe('pooled bytes of a send in flight', () => {
+  it('stay intact while the batch is answered early and its request let go; go back after the send ends', async () => {
+    expect(process.env.IDEMPO_TEST_ONLY_POISON_READS).toBe('1');
+    const model = new ModelCluster([{ name: 'orders', partitions: 2, id: Buffer.alloc(16, 1) }]);
+    const config = engineConfig({ mode: 'upgrade', deliveryTimeoutMs: 60_000, dedup: { strategy: 'exact', windowMs: 120_000, maxEntries: 1000 } });
+    const engine = new Engine({ ctx: model, metrics: model.metrics, log: model.log, config, policyName: 'p' });
+    engines.push(engine);
+    const hook = engine.hook();
+    const pool = new FramePool();
+    // What each Produce put on the wire by reference (as BrokerClient does), and a copy taken at the send.
+    const wire: Array<{ chunks: Array<Buffer | Uint8Array>; atSend: Buffer }> = [];
+    const send = model.send.bind(model);
+    model.send = (to, req) => {
+      if (req.apiKey === ApiKey.Produce) {
+        const w = new Writer(64);
+        w.keepLarge(1024);
+        req.encode(w, 9);
+        const chunks = w.toChunks();
+        wire.push({ chunks, atSend: Buffer.concat(chunks) });
+      }
+      send(to, req);
+    };
+    model.holdBroker = 1; // Produce sends to the leader stay in flight (InitProducerId goes to any)
+    const r = produceRequest([
+      ['orders', 0, plain('a'.repeat(6000))],
+      ['orders', 1, plain('b'.repeat(6000))],
+    ]);
+    r.timeoutMs = 400; // answered REQUEST_TIMED_OUT at ~360 ms, the batches go on
+    const call = pooledCall(produceCall(r), pool);
+    const outcome = model.run(call, hook.onProduce(call));
+    await waitFor('the first send', () => wire.length > 0, 30_000, 20);
+    expect(codes(await outcome)).toEqual([7, 7]);
+    call.lease.drop(); // the connection's hold: the sends in flight are the only holders left
+    // A last drop gives the memory back in a setImmediate (frame-pool.ts); ours runs after it.
+    await new Promise((res) => setImmediate(res));
+    expect(pool.idleBytes).toBe(0);
+    for (const x of wire) expect(Buffer.concat(x.chunks).equals(x.atSend)).toBe(true);
+    expect(call.lease.buf.length).toBeGreaterThan(0);
+    model.release();
+    await waitFor('finished', () => engine.stats().pendingBytes === 0, 30_000, 20);
+    await waitFor("the request's buffer back", () => pool.idleBytes > 0, 30_000, 20);
+    expect(model.written.get('orders/0')).toEqual({ idempotent: 1, plain: 0 });
+    expect(model.written.get('orders/1')).toEqual({ idempotent: 1, plain: 0 });
+  });
+});
