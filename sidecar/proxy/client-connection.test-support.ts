@@ -10,6 +10,11 @@ import { ClientConnection } from './connection.js';
 import { ListenerRegistry } from './listeners.js';
 import type { ProduceHook } from './produce-hook.js';
 import { buildRewriters } from './rewrite.js';
+import { ApiKey } from '../codec/api.js';
+import { Writer } from '../codec/writer.js';
+import { createPartitionProduceData, createProduceRequest, createTopicProduceData, encodeProduceRequest } from '../codec/generated/produce-request.js';
+import { encodeRecordBatch } from '../codec/records.js';
+import { writeRequestHeader } from './headers.js';
 
 export interface Through {
   client: net.Socket;
@@ -55,4 +60,24 @@ export async function connectThrough(o: { brokerPort: number; hook: ProduceHook;
       sidecar.close();
     },
   };
+}
+
+/** A whole Produce request frame (size prefix included) of one record to topic `t`, partition 0. */
+export function produceFrame(o: { value: string; acks: number; version: number; correlationId: number }): Buffer {
+  const req = createProduceRequest();
+  req.acks = o.acks;
+  req.timeoutMs = 30_000;
+  const td = createTopicProduceData();
+  td.name = 't';
+  const pd = createPartitionProduceData();
+  pd.records = encodeRecordBatch({ records: [{ value: o.value }] });
+  td.partitionData.push(pd);
+  req.topicData.push(td);
+  const w = new Writer(o.value.length + 256);
+  w.int32(0);
+  writeRequestHeader(w, ApiKey.Produce, o.version, o.correlationId, 'unit', 2);
+  encodeProduceRequest(w, req, o.version);
+  const b = Buffer.from(w.toBuffer());
+  b.writeInt32BE(b.length - 4, 0);
+  return b;
 }

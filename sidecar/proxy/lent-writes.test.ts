@@ -8,17 +8,12 @@ import net from 'node:net';
 import { once } from 'node:events';
 import pino from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { Writer } from '../codec/writer.js';
-import { ApiKey } from '../codec/api.js';
-import { createPartitionProduceData, createProduceRequest, createTopicProduceData, encodeProduceRequest } from '../codec/generated/produce-request.js';
-import { encodeRecordBatch } from '../codec/records.js';
 import { SidecarMetrics } from '../metrics/metrics.js';
 import type { Logger } from '../log/log.js';
 import { waitFor } from '../../test/support/poll.js';
-import { writeRequestHeader } from './headers.js';
 import type { ProduceHook } from './produce-hook.js';
 import { READ_BUFFER_BYTES } from './socket-reads.js';
-import { connectThrough } from './client-connection.test-support.js';
+import { connectThrough, produceFrame } from './client-connection.test-support.js';
 
 const closers: Array<() => void> = [];
 afterEach(() => {
@@ -27,24 +22,6 @@ afterEach(() => {
 });
 
 /** An acks=0 Produce v9 frame (size prefix included) with one record of `valueBytes`. */
-function produceFrame(valueBytes: number): Buffer {
-  const req = createProduceRequest();
-  req.acks = 0; // nothing answers it: its budget comes back at once
-  req.timeoutMs = 30_000;
-  const td = createTopicProduceData();
-  td.name = 't';
-  const pd = createPartitionProduceData();
-  pd.records = encodeRecordBatch({ records: [{ value: 'x'.repeat(valueBytes) }] });
-  td.partitionData.push(pd);
-  req.topicData.push(td);
-  const w = new Writer(valueBytes + 256);
-  w.int32(0);
-  writeRequestHeader(w, ApiKey.Produce, 9, 1, 'unit', 2);
-  encodeProduceRequest(w, req, 9);
-  const b = Buffer.from(w.toBuffer());
-  b.writeInt32BE(b.length - 4, 0);
-  return b;
-}
 
 describe('requests written from the lent read buffer', () => {
   it('behind bytes the upstream socket has not taken, small requests are copied: no 64 KiB read buffer left per read', async () => {
@@ -83,14 +60,15 @@ describe('requests written from the lent read buffer', () => {
 
     // Fill the kernel's buffers towards the broker until the sidecar's upstream socket queues bytes
     // (below its 1 MiB high-water mark, so the client is still read).
-    const big = produceFrame(200_000);
+    // acks=0: nothing answers these, so their byte budget comes back at once.
+    const big = produceFrame({ value: 'x'.repeat(200_000), acks: 0, version: 9, correlationId: 1 });
     for (let i = 0; i < 500 && upstreamQueued() === 0; i++) await send(big);
     expect(upstreamQueued()).toBeGreaterThan(0);
     expect(upstreamQueued()).toBeLessThan(1 << 20);
 
     // Now small requests, one read each: count the read buffers the client's reads take meanwhile.
     const alloc = vi.spyOn(Buffer, 'allocUnsafe');
-    const small = produceFrame(100);
+    const small = produceFrame({ value: 'x'.repeat(100), acks: 0, version: 9, correlationId: 1 });
     const n = 300;
     for (let i = 0; i < n; i++) await send(small);
     const readBuffers = alloc.mock.calls.filter(([size]) => size === READ_BUFFER_BYTES).length;

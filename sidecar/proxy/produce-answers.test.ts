@@ -6,17 +6,14 @@ import { once } from 'node:events';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Writer } from '../codec/writer.js';
-import { ApiKey } from '../codec/api.js';
 import { createPartitionProduceResponse, createProduceResponse, createTopicProduceResponse, encodeProduceResponse } from '../codec/generated/produce-response.js';
-import { createPartitionProduceData, createProduceRequest, createTopicProduceData, encodeProduceRequest } from '../codec/generated/produce-request.js';
-import { encodeRecordBatch } from '../codec/records.js';
 import { SidecarMetrics } from '../metrics/metrics.js';
 import type { Logger } from '../log/log.js';
 import { sumMetric } from '../../test/support/prom-text.js';
 import { waitFor } from '../../test/support/poll.js';
-import { writeRequestHeader, writeResponseHeader } from './headers.js';
+import { writeResponseHeader } from './headers.js';
 import { passThroughHook } from './produce-hook.js';
-import { connectThrough } from './client-connection.test-support.js';
+import { connectThrough, produceFrame } from './client-connection.test-support.js';
 
 const VERSION = 10; // the first with node endpoints: every answer is read
 
@@ -44,21 +41,6 @@ function framed(write: (w: Writer) => void): Buffer {
   return b;
 }
 
-function produceRequest(correlationId: number): Buffer {
-  const req = createProduceRequest();
-  req.acks = -1;
-  req.timeoutMs = 30_000;
-  const td = createTopicProduceData();
-  td.name = 't';
-  const pd = createPartitionProduceData();
-  pd.records = encodeRecordBatch({ records: [{ value: 'v' }] });
-  td.partitionData.push(pd);
-  req.topicData.push(td);
-  return framed((w) => {
-    writeRequestHeader(w, ApiKey.Produce, VERSION, correlationId, 'unit', 2);
-    encodeProduceRequest(w, req, VERSION);
-  });
-}
 
 const closers: Array<() => void> = [];
 afterEach(() => {
@@ -101,7 +83,7 @@ async function setUp(body: Buffer): Promise<{ client: net.Socket; received: Buff
 describe('Produce answers through a client connection', () => {
   it('a valid answer goes back byte for byte', async () => {
     const { client, received } = await setUp(answerBody(false));
-    client.write(produceRequest(7));
+    client.write(produceFrame({ value: 'v', acks: -1, version: VERSION, correlationId: 7 }));
     const want = framed((w) => {
       writeResponseHeader(w, 7, 1);
       w.raw(answerBody(false));
@@ -113,7 +95,7 @@ describe('Produce answers through a client connection', () => {
   it('a malformed answer closes the client connection with a log line and a metric', async () => {
     const { client, received, metrics, lines } = await setUp(answerBody(true));
     const closed = once(client, 'close');
-    client.write(produceRequest(8));
+    client.write(produceFrame({ value: 'v', acks: -1, version: VERSION, correlationId: 8 }));
     await closed;
     expect(Buffer.concat(received).length).toBe(0); // nothing of the broken answer reaches the client
     expect(lines.some((l) => /cannot decode the broker's answer/.test(String(l.msg)) && l.api === 'Produce')).toBe(true);

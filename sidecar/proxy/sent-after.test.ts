@@ -5,40 +5,17 @@ import net from 'node:net';
 import { once } from 'node:events';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Writer } from '../codec/writer.js';
-import { ApiKey } from '../codec/api.js';
-import { createPartitionProduceData, createProduceRequest, createTopicProduceData, encodeProduceRequest } from '../codec/generated/produce-request.js';
-import { encodeRecordBatch } from '../codec/records.js';
 import { SidecarMetrics } from '../metrics/metrics.js';
 import type { Logger } from '../log/log.js';
 import { waitFor } from '../../test/support/poll.js';
-import { writeRequestHeader } from './headers.js';
 import type { ProduceCall, ProduceHook } from './produce-hook.js';
-import { connectThrough } from './client-connection.test-support.js';
+import { connectThrough, produceFrame } from './client-connection.test-support.js';
 
 const closers: Array<() => void> = [];
 afterEach(() => {
   while (closers.length > 0) closers.pop()!();
 });
 
-function produceFrame(): Buffer {
-  const req = createProduceRequest();
-  req.acks = -1;
-  req.timeoutMs = 30_000;
-  const td = createTopicProduceData();
-  td.name = 't';
-  const pd = createPartitionProduceData();
-  pd.records = encodeRecordBatch({ records: [{ value: 'x'.repeat(2000) }] });
-  td.partitionData.push(pd);
-  req.topicData.push(td);
-  const w = new Writer(4096);
-  w.int32(0);
-  writeRequestHeader(w, ApiKey.Produce, 9, 1, 'unit', 2);
-  encodeProduceRequest(w, req, 9);
-  const b = Buffer.from(w.toBuffer());
-  b.writeInt32BE(b.length - 4, 0);
-  return b;
-}
 
 describe('ProduceCall.sentAfter', () => {
   it('a request split over two reads counts from the read of its first bytes', async () => {
@@ -59,7 +36,7 @@ describe('ProduceCall.sentAfter', () => {
       close();
       broker.close();
     });
-    const frame = produceFrame();
+    const frame = produceFrame({ value: 'x'.repeat(2000), acks: -1, version: 9, correlationId: 1 });
     client.write(frame.subarray(0, 100));
     // The connection read the first bytes (it notes each read's time), and the clock moved on since.
     const firstRead = (): number => (conns[0] as unknown as { chunkSentAfter: number } | undefined)?.chunkSentAfter ?? 0;
