@@ -7,14 +7,14 @@
 import type { Logger } from '../log/log.js';
 import { ErrorCode, errorName } from '../codec/errors.js';
 import { SessionTable } from '../idempotence/session-table.js';
-import { DedupCache, type DedupKey, type DedupTicket } from '../idempotence/dedup.js';
+import { DedupCache, type DedupHit, type DedupKey, type DedupTicket } from '../idempotence/dedup.js';
 import { Claim, type Waiter } from '../idempotence/claim.js';
 import { contentFingerprint, exactFingerprint, headerFingerprint, type DecodeLimits } from '../idempotence/fingerprint.js';
 import { UNKNOWN_TOPIC_LABEL, type SidecarMetrics } from '../metrics/metrics.js';
 import type { LiveConfig, SidecarConfig } from '../config/load.js';
 import type { HookContext, ProduceCall, ProduceDecision, ProduceHook } from '../proxy/produce-hook.js';
-import { FIRST_V2_PRODUCE, partsOf, topicMatcher, type PartBatch, type PartResult } from './batches.js';
-import { Plan } from './plan.js';
+import { FIRST_V2_PRODUCE, partsOf, topicMatcher, type PartBatch, type PartResult, type ResultsByPos } from './batches.js';
+import { Plan, type SettledListener, type WrittenListener } from './plan.js';
 import { RateLimitedLog } from './rate-limited-log.js';
 import { Upgrader, type Submission } from './upgrader.js';
 import { RefusalGate } from './refusal-gate.js';
@@ -361,10 +361,6 @@ export class Engine {
   private upgrade(plan: Plan, parts: PartBatch[], now: number): void {
     const call = plan.call;
     const upgrader = this.upgraderNow();
-    /** The parts that go to the Upgrader, each with its claim and, with dedup, its key and ticket. */
-    const fresh: Upgraded[] = [];
-    const group = this.nextRetryGroup++;
-    const limit = this.deps.config.limits.maxPendingBytes;
     const timeoutMs = call.request.timeoutMs;
     // The client's timer for this request started when it sent it, maybe before the sidecar could
     // read it (its connection paused): its waiting and our answer deadline count from then.
@@ -372,91 +368,111 @@ export class Engine {
     const answerMs = answerDeadline(timeoutMs, now - sentAfter);
     // acks=0: the client hears nothing, so it never retries: every send of it is a new write.
     const answered = call.request.acks !== 0;
+    const exact = this.live.dedup.strategy === 'exact';
+    /** The parts that go to the Upgrader (req.parts), each with its claim and, with dedup, its key and ticket. */
+    const req = new UpgradeRequest(this.upgradeEvents, plan, this.nextRetryGroup++, answered);
     const retryMatches = answered ? this.retryMatches(parts, now) : NO_MATCHES;
+    // A usual part takes only this loop's own lines; copies and refusals are handled out of line
+    // (smaller hot code for the JIT to compile).
     for (let i = 0; i < parts.length; i++) {
       const b = parts[i];
       const key = this.dedupKey(b);
-      if (key && this.dedup && answered) {
-        const hit = this.dedup.lookup(key, now);
+      const dedup = key ? this.dedup : undefined;
+      if (dedup && answered) {
+        const hit = dedup.lookup(key!, now);
         if (hit.kind !== 'miss') {
-          // The same bytes as an original whose client may be retrying it (claim.ts): answered
-          // with the original's result, or attached to it while it is undecided.
-          this.deps.log.debug({ topic: b.topic, partition: b.partition, state: hit.kind }, 'client retry answered with the original result');
-          plan.answer(b, this.copy(plan, b, hit.claim, hit.kind === 'done' ? Promise.resolve(hit.result) : this.attach(hit.ticket, answerMs), sentAfter, timeoutMs));
+          this.answerCopy(plan, b, hit, answerMs, sentAfter);
           continue;
         }
       }
-      const retry = retryMatches.size === 0 ? undefined : retryMatches.get(b.pos);
-      if (retry) {
-        // The client's retry of an original it may not know the outcome of, re-encoded with a new timestamp.
-        const { orig } = retry;
-        this.deps.log.debug({ topic: b.topic, partition: b.partition, state: orig.state, role: orig.role }, 'client retry (same records, new timestamp) of an original told to retry: attached to it');
-        const answer = orig.state === 'done' ? Promise.resolve(orig.result) : this.attachFinal(orig.final, orig.batchId, answerMs);
-        plan.answer(b, this.copy(plan, b, orig.claim, answer, sentAfter, timeoutMs));
-        continue;
-      }
-      if (!this.gate.admit(call.connectionId, b.topic, b.partition, b.records!, now)) {
-        // An earlier batch of this partition on this connection was refused by the sidecar and has
-        // not come back yet: this one would be written ahead of it (refusal-gate.ts).
-        plan.answer(b, { errorCode: ErrorCode.REQUEST_TIMED_OUT, baseOffset: -1n, logAppendTimeMs: -1n, errorMessage: call.version >= 8 ? 'idempo: an earlier batch of this partition was refused by the sidecar and must be retried first; retry' : null });
-        this.deps.log.debug({ conn: call.connectionId, topic: b.topic, partition: b.partition }, 'batch behind a refused one on its connection: refused until that one is retried');
-        continue;
-      }
-      const size = b.records!.length;
-      if (size > limit) {
-        // It could never fit, however far the pending batches drain: REQUEST_TIMED_OUT would have
-        // the client retry it for ever. The broker's answer for a batch it will not take instead
-        // (the Java producer splits the batch and sends the halves).
-        plan.answer(b, { errorCode: ErrorCode.MESSAGE_TOO_LARGE, baseOffset: -1n, logAppendTimeMs: -1n, errorMessage: call.version >= 8 ? `idempo: a batch of ${size} bytes is larger than the sidecar's --max-pending-bytes ${limit}` : null });
-        this.deps.metrics.limitReached.inc({ limit: 'pending_bytes' });
-        this.deps.metrics.produceBatches.inc({ topic: b.topic, outcome: 'failed' });
-        this.limitLog.note(now, () => this.deps.log.warn({ topic: b.topic, partition: b.partition, bytes: size, limit }, 'batch larger than --max-pending-bytes: answered MESSAGE_TOO_LARGE'));
-        continue;
-      }
-      if (this.pendingBytes + size > limit) {
-        // Backpressure: the client retries (a retriable error), nothing was sent.
-        plan.answer(b, { errorCode: ErrorCode.REQUEST_TIMED_OUT, baseOffset: -1n, logAppendTimeMs: -1n, errorMessage: call.version >= 8 ? 'idempo: sidecar pending-batch memory limit reached (--max-pending-bytes); retry' : null });
-        this.deps.metrics.limitReached.inc({ limit: 'pending_bytes' });
-        this.limitLog.note(now, () => this.deps.log.warn({ pendingBytes: this.pendingBytes, limit }, 'pending batches at their byte limit: answering REQUEST_TIMED_OUT (retriable) until they drain'));
-        this.closeGate(call, b, now);
-        continue;
-      }
+      if (retryMatches.size > 0 && this.answerRetry(plan, b, retryMatches, answerMs, sentAfter)) continue;
+      if (!this.admits(plan, b, now)) continue;
       // The client-cannot-know rule (claim.ts) is `exact`'s; `content`/`header` match every copy.
-      const c = !answered ? { claim: Claim.unanswered(), waiter: null } : this.live.dedup.strategy === 'exact' ? Claim.arrived(sentAfter, timeoutMs) : { claim: Claim.everyCopy(), waiter: null };
-      const dedupKey = key && this.dedup ? key : null;
-      const ticket = dedupKey ? this.dedup!.begin(dedupKey, now, c.claim) : undefined;
-      fresh.push(new Upgraded(this.upgradeEvents, b, plan, c.claim, c.waiter, dedupKey, this.dedup, ticket, group, answered));
+      let claim: Claim;
+      let waiter: Waiter | null = null;
+      if (!answered) claim = Claim.unanswered();
+      else if (exact) {
+        const c = Claim.arrived(sentAfter, timeoutMs);
+        claim = c.claim;
+        waiter = c.waiter;
+      } else claim = Claim.everyCopy();
+      const ticket = dedup ? dedup.begin(key!, now, claim) : undefined;
+      req.parts.push(new Upgraded(req, b, claim, waiter, dedup ? key! : null, dedup, ticket));
     }
+    const fresh = req.parts;
     if (fresh.length === 0) return;
     for (let i = 0; i < fresh.length; i++) {
       const u = fresh[i];
       plan.answerLater(u.b);
-      if (u.waiter) {
-        this.watch(plan, u.b, u.claim, u.waiter, (written) => {
-          // Its connection closed before the answer: the client may retry on a new one, re-encoded.
-          if (!written) this.indexRetry(u.b, u.final(), u.batchId, group, u.claim);
-          // Its success reached the client in time: the entry matches nothing any more (claim.ts);
-          // dropped now rather than by the next sweep (see dropKnown).
-          else if (u.ticket !== undefined) u.cache!.dropKnown(u.ticket);
-        });
-      }
       if (u.ticket !== undefined) this.dedupWaiters.set(u.ticket, u);
     }
+    // `exact` with an answer: each part has a waiter, whose claim learns how the answer went (upgradeEvents.written).
+    if (answered && exact) plan.onWritten(req);
     // The batches are views into the request's pooled memory: the upgrader holds it until each is finished.
-    const ids = upgrader.submit(fresh, call.version, call.request.timeoutMs, answered ? { ms: answerMs, result: notDecidedInTime } : undefined, call.lease);
+    const ids = upgrader.submit(fresh, call.version, timeoutMs, answered ? { ms: answerMs, result: notDecidedInTime } : undefined, call.lease);
     for (let i = 0; i < fresh.length; i++) fresh[i].batchId = ids[i];
-    if (fresh.length > 1 && call.request.acks !== 0 && this.live.dedup.strategy === 'exact') {
-      // When one part of the request is answered "retry", clients such as kafkajs re-send the
-      // whole request re-encoded: its parts answered success are indexed for that retry too.
-      plan.whenSettled((results) => {
-        if (!fresh.some((u) => isRetry(results.get(u.b.pos)!))) return;
-        for (const { b } of fresh) {
-          const r = results.get(b.pos)!;
-          if (r.errorCode !== ErrorCode.NONE || !b.records) continue;
-          this.retries.addSibling(b.topic, b.partition, contentFingerprint(b.records, { maxDecompressedBytes: this.deps.config.limits.maxDecompressBytes }).fingerprint, r, group);
-        }
-      });
+    // When one part of the request is answered "retry", clients such as kafkajs re-send the whole
+    // request re-encoded: its parts answered success are indexed for that retry too (upgradeEvents.settled).
+    if (fresh.length > 1 && answered && exact) plan.whenSettled(req);
+  }
+
+  /**
+   * The same bytes as an original whose client may be retrying it (claim.ts): answered with the
+   * original's result, or attached to it while it is undecided.
+   */
+  private answerCopy(plan: Plan, b: PartBatch, hit: DedupHit<PartResult>, answerMs: number, sentAfter: number): void {
+    this.deps.log.debug({ topic: b.topic, partition: b.partition, state: hit.kind }, 'client retry answered with the original result');
+    const answer = hit.kind === 'done' ? Promise.resolve(hit.result) : this.attach(hit.ticket, answerMs);
+    plan.answer(b, this.copy(plan, b, hit.claim, answer, sentAfter, plan.call.request.timeoutMs));
+  }
+
+  /** Whether the part is the client's retry of an original it may not know the outcome of, re-encoded with a new timestamp; then attached to it. */
+  private answerRetry(plan: Plan, b: PartBatch, matches: ReadonlyMap<number, { orig: RetryEntry }>, answerMs: number, sentAfter: number): boolean {
+    const retry = matches.get(b.pos);
+    if (!retry) return false;
+    const { orig } = retry;
+    this.deps.log.debug({ topic: b.topic, partition: b.partition, state: orig.state, role: orig.role }, 'client retry (same records, new timestamp) of an original told to retry: attached to it');
+    const answer = orig.state === 'done' ? Promise.resolve(orig.result) : this.attachFinal(orig.final, orig.batchId, answerMs);
+    plan.answer(b, this.copy(plan, b, orig.claim, answer, sentAfter, plan.call.request.timeoutMs));
+    return true;
+  }
+
+  /** Whether the part may go to the Upgrader now; if not, it is answered here (refuse). */
+  private admits(plan: Plan, b: PartBatch, now: number): boolean {
+    // An earlier batch of this partition on this connection was refused by the sidecar and has
+    // not come back yet: this one would be written ahead of it (refusal-gate.ts).
+    if (!this.gate.admit(plan.call.connectionId, b.topic, b.partition, b.records!, now)) return this.refuseUpgrade(plan, b, 'gate', now);
+    const size = b.records!.length;
+    const limit = this.deps.config.limits.maxPendingBytes;
+    if (size > limit) return this.refuseUpgrade(plan, b, 'too_large', now);
+    if (this.pendingBytes + size > limit) return this.refuseUpgrade(plan, b, 'pending_full', now);
+    return true;
+  }
+
+  /** A part admits() turned away, answered; returns false. */
+  private refuseUpgrade(plan: Plan, b: PartBatch, why: 'gate' | 'too_large' | 'pending_full', now: number): false {
+    const call = plan.call;
+    const limit = this.deps.config.limits.maxPendingBytes;
+    if (why === 'gate') {
+      plan.answer(b, { errorCode: ErrorCode.REQUEST_TIMED_OUT, baseOffset: -1n, logAppendTimeMs: -1n, errorMessage: call.version >= 8 ? 'idempo: an earlier batch of this partition was refused by the sidecar and must be retried first; retry' : null });
+      this.deps.log.debug({ conn: call.connectionId, topic: b.topic, partition: b.partition }, 'batch behind a refused one on its connection: refused until that one is retried');
+    } else if (why === 'too_large') {
+      // It could never fit, however far the pending batches drain: REQUEST_TIMED_OUT would have
+      // the client retry it for ever. The broker's answer for a batch it will not take instead
+      // (the Java producer splits the batch and sends the halves).
+      const size = b.records!.length;
+      plan.answer(b, { errorCode: ErrorCode.MESSAGE_TOO_LARGE, baseOffset: -1n, logAppendTimeMs: -1n, errorMessage: call.version >= 8 ? `idempo: a batch of ${size} bytes is larger than the sidecar's --max-pending-bytes ${limit}` : null });
+      this.deps.metrics.limitReached.inc({ limit: 'pending_bytes' });
+      this.deps.metrics.produceBatches.inc({ topic: b.topic, outcome: 'failed' });
+      this.limitLog.note(now, () => this.deps.log.warn({ topic: b.topic, partition: b.partition, bytes: size, limit }, 'batch larger than --max-pending-bytes: answered MESSAGE_TOO_LARGE'));
+    } else {
+      // Backpressure: the client retries (a retriable error), nothing was sent.
+      plan.answer(b, { errorCode: ErrorCode.REQUEST_TIMED_OUT, baseOffset: -1n, logAppendTimeMs: -1n, errorMessage: call.version >= 8 ? 'idempo: sidecar pending-batch memory limit reached (--max-pending-bytes); retry' : null });
+      this.deps.metrics.limitReached.inc({ limit: 'pending_bytes' });
+      this.limitLog.note(now, () => this.deps.log.warn({ pendingBytes: this.pendingBytes, limit }, 'pending batches at their byte limit: answering REQUEST_TIMED_OUT (retriable) until they drain'));
+      this.closeGate(call, b, now);
     }
+    return false;
   }
 
   /**
@@ -465,17 +481,42 @@ export class Engine {
    * REQUEST_TIMED_OUT (retriable) — the client then retries after OUR answer, and that retry is
    * recognised by content (retry-index.ts) even when the client re-encoded it with a new
    * timestamp, while the original goes on under its stamp. Its final result ends its dedup entry
-   * (see track).
+   * (see track). One object for every request (no closure per request or part).
    */
   private readonly upgradeEvents: UpgradeEvents = {
     answered: (u, r) => {
-      if (u.answers && isRetry(r)) this.indexRetry(u.b, u.final(), u.batchId, u.group, u.claim);
-      u.plan.decided(u.b, r);
+      const req = u.req;
+      if (req.answers && isRetry(r)) this.indexRetry(u.b, u.final(), u.batchId, req.group, u.claim);
+      req.plan.decided(u.b, r);
     },
     finished: (u, r) => {
       if (u.ticket === undefined) return;
       u.cache!.finish(u.ticket, keptForCopies(r) ? { ok: true, result: r } : { ok: false }, Date.now());
       if (this.dedupWaiters.get(u.ticket) === u) this.dedupWaiters.delete(u.ticket);
+    },
+    written: (req, written, results) => {
+      const now = Date.now();
+      const parts = req.parts;
+      for (let i = 0; i < parts.length; i++) {
+        const u = parts[i];
+        this.answerWritten(u.b, u.claim, u.waiter!, written, results, now);
+        // Its connection closed before the answer: the client may retry on a new one, re-encoded.
+        if (!written) this.indexRetry(u.b, u.final(), u.batchId, req.group, u.claim);
+        // Its success reached the client in time: the entry matches nothing any more (claim.ts);
+        // dropped now rather than by the next sweep (see dropKnown).
+        else if (u.ticket !== undefined) u.cache!.dropKnown(u.ticket);
+      }
+    },
+    settled: (req, results) => {
+      const parts = req.parts;
+      let retried = false;
+      for (let i = 0; i < parts.length && !retried; i++) retried = isRetry(results.get(parts[i].b.pos)!);
+      if (!retried) return;
+      for (const { b } of parts) {
+        const r = results.get(b.pos)!;
+        if (r.errorCode !== ErrorCode.NONE || !b.records) continue;
+        this.retries.addSibling(b.topic, b.partition, contentFingerprint(b.records, { maxDecompressedBytes: this.deps.config.limits.maxDecompressBytes }).fingerprint, r, req.group);
+      }
     },
   };
 
@@ -512,23 +553,24 @@ export class Engine {
     });
   }
 
+  /** A copy's waiter: its claim learns how the copy's answer went (rare: a closure is fine). */
+  private watch(plan: Plan, b: PartBatch, claim: Claim, waiter: Waiter): void {
+    plan.onWritten({ written: (written, results) => this.answerWritten(b, claim, waiter, written, results, Date.now()) });
+  }
+
   /**
    * Tells `claim` how `waiter`'s answer went: written (a success or not) or dropped with its
    * connection. When a success thereby reached its client in time, --state-dir journals it, so
    * that after a restart no copy is matched to that original either.
    */
-  private watch(plan: Plan, b: PartBatch, claim: Claim, waiter: Waiter, then?: (written: boolean) => void): void {
-    plan.onWritten((written, results) => {
-      const result = results?.get(b.pos);
-      const before = claim.known;
-      claim.answered(waiter, written ? result?.errorCode === ErrorCode.NONE : undefined, Date.now());
-      if (!before && claim.known && result && result.baseOffset >= 0n && this.dedup) {
-        this.deps.state?.store.append({ type: 'known', tp: { topic: b.topic, partition: b.partition }, baseOffset: result.baseOffset });
-      }
-      then?.(written);
-    });
+  private answerWritten(b: PartBatch, claim: Claim, waiter: Waiter, written: boolean, results: ResultsByPos | undefined, now: number): void {
+    const result = results?.get(b.pos);
+    const before = claim.known;
+    claim.answered(waiter, written ? result?.errorCode === ErrorCode.NONE : undefined, now);
+    if (!before && claim.known && result && result.baseOffset >= 0n && this.dedup) {
+      this.deps.state?.store.append({ type: 'known', tp: { topic: b.topic, partition: b.partition }, baseOffset: result.baseOffset });
+    }
   }
-
 
   /** A copy attached to an undecided original: its final result, or REQUEST_TIMED_OUT again at the copy's deadline. */
   private attachFinal(final: Promise<PartResult>, batchId: number, deadlineMs: number): Promise<PartResult> {
@@ -742,10 +784,37 @@ interface DedupWaiter {
   readonly claim: Claim;
 }
 
-/** What the engine does when an upgraded original is answered and when it finishes (Engine.upgradeEvents). */
+/** What the engine does when an upgraded original is answered and finishes, and when its request's answer is settled and written (Engine.upgradeEvents). */
 interface UpgradeEvents {
   answered(u: Upgraded, r: PartResult): void;
   finished(u: Upgraded, r: PartResult): void;
+  written(req: UpgradeRequest, written: boolean, results: ResultsByPos | undefined): void;
+  settled(req: UpgradeRequest, results: ResultsByPos): void;
+}
+
+/**
+ * The upgraded parts of one request: its Plan's listener for the written answer and the settled
+ * results (one object per request: no closure per part).
+ */
+class UpgradeRequest implements WrittenListener, SettledListener {
+  readonly parts: Upgraded[] = [];
+
+  constructor(
+    readonly events: UpgradeEvents,
+    readonly plan: Plan,
+    /** Retry group of the request (retry-index.ts). */
+    readonly group: number,
+    /** Its client hears an answer (acks != 0), so a retriable one means a retry to recognise. */
+    readonly answers: boolean,
+  ) {}
+
+  written(written: boolean, results: ResultsByPos | undefined): void {
+    this.events.written(this, written, results);
+  }
+
+  settled(results: ResultsByPos): void {
+    this.events.settled(this, results);
+  }
 }
 
 /**
@@ -760,28 +829,24 @@ class Upgraded implements Submission, DedupWaiter {
   private waiting?: Array<(r: PartResult) => void>;
 
   constructor(
-    private readonly events: UpgradeEvents,
+    readonly req: UpgradeRequest,
     readonly b: PartBatch,
-    readonly plan: Plan,
     readonly claim: Claim,
+    /** `exact` with an answer: its client's wait for the answer (claim.ts). */
     readonly waiter: Waiter | null,
     readonly key: DedupKey | null,
     /** Its dedup entry: the cache it began in (a reload makes a new one; ticket numbers are per cache), and its ticket there. */
     readonly cache: DedupCache<PartResult> | undefined,
     readonly ticket: DedupTicket | undefined,
-    /** Retry group of its request (retry-index.ts). */
-    readonly group: number,
-    /** Its client hears an answer (acks != 0), so a retriable one means a retry to recognise. */
-    readonly answers: boolean,
   ) {}
 
   answered(r: PartResult): void {
-    this.events.answered(this, r);
+    this.req.events.answered(this, r);
   }
 
   finished(r: PartResult): void {
     this.result = r;
-    this.events.finished(this, r);
+    this.req.events.finished(this, r);
     const waiting = this.waiting;
     this.waiting = undefined;
     if (waiting) for (let i = 0; i < waiting.length; i++) waiting[i](r);

@@ -7,23 +7,43 @@
 // - both → the forwarded parts go as a smaller request and both answers are merged, in the
 //   client's order.
 import type { OnWritten, ProduceCall, ProduceDecision } from '../proxy/produce-hook.js';
+import type { ProduceResponse } from '../codec/generated/produce-response.js';
 import { buildResponse, resultsByPosition, subsetRequest, type PartResult, type ResultsByPos } from './batches.js';
 
 /** A part of the request, by its position (PartBatch.pos). */
 type Part = { readonly pos: number };
+
+/**
+ * Told whether the answer reached the client's socket (see OnWritten), with every part's result
+ * (undefined when the connection closed before they were all decided). An object with a method,
+ * not a callback: upgrade mode registers one per request, not a closure per part.
+ */
+export interface WrittenListener {
+  written(written: boolean, results: ResultsByPos | undefined): void;
+}
+
+/** Told every part's result once the sidecar's own answers are all decided (before the answer is written). */
+export interface SettledListener {
+  settled(results: ResultsByPos): void;
+}
 
 export class Plan {
   /** The sidecar's answers by part position; undefined while one is not decided (answerLater, or a promise pending). */
   private readonly local = new Map<number, PartResult | undefined>();
   /** Local answers not decided yet. */
   private open = 0;
-  /** Set by decide() while answers are open: called when the last is decided, or one failed. */
-  private whenDecided?: { resolve: () => void; reject: (err: unknown) => void };
+  /**
+   * Set by decide() while answers are open: the one promise of the local answers, settled when the
+   * last is decided (or one failed). `whole`: it is the client's whole answer ('answer'), else the
+   * results map ('forward-modified').
+   */
+  private pending?: { resolve: (v: ProduceResponse | null | Map<number, PartResult>) => void; reject: (err: unknown) => void; whole: boolean };
   // What a plan usually does not need is made on first use (one Plan per produce request).
   private forwarded?: Set<number>;
   private hooks?: Array<(byPos: ResultsByPos) => void>;
-  private written?: Array<(written: boolean, results: ResultsByPos | undefined) => void>;
-  private settled?: Array<(results: ResultsByPos) => void>;
+  // (made as one-element literals: an array pushed to from empty reserves 16 slots)
+  private written?: WrittenListener[];
+  private settled?: SettledListener[];
   /** Every part's result, once the sidecar's answers are all decided. */
   private results?: ResultsByPos;
 
@@ -38,7 +58,7 @@ export class Plan {
     this.answerLater(b);
     r.then(
       (v) => this.decided(b, v),
-      (err: unknown) => this.whenDecided?.reject(err),
+      (err: unknown) => this.pending?.reject(err),
     );
   }
 
@@ -51,7 +71,7 @@ export class Plan {
   /** The answer of a part given to answerLater. */
   decided(b: Part, r: PartResult): void {
     this.local.set(b.pos, r);
-    if (--this.open === 0) this.whenDecided?.resolve();
+    if (--this.open === 0 && this.pending) this.allDecided(this.pending);
   }
 
   /** This part goes to the client's broker. */
@@ -69,13 +89,15 @@ export class Plan {
    * result (undefined when the connection closed before they were all decided); only when
    * something is answered locally.
    */
-  onWritten(cb: (written: boolean, results: ResultsByPos | undefined) => void): void {
-    (this.written ??= []).push(cb);
+  onWritten(l: WrittenListener): void {
+    if (this.written) this.written.push(l);
+    else this.written = [l];
   }
 
-  /** Called with every part's result once the sidecar's own answers are all decided (before the answer is written). */
-  whenSettled(cb: (results: ResultsByPos) => void): void {
-    (this.settled ??= []).push(cb);
+  /** `l` is told every part's result once the sidecar's own answers are all decided (before the answer is written). */
+  whenSettled(l: SettledListener): void {
+    if (this.settled) this.settled.push(l);
+    else this.settled = [l];
   }
 
   get answersLocally(): boolean {
@@ -105,40 +127,12 @@ export class Plan {
       written === undefined
         ? undefined
         : (w) => {
-            for (let i = 0; i < written.length; i++) written[i](w, this.results);
+            for (let i = 0; i < written.length; i++) written[i].written(w, this.results);
           };
-    // The sidecar's own answers, once all are decided (then the settled hooks run).
-    const settle = (): Promise<Map<number, PartResult>> => {
-      const all = (): Map<number, PartResult> => {
-        const results = this.local as Map<number, PartResult>; // every answer decided now
-        const settled = this.settled ?? [];
-        for (let i = 0; i < settled.length; i++) settled[i](results);
-        return results;
-      };
-      if (this.open === 0) return Promise.resolve().then(all);
-      return new Promise((resolve, reject) => {
-        this.whenDecided = {
-          // (called from the decider's stack: a settled hook's throw rejects, as it did in a promise chain)
-          resolve: () => {
-            try {
-              resolve(all());
-            } catch (err) {
-              reject(err);
-            }
-          },
-          reject,
-        };
-      });
-    };
     const forwarded = this.forwarded;
-    if (forwarded === undefined) {
-      const response = settle().then((results) => {
-        this.results = results;
-        return req.acks === 0 ? null : buildResponse(req, results);
-      });
-      return { kind: 'answer', response, onWritten };
-    }
-    const local = settle();
+    // Nothing forwarded (upgrade mode's usual request): one promise, of the whole answer.
+    if (forwarded === undefined) return { kind: 'answer', response: this.localAnswers(true) as Promise<ProduceResponse | null>, onWritten };
+    const local = this.localAnswers(false) as Promise<Map<number, PartResult>>;
     const sub = subsetRequest(req, forwarded);
     // Positions in the subset, in order, are the forwarded positions of the client's request in order.
     const order = [...forwarded].sort((a, b) => a - b);
@@ -165,6 +159,28 @@ export class Plan {
         return merged;
       },
     };
+  }
+
+  /**
+   * The sidecar's own answers, once all are decided (then the settled listeners run): the client's
+   * whole answer (`whole`) or the results map. (A settled listener's throw rejects it.)
+   */
+  private localAnswers(whole: boolean): Promise<ProduceResponse | null | Map<number, PartResult>> {
+    if (this.open > 0) return new Promise((resolve, reject) => (this.pending = { resolve, reject, whole }));
+    return new Promise((resolve, reject) => this.allDecided({ resolve, reject, whole }));
+  }
+
+  private allDecided(p: NonNullable<Plan['pending']>): void {
+    try {
+      const results = this.local as Map<number, PartResult>; // every answer decided now
+      const settled = this.settled;
+      if (settled) for (let i = 0; i < settled.length; i++) settled[i].settled(results);
+      if (!p.whole) return p.resolve(results);
+      this.results = results;
+      p.resolve(this.call.request.acks === 0 ? null : buildResponse(this.call.request, results));
+    } catch (err) {
+      p.reject(err);
+    }
   }
 
   private run(byPos: ResultsByPos): void {

@@ -30,10 +30,10 @@ export interface DedupKey {
 
 export type DedupTicket = number & { readonly __dedupTicket: unique symbol };
 
-export type Lookup<R> =
-  | { kind: 'miss' }
-  | { kind: 'done'; result: R; claim: Claim }
-  | { kind: 'in_flight'; ticket: DedupTicket; claim: Claim };
+/** An original a copy matched: finished, or still in flight. */
+export type DedupHit<R> = { kind: 'done'; result: R; claim: Claim } | { kind: 'in_flight'; ticket: DedupTicket; claim: Claim };
+
+export type Lookup<R> = { kind: 'miss' } | DedupHit<R>;
 
 export interface DedupOptions {
   windowMs: number;
