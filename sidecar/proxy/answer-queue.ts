@@ -7,41 +7,55 @@
 import { ApiKey, apiName } from '../codec/api.js';
 import type { SidecarMetrics } from '../metrics/metrics.js';
 
-export interface Slot {
-  readonly correlationId: number;
-  readonly apiKey: number;
-  readonly apiVersion: number;
+/**
+ * A request's place in the FIFO. A class whose constructor sets every field: every slot has one
+ * object shape, whatever is set on it later, so the code that reads slots stays optimised (an
+ * object literal grew a different shape per order of later assignments, and V8 threw that code
+ * away when a new connection's first requests took another order).
+ */
+export class Slot {
   /** performance.now() when the request came (a double: no BigInt per request). */
-  readonly start: number;
+  readonly start = performance.now();
   /** Answer payload (no size prefix) once known; undefined with done = nothing to write. */
-  out?: Buffer;
-  done: boolean;
-  /** The client expects nothing (acks=0) but an answer will come: swallow it. */
-  silent: boolean;
+  out: Buffer | undefined = undefined;
+  done = false;
   /** Budget bytes the request or answer holds until the slot is written (byte-budget.ts). */
-  held: number;
+  held = 0;
   /** Called once when the slot becomes next to write (a streamed answer waiting for its turn). */
-  onNext?: () => void;
+  onNext: (() => void) | undefined = undefined;
   /**
    * Called once: true when the answer was handed to the client's socket, false when the
    * connection closed before (the produce hook learns whether its client can know the outcome).
    */
-  onWritten?: (written: boolean) => void;
+  onWritten: ((written: boolean) => void) | undefined = undefined;
+
+  constructor(
+    readonly correlationId: number,
+    readonly apiKey: number,
+    readonly apiVersion: number,
+    /** The client expects nothing (acks=0) but an answer will come: swallow it. */
+    public silent: boolean,
+  ) {}
 }
 
+/**
+ * What the queue asks of its connection. The connection implements it with its own methods (not
+ * an object of closures made per connection): the queue's calls then meet the same functions on
+ * every connection and V8 keeps their optimised code when a new client connects.
+ */
 export interface AnswerQueueEvents {
   /** Writes one answer payload (raw: bytes of a streamed answer, no size prefix added); false when the socket's buffer is full. */
-  write(payload: Buffer, raw?: boolean): boolean;
-  cork(): void;
-  uncork(): void;
+  writeAnswer(payload: Buffer, raw: boolean): boolean;
+  corkAnswers(): void;
+  uncorkAnswers(): void;
   /** The number of pending slots crossed the high (true) or low (false) water mark. */
-  pressure(high: boolean): void;
+  answerPressure(high: boolean): void;
   /** The client's socket buffer filled up while writing answers. */
-  full(): void;
+  clientBufferFull(): void;
   /** The last pending slot was written. */
-  empty(): void;
+  answersWritten(): void;
   /** A written slot's held bytes go back to the budget. */
-  release(bytes: number): void;
+  releaseHeld(bytes: number): void;
 }
 
 export class AnswerQueue {
@@ -60,9 +74,9 @@ export class AnswerQueue {
   }
 
   reserve(correlationId: number, apiKey: number, apiVersion: number, silent = false): Slot {
-    const slot: Slot = { correlationId, apiKey, apiVersion, start: performance.now(), done: false, silent, held: 0 };
+    const slot = new Slot(correlationId, apiKey, apiVersion, silent);
     this.slots.push(slot);
-    if (this.slots.length >= this.maxPending) this.events.pressure(true);
+    if (this.slots.length >= this.maxPending) this.events.answerPressure(true);
     return slot;
   }
 
@@ -91,13 +105,13 @@ export class AnswerQueue {
     if (this.stopped) return true;
     const prefix = Buffer.allocUnsafe(4);
     prefix.writeInt32BE(size, 0);
-    return this.events.write(prefix, true);
+    return this.events.writeAnswer(prefix, true);
   }
 
   /** The next bytes of a streamed answer; false when the client's socket buffer is full. */
   writeStreamed(bytes: Buffer): boolean {
     if (this.stopped) return true;
-    return this.events.write(bytes, true);
+    return this.events.writeAnswer(bytes, true);
   }
 
   /** The streamed answer of `slot` is complete: the answers after it may leave. */
@@ -123,27 +137,27 @@ export class AnswerQueue {
     let now = 0;
     while (this.slots.length > 0 && this.slots[0].done) {
       const slot = this.slots.shift()!;
-      if (slot.held > 0) this.events.release(slot.held);
+      if (slot.held > 0) this.events.releaseHeld(slot.held);
       if (now === 0) now = performance.now();
       const seconds = (now - slot.start) / 1e3;
       this.metrics.forApi(slot.apiKey, apiName(slot.apiKey)).latency.observe(seconds);
       if (slot.apiKey === ApiKey.Produce) this.metrics.produceLatency.observe(seconds);
       if (slot.silent || !slot.out) continue;
-      if (!wrote) this.events.cork();
+      if (!wrote) this.events.corkAnswers();
       wrote = true;
-      if (!this.events.write(slot.out)) this.events.full();
+      if (!this.events.writeAnswer(slot.out, false)) this.events.clientBufferFull();
       const cb = slot.onWritten;
       slot.onWritten = undefined;
       cb?.(true);
     }
-    if (wrote) this.events.uncork();
+    if (wrote) this.events.uncorkAnswers();
     const next = this.slots[0];
     if (next?.onNext) {
       const cb = next.onNext;
       next.onNext = undefined;
       cb();
     }
-    if (this.slots.length < this.maxPending / 2) this.events.pressure(false);
-    if (this.slots.length === 0) this.events.empty();
+    if (this.slots.length < this.maxPending / 2) this.events.answerPressure(false);
+    if (this.slots.length === 0) this.events.answersWritten();
   }
 }

@@ -15,7 +15,7 @@ import { decodeProduceRequest } from '../codec/generated/produce-request.js';
 import type { ProduceResponse } from '../codec/generated/produce-response.js';
 import { SUPPORTED_VERSIONS } from '../codec/supported.js';
 import type { SidecarMetrics } from '../metrics/metrics.js';
-import { FrameError, FrameReader, framed, ownFrame, type FrameDecision } from './frames.js';
+import { FrameError, FrameReader, framed, ownFrame, type FrameDecision, type FrameHandler } from './frames.js';
 import { ByteBudget } from './byte-budget.js';
 import { framePool, type FrameLease } from './frame-pool.js';
 import { parseRequestHeader, peekRequest, type RequestHeader } from './headers.js';
@@ -24,7 +24,7 @@ import type { ResponseRewriters } from './rewrite.js';
 import type { ListenerRegistry, Target } from './listeners.js';
 import type { ClusterView } from './cluster-view.js';
 import type { TlsMaterial } from './upstream-socket.js';
-import { AnswerQueue, type Slot } from './answer-queue.js';
+import { AnswerQueue, type AnswerQueueEvents, type Slot } from './answer-queue.js';
 import { ReadGate } from './flow-control.js';
 import { READ_BUFFER_BYTES, readAcceptedInto, SocketReads } from './socket-reads.js';
 import { detachFromFrame, encodeChangedRequest, encodeProduceAnswer, peekProduceAcks, produceAnswerNeedsWork, produceErrorPayload, transformProduceAnswer } from './produce-frames.js';
@@ -82,7 +82,13 @@ interface ClientRequest extends Outstanding {
 
 let nextConnectionId = 1;
 
-export class ClientConnection {
+/**
+ * The connection is itself the handler of its request frames (FrameHandler) and of its answer
+ * FIFO's events (AnswerQueueEvents): methods, not objects of closures made per connection, so the
+ * reader's and the queue's calls meet the same functions on every connection and V8 keeps their
+ * optimised code when a new producer connects (measured: each new connection deoptimised them).
+ */
+export class ClientConnection implements FrameHandler, AnswerQueueEvents {
   readonly id = nextConnectionId++;
   private readonly link: UpstreamLink;
   private readonly answers: AnswerQueue;
@@ -126,41 +132,14 @@ export class ClientConnection {
     this.log = deps.log.child({ conn: this.id, remote: `${accepted.remoteAddress}:${accepted.remotePort}` });
     this.budget = new ByteBudget(deps.maxConnectionBufferedBytes, deps.budget);
     // Requests arrive in lent memory (socket-reads.ts): copied only when something keeps them.
-    this.clientFrames = new FrameReader(
-      deps.maxFrameBytes,
-      {
-        begin: (size) => this.beginRequest(size),
-        frame: (payload, lent) => this.onRequestFrame(payload, lent),
-        piece: () => undefined, // requests are always read whole
-      },
-      true,
-      (bytes) => (this.assembling = framePool.acquire(bytes)).buf,
-    );
+    this.clientFrames = new FrameReader(deps.maxFrameBytes, this, true);
     this.clientReads = new SocketReads((bytes) => this.onClientData(bytes));
     const client = readAcceptedInto(accepted, this.clientReads.onread);
     this.client = client;
     this.clientGate = new ReadGate(client);
     client.setNoDelay(true);
     this.clientGate.pause('connecting');
-    this.answers = new AnswerQueue(deps.metrics, MAX_PENDING_SLOTS, {
-      write: (payload, raw) => {
-        if (raw) return this.client.write(payload);
-        const whole = framed(payload); // a broker answer passed on as read: one write
-        if (whole) return this.client.write(whole);
-        const prefix = Buffer.allocUnsafe(4);
-        prefix.writeInt32BE(payload.length, 0);
-        this.client.write(prefix);
-        return this.client.write(payload);
-      },
-      cork: () => this.client.cork(),
-      uncork: () => this.client.uncork(),
-      pressure: (high) => (high ? this.clientGate.pause('too-many-pending') : this.clientGate.resume('too-many-pending')),
-      full: () => this.link.pauseReading('client-buffer'),
-      release: (bytes) => this.budget.give(bytes),
-      empty: () => {
-        if (this.draining) this.close('drained');
-      },
-    });
+    this.answers = new AnswerQueue(deps.metrics, MAX_PENDING_SLOTS, this);
     this.link = new UpstreamLink(
       { log: this.log, metrics: deps.metrics, tls: deps.tls, maxFrameBytes: deps.maxFrameBytes, resolve: (attempt) => deps.resolveUpstream(target, attempt) },
       {
@@ -287,12 +266,14 @@ export class ClientConnection {
     }
   }
 
+  // ---- the client's request frames (FrameHandler) ----
+
   /**
    * A request begins. Requests are read whole (the sidecar decodes produce requests and keeps
    * every request for a re-send until it is answered), so its size is taken from the byte
    * budget first; without room the reader waits, paused, until answers give bytes back.
    */
-  private beginRequest(size: number): FrameDecision {
+  begin(size: number): FrameDecision {
     if (this.closed) return 'wait';
     // From the read holding its first bytes: the client sent all of it after that (its timer runs from then).
     this.requestSentAfter = this.chunkSentAfter;
@@ -323,7 +304,7 @@ export class ClientConnection {
   }
 
   /** `lent`: the frame is a view into the client's read buffer (socket-reads.ts), valid during this call. */
-  private onRequestFrame(frame: Buffer, lent: boolean): void {
+  frame(frame: Buffer, lent: boolean): void {
     // A frame filled across reads is in pooled memory: its lease (only a produce answered by the
     // hook gives it back; any other is left to the garbage collector).
     const assembled = !lent && this.assembling?.buf.buffer === frame.buffer ? this.assembling : undefined;
@@ -339,6 +320,54 @@ export class ClientConnection {
       this.carry = 0;
     }
   }
+
+  /** Requests are always read whole. */
+  piece(): void {}
+
+  /** A request that spans reads is assembled in pooled memory (frame-pool.ts); `frame` takes its lease. */
+  alloc(bytes: number): Buffer {
+    this.assembling = framePool.acquire(bytes);
+    return this.assembling.buf;
+  }
+
+  // ---- the answer FIFO's events (AnswerQueueEvents) ----
+
+  writeAnswer(payload: Buffer, raw: boolean): boolean {
+    if (raw) return this.client.write(payload);
+    const whole = framed(payload); // a broker answer passed on as read: one write
+    if (whole) return this.client.write(whole);
+    const prefix = Buffer.allocUnsafe(4);
+    prefix.writeInt32BE(payload.length, 0);
+    this.client.write(prefix);
+    return this.client.write(payload);
+  }
+
+  corkAnswers(): void {
+    this.client.cork();
+  }
+
+  uncorkAnswers(): void {
+    this.client.uncork();
+  }
+
+  answerPressure(high: boolean): void {
+    if (high) this.clientGate.pause('too-many-pending');
+    else this.clientGate.resume('too-many-pending');
+  }
+
+  clientBufferFull(): void {
+    this.link.pauseReading('client-buffer');
+  }
+
+  releaseHeld(bytes: number): void {
+    this.budget.give(bytes);
+  }
+
+  answersWritten(): void {
+    if (this.draining) this.close('drained');
+  }
+
+  // ---- requests ----
 
   /** A slot in the answer FIFO; it holds the current request's budget bytes until written. */
   private reserve(correlationId: number, apiKey: number, apiVersion: number, silent = false): Slot {

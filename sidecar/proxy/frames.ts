@@ -43,6 +43,8 @@ export interface FrameHandler {
    * the frame. With lent chunks, the bytes are lent too: valid during the call only.
    */
   piece(bytes: Buffer, last: boolean): void;
+  /** Memory for a 'whole' frame that spans chunks (4 + its size bytes; frame-pool.ts). Absent: Buffer.allocUnsafe. */
+  alloc?(bytes: number): Buffer;
 }
 
 export class FrameReader {
@@ -61,13 +63,16 @@ export class FrameReader {
   private waiting = false;
   private stopped = false;
 
+  /**
+   * `handler`: best an object of a class (its methods on the prototype): the reader's calls then
+   * meet the same functions for every connection, and V8 keeps their optimised code when a new
+   * connection opens (an object of closures made per connection is a new call target each time).
+   */
   constructor(
     private readonly maxFrameBytes: number,
     private readonly handler: FrameHandler,
     /** Chunks are valid during push() only (a reused read buffer): nothing of them is kept. */
     private readonly lent = false,
-    /** Memory for a 'whole' frame that spans chunks (4 + its size bytes; frame-pool.ts). */
-    private readonly alloc: (bytes: number) => Buffer = (n) => Buffer.allocUnsafe(n),
   ) {}
 
   /** Bytes this reader holds: a partial head, a 'whole' frame being filled, chunks kept while waiting. */
@@ -176,7 +181,7 @@ export class FrameReader {
         return off;
       }
       // The size prefix goes in front, as in a chunk: see framed().
-      const buf = this.alloc(4 + size);
+      const buf = this.handler.alloc ? this.handler.alloc(4 + size) : Buffer.allocUnsafe(4 + size);
       this.head.copy(buf, 0, 0, this.headLen);
       this.whole = buf.subarray(4);
     }

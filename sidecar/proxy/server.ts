@@ -7,7 +7,7 @@ import { Backoff, sleep } from '../../api/backoff.js';
 import type { HostPort } from '../../api/flags.js';
 import { BrokerPool } from './broker-pool.js';
 import { ClusterView } from './cluster-view.js';
-import { ClientConnection } from './connection.js';
+import { ClientConnection, type ConnectionDeps } from './connection.js';
 import { ListenerRegistry, type Target } from './listeners.js';
 import { passThroughHook, type HookContext, type ProduceHook } from './produce-hook.js';
 import { buildRewriters, type ResponseRewriters } from './rewrite.js';
@@ -45,6 +45,12 @@ export class KafkaProxy {
   private lastMemoryLog = 0;
   private listening = false;
   listenPort = 0;
+  /**
+   * One for every client connection: its functions are then the same ones on each, so the
+   * connection's optimised code that calls them (hook() per produce) is not thrown away when a
+   * new producer connects (V8 deoptimises a call site that meets a new function).
+   */
+  private readonly connectionDeps: ConnectionDeps;
 
   constructor(private readonly opts: KafkaProxyOptions) {
     this.budget = new ByteBudget(opts.maxBufferedBytes);
@@ -59,6 +65,21 @@ export class KafkaProxy {
       requestTimeoutMs: opts.requestTimeoutMs,
       log: opts.log,
     });
+    this.connectionDeps = {
+      log: opts.log,
+      metrics: opts.metrics,
+      cluster: this.cluster,
+      listeners: this.listeners,
+      rewriters: this.rewriters,
+      hook: () => this.hook,
+      budget: this.budget,
+      maxConnectionBufferedBytes: opts.maxConnectionBufferedBytes,
+      memoryLimited: (scope) => this.memoryLimited(scope),
+      tls: opts.tls,
+      maxFrameBytes: opts.maxFrameBytes,
+      requestTimeoutMs: opts.requestTimeoutMs,
+      resolveUpstream: (t, attempt) => this.resolve(t, attempt),
+    };
   }
 
   /** What a produce hook may use of the proxy (its own broker requests, the cluster view, metrics, log). */
@@ -161,21 +182,7 @@ export class KafkaProxy {
   }
 
   private accept(socket: net.Socket, target: Target): void {
-    const conn = new ClientConnection(socket, target, {
-      log: this.opts.log,
-      metrics: this.opts.metrics,
-      cluster: this.cluster,
-      listeners: this.listeners,
-      rewriters: this.rewriters,
-      hook: () => this.hook,
-      budget: this.budget,
-      maxConnectionBufferedBytes: this.opts.maxConnectionBufferedBytes,
-      memoryLimited: (scope) => this.memoryLimited(scope),
-      tls: this.opts.tls,
-      maxFrameBytes: this.opts.maxFrameBytes,
-      requestTimeoutMs: this.opts.requestTimeoutMs,
-      resolveUpstream: (t, attempt) => this.resolve(t, attempt),
-    });
+    const conn = new ClientConnection(socket, target, this.connectionDeps);
     this.connections.add(conn);
     socket.once('close', () => this.connections.delete(conn));
   }
