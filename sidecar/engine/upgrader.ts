@@ -30,34 +30,41 @@ import type { DedupKey } from '../idempotence/dedup.js';
 import type { StateStore } from '../state/store.js';
 import type { AcceptedBatch, RestoredState } from '../state/records.js';
 
-/** A batch the upgrader holds until its final result; also what a turn sends (dispatch). */
-interface Pending {
-  /** Its id in the Sequencer. */
-  readonly id: number;
-  readonly tp: TopicPartition;
-  /** The stamped bytes every send of it carries: a view into its client request, or its own copy (ownBytes). */
-  batch: Buffer;
-  readonly version: number;
-  readonly timeoutMs: number;
-  readonly recordCount: number;
-  /** Journalled with the batch so that a restart can answer the client's copy (--state-dir). */
-  readonly dedupKey: DedupKey | null;
-  /** Told the client's answer (once) and the final result. */
-  readonly listener: BatchListener;
-  /** The client has its answer (a retriable one while held, or at its deadline; the final one otherwise). */
-  answered: boolean;
+/**
+ * A batch the upgrader holds until its final result; also what a turn sends (dispatch). A class,
+ * not a literal: every Pending has the same shape (restored ones too, `late` included), so the
+ * hot functions that read it stay monomorphic and no property is added after birth.
+ */
+class Pending {
   /** The client's deadline for its answer (submit's answerWithin), until answered. */
-  late?: Deadline;
-  /** What it counts in pendingBytes (0 for a batch restored after a restart). */
-  readonly bytes: number;
-  /**
-   * The client request's pooled memory `batch` lies in (frame-pool.ts), until the batch owns its
-   * bytes (ownBytes). Pending holds it until finished or owning; each send of it, a re-send
-   * scheduled and a wait for the journal hold it too, each dropping the lease it held (holdBytes).
-   */
-  lease?: FrameLease;
-  /** The engine's view of the batch (submit's), moved to the copy with it. */
-  readonly part?: PartBatch;
+  late: Deadline | undefined = undefined;
+
+  constructor(
+    /** Its id in the Sequencer. */
+    readonly id: number,
+    readonly tp: TopicPartition,
+    /** The stamped bytes every send of it carries: a view into its client request, or its own copy (ownBytes). */
+    public batch: Buffer,
+    readonly version: number,
+    readonly timeoutMs: number,
+    readonly recordCount: number,
+    /** Journalled with the batch so that a restart can answer the client's copy (--state-dir). */
+    readonly dedupKey: DedupKey | null,
+    /** Told the client's answer (once) and the final result. */
+    readonly listener: BatchListener,
+    /** The client has its answer (a retriable one while held, or at its deadline; the final one otherwise). */
+    public answered: boolean,
+    /** What it counts in pendingBytes (0 for a batch restored after a restart). */
+    readonly bytes: number,
+    /**
+     * The client request's pooled memory `batch` lies in (frame-pool.ts), until the batch owns its
+     * bytes (ownBytes). Pending holds it until finished or owning; each send of it, a re-send
+     * scheduled and a wait for the journal hold it too, each dropping the lease it held (holdBytes).
+     */
+    public lease: FrameLease | undefined,
+    /** The engine's view of the batch (submit's), moved to the copy with it. */
+    readonly part: PartBatch | undefined,
+  ) {}
 }
 
 /**
@@ -146,51 +153,47 @@ export class Upgrader {
    */
   submit(parts: ReadonlyArray<Submission>, version: number, timeoutMs: number, answerWithin?: { ms: number; result: () => PartResult }, lease?: FrameLease): number[] {
     const ids = new Array<number>(parts.length);
-    /** The accepted ones: the Sequencer reads their tp, id and recordCount (and keeps none of them). */
-    const items: Pending[] = [];
-    const stopped = this.state?.stopped;
+    /** The accepted ones (of its final size unless one is refused): the Sequencer reads their tp, id and recordCount (and keeps none of them). */
+    const items = new Array<Pending>(parts.length);
+    let accepted = 0;
+    const stopped = Boolean(this.state?.stopped);
     for (let i = 0; i < parts.length; i++) {
       const listener = parts[i];
-      const { b, key } = listener;
+      const b = listener.b;
       const h = b.header!;
       const recordCount = h.lastOffsetDelta + 1;
-      let refused: PartResult | undefined;
-      // The journal failed and is still on disk (state/README.md "When a write fails"): no new stamp.
-      if (stopped) refused = { errorCode: ErrorCode.KAFKA_STORAGE_ERROR, baseOffset: -1n, logAppendTimeMs: -1n, errorMessage: 'idempo: the sidecar cannot write its --state-dir' };
-      else if (recordCount < 1 || h.recordsCount !== recordCount) {
-        refused = { errorCode: ErrorCode.INVALID_RECORD, baseOffset: -1n, logAppendTimeMs: -1n, errorMessage: 'idempo: the batch holds no record or its record count does not match lastOffsetDelta' };
-      }
-      if (refused) {
-        const r = refused;
-        queueMicrotask(() => {
-          listener.answered(r);
-          listener.finished(r);
-        });
+      if (stopped || recordCount < 1 || h.recordsCount !== recordCount) {
         ids[i] = -1;
+        refuse(listener, stopped);
         continue;
       }
       const id = this.nextId++;
-      const tp = { topic: b.topic, partition: b.partition };
+      const records = b.records!;
       lease?.hold();
-      const p: Pending = { id, tp, batch: b.records!, version, timeoutMs, recordCount, dedupKey: key, listener, answered: false, bytes: b.records!.length, lease, part: b };
+      const p = new Pending(id, { topic: b.topic, partition: b.partition }, records, version, timeoutMs, recordCount, listener.key, listener, false, records.length, lease, b);
       this.heldBytes += p.bytes;
       if (answerWithin) p.late = this.deadlines.add(answerWithin.ms, () => this.answerEarly(p, answerWithin.result()));
       this.pending.set(id, p);
       ids[i] = id;
-      items.push(p);
+      items[accepted++] = p;
     }
+    if (accepted < items.length) items.length = accepted;
     // One request is one unit: the Sequencer checks all of it before it changes anything.
     const actions = this.seq.submitAll(items, Date.now());
-    if (this.state) {
-      for (let i = 0; i < items.length; i++) {
-        const p = items[i];
-        // Journalled at acceptance (not only at the first send): after a restart the queued ones keep
-        // their place ahead of the client's re-sends of later batches.
-        this.state.append({ type: 'accepted', batch: { id: p.id, tp: p.tp, recordCount: p.recordCount, version, timeoutMs, dedupKey: p.dedupKey, bytes: p.batch } });
-      }
-    }
+    if (this.state) this.journalAccepted(items);
     this.run(actions);
     return ids;
+  }
+
+  /**
+   * Journalled at acceptance (not only at the first send): after a restart the queued ones keep
+   * their place ahead of the client's re-sends of later batches.
+   */
+  private journalAccepted(items: Pending[]): void {
+    for (let i = 0; i < items.length; i++) {
+      const p = items[i];
+      this.state!.append({ type: 'accepted', batch: { id: p.id, tp: p.tp, recordCount: p.recordCount, version: p.version, timeoutMs: p.timeoutMs, dedupKey: p.dedupKey, bytes: p.batch } });
+    }
   }
 
   /**
@@ -222,7 +225,7 @@ export class Upgrader {
         const result = new Promise<PartResult>((resolve) => {
           // Its client is gone: only the final result counts.
           const listener: BatchListener = { answered: () => undefined, finished: resolve };
-          this.pending.set(a.id, { id: a.id, tp: a.tp, batch: a.bytes, version: a.version, timeoutMs: a.timeoutMs, recordCount: a.recordCount, dedupKey: a.dedupKey, listener, answered: true, bytes: 0 });
+          this.pending.set(a.id, new Pending(a.id, a.tp, a.bytes, a.version, a.timeoutMs, a.recordCount, a.dedupKey, listener, true, 0, undefined, undefined));
         });
         out.push({ key: a.dedupKey, result, id: a.id });
       }
@@ -242,93 +245,106 @@ export class Upgrader {
     };
   }
 
+  /**
+   * Carries out a turn's actions in order. The two every batch takes (send, resolve) are handled
+   * here; the rest (re-sends, failures, identities) out of line in `rare`: run is called for every
+   * request and every answer, and a small body keeps its optimised code small and quick to compile.
+   */
   private run(actions: SequencerAction[]): void {
     if (actions.length === 0) return;
-    const now = Date.now();
     /** This turn's sends (most turns, the answers', have none). */
     let batch: Pending[] | undefined;
     for (let i = 0; i < actions.length; i++) {
       const a = actions[i];
-      switch (a.type) {
-        case 'send': {
-          const p = this.pending.get(a.id);
-          if (!p) break;
-          // Stamped once, before the first send; re-sends reuse these exact bytes (rule 2).
-          // (A `restamped` send is a batch that was never written, moved to a new epoch.)
-          stampIdempotence(p.batch, a.producerId, a.epoch, a.baseSequence);
-          // Durable before it leaves (see dispatch below): a stamp sent but not journalled could be
-          // written by the broker and then reused for other records after a restart.
-          this.state?.append({ type: 'stamped', id: a.id, stamp: { producerId: a.producerId, epoch: a.epoch, baseSequence: a.baseSequence } });
-          if (!a.restamped) this.metrics.upgradedBatches.inc({ topic: p.tp.topic });
-          (batch ??= []).push(p);
-          break;
-        }
-        case 'resend': {
-          const p = this.pending.get(a.id);
-          if (!p) break;
-          this.metrics.retries.inc({ reason: a.reason });
-          this.log.debug({ topic: p.tp.topic, partition: p.tp.partition, seq: a.baseSequence, attempt: a.attempt, reason: a.reason }, 're-sending batch');
-          if (a.notBefore > now) {
-            const held = holdBytes(p);
-            const t = setTimeout(() => {
-              this.dispatch([p]);
-              held?.drop();
-            }, a.notBefore - now);
-            t.unref();
-          } else (batch ??= []).push(p);
-          break;
-        }
-        case 'resolve':
-          this.finish(a.id, { errorCode: ErrorCode.NONE, baseOffset: a.baseOffset, logAppendTimeMs: a.logAppendTime }, 'written');
-          break;
-        case 'fail':
-          if (a.held) {
-            // Undecided at its deadline: the client hears a retriable error; the batch stays under
-            // its stamp so the client's retry is settled by the broker, never written twice.
-            this.log.warn({ topic: a.tp.topic, partition: a.tp.partition, errorCode: a.errorCode }, 'batch undecided at its deadline: client told to retry, batch held under its stamp');
-            const p = this.pending.get(a.id);
-            if (p) this.answerEarly(p, { errorCode: a.errorCode, baseOffset: -1n, logAppendTimeMs: -1n });
-            break;
-          }
-          this.log.warn({ topic: a.tp.topic, partition: a.tp.partition, errorCode: a.errorCode, outcomeUnknown: a.outcomeUnknown }, 'giving up on a batch');
-          // Maybe written: the (non-idempotent) client hears a retriable error, never 45, and its
-          // retries are answered the same by the engine's tombstone, never written.
-          this.finish(a.id, a.outcomeUnknown ? { errorCode: ErrorCode.REQUEST_TIMED_OUT, baseOffset: -1n, logAppendTimeMs: -1n, outcomeUnknown: true } : { errorCode: a.errorCode, baseOffset: -1n, logAppendTimeMs: -1n }, 'failed');
-          break;
-        case 'identity':
-          // Durable before the sends behind it (they wait for this turn's flush): a restart must not
-          // stamp the partition's next batches under the identity it left.
-          this.state?.append({ type: 'identity', tp: a.tp, producer: { producerId: a.producerId, epoch: a.epoch } });
-          this.metrics.producerIdentities.inc({ reason: a.reason });
-          if (a.reason !== 'first') {
-            this.log.info({ topic: a.tp.topic, partition: a.tp.partition, producerId: String(a.producerId), epoch: a.epoch, reason: a.reason }, 'partition drained and moved to a new producer epoch; other partitions are not affected');
-          }
-          break;
-        case 'need_producer_id':
-          void this.allocateProducerId();
-          break;
+      if (a.type === 'send') {
+        const p = this.pending.get(a.id);
+        if (!p) continue;
+        // Stamped once, before the first send; re-sends reuse these exact bytes (rule 2).
+        // (A `restamped` send is a batch that was never written, moved to a new epoch.)
+        stampIdempotence(p.batch, a.producerId, a.epoch, a.baseSequence);
+        // Durable before it leaves (see dispatch below): a stamp sent but not journalled could be
+        // written by the broker and then reused for other records after a restart.
+        this.state?.append({ type: 'stamped', id: a.id, stamp: { producerId: a.producerId, epoch: a.epoch, baseSequence: a.baseSequence } });
+        if (!a.restamped) this.metrics.upgradedBatches.inc({ topic: p.tp.topic });
+        (batch ??= []).push(p);
+      } else if (a.type === 'resolve') {
+        this.finish(a.id, { errorCode: ErrorCode.NONE, baseOffset: a.baseOffset, logAppendTimeMs: a.logAppendTime }, 'written');
+      } else {
+        const p = this.rare(a);
+        if (p) (batch ??= []).push(p);
       }
     }
     if (!batch) return;
-    const sends = batch;
-    // Group commit: every stamp of this turn is written and fdatasync'ed once, then all go out.
-    // Everything passes through durable() so that per-partition send order stays action order.
-    if (this.state) {
-      const held = sends.map(holdBytes); // it may finish (deadline) while the journal syncs
-      const done = (): void => {
-        for (const l of held) l?.drop();
-      };
-      void this.state.durable().then(
-        () => {
-          this.dispatch(sends);
-          done();
-        },
-        () => {
-          this.notSent(sends);
-          done();
-        },
-      );
-    } else this.dispatch(sends);
+    if (this.state) this.dispatchWhenDurable(batch);
+    else this.dispatch(batch);
+  }
+
+  /** The actions other than send and resolve; returns a batch to re-send in this turn's sends. */
+  private rare(a: Exclude<SequencerAction, { type: 'send' | 'resolve' }>): Pending | undefined {
+    switch (a.type) {
+      case 'resend': {
+        const p = this.pending.get(a.id);
+        if (!p) return undefined;
+        this.metrics.retries.inc({ reason: a.reason });
+        this.log.debug({ topic: p.tp.topic, partition: p.tp.partition, seq: a.baseSequence, attempt: a.attempt, reason: a.reason }, 're-sending batch');
+        const now = Date.now();
+        if (a.notBefore <= now) return p;
+        const held = holdBytes(p);
+        const t = setTimeout(() => {
+          this.dispatch([p]);
+          held?.drop();
+        }, a.notBefore - now);
+        t.unref();
+        return undefined;
+      }
+      case 'fail':
+        if (a.held) {
+          // Undecided at its deadline: the client hears a retriable error; the batch stays under
+          // its stamp so the client's retry is settled by the broker, never written twice.
+          this.log.warn({ topic: a.tp.topic, partition: a.tp.partition, errorCode: a.errorCode }, 'batch undecided at its deadline: client told to retry, batch held under its stamp');
+          const p = this.pending.get(a.id);
+          if (p) this.answerEarly(p, { errorCode: a.errorCode, baseOffset: -1n, logAppendTimeMs: -1n });
+          return undefined;
+        }
+        this.log.warn({ topic: a.tp.topic, partition: a.tp.partition, errorCode: a.errorCode, outcomeUnknown: a.outcomeUnknown }, 'giving up on a batch');
+        // Maybe written: the (non-idempotent) client hears a retriable error, never 45, and its
+        // retries are answered the same by the engine's tombstone, never written.
+        this.finish(a.id, a.outcomeUnknown ? { errorCode: ErrorCode.REQUEST_TIMED_OUT, baseOffset: -1n, logAppendTimeMs: -1n, outcomeUnknown: true } : { errorCode: a.errorCode, baseOffset: -1n, logAppendTimeMs: -1n }, 'failed');
+        return undefined;
+      case 'identity':
+        // Durable before the sends behind it (they wait for this turn's flush): a restart must not
+        // stamp the partition's next batches under the identity it left.
+        this.state?.append({ type: 'identity', tp: a.tp, producer: { producerId: a.producerId, epoch: a.epoch } });
+        this.metrics.producerIdentities.inc({ reason: a.reason });
+        if (a.reason !== 'first') {
+          this.log.info({ topic: a.tp.topic, partition: a.tp.partition, producerId: String(a.producerId), epoch: a.epoch, reason: a.reason }, 'partition drained and moved to a new producer epoch; other partitions are not affected');
+        }
+        return undefined;
+      case 'need_producer_id':
+        void this.allocateProducerId();
+        return undefined;
+    }
+  }
+
+  /**
+   * Group commit (--state-dir): every stamp of this turn is written and fdatasync'ed once, then
+   * all go out. Everything passes through durable() so that per-partition send order stays action order.
+   */
+  private dispatchWhenDurable(sends: Pending[]): void {
+    const held = sends.map(holdBytes); // it may finish (deadline) while the journal syncs
+    const done = (): void => {
+      for (const l of held) l?.drop();
+    };
+    void this.state!.durable().then(
+      () => {
+        this.dispatch(sends);
+        done();
+      },
+      () => {
+        this.notSent(sends);
+        done();
+      },
+    );
   }
 
   /**
@@ -421,6 +437,10 @@ export class Upgrader {
     if (this.closed) return;
     if (this.state?.stopped) return this.notSent(items); // also a delayed re-send (see notSent)
     this.noticeRecreatedTopics(items);
+    // Nearly every turn: one leader, each partition once (a client request's batches). They
+    // go as one request, the turn's array itself: no groups to build.
+    const leader = this.oneRequest(items);
+    if (leader >= 0) return this.sendGroup(leader, items);
     // The requests, in order of first appearance; a leader's rounds in round order (see below).
     const groups: Array<{ leader: number; items: Pending[] }> = [];
     let noLeader: Pending[] | undefined;
@@ -440,17 +460,34 @@ export class Upgrader {
       // So: the leader's first request without a batch of this partition (a turn has few sends:
       // scanning them costs less than a map per turn).
       let g: { leader: number; items: Pending[] } | undefined;
-      for (let k = 0; k < groups.length && !g; k++) if (groups[k].leader === leader && !holds(groups[k].items, p.tp)) g = groups[k];
+      for (let k = 0; k < groups.length && !g; k++) if (groups[k].leader === leader && !holds(groups[k].items, p.tp, groups[k].items.length)) g = groups[k];
       if (!g) groups.push((g = { leader, items: [] }));
       g.items.push(p);
     }
-    if (noLeader) {
-      const waiting = noLeader;
-      void this.ctx.refreshMetadata([...new Set(waiting.map((p) => p.tp.topic))]).catch(() => undefined).finally(() => {
-        for (const p of waiting) this.report(p.tp, p.id, { kind: 'retriable', reason: 'leader_not_available', errorCode: ErrorCode.LEADER_NOT_AVAILABLE });
-      });
-    }
+    if (noLeader) this.noLeader(noLeader);
     for (let i = 0; i < groups.length; i++) this.sendGroup(groups[i].leader, groups[i].items);
+  }
+
+  /**
+   * The leader all of `items` go to when they make one request as they are (one known leader,
+   * no partition twice: what dispatch's grouping would make of them), else -1.
+   */
+  private oneRequest(items: Pending[]): number {
+    const cluster = this.ctx.cluster;
+    const leader = cluster.leaderOf(items[0].tp.topic, items[0].tp.partition);
+    if (leader === undefined || !this.ctx.knowsBroker(leader)) return -1;
+    for (let i = 1; i < items.length; i++) {
+      const tp = items[i].tp;
+      if (cluster.leaderOf(tp.topic, tp.partition) !== leader || holds(items, tp, i)) return -1;
+    }
+    return leader;
+  }
+
+  /** Sends whose partition has no known leader: metadata is refreshed, then each is reported retriable. */
+  private noLeader(waiting: Pending[]): void {
+    void this.ctx.refreshMetadata([...new Set(waiting.map((p) => p.tp.topic))]).catch(() => undefined).finally(() => {
+      for (const p of waiting) this.report(p.tp, p.id, { kind: 'retriable', reason: 'leader_not_available', errorCode: ErrorCode.LEADER_NOT_AVAILABLE });
+    });
   }
 
   private sendGroup(leader: number, items: Pending[]): void {
@@ -474,8 +511,7 @@ export class Upgrader {
   }
 
   private answered(req: UpstreamProduce, answer: ProduceAnswer): void {
-    // Read in place (produce-answer.ts); objects only for an error's new leader (KIP-951), from decode().
-    let decoded: ProduceResponse | undefined;
+    // Read in place (produce-answer.ts); errors (rare) out of line, in noteError.
     let stale = false;
     for (let i = 0; i < req.items.length; i++) {
       const p = req.items[i];
@@ -487,20 +523,24 @@ export class Upgrader {
       }
       const errorCode = answer.errorCode(e);
       const baseOffset = answer.baseOffset(e);
-      if (errorCode !== ErrorCode.NONE) {
-        this.metrics.upstreamErrors.inc({ error: errorLabel(errorCode) });
-        if (errorCode === ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER) this.metrics.outOfSequence.inc({ topic: tp.topic });
-        // KIP-951: the answer names the new leader; otherwise refresh metadata.
-        decoded ??= answer.decode();
-        const leader = decodedEntry(decoded, e).currentLeader?.leaderId ?? -1;
-        if (leader >= 0) this.ctx.cluster.setLeader(tp.topic, tp.partition, leader);
-        else stale = true;
-      } else if (baseOffset < 0n) {
-        this.metrics.duplicatesRejected.inc({ topic: tp.topic });
-      }
+      if (errorCode !== ErrorCode.NONE) stale = this.noteError(answer, e, tp, errorCode) || stale;
+      else if (baseOffset < 0n) this.metrics.duplicatesRejected.inc({ topic: tp.topic });
       this.report(tp, p.id, toBatchOutcome(errorCode, baseOffset, answer.logAppendTimeMs(e)), answer.logStartOffset(e));
     }
     if (stale) void this.ctx.refreshMetadata(req.topics).catch(() => undefined);
+  }
+
+  /**
+   * A partition's error in an answer: counted, and its new leader learned when the answer names
+   * it (KIP-951, from the decoded answer: objects only here). Returns whether metadata is stale.
+   */
+  private noteError(answer: ProduceAnswer, e: number, tp: TopicPartition, errorCode: number): boolean {
+    this.metrics.upstreamErrors.inc({ error: errorLabel(errorCode) });
+    if (errorCode === ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER) this.metrics.outOfSequence.inc({ topic: tp.topic });
+    const leader = decodedEntry(answer.decode(), e).currentLeader?.leaderId ?? -1;
+    if (leader < 0) return true;
+    this.ctx.cluster.setLeader(tp.topic, tp.partition, leader);
+    return false;
   }
 
   /**
@@ -550,6 +590,21 @@ export class Upgrader {
       this.allocating = false;
     }
   }
+}
+
+/**
+ * A batch submit() does not take, told in a microtask (never from within submit): the journal
+ * failed and is still on disk (state/README.md "When a write fails": no new stamp), or the batch
+ * holds no record or its record count does not match lastOffsetDelta. Out of submit: rare.
+ */
+function refuse(listener: BatchListener, journalStopped: boolean): void {
+  const r: PartResult = journalStopped
+    ? { errorCode: ErrorCode.KAFKA_STORAGE_ERROR, baseOffset: -1n, logAppendTimeMs: -1n, errorMessage: 'idempo: the sidecar cannot write its --state-dir' }
+    : { errorCode: ErrorCode.INVALID_RECORD, baseOffset: -1n, logAppendTimeMs: -1n, errorMessage: 'idempo: the batch holds no record or its record count does not match lastOffsetDelta' };
+  queueMicrotask(() => {
+    listener.answered(r);
+    listener.finished(r);
+  });
 }
 
 /**
@@ -603,7 +658,7 @@ class UpstreamProduce implements OwnRequest {
       const p = items[i];
       timeoutMs = Math.max(timeoutMs, p.timeoutMs);
       clientVersion = Math.max(clientVersion, p.version);
-      if (!this.topics.includes(p.tp.topic)) this.topics.push(p.tp.topic);
+      if (p.tp.topic !== this.topics[0] && !this.topics.includes(p.tp.topic)) this.topics.push(p.tp.topic);
     }
     // Topics named by id (Produce v13, KIP-516) whenever both sides speak it, whatever version the
     // client used: a topic deleted and created again under the same name then answers
@@ -612,9 +667,10 @@ class UpstreamProduce implements OwnRequest {
     // which could write a later batch ahead of one lost on the way. By name (v12 at most) only
     // while a topic's id is not known yet. Every client version the upgrader takes (v3+) carries
     // the same RecordBatch v2.
-    const byId = !TEST_ONLY_NO_STATE_LOSS_DETECTION && this.topics.every((t) => cluster.topicId(t) !== undefined);
+    let byId = !TEST_ONLY_NO_STATE_LOSS_DETECTION;
+    for (let t = 0; t < this.topics.length && byId; t++) byId = cluster.topicId(this.topics[t]) !== undefined;
     this.version = byId ? undefined : Math.min(12, clientVersion);
-    this.ids = new Array<Buffer>(this.topics.length).fill(ZERO_UUID);
+    this.ids = this.topics.length === 1 ? [ZERO_UUID] : new Array<Buffer>(this.topics.length).fill(ZERO_UUID);
     this.produceTimeoutMs = timeoutMs;
     this.timeoutMs = timeoutMs + requestTimeoutMs;
     // What the writer copies (the batches go by reference: broker-client.ts).
@@ -628,10 +684,12 @@ class UpstreamProduce implements OwnRequest {
       const topic = this.topics[t];
       const id = version >= 13 ? (this.cluster.topicId(topic) ?? ZERO_UUID) : ZERO_UUID;
       this.ids[t] = id;
+      // (indexed loops: for...of makes an iterator per loop until the function is optimised)
+      const items = this.items;
       let partitions = 0;
-      for (const p of this.items) if (p.tp.topic === topic) partitions++;
+      for (let i = 0; i < items.length; i++) if (items[i].tp.topic === topic) partitions++;
       produceTopic(w, version, topic, id, partitions);
-      for (const p of this.items) if (p.tp.topic === topic) producePartition(w, version, p.tp.partition, p.batch);
+      for (let i = 0; i < items.length; i++) if (items[i].tp.topic === topic) producePartition(w, version, items[i].tp.partition, items[i].batch);
       produceTopicEnd(w, version);
     }
     produceEnd(w, version);
@@ -661,7 +719,7 @@ class UpstreamProduce implements OwnRequest {
 
   /** The send is over: the memory its batches lie in may go back (frame-pool.ts) once nothing else holds it. */
   private done(): void {
-    for (const l of this.held) l?.drop();
+    for (let i = 0; i < this.held.length; i++) this.held[i]?.drop();
   }
 
   /** Where item i's result is in `answer` (its entry number), or -1: by the topic's name, from v13 by the id this request named it by. */
@@ -679,9 +737,9 @@ class UpstreamProduce implements OwnRequest {
   }
 }
 
-/** Whether `items` holds a batch of partition `tp`. */
-function holds(items: readonly Pending[], tp: TopicPartition): boolean {
-  for (const p of items) if (p.tp.partition === tp.partition && p.tp.topic === tp.topic) return true;
+/** Whether the first `n` of `items` hold a batch of partition `tp`. */
+function holds(items: readonly Pending[], tp: TopicPartition, n: number): boolean {
+  for (let i = 0; i < n; i++) if (items[i].tp.partition === tp.partition && items[i].tp.topic === tp.topic) return true;
   return false;
 }
 
