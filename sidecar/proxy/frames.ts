@@ -50,6 +50,8 @@ export interface FrameHandler {
 export class FrameReader {
   /** Size prefix and peeked bytes of the next frame while they arrive (they may come in pieces). */
   private readonly head = Buffer.alloc(4 + PEEK_BYTES);
+  /** The peeked bytes of a frame of PEEK_BYTES or more (nearly every one): shown to `begin` without a view per frame. */
+  private readonly peek = this.head.subarray(4);
   private headLen = 0;
   /** Payload size of the frame being read; -1 until its head is complete. */
   private size = -1;
@@ -122,7 +124,7 @@ export class FrameReader {
         const fresh = this.headLen === 0; // the head, if complete now, lies in this chunk from `start`
         off = this.readHead(chunk, off);
         if (this.size < 0) return; // the chunk ended inside the head
-        const decision = this.handler.begin(this.size, this.head.subarray(4, this.headLen));
+        const decision = this.handler.begin(this.size, this.headLen === this.head.length ? this.peek : this.head.subarray(4, this.headLen));
         if (decision === 'wait') return this.hold(chunk, fresh ? start : off, fresh);
         off = this.open(decision, chunk, fresh ? start : -1, off);
         continue;
@@ -132,23 +134,28 @@ export class FrameReader {
     }
   }
 
-  /** Collects the size prefix and the peeked bytes; sets this.size once both are in. */
+  /**
+   * Collects the size prefix and the peeked bytes; sets this.size once both are in. At most 12
+   * bytes, copied one by one: for so few, Buffer#copy's argument checks and views cost more than
+   * the copy (and made this per-frame function a large one for V8 to compile).
+   */
   private readHead(chunk: Buffer, off: number): number {
     if (this.size >= 0) return off; // complete already (asked again after 'wait')
-    if (this.headLen < 4) {
-      const n = Math.min(4 - this.headLen, chunk.length - off);
-      chunk.copy(this.head, this.headLen, off, off + n);
-      this.headLen += n;
-      off += n;
-      if (this.headLen < 4) return off;
-      this.check(this.head.readInt32BE(0));
+    const head = this.head;
+    const end = chunk.length;
+    let len = this.headLen;
+    if (len < 4) {
+      while (len < 4 && off < end) head[len++] = chunk[off++]!;
+      this.headLen = len;
+      if (len < 4) return off;
+      this.check(int32At(head, 0));
     }
-    const want = 4 + Math.min(this.head.readInt32BE(0), PEEK_BYTES);
-    const n = Math.min(want - this.headLen, chunk.length - off);
-    chunk.copy(this.head, this.headLen, off, off + n);
-    this.headLen += n;
-    if (this.headLen === want) this.size = this.head.readInt32BE(0);
-    return off + n;
+    const size = int32At(head, 0);
+    const want = 4 + Math.min(size, PEEK_BYTES);
+    while (len < want && off < end) head[len++] = chunk[off++]!;
+    this.headLen = len;
+    if (len === want) this.size = size;
+    return off;
   }
 
   /** 'wait': keep the frame's unread bytes; a head that lies in this chunk is read again on resume. */
@@ -239,6 +246,11 @@ export class FrameReader {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/** A big-endian int32 at `at` (in bounds: the caller checked), without Buffer#readInt32BE's checks. */
+function int32At(b: Buffer, at: number): number {
+  return (b[at]! << 24) | (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!;
+}
 
 /**
  * A payload FrameReader delivered whole, in a buffer of its own when it was lent (an exact
