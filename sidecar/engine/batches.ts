@@ -7,7 +7,7 @@ import { createPartitionProduceResponse, type ProduceResponse } from '../codec/g
 import { topicKey, type ProduceAnswer } from '../codec/produce-answer.js';
 import type { ClusterView } from '../proxy/cluster-view.js';
 import { ErrorCode } from '../codec/errors.js';
-import { checkPart, topicNameProblem } from './part-check.js';
+import { checkPart, PartProblem, topicNameProblem } from './part-check.js';
 import { compileGlob } from './glob.js';
 
 export interface PartBatch {
@@ -48,8 +48,12 @@ export const FIRST_V2_PRODUCE = 3;
  * mode leaves the CRC to the broker (see checkPart).
  */
 export function partsOf(req: ProduceRequest, version: number, cluster: ClusterView, verifyCrc = true): PartBatch[] {
-  const out: PartBatch[] = [];
-  const repeats = new RepeatCheck();
+  let n = 0;
+  for (let t = 0; t < req.topicData.length; t++) n += req.topicData[t].partitionData.length;
+  // Sized once (an array pushed to from empty reserves 16 slots), filled in request order.
+  const out = new Array<PartBatch>(n);
+  let pos = 0;
+  let repeats: RepeatSet | undefined; // only for a request of more than PAIRWISE_MAX parts
   // Indexed loops: this runs for every produce, mostly before V8 has optimised it (see Engine.observe).
   for (let t = 0; t < req.topicData.length; t++) {
     const td = req.topicData[t];
@@ -59,16 +63,17 @@ export function partsOf(req: ProduceRequest, version: number, cluster: ClusterVi
     const nameProblem = name === undefined || version >= 13 ? null : topicNameProblem(name);
     for (let p = 0; p < td.partitionData.length; p++) {
       const pd = td.partitionData[p];
-      const repeated = repeats.seen(out, topic, pd.index);
+      const repeated = pos < PAIRWISE_MAX ? seenBefore(out, pos, topic, pd.index) : (repeats ??= new RepeatSet(out, pos)).seen(topic, pd.index);
       let header: BatchHeader | undefined;
       let invalid: PartBatch['invalid'];
-      if (nameProblem) invalid = { errorCode: ErrorCode.INVALID_TOPIC_EXCEPTION, message: nameProblem };
+      if (nameProblem) invalid = new PartProblem(ErrorCode.INVALID_TOPIC_EXCEPTION, nameProblem);
       else if (version >= FIRST_V2_PRODUCE) {
         const c = checkPart(pd.records, version, verifyCrc);
-        if (c.ok) header = c.header;
-        else invalid = { errorCode: c.errorCode, message: c.message };
+        if (c instanceof PartProblem) invalid = c;
+        else header = c;
       }
-      out.push({ t, p, pos: out.length, topic, topicUnknown: name === undefined, partition: pd.index, records: pd.records, header, invalid, repeated });
+      out[pos] = { t, p, pos, topic, topicUnknown: name === undefined, partition: pd.index, records: pd.records, header, invalid, repeated };
+      pos++;
     }
   }
   return out;
@@ -77,20 +82,22 @@ export function partsOf(req: ProduceRequest, version: number, cluster: ClusterVi
 /** Parts compared pairwise up to this many (nearly every request); a Set of keys beyond. */
 const PAIRWISE_MAX = 32;
 
-/** Whether a topic-partition came earlier in the request: without a key string per part while the request is small. */
-class RepeatCheck {
-  private keys?: Set<string>;
+/** Whether one of the first `count` parts is this topic-partition (no key string per part). */
+function seenBefore(out: readonly PartBatch[], count: number, topic: string, partition: number): boolean {
+  for (let i = 0; i < count; i++) if (out[i].partition === partition && out[i].topic === topic) return true;
+  return false;
+}
 
-  /** Whether `out` (the parts so far) has this topic-partition; it is then counted as seen. */
-  seen(out: readonly PartBatch[], topic: string, partition: number): boolean {
-    if (out.length < PAIRWISE_MAX) {
-      for (let i = 0; i < out.length; i++) if (out[i].partition === partition && out[i].topic === topic) return true;
-      return false;
-    }
-    if (!this.keys) {
-      this.keys = new Set();
-      for (let i = 0; i < out.length; i++) this.keys.add(`${out[i].partition}\u0000${out[i].topic}`);
-    }
+/** The topic-partitions of a large request, as keys: made from the parts so far when the request passes PAIRWISE_MAX. */
+class RepeatSet {
+  private readonly keys = new Set<string>();
+
+  constructor(out: readonly PartBatch[], count: number) {
+    for (let i = 0; i < count; i++) this.keys.add(`${out[i].partition}\u0000${out[i].topic}`);
+  }
+
+  /** Whether this topic-partition was seen; it is then counted as seen. */
+  seen(topic: string, partition: number): boolean {
     const key = `${partition}\u0000${topic}`;
     if (this.keys.has(key)) return true;
     this.keys.add(key);

@@ -20,7 +20,7 @@ import { SidecarMetrics } from '../metrics/metrics.js';
 import { ClusterView } from '../proxy/cluster-view.js';
 import { UpstreamError } from '../proxy/broker-client.js';
 import type { HookContext, OwnRequest, ProduceCall, ProduceDecision } from '../proxy/produce-hook.js';
-import { checkPart } from './part-check.js';
+import { checkPart, PartProblem } from './part-check.js';
 import { DEFAULT_LIMITS, type EngineLimits } from '../config/cli.js';
 import type { LiveConfig, SidecarConfig } from '../config/load.js';
 import { answerOf } from '../codec/produce-answer.test-support.js';
@@ -140,9 +140,9 @@ export class ModelCluster implements HookContext {
           pr.errorCode = version >= 13 && !topic ? ErrorCode.UNKNOWN_TOPIC_ID : ErrorCode.UNKNOWN_TOPIC_OR_PARTITION;
         } else {
           const c = checkPart(pd.records, version);
-          if (!c.ok) pr.errorCode = c.errorCode;
+          if (c instanceof PartProblem) pr.errorCode = c.errorCode;
           else {
-            const a = this.append(`${topic.name}/${pd.index}`, c.header.producerId, c.header.producerEpoch, c.header.baseSequence, c.header.recordsCount);
+            const a = this.append(`${topic.name}/${pd.index}`, c.producerId, c.producerEpoch, c.baseSequence, c.recordsCount);
             pr.errorCode = a.errorCode;
             pr.baseOffset = a.baseOffset;
           }

@@ -1,7 +1,7 @@
 // Each malformed part gets the error a Kafka broker gives for it (facts in part-check.ts).
 import { describe, expect, it } from 'vitest';
 import * as zlib from 'node:zlib';
-import { checkPart, topicNameProblem } from './part-check.js';
+import { checkPart, PartProblem, topicNameProblem } from './part-check.js';
 import { encodeRecordBatch } from '../codec/records.js';
 import { computeCrc } from '../codec/record-batch.js';
 
@@ -9,7 +9,7 @@ const good = (o: Parameters<typeof encodeRecordBatch>[0] = { records: [{ value: 
 const crc = (b: Buffer): Buffer => (b.writeUInt32BE(computeCrc(b), 17), b);
 const code = (records: Buffer | null, version = 9): number => {
   const c = checkPart(records, version);
-  return c.ok ? 0 : c.errorCode;
+  return c instanceof PartProblem ? c.errorCode : 0;
 };
 const edit = (f: (b: Buffer) => void, fixCrc = true): Buffer => {
   const b = good();

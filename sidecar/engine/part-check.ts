@@ -16,17 +16,27 @@ import { ErrorCode } from '../codec/errors.js';
 import { int64At, int8At } from '../codec/reader.js';
 import { Attr, BATCH_HEADER_SIZE, BatchOffset, LOG_OVERHEAD, readBatchHeader, verifyCrc as crcMatches, type BatchHeader } from '../codec/record-batch.js';
 
-export type PartCheck = { ok: true; header: BatchHeader } | { ok: false; errorCode: number; message: string };
+/** What a broker would answer for a malformed part (PartBatch.invalid). */
+export class PartProblem {
+  constructor(
+    readonly errorCode: number,
+    readonly message: string,
+  ) {}
+}
+
+/** The batch's header when the part is valid (no wrapper object per part: this runs for every batch). */
+export type PartCheck = BatchHeader | PartProblem;
 
 /** The smallest v2 record: length, attributes, timestampDelta, offsetDelta, key and value lengths, header count (1 byte each). */
 const MIN_RECORD_BYTES = 7;
 /** Zstd in Produce requests needs v7+ (KIP-110). */
 const ZSTD_MIN_VERSION = 7;
 
-const bad = (errorCode: number, message: string): PartCheck => ({ ok: false, errorCode, message });
+const bad = (errorCode: number, message: string): PartProblem => new PartProblem(errorCode, message);
 
 /**
- * Checks one partition's records of a Produce request v3+ (for v0–2, message sets, see the engine).
+ * Checks one partition's records of a Produce request v3+ (for v0–2, message sets, see the engine):
+ * its header, or the broker's error (`instanceof PartProblem`).
  * `verifyCrc` false skips the one check that reads every byte: observe mode forwards every batch
  * untouched and the broker checks the CRC itself (a damaged batch is answered CORRUPT_MESSAGE and
  * drops out of the session table like any failed batch).
@@ -56,7 +66,7 @@ export function checkPart(records: Buffer | null, version: number, verifyCrc = t
   if (h.compression === 0 && h.recordsCount > (records.length - BATCH_HEADER_SIZE) / MIN_RECORD_BYTES) {
     return bad(ErrorCode.INVALID_RECORD, `${h.recordsCount} records cannot fit in ${records.length - BATCH_HEADER_SIZE} bytes`);
   }
-  return { ok: true, header: h };
+  return h;
 }
 
 const CODEC_NAMES = ['none', 'gzip', 'snappy', 'lz4', 'zstd'];
