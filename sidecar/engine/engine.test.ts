@@ -355,6 +355,19 @@ describe('exact dedup: the same bytes sent separately by the application are wri
     expect(model.written.get('orders/0')).toEqual({ idempotent: 2, plain: 0 });
   });
 
+  it('a dedup cap reload while the original is undecided: its retry still attaches to it (the original moves to the new cache), written once', async () => {
+    // (`content`: the dedup cache alone recognises the copy; with `exact` the retry index would too.)
+    const { send, model, engine } = setup({ mode: 'upgrade', dedup: { strategy: 'content', windowMs: 2_000, maxEntries: 100_000 } });
+    model.hold = true;
+    expect(codes(await send(same()))).toEqual([7]);
+    const live = engineConfig({ mode: 'upgrade', dedup: { strategy: 'content', windowMs: 2_000, maxEntries: 100_000 } }).live;
+    engine.reconfigure({ ...live, dedup: { ...live.dedup, maxEntries: 5_000 } });
+    const retry = send(same());
+    model.release();
+    expect(codes(await retry)).toEqual([0]);
+    expect(model.written.get('orders/0')).toEqual({ idempotent: 1, plain: 0 });
+  });
+
   it('a retry after the connection closed before the answer (Java, librdkafka at their timeout) is the original: written once', async () => {
     const { send, model } = setup({ mode: 'upgrade' });
     expect((await send(same(), 9, { closedBeforeAnswer: true })).kind).toBe('closed');

@@ -43,9 +43,8 @@ export class Engine {
   private table: SessionTable;
   private readonly validator: Validator;
   private upgrader?: Upgrader;
-  private dedup?: DedupCache<PartResult>;
-  /** Final results of originals still undecided, by dedup ticket, and the upgrader's batch id. */
-  private readonly dedupWaiters = new Map<number, DedupWaiter>();
+  /** Each original in flight has its DedupWaiter in its entry (what copies attach to). */
+  private dedup?: DedupCache<PartResult, DedupWaiter>;
   private covers: (topic: string) => boolean;
   private readonly sweeper: NodeJS.Timeout;
   private summary = { duplicates: 0, outOfSequence: 0, policy: 0, unknownRetries: 0 };
@@ -80,7 +79,7 @@ export class Engine {
         // Its client lost its connection with the old process and never had a final answer: a
         // copy is its retry (also a send of the same records: kafkajs re-encodes it with a new timestamp).
         const claim = Claim.orphan();
-        if (key && this.dedup) this.track(this.dedup.begin(key, now, claim), key, result, id, claim);
+        if (key && this.dedup) this.track(this.dedup, key, now, result, id, claim);
         const a = restored.batches.get(id);
         if (a && this.live.dedup.strategy === 'exact') {
           this.retries.add(a.tp.topic, a.tp.partition, contentFingerprint(a.bytes, { maxDecompressedBytes: this.deps.config.limits.maxDecompressBytes }).fingerprint, result, id, this.nextRetryGroup++, claim);
@@ -119,16 +118,13 @@ export class Engine {
    * deadline, when its client was told to retry), the entry stays, so a retry is attached to the
    * original instead of being written again.
    */
-  private track(ticket: DedupTicket, key: DedupKey, final: Promise<PartResult>, batchId: number, claim: Claim): Promise<PartResult> {
-    const cache = this.dedup!;
+  private track(cache: DedupCache<PartResult, DedupWaiter>, key: DedupKey, now: number, final: Promise<PartResult>, batchId: number, claim: Claim): Promise<PartResult> {
     const waiter: DedupWaiter = { final: () => settled, batchId, key, claim };
+    const ticket = cache.begin(key, now, claim, waiter);
     const settled = final.then((r) => {
       cache.finish(ticket, keptForCopies(r) ? { ok: true, result: r } : { ok: false }, Date.now());
-      // After a reload moved this original to a new cache, the ticket number may be another's.
-      if (this.dedupWaiters.get(ticket) === waiter) this.dedupWaiters.delete(ticket);
       return r;
     });
-    this.dedupWaiters.set(ticket, waiter);
     return settled;
   }
 
@@ -137,8 +133,7 @@ export class Engine {
    * with a retriable error when that is not decided within the copy's own timeout (the client
    * retries again; the original is re-sent at once under its stamp if it was held).
    */
-  private attach(ticket: number, answerMs: number): Promise<PartResult> {
-    const w = this.dedupWaiters.get(ticket);
+  private attach(w: DedupWaiter | undefined, answerMs: number): Promise<PartResult> {
     if (!w) return Promise.resolve(networkError());
     return this.attachFinal(w.final(), w.batchId, answerMs);
   }
@@ -396,16 +391,13 @@ export class Engine {
         claim = c.claim;
         waiter = c.waiter;
       } else claim = Claim.everyCopy();
-      const ticket = dedup ? dedup.begin(key!, now, claim) : undefined;
-      req.parts.push(new Upgraded(req, b, claim, waiter, dedup ? key! : null, dedup, ticket));
+      const u = new Upgraded(req, b, claim, waiter, dedup ? key! : null, dedup);
+      if (dedup) u.ticket = dedup.begin(key!, now, claim, u);
+      req.parts.push(u);
     }
     const fresh = req.parts;
     if (fresh.length === 0) return;
-    for (let i = 0; i < fresh.length; i++) {
-      const u = fresh[i];
-      plan.answerLater(u.b);
-      if (u.ticket !== undefined) this.dedupWaiters.set(u.ticket, u);
-    }
+    for (let i = 0; i < fresh.length; i++) plan.answerLater(fresh[i].b);
     // `exact` with an answer: each part has a waiter, whose claim learns how the answer went (upgradeEvents.written).
     if (answered && exact) plan.onWritten(req);
     // The batches are views into the request's pooled memory: the upgrader holds it until each is finished.
@@ -420,9 +412,9 @@ export class Engine {
    * The same bytes as an original whose client may be retrying it (claim.ts): answered with the
    * original's result, or attached to it while it is undecided.
    */
-  private answerCopy(plan: Plan, b: PartBatch, hit: DedupHit<PartResult>, answerMs: number, sentAfter: number): void {
+  private answerCopy(plan: Plan, b: PartBatch, hit: DedupHit<PartResult, DedupWaiter>, answerMs: number, sentAfter: number): void {
     this.deps.log.debug({ topic: b.topic, partition: b.partition, state: hit.kind }, 'client retry answered with the original result');
-    const answer = hit.kind === 'done' ? Promise.resolve(hit.result) : this.attach(hit.ticket, answerMs);
+    const answer = hit.kind === 'done' ? Promise.resolve(hit.result) : this.attach(hit.waiter, answerMs);
     plan.answer(b, this.copy(plan, b, hit.claim, answer, sentAfter, plan.call.request.timeoutMs));
   }
 
@@ -491,8 +483,8 @@ export class Engine {
     },
     finished: (u, r) => {
       if (u.ticket === undefined) return;
+      // (After a reload moved it to a new cache, this is the old one's: the new entry follows final(), see track.)
       u.cache!.finish(u.ticket, keptForCopies(r) ? { ok: true, result: r } : { ok: false }, Date.now());
-      if (this.dedupWaiters.get(u.ticket) === u) this.dedupWaiters.delete(u.ticket);
     },
     written: (req, written, results) => {
       const now = Date.now();
@@ -696,7 +688,7 @@ export class Engine {
     this.dedupSettings = settings;
     this.observed = undefined;
     const previous = this.dedup;
-    this.dedup = c.dedup.strategy === 'off' ? undefined : new DedupCache<PartResult>({
+    this.dedup = c.dedup.strategy === 'off' ? undefined : new DedupCache<PartResult, DedupWaiter>({
             windowMs: c.dedup.windowMs,
             maxEntries: c.dedup.maxEntries,
             maxBytes: this.deps.config.limits.maxDedupBytes,
@@ -709,9 +701,7 @@ export class Engine {
     if (previous && this.dedup) {
       const now = Date.now();
       this.dedup.restore(previous.snapshot(), now);
-      const inFlight = [...this.dedupWaiters.values()];
-      this.dedupWaiters.clear();
-      for (const w of inFlight) if (w.key) this.track(this.dedup.begin(w.key, now, w.claim), w.key, w.final(), w.batchId, w.claim);
+      for (const w of previous.inFlight()) if (w.key) this.track(this.dedup, w.key, now, w.final(), w.batchId, w.claim);
     }
   }
 
@@ -835,10 +825,12 @@ class Upgraded implements Submission, DedupWaiter {
     /** `exact` with an answer: its client's wait for the answer (claim.ts). */
     readonly waiter: Waiter | null,
     readonly key: DedupKey | null,
-    /** Its dedup entry: the cache it began in (a reload makes a new one; ticket numbers are per cache), and its ticket there. */
-    readonly cache: DedupCache<PartResult> | undefined,
-    readonly ticket: DedupTicket | undefined,
+    /** Its dedup entry's cache (a reload makes a new one; ticket numbers are per cache). */
+    readonly cache: DedupCache<PartResult, DedupWaiter> | undefined,
   ) {}
+
+  /** Its ticket in `cache` (set once it began there). */
+  ticket: DedupTicket | undefined = undefined;
 
   answered(r: PartResult): void {
     this.req.events.answered(this, r);

@@ -30,10 +30,10 @@ export interface DedupKey {
 
 export type DedupTicket = number & { readonly __dedupTicket: unique symbol };
 
-/** An original a copy matched: finished, or still in flight. */
-export type DedupHit<R> = { kind: 'done'; result: R; claim: Claim } | { kind: 'in_flight'; ticket: DedupTicket; claim: Claim };
+/** An original a copy matched: finished, or still in flight (with the waiter begin() was given, which copies attach to). */
+export type DedupHit<R, W = unknown> = { kind: 'done'; result: R; claim: Claim } | { kind: 'in_flight'; ticket: DedupTicket; claim: Claim; waiter: W | undefined };
 
-export type Lookup<R> = { kind: 'miss' } | DedupHit<R>;
+export type Lookup<R, W = unknown> = { kind: 'miss' } | DedupHit<R, W>;
 
 export interface DedupOptions {
   windowMs: number;
@@ -54,10 +54,12 @@ export interface DedupOptions {
 export const ENTRY_BYTES = 565;
 
 /** One original; finish() turns it from in flight to done in place (one object per batch). */
-interface Entry<R> {
+interface Entry<R, W> {
   readonly key: DedupKey;
   readonly ticket: DedupTicket;
   readonly claim: Claim;
+  /** What copies of it attach to while it is in flight (begin's; kept here, so no map of them per batch elsewhere). */
+  readonly waiter: W | undefined;
   readonly bytes: number;
   state: 'in_flight' | 'done';
   /** Set when done. */
@@ -75,7 +77,7 @@ export interface DedupSnapshotEntry<R> {
   claim?: Claim;
 }
 
-export class DedupCache<R> {
+export class DedupCache<R, W = unknown> {
   private readonly windowMs: number;
   private readonly maxEntries: number;
   private readonly maxBytes: number;
@@ -85,9 +87,9 @@ export class DedupCache<R> {
    * compares bigints by value), so no key string per batch; the list tells partitions apart
    * (the same bytes sent to two partitions have one fingerprint).
    */
-  private readonly byKey = new Map<Fingerprint, Array<Entry<R>>>();
+  private readonly byKey = new Map<Fingerprint, Array<Entry<R, W>>>();
   /** Insertion order = least recently used first. */
-  private readonly lru = new Map<DedupTicket, Entry<R>>();
+  private readonly lru = new Map<DedupTicket, Entry<R, W>>();
   private nextTicket = 1;
   private used = 0;
 
@@ -102,11 +104,11 @@ export class DedupCache<R> {
   }
 
   /** The first original of this key that a copy arriving `now` may be a retry of (claim.ts). */
-  lookup(key: DedupKey, now: number): Lookup<R> {
+  lookup(key: DedupKey, now: number): Lookup<R, W> {
     const list = this.byKey.get(key.fingerprint);
     if (!list) return MISS;
     let expired = 0;
-    let hit: Entry<R> | undefined;
+    let hit: Entry<R, W> | undefined;
     for (let i = 0; i < list.length; ) {
       const e = list[i];
       if (!samePartition(e.key, key)) {
@@ -130,16 +132,17 @@ export class DedupCache<R> {
     if (!hit) return MISS;
     this.lru.delete(hit.ticket);
     this.lru.set(hit.ticket, hit);
-    return hit.state === 'done' ? { kind: 'done', result: hit.result as R, claim: hit.claim } : { kind: 'in_flight', ticket: hit.ticket, claim: hit.claim };
+    return hit.state === 'done' ? { kind: 'done', result: hit.result as R, claim: hit.claim } : { kind: 'in_flight', ticket: hit.ticket, claim: hit.claim, waiter: hit.waiter };
   }
 
   /**
    * Registers an original as in flight (after a miss), after the others of its key. `claim`
-   * says when a copy may match it (default: at once, as for an original nobody waits for).
+   * says when a copy may match it (default: at once, as for an original nobody waits for);
+   * `waiter` is what a copy that matches it while it is in flight is handed (lookup).
    */
-  begin(key: DedupKey, _now: number, claim: Claim = Claim.orphan()): DedupTicket {
+  begin(key: DedupKey, _now: number, claim: Claim = Claim.orphan(), waiter?: W): DedupTicket {
     const ticket = this.nextTicket++ as DedupTicket;
-    this.add({ key, ticket, claim, bytes: ENTRY_BYTES + key.topic.length, state: 'in_flight', result: undefined, expiresAt: Infinity });
+    this.add({ key, ticket, claim, waiter, bytes: ENTRY_BYTES + key.topic.length, state: 'in_flight', result: undefined, expiresAt: Infinity });
     this.enforceCapacity();
     return ticket;
   }
@@ -206,9 +209,16 @@ export class DedupCache<R> {
     for (const x of entries) {
       if (now >= x.expiresAt) continue;
       const ticket = this.nextTicket++ as DedupTicket;
-      this.add({ key: x.key, ticket, claim: x.claim ?? Claim.orphan(), bytes: ENTRY_BYTES + x.key.topic.length, state: 'done', result: x.result, expiresAt: x.expiresAt });
+      this.add({ key: x.key, ticket, claim: x.claim ?? Claim.orphan(), waiter: undefined, bytes: ENTRY_BYTES + x.key.topic.length, state: 'done', result: x.result, expiresAt: x.expiresAt });
     }
     this.enforceCapacity();
+  }
+
+  /** The waiters of the originals in flight, in arrival order (a reload moves them to a new cache). */
+  inFlight(): W[] {
+    const entries: Array<Entry<R, W>> = [];
+    for (const e of this.lru.values()) if (e.state === 'in_flight' && e.waiter !== undefined) entries.push(e);
+    return entries.sort((a, b) => a.ticket - b.ticket).map((e) => e.waiter!);
   }
 
   get size(): number {
@@ -220,7 +230,7 @@ export class DedupCache<R> {
     return this.used;
   }
 
-  private add(e: Entry<R>): void {
+  private add(e: Entry<R, W>): void {
     const fp = e.key.fingerprint;
     const list = this.byKey.get(fp);
     if (list) list.push(e);
@@ -229,7 +239,7 @@ export class DedupCache<R> {
     this.used += e.bytes;
   }
 
-  private remove(e: Entry<R>): void {
+  private remove(e: Entry<R, W>): void {
     if (!this.lru.delete(e.ticket)) return;
     this.used -= e.bytes;
     const fp = e.key.fingerprint;
