@@ -130,9 +130,23 @@ export class AnswerQueue {
     }
   }
 
+  /** How many answers flush() would write now (finished, at the head, not swallowed): it stops counting at 2. */
+  private readyAnswers(): number {
+    let n = 0;
+    for (let i = 0; i < this.slots.length && n < 2; i++) {
+      const slot = this.slots[i];
+      if (!slot.done) break;
+      if (!slot.silent && slot.out) n++;
+    }
+    return n;
+  }
+
   /** Writes every finished answer at the head of the FIFO, in order. */
   private flush(): void {
     if (this.stopped) return;
+    // Several answers leave in one writev (corked); a single one is a plain write: corking it
+    // only sent it through the stream's buffered writev path.
+    const cork = this.readyAnswers() > 1;
     let wrote = false;
     let now = 0;
     while (this.slots.length > 0 && this.slots[0].done) {
@@ -143,14 +157,14 @@ export class AnswerQueue {
       this.metrics.forApi(slot.apiKey, apiName(slot.apiKey)).latency.observe(seconds);
       if (slot.apiKey === ApiKey.Produce) this.metrics.produceLatency.observe(seconds);
       if (slot.silent || !slot.out) continue;
-      if (!wrote) this.events.corkAnswers();
+      if (!wrote && cork) this.events.corkAnswers();
       wrote = true;
       if (!this.events.writeAnswer(slot.out, false)) this.events.clientBufferFull();
       const cb = slot.onWritten;
       slot.onWritten = undefined;
       cb?.(true);
     }
-    if (wrote) this.events.uncorkAnswers();
+    if (wrote && cork) this.events.uncorkAnswers();
     const next = this.slots[0];
     if (next?.onNext) {
       const cb = next.onNext;

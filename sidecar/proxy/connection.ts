@@ -336,10 +336,14 @@ export class ClientConnection implements FrameHandler, AnswerQueueEvents {
     if (raw) return this.client.write(payload);
     const whole = framed(payload); // a broker answer passed on as read: one write
     if (whole) return this.client.write(whole);
+    // A payload without its prefix in front: both in one writev.
     const prefix = Buffer.allocUnsafe(4);
     prefix.writeInt32BE(payload.length, 0);
+    this.client.cork();
     this.client.write(prefix);
-    return this.client.write(payload);
+    const ok = this.client.write(payload);
+    this.client.uncork();
+    return ok;
   }
 
   corkAnswers(): void {
