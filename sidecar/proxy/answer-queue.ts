@@ -67,7 +67,13 @@ export class AnswerQueue {
     /** Requests a client may have waiting for answers before its reader is paused. */
     private readonly maxPending: number,
     private readonly events: AnswerQueueEvents,
-  ) {}
+  ) {
+    // `stopped` changes once per connection, when it ends. V8 treats a field it has never seen change as a constant
+    // and, the first time one does, throws away every optimised function that read it (here: flush, on every answer
+    // of every connection). Changed once here, before anything is optimised (see FrameReader's).
+    this.stopped = true;
+    this.stopped = false;
+  }
 
   get size(): number {
     return this.slots.length;
