@@ -5,6 +5,7 @@ import { encodeRecordBatch } from '../codec/records.js';
 import { createPartitionProduceData, createProduceRequest, createTopicProduceData, decodeProduceRequest, encodeProduceRequest } from '../codec/generated/produce-request.js';
 import { decodeProduceResponse } from '../codec/generated/produce-response.js';
 import { detachFromFrame, produceErrorPayload } from './produce-frames.js';
+import { framed } from './frames.js';
 import { responseBodyOffset } from './headers.js';
 
 describe('detachFromFrame', () => {
@@ -35,6 +36,29 @@ describe('detachFromFrame', () => {
       expect(resp.responses.map((tr) => [tr.name, tr.topicId.toString('hex'), tr.partitionResponses.map((pr) => [pr.index, pr.errorCode])])).toEqual(
         req.topicData.map((td) => [td.name, td.topicId.toString('hex'), [[4, 13], [1, 13]]]),
       );
+    }
+  });
+});
+
+describe('encodeProduceAnswer (through produceErrorPayload)', () => {
+  it("the sidecar's own answer carries its size prefix in front, so the client gets one frame in one write", () => {
+    for (const version of [3, 8, 9, 13]) {
+      const req = createProduceRequest();
+      const td = createTopicProduceData();
+      td.name = 'a';
+      td.topicId = Buffer.alloc(16, 3);
+      const pd = createPartitionProduceData();
+      pd.index = 2;
+      td.partitionData.push(pd);
+      req.topicData.push(td);
+      const payload = produceErrorPayload(41, version, req, 13);
+      const whole = framed(payload);
+      expect(whole).toBeDefined();
+      expect(whole!.readInt32BE(0)).toBe(payload.length);
+      expect(whole!.subarray(4).equals(payload)).toBe(true);
+      expect(payload.readInt32BE(0)).toBe(41); // the correlation id starts the payload
+      const resp = decodeProduceResponse(new Reader(payload, responseBodyOffset(payload, version >= 9 ? 1 : 0)), version);
+      expect(resp.responses[0]!.partitionResponses.map((pr) => [pr.index, pr.errorCode])).toEqual([[2, 13]]);
     }
   });
 });

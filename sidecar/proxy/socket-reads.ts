@@ -45,7 +45,8 @@ export class SocketReads {
       },
       callback: (n) => {
         try {
-          onBytes(this.buf.subarray(0, n));
+          // A full read is the buffer itself: no view to allocate (under load most reads are full).
+          onBytes(n === this.buf.length ? this.buf : this.buf.subarray(0, n));
         } finally {
           if (POISON && !this.kept) this.buf.fill(POISON_BYTE, 0, n);
         }
