@@ -227,6 +227,12 @@ const NEVER_WRITTEN: ReadonlySet<number> = new Set([
   ErrorCode.POLICY_VIOLATION,
 ]);
 
+/** submitAll's refusal of a driver bug (out of line: the per-request path stays small). */
+function refuseItem(it: { id: number; recordCount: number }, reused: boolean): never {
+  if (reused) throw new Error(`batch id ${it.id} already submitted`);
+  throw new RangeError(`recordCount must be >= 1, got ${it.recordCount}`);
+}
+
 /** A held batch's client must retry: a code every client treats as retriable. */
 function retriableCode(code: number): number {
   return code === ErrorCode.REQUEST_TIMED_OUT || code === ErrorCode.NETWORK_EXCEPTION || code === ErrorCode.NOT_LEADER_OR_FOLLOWER ? code : ErrorCode.REQUEST_TIMED_OUT;
@@ -278,9 +284,9 @@ export class Sequencer {
     // request, mostly before the JIT has optimised it (for...of allocates per element there).
     for (let i = 0; i < items.length; i++) {
       const it = items[i];
-      if (this.ids.has(it.id)) throw new Error(`batch id ${it.id} already submitted`);
-      for (let j = 0; j < i; j++) if (items[j].id === it.id) throw new Error(`batch id ${it.id} already submitted`);
-      if (!Number.isInteger(it.recordCount) || it.recordCount < 1) throw new RangeError(`recordCount must be >= 1, got ${it.recordCount}`);
+      let reused = this.ids.has(it.id);
+      for (let j = 0; j < i; j++) reused ||= items[j].id === it.id;
+      if (reused || !Number.isInteger(it.recordCount) || it.recordCount < 1) refuseItem(it, reused);
     }
     const out: SequencerAction[] = [];
     for (let i = 0; i < items.length; i++) {
@@ -335,11 +341,13 @@ export class Sequencer {
 
   /** Report the outcome of the latest send/resend of batch `id`. Unknown ids or batches not in flight are ignored. */
   onResult(tp: TopicPartition, id: number, outcome: BatchOutcome, now: number, logStartOffset?: bigint): SequencerAction[] {
-    const out: SequencerAction[] = [];
     const ps = this.ids.get(id);
-    if (!ps || ps.tp.partition !== tp.partition || ps.tp.topic !== tp.topic) return out;
+    if (!ps || ps.tp.partition !== tp.partition || ps.tp.topic !== tp.topic) return [];
     const b = batchOf(ps, id);
-    if (!b || b.state !== 'in_flight') return out;
+    if (!b || b.state !== 'in_flight') return [];
+    // Nearly every answer: its own small method (the rest of onResult is the JIT's to compile only when answers go wrong).
+    if (outcome.kind === 'ok' && !b.doomed) return this.acknowledged(ps, b, outcome.baseOffset, outcome.logAppendTime, now, logStartOffset);
+    const out: SequencerAction[] = [];
 
     if (b.doomed) {
       b.doomed = false;
@@ -363,17 +371,9 @@ export class Sequencer {
     let retryMayBeWritten = false;
     switch (outcome.kind) {
       case 'ok':
-        b.state = 'acked';
+        // (a doomed batch written after all: see above)
         out.push({ type: 'resolve', tp: ps.tp, id, baseOffset: outcome.baseOffset, logAppendTime: outcome.logAppendTime });
-        this.ids.delete(id);
-        this.noteAck(ps, b, outcome.baseOffset, logStartOffset, now);
-        this.popResolvedHead(ps);
-        // The acknowledged probe ends recovery: the broker's sequence state is known again; later
-        // re-sends can be pipelined (they are recognised from the 5-batch cache if already written).
-        if (ps.probeId === id) {
-          ps.recovering = false;
-          ps.probeId = null;
-        }
+        this.settleAck(ps, b, outcome.baseOffset, now, logStartOffset);
         break;
       case 'retriable':
         retry = outcome.reason;
@@ -424,6 +424,29 @@ export class Sequencer {
     }
     this.pump(ps, now, out);
     return out;
+  }
+
+  /** `b` was acknowledged: its resolve first, then what its partition can send now. */
+  private acknowledged(ps: PartitionState, b: Batch, baseOffset: bigint, logAppendTime: bigint, now: number, logStartOffset: bigint | undefined): SequencerAction[] {
+    // A one-element literal: usually nothing follows (an array pushed to from empty reserves 16 slots).
+    const out: SequencerAction[] = [{ type: 'resolve', tp: ps.tp, id: b.id, baseOffset, logAppendTime }];
+    this.settleAck(ps, b, baseOffset, now, logStartOffset);
+    this.pump(ps, now, out);
+    return out;
+  }
+
+  /** The state change of an acknowledgement (its resolve action is the caller's). */
+  private settleAck(ps: PartitionState, b: Batch, baseOffset: bigint, now: number, logStartOffset: bigint | undefined): void {
+    b.state = 'acked';
+    this.ids.delete(b.id);
+    this.noteAck(ps, b, baseOffset, logStartOffset, now);
+    this.popResolvedHead(ps);
+    // The acknowledged probe ends recovery: the broker's sequence state is known again; later
+    // re-sends can be pipelined (they are recognised from the 5-batch cache if already written).
+    if (ps.probeId === b.id) {
+      ps.recovering = false;
+      ps.probeId = null;
+    }
   }
 
   /** Fail batches whose deliveryTimeout passed while they were not in flight, then send what became possible. */
