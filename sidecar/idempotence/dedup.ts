@@ -28,7 +28,8 @@ export interface DedupKey {
   readonly fingerprint: Fingerprint;
 }
 
-export type DedupTicket = number & { readonly __dedupTicket: unique symbol };
+/** An original's handle (its entry itself: finish() and dropKnown() look nothing up). */
+export type DedupTicket = { readonly __dedupTicket: unique symbol };
 
 /** An original a copy matched: finished, or still in flight (with the waiter begin() was given, which copies attach to). */
 export type DedupHit<R, W = unknown> = { kind: 'done'; result: R; claim: Claim } | { kind: 'in_flight'; ticket: DedupTicket; claim: Claim; waiter: W | undefined };
@@ -45,27 +46,39 @@ export interface DedupOptions {
 }
 
 /**
- * Heap cost of one answered entry apart from its topic name: the LRU Map slot, its key's list,
- * the entry object, its DedupKey (kept for snapshots) with its fingerprint, its Claim and a
+ * Heap cost of one answered entry apart from its topic name: its fingerprint index slot, the
+ * entry object, its DedupKey (kept for snapshots) with its fingerprint, its Claim and a
  * PartResult with two bigints. Measured with --expose-gc (200,000 entries, 20-char topic,
- * 128-bit fingerprints) when entries also had a key string: 602 bytes each on the heap,
- * estimated 565 + 37 (so an over-estimate since).
+ * 128-bit fingerprints) when entries also had a key string, an LRU Map slot and a list per
+ * key: 602 bytes each on the heap, estimated 565 + 37 (so an over-estimate since).
  */
 export const ENTRY_BYTES = 565;
 
-/** One original; finish() turns it from in flight to done in place (one object per batch). */
+/**
+ * One original; finish() turns it from in flight to done in place (one object per batch). Entries
+ * are linked into the LRU order and, per fingerprint, in arrival order: no Map set/delete and no
+ * array per batch besides the one fingerprint index (per-batch churn on long-lived Maps costs
+ * allocation and keeps young objects alive through their old hash tables).
+ */
 interface Entry<R, W> {
   readonly key: DedupKey;
-  readonly ticket: DedupTicket;
+  /** Arrival order (a reload re-begins in-flight originals in it). */
+  readonly seq: number;
   readonly claim: Claim;
   /** What copies of it attach to while it is in flight (begin's; kept here, so no map of them per batch elsewhere). */
   readonly waiter: W | undefined;
   readonly bytes: number;
-  state: 'in_flight' | 'done';
+  /** 'gone' once removed (a late finish or dropKnown of it is ignored). */
+  state: 'in_flight' | 'done' | 'gone';
   /** Set when done. */
   result: R | undefined;
   /** When done: until when copies match it. */
   expiresAt: number;
+  /** Neighbours in the LRU order (older, newer). */
+  older: Entry<R, W> | null;
+  newer: Entry<R, W> | null;
+  /** The next original of the same fingerprint, in arrival order. */
+  nextSame: Entry<R, W> | null;
 }
 
 /** A finished original as kept across a restart (sidecar/state). */
@@ -83,14 +96,16 @@ export class DedupCache<R, W = unknown> {
   private readonly maxBytes: number;
   private readonly onEvict: DedupOptions['onEvict'];
   /**
-   * Every original of a fingerprint, in arrival order: keyed by the fingerprint itself (a Map
-   * compares bigints by value), so no key string per batch; the list tells partitions apart
-   * (the same bytes sent to two partitions have one fingerprint).
+   * The first original of each fingerprint (the rest follow through nextSame, in arrival order):
+   * keyed by the fingerprint itself (a Map compares bigints by value), so no key string per batch;
+   * the chain tells partitions apart (the same bytes sent to two partitions have one fingerprint).
    */
-  private readonly byKey = new Map<Fingerprint, Array<Entry<R, W>>>();
-  /** Insertion order = least recently used first. */
-  private readonly lru = new Map<DedupTicket, Entry<R, W>>();
-  private nextTicket = 1;
+  private readonly byKey = new Map<Fingerprint, Entry<R, W>>();
+  /** Least recently used first (oldest), most recently used last (newest). */
+  private oldest: Entry<R, W> | null = null;
+  private newest: Entry<R, W> | null = null;
+  private count = 0;
+  private nextSeq = 1;
   private used = 0;
 
   constructor(opts: DedupOptions) {
@@ -105,34 +120,34 @@ export class DedupCache<R, W = unknown> {
 
   /** The first original of this key that a copy arriving `now` may be a retry of (claim.ts). */
   lookup(key: DedupKey, now: number): Lookup<R, W> {
-    const list = this.byKey.get(key.fingerprint);
-    if (!list) return MISS;
+    let e: Entry<R, W> | null | undefined = this.byKey.get(key.fingerprint);
+    if (!e) return MISS;
     let expired = 0;
     let hit: Entry<R, W> | undefined;
-    for (let i = 0; i < list.length; ) {
-      const e = list[i];
+    for (; e; ) {
+      const next: Entry<R, W> | null = e.nextSame; // (read first: remove() unlinks e)
       if (!samePartition(e.key, key)) {
-        i++;
+        e = next;
         continue;
       }
       if (e.state === 'done' && (now >= e.expiresAt || e.claim.known)) {
         if (now >= e.expiresAt) expired++;
         this.remove(e);
-        // Spliced out of `list` (the next one is now at i), or the key dropped with its last entry.
-        if (list[i] === e) i++;
+        e = next;
         continue;
       }
       if (e.claim.matchable(now)) {
         hit = e;
         break;
       }
-      i++;
+      e = next;
     }
     if (expired > 0) this.onEvict?.('expired', expired);
     if (!hit) return MISS;
-    this.lru.delete(hit.ticket);
-    this.lru.set(hit.ticket, hit);
-    return hit.state === 'done' ? { kind: 'done', result: hit.result as R, claim: hit.claim } : { kind: 'in_flight', ticket: hit.ticket, claim: hit.claim, waiter: hit.waiter };
+    this.unlinkLru(hit);
+    this.linkNewest(hit);
+    const ticket = hit as unknown as DedupTicket;
+    return hit.state === 'done' ? { kind: 'done', result: hit.result as R, claim: hit.claim } : { kind: 'in_flight', ticket, claim: hit.claim, waiter: hit.waiter };
   }
 
   /**
@@ -141,10 +156,9 @@ export class DedupCache<R, W = unknown> {
    * `waiter` is what a copy that matches it while it is in flight is handed (lookup).
    */
   begin(key: DedupKey, _now: number, claim: Claim = Claim.orphan(), waiter?: W): DedupTicket {
-    const ticket = this.nextTicket++ as DedupTicket;
-    this.add({ key, ticket, claim, waiter, bytes: ENTRY_BYTES + key.topic.length, state: 'in_flight', result: undefined, expiresAt: Infinity });
+    const e = this.add(key, claim, waiter, 'in_flight', undefined, Infinity);
     this.enforceCapacity();
-    return ticket;
+    return e as unknown as DedupTicket;
   }
 
   /**
@@ -153,8 +167,8 @@ export class DedupCache<R, W = unknown> {
    * that a retry can write. Returns false when the ticket is unknown (evicted).
    */
   finish(ticket: DedupTicket, outcome: { ok: true; result: R } | { ok: false }, now: number): boolean {
-    const e = this.lru.get(ticket);
-    if (!e || e.state !== 'in_flight') return false;
+    const e = ticket as unknown as Entry<R, W>;
+    if (e.state !== 'in_flight') return false;
     if (!outcome.ok) {
       this.remove(e);
       return true;
@@ -173,18 +187,20 @@ export class DedupCache<R, W = unknown> {
    * copied into the old one, which only a full collection empties.
    */
   dropKnown(ticket: DedupTicket): void {
-    const e = this.lru.get(ticket);
-    if (e && e.state === 'done' && e.claim.known) this.remove(e);
+    const e = ticket as unknown as Entry<R, W>;
+    if (e.state === 'done' && e.claim.known) this.remove(e);
   }
 
   /** Drop expired entries (and those whose client knows the outcome). Returns how many expired. */
   sweep(now: number): number {
     let n = 0;
-    for (const e of this.lru.values()) {
-      if (e.state !== 'done') continue;
-      if (now >= e.expiresAt) n++;
-      else if (!e.claim.known) continue;
-      this.remove(e);
+    for (let e = this.oldest; e; ) {
+      const newer = e.newer; // (read first: remove() unlinks e)
+      if (e.state === 'done' && (now >= e.expiresAt || e.claim.known)) {
+        if (now >= e.expiresAt) n++;
+        this.remove(e);
+      }
+      e = newer;
     }
     if (n > 0) this.onEvict?.('expired', n);
     return n;
@@ -197,7 +213,7 @@ export class DedupCache<R, W = unknown> {
    */
   snapshot(): DedupSnapshotEntry<R>[] {
     const out: DedupSnapshotEntry<R>[] = [];
-    for (const e of this.lru.values()) if (e.state === 'done' && !e.claim.known) out.push({ key: e.key, result: e.result as R, expiresAt: e.expiresAt, claim: e.claim });
+    for (let e = this.oldest; e; e = e.newer) if (e.state === 'done' && !e.claim.known) out.push({ key: e.key, result: e.result as R, expiresAt: e.expiresAt, claim: e.claim });
     return out;
   }
 
@@ -208,8 +224,7 @@ export class DedupCache<R, W = unknown> {
   restore(entries: Iterable<DedupSnapshotEntry<R>>, now: number): void {
     for (const x of entries) {
       if (now >= x.expiresAt) continue;
-      const ticket = this.nextTicket++ as DedupTicket;
-      this.add({ key: x.key, ticket, claim: x.claim ?? Claim.orphan(), waiter: undefined, bytes: ENTRY_BYTES + x.key.topic.length, state: 'done', result: x.result, expiresAt: x.expiresAt });
+      this.add(x.key, x.claim ?? Claim.orphan(), undefined, 'done', x.result, x.expiresAt);
     }
     this.enforceCapacity();
   }
@@ -217,12 +232,12 @@ export class DedupCache<R, W = unknown> {
   /** The waiters of the originals in flight, in arrival order (a reload moves them to a new cache). */
   inFlight(): W[] {
     const entries: Array<Entry<R, W>> = [];
-    for (const e of this.lru.values()) if (e.state === 'in_flight' && e.waiter !== undefined) entries.push(e);
-    return entries.sort((a, b) => a.ticket - b.ticket).map((e) => e.waiter!);
+    for (let e = this.oldest; e; e = e.newer) if (e.state === 'in_flight' && e.waiter !== undefined) entries.push(e);
+    return entries.sort((a, b) => a.seq - b.seq).map((e) => e.waiter!);
   }
 
   get size(): number {
-    return this.lru.size;
+    return this.count;
   }
 
   /** Estimated heap bytes held (what maxBytes bounds). */
@@ -230,35 +245,67 @@ export class DedupCache<R, W = unknown> {
     return this.used;
   }
 
-  private add(e: Entry<R, W>): void {
-    const fp = e.key.fingerprint;
-    const list = this.byKey.get(fp);
-    if (list) list.push(e);
-    else this.byKey.set(fp, [e]);
-    this.lru.set(e.ticket, e);
+  private add(key: DedupKey, claim: Claim, waiter: W | undefined, state: 'in_flight' | 'done', result: R | undefined, expiresAt: number): Entry<R, W> {
+    const e: Entry<R, W> = { key, seq: this.nextSeq++, claim, waiter, bytes: ENTRY_BYTES + key.topic.length, state, result, expiresAt, older: null, newer: null, nextSame: null };
+    const first = this.byKey.get(key.fingerprint);
+    if (first) {
+      let last = first;
+      while (last.nextSame) last = last.nextSame;
+      last.nextSame = e;
+    } else this.byKey.set(key.fingerprint, e);
+    this.linkNewest(e);
+    this.count++;
     this.used += e.bytes;
+    return e;
   }
 
   private remove(e: Entry<R, W>): void {
-    if (!this.lru.delete(e.ticket)) return;
+    if (e.state === 'gone') return;
+    e.state = 'gone';
+    this.count--;
     this.used -= e.bytes;
     const fp = e.key.fingerprint;
-    const list = this.byKey.get(fp)!;
-    if (list.length === 1) this.byKey.delete(fp);
-    else list.splice(list.indexOf(e), 1);
+    const first = this.byKey.get(fp)!;
+    if (first === e) {
+      if (e.nextSame) this.byKey.set(fp, e.nextSame);
+      else this.byKey.delete(fp);
+    } else {
+      let before = first;
+      while (before.nextSame !== e) before = before.nextSame!;
+      before.nextSame = e.nextSame;
+    }
+    e.nextSame = null;
+    this.unlinkLru(e);
+  }
+
+  /** Appends `e` (not in the list) as the most recently used. */
+  private linkNewest(e: Entry<R, W>): void {
+    e.older = this.newest;
+    if (this.newest) this.newest.newer = e;
+    else this.oldest = e;
+    this.newest = e;
+  }
+
+  /** Takes `e` out of the LRU order; its links are cleared (an old dead entry must not keep young ones alive). */
+  private unlinkLru(e: Entry<R, W>): void {
+    if (e.older) e.older.newer = e.newer;
+    else this.oldest = e.newer;
+    if (e.newer) e.newer.older = e.older;
+    else this.newest = e.older;
+    e.older = null;
+    e.newer = null;
   }
 
   private enforceCapacity(): void {
     let n = 0;
-    // Each in-flight entry met is moved to the end once, so the loop ends.
+    // Each in-flight entry met is moved to the newest end once, so the loop ends.
     let spared = 0;
-    while ((this.lru.size > this.maxEntries || this.used > this.maxBytes) && spared < this.lru.size) {
-      const first = this.lru.values().next();
-      if (first.done) break;
-      const e = first.value;
+    while ((this.count > this.maxEntries || this.used > this.maxBytes) && spared < this.count) {
+      const e = this.oldest;
+      if (!e) break;
       if (e.state === 'in_flight') {
-        this.lru.delete(e.ticket);
-        this.lru.set(e.ticket, e);
+        this.unlinkLru(e);
+        this.linkNewest(e);
         spared++;
         continue;
       }
