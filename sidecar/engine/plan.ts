@@ -29,7 +29,7 @@ export interface SettledListener {
 
 export class Plan {
   /** The sidecar's answers by part position; undefined while one is not decided (answerLater, or a promise pending). */
-  private readonly local = new Map<number, PartResult | undefined>();
+  private readonly local: LocalAnswers;
   /** Local answers not decided yet. */
   private open = 0;
   /**
@@ -37,7 +37,7 @@ export class Plan {
    * last is decided (or one failed). `whole`: it is the client's whole answer ('answer'), else the
    * results map ('forward-modified').
    */
-  private pending?: { resolve: (v: ProduceResponse | null | Map<number, PartResult>) => void; reject: (err: unknown) => void; whole: boolean };
+  private pending?: { resolve: (v: ProduceResponse | null | LocalAnswers) => void; reject: (err: unknown) => void; whole: boolean };
   // What a plan usually does not need is made on first use (one Plan per produce request).
   private forwarded?: Set<number>;
   private hooks?: Array<(byPos: ResultsByPos) => void>;
@@ -47,7 +47,16 @@ export class Plan {
   /** Every part's result, once the sidecar's answers are all decided. */
   private results?: ResultsByPos;
 
-  constructor(readonly call: ProduceCall) {}
+  /** How many parts the request has (positions 0..parts-1). */
+  private readonly parts: number;
+
+  constructor(readonly call: ProduceCall) {
+    let parts = 0;
+    const topics = call.request.topicData;
+    for (let t = 0; t < topics.length; t++) parts += topics[t].partitionData.length;
+    this.parts = parts;
+    this.local = new LocalAnswers(parts);
+  }
 
   /** The sidecar answers this part (now, or when the promise settles). */
   answer(b: Part, r: PartResult | Promise<PartResult>): void {
@@ -64,7 +73,7 @@ export class Plan {
 
   /** The sidecar answers this part with decided(), later (no promise per part: upgrade mode's originals). */
   answerLater(b: Part): void {
-    this.local.set(b.pos, undefined);
+    this.local.set(b.pos, null);
     this.open++;
   }
 
@@ -106,9 +115,8 @@ export class Plan {
 
   decide(): ProduceDecision {
     const req = this.call.request;
+    const parts = this.parts;
     // A part nobody claimed goes to the broker as is (it judges).
-    let parts = 0;
-    for (let t = 0; t < req.topicData.length; t++) parts += req.topicData[t].partitionData.length;
     if (this.local.size + (this.forwarded?.size ?? 0) < parts) {
       for (let pos = 0; pos < parts; pos++) if (!this.local.has(pos)) (this.forwarded ??= new Set()).add(pos);
     }
@@ -132,7 +140,7 @@ export class Plan {
     const forwarded = this.forwarded;
     // Nothing forwarded (upgrade mode's usual request): one promise, of the whole answer.
     if (forwarded === undefined) return { kind: 'answer', response: this.localAnswers(true) as Promise<ProduceResponse | null>, onWritten };
-    const local = this.localAnswers(false) as Promise<Map<number, PartResult>>;
+    const local = this.localAnswers(false) as Promise<LocalAnswers>;
     const sub = subsetRequest(req, forwarded);
     // Positions in the subset, in order, are the forwarded positions of the client's request in order.
     const order = [...forwarded].sort((a, b) => a - b);
@@ -165,14 +173,14 @@ export class Plan {
    * The sidecar's own answers, once all are decided (then the settled listeners run): the client's
    * whole answer (`whole`) or the results map. (A settled listener's throw rejects it.)
    */
-  private localAnswers(whole: boolean): Promise<ProduceResponse | null | Map<number, PartResult>> {
+  private localAnswers(whole: boolean): Promise<ProduceResponse | null | LocalAnswers> {
     if (this.open > 0) return new Promise((resolve, reject) => (this.pending = { resolve, reject, whole }));
     return new Promise((resolve, reject) => this.allDecided({ resolve, reject, whole }));
   }
 
   private allDecided(p: NonNullable<Plan['pending']>): void {
     try {
-      const results = this.local as Map<number, PartResult>; // every answer decided now
+      const results = this.local; // every answer decided now
       const settled = this.settled;
       if (settled) for (let i = 0; i < settled.length; i++) settled[i].settled(results);
       if (!p.whole) return p.resolve(results);
@@ -185,5 +193,33 @@ export class Plan {
 
   private run(byPos: ResultsByPos): void {
     for (const h of this.hooks ?? []) h(byPos);
+  }
+}
+
+/**
+ * The sidecar's answers by part position: positions are 0..n-1, so an array rather than a Map per
+ * request. null: answered here, not decided yet (answerLater, or a promise pending); undefined:
+ * not answered here. Once all are decided, it is the request's results (ResultsByPos).
+ */
+class LocalAnswers implements ResultsByPos {
+  private readonly byPos: Array<PartResult | null | undefined>;
+  /** Parts answered here. */
+  size = 0;
+
+  constructor(parts: number) {
+    this.byPos = new Array<PartResult | null | undefined>(parts);
+  }
+
+  has(pos: number): boolean {
+    return this.byPos[pos] !== undefined;
+  }
+
+  get(pos: number): PartResult | undefined {
+    return this.byPos[pos] ?? undefined;
+  }
+
+  set(pos: number, r: PartResult | null): void {
+    if (this.byPos[pos] === undefined) this.size++;
+    this.byPos[pos] = r;
   }
 }
