@@ -3,7 +3,7 @@
 // in place, nothing is copied.
 import type { BatchHeader } from '../codec/record-batch.js';
 import type { ProduceRequest } from '../codec/generated/produce-request.js';
-import { createPartitionProduceResponse, type ProduceResponse } from '../codec/generated/produce-response.js';
+import { createLeaderIdAndEpoch, type BatchIndexAndErrorMessage, type LeaderIdAndEpoch, type PartitionProduceResponse, type ProduceResponse } from '../codec/generated/produce-response.js';
 import { topicKey, type ProduceAnswer } from '../codec/produce-answer.js';
 import type { ClusterView } from '../proxy/cluster-view.js';
 import { ErrorCode } from '../codec/errors.js';
@@ -109,7 +109,16 @@ class RepeatSet {
  * Parts' results by their position in the request (PartBatch.pos: the index among all its parts,
  * in request order): a number, so no key string per part and lookup.
  */
-export type ResultsByPos = ReadonlyMap<number, PartResult>;
+export interface ResultsByPos {
+  get(pos: number): PartResult | undefined;
+}
+
+/**
+ * What every partition answer the sidecar builds carries empty, shared (the encoder only reads
+ * them; frozen so nothing can change them for all): no record errors, no new leader.
+ */
+const NO_RECORD_ERRORS = Object.freeze([]) as unknown as BatchIndexAndErrorMessage[];
+const NO_LEADER: LeaderIdAndEpoch = Object.freeze(createLeaderIdAndEpoch());
 
 /** Builds the answer to `req`, one entry per partition in request order. */
 export function buildResponse(req: ProduceRequest, results: ResultsByPos): ProduceResponse {
@@ -118,20 +127,21 @@ export function buildResponse(req: ProduceRequest, results: ResultsByPos): Produ
     responses: req.topicData.map((td) => ({
       name: td.name,
       topicId: td.topicId,
-      partitionResponses: td.partitionData.map((pd) => {
+      partitionResponses: td.partitionData.map((pd): PartitionProduceResponse => {
         const r = results.get(pos++);
-        const pr = createPartitionProduceResponse();
-        pr.index = pd.index;
-        if (r) {
-          pr.errorCode = r.errorCode;
-          pr.baseOffset = r.errorCode === 0 ? r.baseOffset : -1n;
-          pr.logAppendTimeMs = r.logAppendTimeMs;
-          pr.errorMessage = r.errorMessage ?? null;
-        } else {
-          pr.errorCode = 13; // NETWORK_EXCEPTION: never answer a partition without a result as success
-          pr.baseOffset = -1n;
-        }
-        return pr;
+        // (createPartitionProduceResponse's fields, in its order: one shape for the encoder)
+        return {
+          index: pd.index,
+          // NETWORK_EXCEPTION for a partition without a result: never answer one as success
+          errorCode: r ? r.errorCode : ErrorCode.NETWORK_EXCEPTION,
+          baseOffset: r && r.errorCode === 0 ? r.baseOffset : -1n,
+          logAppendTimeMs: r ? r.logAppendTimeMs : -1n,
+          logStartOffset: -1n,
+          recordErrors: NO_RECORD_ERRORS,
+          errorMessage: r?.errorMessage ?? null,
+          currentLeader: NO_LEADER,
+          _tagged: undefined,
+        };
       }),
     })),
     throttleTimeMs: 0,
