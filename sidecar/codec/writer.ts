@@ -113,12 +113,14 @@ export class Writer {
   int64(v: bigint): void {
     this.ensure(8);
     // writeBigInt64BE makes BigInts to split the value (every offset and timestamp of every
-    // answer): within ±2^53 the halves are plain numbers.
+    // answer): within ±2^53 the halves are plain numbers. Both halves are written as int32
+    // (`| 0`: the same four bytes as the unsigned low half) so that neither is a heap number:
+    // -1 (no log append time) would otherwise make a low half of 2^32 - 1 at every write.
     if (v >= MIN_SAFE && v <= MAX_SAFE) {
       const n = Number(v);
       const hi = Math.floor(n / 0x100000000);
       this.buf.writeInt32BE(hi, this.offset);
-      this.buf.writeUInt32BE(n - hi * 0x100000000, this.offset + 4);
+      this.buf.writeInt32BE((n - hi * 0x100000000) | 0, this.offset + 4);
       this.offset += 8;
     } else this.offset = this.buf.writeBigInt64BE(v, this.offset);
   }
@@ -193,7 +195,13 @@ export class Writer {
 
   private utf8(s: string, n: number): void {
     this.ensure(n);
-    this.offset += this.buf.write(s, this.offset, n, 'utf8');
+    // A short ASCII string (n bytes for n characters: the client id in every request header,
+    // topic names) is written a byte per character: Buffer#write allocates per call.
+    if (n === s.length && n <= 64) {
+      const buf = this.buf;
+      for (let i = 0; i < n; i++) buf[this.offset + i] = s.charCodeAt(i);
+      this.offset += n;
+    } else this.offset += this.buf.write(s, this.offset, n, 'utf8');
   }
 
   string(s: string): void {

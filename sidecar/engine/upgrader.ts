@@ -36,8 +36,8 @@ import type { AcceptedBatch, RestoredState } from '../state/records.js';
  * hot functions that read it stay monomorphic and no property is added after birth.
  */
 class Pending {
-  /** The client's deadline for its answer (submit's answerWithin), until answered. */
-  late: Deadline | undefined = undefined;
+  /** Its request's deadline for the client's answer (submit's answerWithin), until answered. */
+  late: LateAnswer | undefined = undefined;
 
   constructor(
     /** Its id in the Sequencer. */
@@ -65,6 +65,20 @@ class Pending {
     /** The engine's view of the batch (submit's), moved to the copy with it. */
     readonly part: PartBatch | undefined,
   ) {}
+}
+
+/** The deadline for the client's answer shared by one request's batches (Upgrader.answerWithin). */
+class LateAnswer {
+  /** Its batches whose client has no answer yet: at 0 the deadline is cancelled. */
+  waiting: number;
+  deadline!: Deadline;
+
+  constructor(
+    readonly items: readonly Pending[],
+    readonly result: () => PartResult,
+  ) {
+    this.waiting = items.length;
+  }
 }
 
 /**
@@ -172,12 +186,12 @@ export class Upgrader {
       lease?.hold();
       const p = new Pending(id, { topic: b.topic, partition: b.partition }, records, version, timeoutMs, recordCount, listener.key, listener, false, records.length, lease, b);
       this.heldBytes += p.bytes;
-      if (answerWithin) p.late = this.deadlines.add(answerWithin.ms, () => this.answerEarly(p, answerWithin.result()));
       this.pending.set(id, p);
       ids[i] = id;
       items[accepted++] = p;
     }
     if (accepted < items.length) items.length = accepted;
+    if (answerWithin && accepted > 0) this.answerWithin(items, answerWithin);
     // One request is one unit: the Sequencer checks all of it before it changes anything.
     const actions = this.seq.submitAll(items, Date.now());
     if (this.state) this.journalAccepted(items);
@@ -378,8 +392,7 @@ export class Upgrader {
     if (!p) return;
     this.pending.delete(id);
     this.heldBytes -= p.bytes;
-    const result = { errorCode: r.errorCode, baseOffset: r.baseOffset, logAppendTimeMs: r.logAppendTimeMs };
-    this.state?.append(r.outcomeUnknown ? { type: 'finished', id, result, at: Date.now(), unknown: true } : { type: 'finished', id, result, at: Date.now() });
+    if (this.state) journalFinished(this.state, id, r);
     this.metrics.produceBatches.inc({ topic: p.tp.topic, outcome });
     this.answer(p, r);
     p.listener.finished(r);
@@ -394,7 +407,11 @@ export class Upgrader {
 
   /** The client's answer, unless it had one (a held batch's, or at its deadline). */
   private answer(p: Pending, r: PartResult): void {
-    if (p.late) this.deadlines.cancel(p.late);
+    const late = p.late;
+    if (late) {
+      p.late = undefined;
+      if (--late.waiting === 0) this.deadlines.cancel(late.deadline);
+    }
     if (p.answered) return;
     p.answered = true;
     p.listener.answered(r);
@@ -402,6 +419,23 @@ export class Upgrader {
 
   /** Client answer deadlines (submit's answerWithin): one timer for all. */
   private readonly deadlines = new Deadlines();
+
+  /**
+   * One deadline for a request's batches (they came together, with the same `ms`), not one per
+   * batch: a batch not decided by then is answered `result()` and goes on under its stamp.
+   */
+  private answerWithin(items: Pending[], within: { ms: number; result: () => PartResult }): void {
+    const late = new LateAnswer(items, within.result);
+    late.deadline = this.deadlines.add(within.ms, () => this.answerLate(late));
+    for (let i = 0; i < items.length; i++) items[i].late = late;
+  }
+
+  private answerLate(late: LateAnswer): void {
+    for (let i = 0; i < late.items.length; i++) {
+      const p = late.items[i];
+      if (p.late === late) this.answerEarly(p, late.result());
+    }
+  }
 
   private report(tp: TopicPartition, id: number, outcome: BatchOutcome, logStartOffset?: bigint): void {
     const losses = this.seq.stateLosses;
@@ -590,6 +624,12 @@ export class Upgrader {
       this.allocating = false;
     }
   }
+}
+
+/** The journal's record of a batch's final result (--state-dir). */
+function journalFinished(state: StateStore, id: number, r: PartResult): void {
+  const result = { errorCode: r.errorCode, baseOffset: r.baseOffset, logAppendTimeMs: r.logAppendTimeMs };
+  state.append(r.outcomeUnknown ? { type: 'finished', id, result, at: Date.now(), unknown: true } : { type: 'finished', id, result, at: Date.now() });
 }
 
 /**
