@@ -27,26 +27,39 @@ export class Writer {
    */
   keepLarge(minBytes: number): void {
     this.sliceMin = minBytes;
-    this.slices ??= [];
   }
 
   /** Bytes written so far, referenced strings included. */
   get length(): number {
     let n = this.offset;
-    if (this.slices) for (const s of this.slices) n += s.bytes.length;
+    const slices = this.slices;
+    if (slices) for (let i = 0; i < slices.length; i++) n += slices[i].bytes.length;
     return n;
   }
 
   /** The output in order: views of the internal buffer and the referenced byte strings. */
   toChunks(): Array<Buffer | Uint8Array> {
-    const out: Array<Buffer | Uint8Array> = [];
+    // (indexed loops: these run for every upgrader send, for...of made an iterator per loop before the JIT)
+    const slices = this.slices;
+    if (!slices || slices.length === 0) return [this.buf.subarray(0, this.offset)];
+    // An array of its final size (a pushed-to empty array reserves 17 slots): counted first.
+    let n = 0;
     let from = 0;
-    for (const s of this.slices ?? []) {
-      if (s.at > from) out.push(this.buf.subarray(from, s.at));
-      out.push(s.bytes);
+    for (let i = 0; i < slices.length; i++) {
+      n += slices[i].at > from ? 2 : 1; // the copied bytes before it, if any, and the slice
+      from = slices[i].at;
+    }
+    if (this.offset > from) n++;
+    const out = new Array<Buffer | Uint8Array>(n);
+    let k = 0;
+    from = 0;
+    for (let i = 0; i < slices.length; i++) {
+      const s = slices[i];
+      if (s.at > from) out[k++] = this.buf.subarray(from, s.at);
+      out[k++] = s.bytes;
       from = s.at;
     }
-    if (this.offset > from || out.length === 0) out.push(this.buf.subarray(from, this.offset));
+    if (this.offset > from) out[k++] = this.buf.subarray(from, this.offset);
     return out;
   }
 
@@ -165,7 +178,9 @@ export class Writer {
 
   raw(b: Buffer | Uint8Array): void {
     if (b.length >= this.sliceMin) {
-      if (!this.joinLast(b)) this.slices!.push({ at: this.offset, bytes: b });
+      // (the array made with its first slice: an array of one, where an empty one pushed to reserves 17 slots)
+      if (!this.slices) this.slices = [{ at: this.offset, bytes: b }];
+      else if (!this.joinLast(b)) this.slices.push({ at: this.offset, bytes: b });
       return;
     }
     this.ensure(b.length);

@@ -184,7 +184,8 @@ export class Upgrader {
       const id = this.nextId++;
       const records = b.records!;
       lease?.hold();
-      const p = new Pending(id, { topic: b.topic, partition: b.partition }, records, version, timeoutMs, recordCount, listener.key, listener, false, records.length, lease, b);
+      // tp: the PartBatch itself (it has topic and partition; every reader of tp reads only those): no object per batch.
+      const p = new Pending(id, b, records, version, timeoutMs, recordCount, listener.key, listener, false, records.length, lease, b);
       this.heldBytes += p.bytes;
       this.pending.set(id, p);
       ids[i] = id;

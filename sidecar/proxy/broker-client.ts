@@ -35,7 +35,7 @@ function writeChunks(socket: net.Socket, chunks: Array<Buffer | Uint8Array>): vo
     return;
   }
   socket.cork();
-  for (const c of chunks) socket.write(c);
+  for (let i = 0; i < chunks.length; i++) socket.write(chunks[i]); // (for...of: an iterator per send until optimised)
   socket.uncork();
 }
 
