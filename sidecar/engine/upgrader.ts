@@ -26,6 +26,7 @@ import { UpstreamError } from '../proxy/broker-client.js';
 import { ZERO_UUID } from '../codec/runtime.js';
 import type { PartBatch, PartResult } from './batches.js';
 import { Deadlines, type Deadline } from './deadlines.js';
+import { IdTable } from './id-table.js';
 import type { DedupKey } from '../idempotence/dedup.js';
 import type { StateStore } from '../state/store.js';
 import type { AcceptedBatch, RestoredState } from '../state/records.js';
@@ -107,7 +108,8 @@ const TEST_ONLY_NO_STATE_LOSS_DETECTION = process.env.IDEMPO_TEST_ONLY_NO_STATE_
 
 export class Upgrader {
   private readonly seq: Sequencer;
-  private readonly pending = new Map<number, Pending>();
+  /** By id (id-table.ts: no Map set and delete per batch). */
+  private readonly pending = new IdTable<Pending>();
   private heldBytes = 0;
   private nextId = 1;
   private allocating = false;
