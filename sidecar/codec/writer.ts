@@ -103,38 +103,64 @@ export class Writer {
     this.buf[this.offset++] = v ? 1 : 0;
   }
 
+  // The integers are written a byte at a time (Buffer#writeInt32BE & co. validate through
+  // several calls and showed in profiles of every encoder); out-of-range values still throw a
+  // RangeError, as Buffer's do: a value that does not fit is a bug, never silently wrapped.
+
   int16(v: number): void {
+    if ((v << 16) >> 16 !== v) throw outOfRange('int16', v);
     this.ensure(2);
-    this.offset = this.buf.writeInt16BE(v, this.offset);
+    const buf = this.buf;
+    const o = this.offset;
+    buf[o] = v >> 8;
+    buf[o + 1] = v;
+    this.offset = o + 2;
   }
 
   uint16(v: number): void {
+    if ((v & 0xffff) !== v) throw outOfRange('uint16', v);
     this.ensure(2);
-    this.offset = this.buf.writeUInt16BE(v, this.offset);
+    const buf = this.buf;
+    const o = this.offset;
+    buf[o] = v >> 8;
+    buf[o + 1] = v;
+    this.offset = o + 2;
   }
 
   int32(v: number): void {
+    if ((v | 0) !== v) throw outOfRange('int32', v);
     this.ensure(4);
-    this.offset = this.buf.writeInt32BE(v, this.offset);
+    this.put32(v);
   }
 
   uint32(v: number): void {
+    if (v >>> 0 !== v) throw outOfRange('uint32', v);
     this.ensure(4);
-    this.offset = this.buf.writeUInt32BE(v, this.offset);
+    this.put32(v);
+  }
+
+  /** The 4 bytes of v's low 32 bits, big-endian (room ensured). */
+  private put32(v: number): void {
+    const buf = this.buf;
+    const o = this.offset;
+    buf[o] = v >>> 24;
+    buf[o + 1] = v >>> 16;
+    buf[o + 2] = v >>> 8;
+    buf[o + 3] = v;
+    this.offset = o + 4;
   }
 
   int64(v: bigint): void {
     this.ensure(8);
     // writeBigInt64BE makes BigInts to split the value (every offset and timestamp of every
-    // answer): within ±2^53 the halves are plain numbers. Both halves are written as int32
-    // (`| 0`: the same four bytes as the unsigned low half) so that neither is a heap number:
-    // -1 (no log append time) would otherwise make a low half of 2^32 - 1 at every write.
+    // answer): within ±2^53 the halves are plain numbers. The low half is taken as an int32
+    // (`| 0`: the same four bytes) so that it is no heap number: -1 (no log append time) would
+    // otherwise make a low half of 2^32 - 1 at every write.
     if (v >= MIN_SAFE && v <= MAX_SAFE) {
       const n = Number(v);
       const hi = Math.floor(n / 0x100000000);
-      this.buf.writeInt32BE(hi, this.offset);
-      this.buf.writeInt32BE((n - hi * 0x100000000) | 0, this.offset + 4);
-      this.offset += 8;
+      this.put32(hi);
+      this.put32((n - hi * 0x100000000) | 0);
     } else this.offset = this.buf.writeBigInt64BE(v, this.offset);
   }
 
@@ -306,4 +332,8 @@ export class Writer {
       this.raw(b);
     }
   }
+}
+
+function outOfRange(type: string, v: number): RangeError {
+  return new RangeError(`The value of "value" is out of range for ${type}: ${v}`);
 }
