@@ -129,6 +129,10 @@ export class Upgrader {
   ) {
     this.metrics = ctx.metrics;
     this.log = ctx.log;
+    // `closed` is first changed by close(); V8 would throw away the optimised code that read it
+    // (dispatch) then, as for UpstreamLink's (see there). Changed once here.
+    this.closed = true;
+    this.closed = false;
     const c = config();
     this.seq = new Sequencer({
       producer: null,

@@ -111,6 +111,14 @@ export class UpstreamLink {
     private readonly opts: UpstreamLinkOptions,
     private readonly events: UpstreamLinkEvents,
   ) {
+    // `closed` and `watchTimer` are first changed when a connection ends (close, unwatchAll). V8
+    // treats a field it has never seen change as a constant and, the first time one does, throws
+    // away every optimised function that read it: in a bench, the warm-up producer leaving threw
+    // away the answer path (--trace-generalization; conn's note in FINDINGS). Changed once here,
+    // before anything is optimised, so V8 knows them as fields that change.
+    this.closed = true;
+    this.closed = false;
+    this.watchTimer = undefined;
     // Events reach the owner only after the constructor returned: with no address for the broker
     // (it left the metadata, e.g. killed) `unreachable` would otherwise fire from inside it,
     // before the owner holds the link, and the owner's close() would crash the sidecar.
