@@ -453,7 +453,7 @@ export class ClientConnection implements FrameHandler, AnswerQueueEvents {
         const transform = this.produceTransform(version, decision.onResponse);
         const replay = produceReplay(request);
         // Kept for a NETWORK_EXCEPTION answer: detached from lent memory, after everything that reads its records.
-        const kept = { request: lent ? detachFromFrame(request, version) : request, version };
+        const kept = lent ? detachFromFrame(request, version) : request;
         return this.forward(frame, lent, slot, transform, replay, request.timeoutMs + this.deps.requestTimeoutMs, kept);
       }
       case 'forward-modified': {
@@ -465,7 +465,7 @@ export class ClientConnection implements FrameHandler, AnswerQueueEvents {
         const changed = encodeChangedRequest(frame, header.bodyOffset, decision.request, version);
         const replay = produceReplay(decision.request);
         // Last: it drops the records (see 'forward').
-        const kept = { request: lent ? detachFromFrame(decision.request, version) : decision.request, version };
+        const kept = lent ? detachFromFrame(decision.request, version) : decision.request;
         return this.forward(changed, false, slot, transform, replay, decision.request.timeoutMs + this.deps.requestTimeoutMs, kept);
       }
       case 'answer':
@@ -521,7 +521,7 @@ export class ClientConnection implements FrameHandler, AnswerQueueEvents {
    * is copied only when it is kept: for a re-send, or until the connection is up; else it is
    * written from the read buffer (onClientData keeps that buffer if the socket queued it).
    */
-  private forward(frame: Buffer, lent: boolean, slot: Slot | undefined, transform: Transform | undefined, replay: ReplayClass, answerWithinMs?: number, produce?: ProduceOf): void {
+  private forward(frame: Buffer, lent: boolean, slot: Slot | undefined, transform: Transform | undefined, replay: ReplayClass, answerWithinMs?: number, produce?: ProduceRequest): void {
     const owned = lent && (replay === 'resend' || !this.mayLendUpstream) ? ownFrame(frame, true) : lent ? undefined : frame;
     if (!owned) this.wroteLent = true;
     if (!slot) return this.link.send(owned ?? frame);
@@ -586,9 +586,6 @@ export class ClientConnection implements FrameHandler, AnswerQueueEvents {
   }
 }
 
-/** A forwarded produce: what its NETWORK_EXCEPTION answer is built from when its outcome cannot be known. */
-type ProduceOf = { request: ProduceRequest; version: number };
-
 /**
  * What to do with a forwarded produce if the upstream connection fails before its answer:
  * idempotent batches are re-sent (the broker answers a copy as a duplicate); others get
@@ -615,7 +612,8 @@ class Forwarded implements ClientRequest {
     private readonly transform: Transform | undefined,
     readonly replay: ReplayClass,
     readonly answerWithinMs: number | undefined,
-    private readonly produce: ProduceOf | undefined,
+    /** A forwarded produce: what its NETWORK_EXCEPTION answer is built from (at the slot's version) when its outcome cannot be known. */
+    private readonly produce: ProduceRequest | undefined,
   ) {
     this.correlationId = slot.correlationId;
     this.apiKey = slot.apiKey;
@@ -636,7 +634,7 @@ class Forwarded implements ClientRequest {
   /** Produce only (else nothing): settles it as NETWORK_EXCEPTION, see ClientRequest. */
   unknownOutcome(): void {
     if (!this.produce) return;
-    this.conn.onAnswer(this.slot, produceErrorPayload(this.slot.correlationId, this.produce.version, this.produce.request, ErrorCode.NETWORK_EXCEPTION), this.transform);
+    this.conn.onAnswer(this.slot, produceErrorPayload(this.slot.correlationId, this.slot.apiVersion, this.produce, ErrorCode.NETWORK_EXCEPTION), this.transform);
   }
 }
 
