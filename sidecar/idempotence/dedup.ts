@@ -65,8 +65,12 @@ interface Entry<R, W> {
   /** Arrival order (a reload re-begins in-flight originals in it). */
   readonly seq: number;
   readonly claim: Claim;
-  /** What copies of it attach to while it is in flight (begin's; kept here, so no map of them per batch elsewhere). */
-  readonly waiter: W | undefined;
+  /**
+   * What copies of it attach to while it is in flight (begin's; kept here, so no map of them per
+   * batch elsewhere). Cleared when it finishes or goes: the engine's waiter holds its whole
+   * request (Plan, call, frame), which a finished entry (ENTRY_BYTES, for the dedup window) must not keep.
+   */
+  waiter: W | undefined;
   readonly bytes: number;
   /** 'gone' once removed (a late finish or dropKnown of it is ignored). */
   state: 'in_flight' | 'done' | 'gone';
@@ -169,6 +173,7 @@ export class DedupCache<R, W = unknown> {
   finish(ticket: DedupTicket, outcome: { ok: true; result: R } | { ok: false }, now: number): boolean {
     const e = ticket as unknown as Entry<R, W>;
     if (e.state !== 'in_flight') return false;
+    e.waiter = undefined;
     if (!outcome.ok) {
       this.remove(e);
       return true;
@@ -262,6 +267,7 @@ export class DedupCache<R, W = unknown> {
   private remove(e: Entry<R, W>): void {
     if (e.state === 'gone') return;
     e.state = 'gone';
+    e.waiter = undefined;
     this.count--;
     this.used -= e.bytes;
     const fp = e.key.fingerprint;
