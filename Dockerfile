@@ -28,7 +28,7 @@ USER 65532:65532
 WORKDIR /app
 ENV PATH=/nodejs/bin NODE_ENV=production MALLOC_ARENA_MAX=1 MIMALLOC_ALLOW_THP=0
 EXPOSE 19092 9464
-ENTRYPOINT ["/nodejs/bin/node", "--max-semi-space-size=2", "--initial-old-space-size=16", "--heap-growing-percent=50", "--single-threaded-gc", "--no-maglev", "--invocation-count-for-turbofan=600", "--no-lazy-feedback-allocation", "dist/sidecar/main.cjs"]
+ENTRYPOINT ["/nodejs/bin/node", "--max-semi-space-size=2", "--initial-old-space-size=16", "--heap-growing-percent=50", "--single-threaded-gc", "--no-maglev", "--invocation-count-for-turbofan=600", "--no-lazy-feedback-allocation", "--no-allocation-site-pretenuring", "dist/sidecar/main.cjs"]
 
 FROM scratch AS operator
 COPY --from=build /out/operator /

@@ -20,7 +20,7 @@ export const IMAGE_ENV: Record<string, string> = { PATH: '/nodejs/bin', NODE_ENV
  * V8 flags of the sidecar, wherever it runs: this image, bin/idempo-sidecar and the tests' sidecars
  * (a test checks that the Dockerfile and bin/idempo-sidecar say the same). Why each: bin/idempo-sidecar.
  */
-export const SIDECAR_NODE_FLAGS = ['--max-semi-space-size=2', '--initial-old-space-size=16', '--heap-growing-percent=50', '--single-threaded-gc', '--no-maglev', '--invocation-count-for-turbofan=600', '--no-lazy-feedback-allocation'];
+export const SIDECAR_NODE_FLAGS = ['--max-semi-space-size=2', '--initial-old-space-size=16', '--heap-growing-percent=50', '--single-threaded-gc', '--no-maglev', '--invocation-count-for-turbofan=600', '--no-lazy-feedback-allocation', '--no-allocation-site-pretenuring'];
 
 export interface ImageSpec {
   /** Image name (tag `dev` locally). */
