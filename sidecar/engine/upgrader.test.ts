@@ -19,6 +19,13 @@ afterEach(() => {
   for (const e of engines.splice(0)) e.close();
 });
 
+/** An engine on the model cluster, closed after the test. */
+function startEngine(model: ModelCluster, config: ReturnType<typeof engineConfig>): Engine {
+  const engine = new Engine({ ctx: model, metrics: model.metrics, log: model.log, config, policyName: 'p' });
+  engines.push(engine);
+  return engine;
+}
+
 const plain = (value: string): Buffer => encodeRecordBatch({ records: [{ value }], baseTimestamp: 1_700_000_000_000n });
 
 function codes(o: ClientOutcome): number[] {
@@ -53,9 +60,7 @@ describe("the upgrader's own Produce requests", () => {
         },
       });
     };
-    const engine = new Engine({ ctx: model, metrics: model.metrics, log: model.log, config: engineConfig({ mode: 'upgrade' }), policyName: 'p' });
-    engines.push(engine);
-    const hook = engine.hook();
+    const hook = startEngine(model, engineConfig({ mode: 'upgrade' })).hook();
     const client = (value: string): Promise<ClientOutcome> => {
       const call = produceCall(produceRequest([['orders', 0, plain(value)]]));
       return model.run(call, hook.onProduce(call));
@@ -95,8 +100,7 @@ describe('a batch held undecided after its client was answered', () => {
     const model = new ModelCluster([{ name: 'orders', partitions: 1, id: Buffer.alloc(16, 1) }]);
     // Undecided at its 400 ms deadline, the batch is held under its stamp for the dedup window.
     const config = engineConfig({ mode: 'upgrade', deliveryTimeoutMs: 400, dedup: { strategy: 'exact', windowMs: 120_000, maxEntries: 1000 } });
-    const engine = new Engine({ ctx: model, metrics: model.metrics, log: model.log, config, policyName: 'p' });
-    engines.push(engine);
+    const engine = startEngine(model, config);
     const hook = engine.hook();
     const pool = new FramePool();
     const batch = plain('x'.repeat(6000)); // large enough to be pooled
@@ -132,8 +136,7 @@ describe('pooled bytes of a send in flight', () => {
     expect(process.env.IDEMPO_TEST_ONLY_POISON_READS).toBe('1');
     const model = new ModelCluster([{ name: 'orders', partitions: 2, id: Buffer.alloc(16, 1) }]);
     const config = engineConfig({ mode: 'upgrade', deliveryTimeoutMs: 60_000, dedup: { strategy: 'exact', windowMs: 120_000, maxEntries: 1000 } });
-    const engine = new Engine({ ctx: model, metrics: model.metrics, log: model.log, config, policyName: 'p' });
-    engines.push(engine);
+    const engine = startEngine(model, config);
     const hook = engine.hook();
     const pool = new FramePool();
     // What each Produce put on the wire by reference (as BrokerClient does), and a copy taken at the send.
