@@ -4,7 +4,7 @@ import { defineConfig } from 'vitest/config';
 // in test/e2e. The machines have 2 cores, so e2e files run one at a time.
 export default defineConfig({
   test: {
-    include: ['api/**/*.test.ts', 'sidecar/**/*.test.ts', 'operator/**/*.test.ts', 'test/support/**/*.test.ts', 'test/e2e/**/*.test.ts', 'test/faults/**/*.test.ts'],
+    include: ['api/**/*.test.ts', 'bench/**/*.test.ts', 'sidecar/**/*.test.ts', 'operator/**/*.test.ts', 'test/support/**/*.test.ts', 'test/e2e/**/*.test.ts', 'test/faults/**/*.test.ts'],
     testTimeout: 120_000,
     hookTimeout: 300_000,
     fileParallelism: false,

@@ -51,3 +51,31 @@ export function cpuBetween(a: ProcSample, b: ProcSample): { cpuSeconds: number; 
   const wall = (b.at - a.at) / 1000;
   return { cpuSeconds, cores: wall > 0 ? cpuSeconds / wall : 0 };
 }
+
+/**
+ * CPU seconds of this process's children that have exited and been waited for (cutime + cstime
+ * of /proc/self/stat). Between two readings around a child's run, with no other child exiting,
+ * the difference is that child's CPU: how the bench charges the Java producer, which it cannot
+ * sample from /proc once it has exited.
+ */
+export function exitedChildrenCpuSeconds(): number {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // cutime is field 16, cstime 17 (fields[13], fields[14]).
+  return (Number(fields[13]) + Number(fields[14])) / ticksPerSecond();
+}
+
+export interface MachineSample {
+  /** Seconds every CPU spent busy (user, nice, system, irq, softirq, steal). */
+  busySeconds: number;
+  /** Seconds every CPU spent idle or waiting for I/O. */
+  idleSeconds: number;
+}
+
+/** The whole machine's CPU time so far (first line of /proc/stat). */
+export function sampleMachine(): MachineSample {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0];
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = line.trim().split(/\s+/).slice(1).map(Number);
+  const tck = ticksPerSecond();
+  return { busySeconds: (user + nice + system + irq + softirq + steal) / tck, idleSeconds: (idle + iowait) / tck };
+}

@@ -14,14 +14,16 @@
 //                          [--cpu-prof DIR] [--node-flags=FLAGS --keep-logs DIR] [--no-sessions]
 //                          [--baseline CHECKOUT]   (adds runs observe-base/upgrade-base: that
 //                          checkout's built sidecar, for a before/after in the same run)
+//                          [--broker-dir DIR] [--broker-warmup 1000000]
 import { parseArgs } from 'node:util';
-import { writeFileSync } from 'node:fs';
+import { existsSync, statfsSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { startKafka } from '../test/support/kafka.js';
 import { freePort } from '../test/support/ports.js';
 import { kafkajsCreateTopics } from '../test/support/clients/kafkajs.js';
 import { runProducerPerf, type ProducerPerfResult } from './producer-perf.js';
-import { sampleProcess } from './proc-stats.js';
+import { exitedChildrenCpuSeconds, sampleMachine, sampleProcess } from './proc-stats.js';
 import { startRelayProcess, startSidecarProcess, type ProxyProcess } from './proxies.js';
 import { measureSessions } from './sessions.js';
 
@@ -41,6 +43,12 @@ const { values: opts } = parseArgs({
     'no-sessions': { type: 'boolean', default: false },
     // A built checkout of another commit: its sidecar is measured in the same rounds (runs *-base).
     baseline: { type: 'string' },
+    // Where the broker keeps its log: by default tmpfs (/dev/shm) when it has room, so the page
+    // cache's write-back to disk, which the runs do not control, does not move their figures.
+    'broker-dir': { type: 'string' },
+    // Records through the broker before the first round: after 100,000-400,000 its JIT was still warming
+    // and the round's first run measured ~35 % slower than the same run later (docs/benchmarks.md).
+    'broker-warmup': { type: 'string', default: '1000000' },
   },
   allowPositionals: true,
 });
@@ -86,15 +94,38 @@ interface Sample {
   p99Ms: number;
   addedP50Ms?: number;
   addedP99Ms?: number;
+  /** Where the machine's CPU went during the measured run, per GB: the broker's JVM, the Java producer, everything. */
+  brokerCpuPerGb: number;
+  producerCpuPerGb: number;
+  machineCpuPerGb: number;
+  /** Share of the machine's CPU time left idle during the measured run. */
+  idleShare: number;
 }
 
 const MiB = 2 ** 20;
+const GiB = 2 ** 30;
+
+/** tmpfs when it has room for the retained log (below), else the temp dir. */
+function brokerDir(): string {
+  if (opts['broker-dir']) return opts['broker-dir'];
+  const shm = '/dev/shm';
+  if (existsSync(shm)) {
+    const st = statfsSync(shm);
+    if (st.bavail * st.bsize >= 4 * GiB) return shm;
+  }
+  return os.tmpdir();
+}
+const BROKER_DIR = brokerDir();
+
 let relayPort = 0;
 let relayTarget = '';
 const kafka = await startKafka({
   brokers: 1,
   heap: '1g',
   jvmOpts: ['-XX:+UseG1GC', '-XX:MaxGCPauseMillis=20'],
+  parentDir: BROKER_DIR,
+  // The log in RAM stays bounded: at most ~768 MiB per partition (3 segments) whatever the rounds.
+  serverProps: { 'log.segment.bytes': String(256 * MiB), 'log.retention.bytes': String(512 * MiB), 'log.retention.check.interval.ms': '10000' },
   // A second listener the broker advertises at the relay's port: clients bootstrapped through
   // the relay reach the broker only through it.
   externalListener: async (_id, port) => {
@@ -108,7 +139,7 @@ try {
   const topic = 'bench';
   await kafkajsCreateTopics(kafka.bootstrap, [{ topic, numPartitions: 3, replicationFactor: 1 }]);
   // Warm the broker's JIT so the first measured run is not penalised.
-  await runProducerPerf({ bootstrap: kafka.bootstrap, topic, records: Math.min(100_000, RECORDS), props });
+  await runProducerPerf({ bootstrap: kafka.bootstrap, topic, records: Number(opts['broker-warmup']), props });
 
   const start = (run: RunName, round: number): Promise<ProxyProcess | undefined> => {
     if (run === 'direct') return Promise.resolve(undefined);
@@ -130,8 +161,12 @@ try {
         await runProducerPerf({ bootstrap, topic, records: WARMUP, props }); // the proxy's JIT
       }
       const before = proxy && sampleProcess(proxy.pid);
+      const [broker0, machine0, producer0] = [sampleProcess(kafka.pid(1)!), sampleMachine(), exitedChildrenCpuSeconds()];
       const t = await runProducerPerf({ bootstrap, topic, records: RECORDS, props });
+      const [broker1, machine1, producer1] = [sampleProcess(kafka.pid(1)!), sampleMachine(), exitedChildrenCpuSeconds()];
       const after = proxy && sampleProcess(proxy.pid);
+      const machineBusy = machine1.busySeconds - machine0.busySeconds;
+      const machineIdle = machine1.idleSeconds - machine0.idleSeconds;
       const lat: ProducerPerfResult = await runProducerPerf({ bootstrap, topic, records: LATENCY.records, throughput: LATENCY.rate, props });
       const end = proxy && sampleProcess(proxy.pid);
       return {
@@ -143,6 +178,10 @@ try {
         readyMs: proxy?.readyMs,
         p50Ms: lat.p50Ms,
         p99Ms: lat.p99Ms,
+        brokerCpuPerGb: (broker1.cpuSeconds - broker0.cpuSeconds) / GB,
+        producerCpuPerGb: (producer1 - producer0) / GB,
+        machineCpuPerGb: machineBusy / GB,
+        idleShare: machineIdle / (machineBusy + machineIdle),
       };
     } finally {
       await proxy?.stop();
@@ -167,7 +206,7 @@ try {
     }
   }
 
-  console.log(`\nproducer: Kafka ProducerPerformance (Java), ${RECORDS} x ${RECORD_SIZE} B records, acks=all, enable.idempotence=false, linger.ms=5, 3 partitions, one broker on loopback`);
+  console.log(`\nproducer: Kafka ProducerPerformance (Java), ${RECORDS} x ${RECORD_SIZE} B records, acks=all, enable.idempotence=false, linger.ms=5, 3 partitions, one broker on loopback (log in ${BROKER_DIR}, warmed with ${opts['broker-warmup']} records)`);
   console.log(`latency at ${LATENCY.rate} records/s (${LATENCY.records} records); ${ROUNDS} interleaved rounds; median [min-max]; CPU s per GB of record payload (${GB.toFixed(3)} GB a run)`);
   const cell = (run: RunName, key: keyof Sample, digits: number): string => {
     const v = samples.get(run)!.map((s) => s[key]).filter((x): x is number => typeof x === 'number');
@@ -190,6 +229,24 @@ try {
       'added p50 ms': cell(run, 'addedP50Ms', 0),
       'added p99 ms': cell(run, 'addedP99Ms', 0),
     })),
+  );
+  // On a machine the runs keep busy, MB/s follows what the whole machine spends per GB: the
+  // producer's share dwarfs the proxy's, and a proxy that saves the broker work wins MB/s back.
+  console.log(`\nwhere the machine's CPU went in the measured runs (s per GB, median [min-max]; "rest" = kernel work no process was charged for and other processes):`);
+  console.table(
+    RUNS.map((run) => {
+      const rest = samples.get(run)!.map((s) => s.machineCpuPerGb - s.brokerCpuPerGb - s.producerCpuPerGb - (s.cpuPerGb ?? 0));
+      return {
+        run,
+        'MB/s': cell(run, 'mbPerSec', 1),
+        proxy: cell(run, 'cpuPerGb', 2),
+        broker: cell(run, 'brokerCpuPerGb', 2),
+        producer: cell(run, 'producerCpuPerGb', 2),
+        rest: `${median(rest).toFixed(2)}`,
+        machine: cell(run, 'machineCpuPerGb', 2),
+        'idle %': cell(run, 'idleShare', 3).replace(/\d+\.\d+/g, (x) => (Number(x) * 100).toFixed(1)),
+      };
+    }),
   );
   printGoals(samples);
 

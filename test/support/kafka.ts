@@ -46,6 +46,8 @@ export interface StartKafkaOptions {
   externalListener?: (brokerId: number, externalPort: number) => number | Promise<number>;
   /** Host the EXTERNAL listener advertises (default 127.0.0.1), e.g. a pod bridge address a relay listens on. */
   externalHost?: string;
+  /** Parent of the cluster's temp dir (configs, data, logs); default os.tmpdir(). */
+  parentDir?: string;
 }
 
 export interface KafkaCluster {
@@ -117,7 +119,7 @@ export async function startKafka(opts: StartKafkaOptions = {}): Promise<KafkaClu
   const jvmOpts = opts.jvmOpts ?? ['-XX:TieredStopAtLevel=1', '-XX:+UseSerialGC', '-XX:+UnlockDiagnosticVMOptions', '-XX:-BytecodeVerificationRemote'];
   const build = await javaClientBuild();
   const cp = `${build.jar}:${build.libs}/*`;
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'idempo-kafka-'));
+  const dir = mkdtempSync(path.join(opts.parentDir ?? os.tmpdir(), 'idempo-kafka-'));
   const clusterId = kafkaUuid();
   const defaults = readFileSync(path.join(repoRoot, 'scripts/kafka/broker-defaults.properties'), 'utf8');
   const log4j = path.join(dir, 'log4j2.properties');
