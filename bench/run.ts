@@ -278,7 +278,14 @@ function printGoals(all: Map<RunName, Sample[]>): void {
     check(`${run} peak RSS MiB`, m(run, 'peakRssMiB'), (v) => v <= GOALS.peakRssMiB, `<= ${GOALS.peakRssMiB}`);
     check(`${run} ready ms`, m(run, 'readyMs'), (v) => v <= GOALS.readyMs, `<= ${GOALS.readyMs}`);
     const relay = m('relay', 'mbPerSec');
-    if (relay !== undefined) check(`${run} MB/s vs relay`, m(run, 'mbPerSec'), (v) => v >= relay, `>= relay's ${relay.toFixed(1)}`);
+    if (relay === undefined) continue;
+    // Rounds drift (the machine has slow spells): the same round's relay is the fairer yardstick.
+    const own = all.get(run) ?? [];
+    const relays = all.get('relay') ?? [];
+    const rounds = Math.min(own.length, relays.length);
+    let atLeast = 0;
+    for (let i = 0; i < rounds; i++) if (own[i].mbPerSec >= relays[i].mbPerSec) atLeast++;
+    check(`${run} MB/s vs relay`, m(run, 'mbPerSec'), (v) => v >= relay, `>= relay's ${relay.toFixed(1)}; at least the same round's relay in ${atLeast} of ${rounds} rounds`);
   }
   console.log(`\ngoals (issue 9), on medians:\n${lines.join('\n')}`);
 }
