@@ -7,15 +7,17 @@
 // For every proxy: MB/s and ratio to direct, CPU seconds per GB of the proxy process (utime +
 // stime from /proc), idle and peak RSS (VmRSS after start, VmHWM at the end), ready time
 // after start, and the p50/p99 it adds at a fixed rate no run saturates. Medians over the
-// rounds, with min–max. Then the sidecar's memory with 1,000 live producer sessions.
-// Timing goals live here, never in tests.
+// rounds, with min–max. A second table: where the machine's CPU went in each measured run
+// (the proxy, the broker, the Java producer, the rest, idle). Then the sidecar's memory with
+// 1,000 live producer sessions. Timing goals live here, never in tests.
 //
 //   node dist/bench/run.js [--records 300000] [--rounds 3] [--runs direct,relay,observe,upgrade] [--warmup 50000]
 //                          [--cpu-prof DIR] [--node-flags=FLAGS --keep-logs DIR] [--no-sessions]
 //                          [--baseline CHECKOUT]   (adds runs observe-base/upgrade-base: that
 //                          checkout's built sidecar, for a before/after in the same run)
-//                          [--broker-dir DIR] [--broker-warmup 1000000]
+//                          [--broker-dir DIR] [--broker-warmup 1000000] [--pin-proxy CPU]
 import { parseArgs } from 'node:util';
+import { execFileSync } from 'node:child_process';
 import { existsSync, statfsSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -48,6 +50,7 @@ const { values: opts } = parseArgs({
     'broker-dir': { type: 'string' },
     // Records through the broker before the first round (see below).
     'broker-warmup': { type: 'string', default: '1000000' },
+    'pin-proxy': { type: 'string' },
   },
   allowPositionals: true,
 });
@@ -97,22 +100,40 @@ interface Sample {
   brokerCpuPerGb: number;
   producerCpuPerGb: number;
   machineCpuPerGb: number;
-  /** Share of the machine's CPU time left idle during the measured run. */
-  idleShare: number;
+  /** Machine CPU none of those three was charged for (kernel work, other processes); tick rounding can make it slightly negative. */
+  restCpuPerGb: number;
+  /** Per cent of the machine's CPU time left idle during the measured run. */
+  idlePercent: number;
 }
 
 const MiB = 2 ** 20;
 const GiB = 2 ** 30;
 
-/** tmpfs when it has room for the retained log (below), else the temp dir. */
+/** tmpfs when it has room for the retained log (below) and the RAM behind it, else the temp dir. */
 function brokerDir(): string {
   if (opts['broker-dir']) return opts['broker-dir'];
   const shm = '/dev/shm';
   if (existsSync(shm)) {
     const st = statfsSync(shm);
-    if (st.bavail * st.bsize >= 4 * GiB) return shm;
+    // statfs of a tmpfs gives its size limit, not free memory: the JVMs need theirs too.
+    if (st.bavail * st.bsize >= 4 * GiB && os.freemem() >= 8 * GiB) return shm;
   }
   return os.tmpdir();
+}
+
+/**
+ * With --pin-proxy CPU: the proxy alone on that CPU, the bench (so the broker and the producer it
+ * starts) on the others. An experiment, not the default: it shows what a proxy does with a CPU of
+ * its own, where by default all three share the machine.
+ */
+const PIN = opts['pin-proxy'];
+function pin(pid: number, cpus: string): void {
+  execFileSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { stdio: 'ignore' });
+}
+if (PIN !== undefined) {
+  const others = os.cpus().map((_c, i) => i).filter((i) => String(i) !== PIN);
+  if (others.length === 0 || others.length === os.cpus().length) throw new Error(`--pin-proxy ${PIN}: needs one of CPUs 0-${os.cpus().length - 1} and another left`);
+  pin(process.pid, others.join(','));
 }
 const BROKER_DIR = brokerDir();
 
@@ -156,6 +177,7 @@ try {
 
   const measure = async (run: RunName, round: number): Promise<Sample> => {
     const proxy = await start(run, round);
+    if (proxy && PIN !== undefined) pin(proxy.pid, PIN);
     try {
       const bootstrap = proxy?.bootstrap ?? kafka.bootstrap;
       let idleRssMiB: number | undefined;
@@ -173,19 +195,23 @@ try {
       const machineIdle = machine1.idleSeconds - machine0.idleSeconds;
       const lat: ProducerPerfResult = await runProducerPerf({ bootstrap, topic, records: LATENCY.records, throughput: LATENCY.rate, props });
       const end = proxy && sampleProcess(proxy.pid);
+      const cpuPerGb = before && after ? (after.cpuSeconds - before.cpuSeconds) / GB : undefined;
+      const brokerCpuPerGb = (broker1.cpuSeconds - broker0.cpuSeconds) / GB;
+      const producerCpuPerGb = (producer1 - producer0) / GB;
       return {
         mbPerSec: t.mbPerSec,
-        cpuPerGb: before && after ? (after.cpuSeconds - before.cpuSeconds) / GB : undefined,
+        cpuPerGb,
         userPerGb: before && after ? (after.userSeconds - before.userSeconds) / GB : undefined,
         idleRssMiB,
         peakRssMiB: end ? end.peakRssBytes / MiB : undefined,
         readyMs: proxy?.readyMs,
         p50Ms: lat.p50Ms,
         p99Ms: lat.p99Ms,
-        brokerCpuPerGb: (broker1.cpuSeconds - broker0.cpuSeconds) / GB,
-        producerCpuPerGb: (producer1 - producer0) / GB,
+        brokerCpuPerGb,
+        producerCpuPerGb,
         machineCpuPerGb: machineBusy / GB,
-        idleShare: machineIdle / (machineBusy + machineIdle),
+        restCpuPerGb: machineBusy / GB - brokerCpuPerGb - producerCpuPerGb - (cpuPerGb ?? 0),
+        idlePercent: (100 * machineIdle) / (machineBusy + machineIdle),
       };
     } finally {
       await proxy?.stop();
@@ -236,21 +262,18 @@ try {
   );
   // On a machine the runs keep busy, MB/s follows what the whole machine spends per GB: the
   // producer's share dwarfs the proxy's, and a proxy that saves the broker work wins MB/s back.
-  console.log(`\nwhere the machine's CPU went in the measured runs (s per GB, median [min-max]; "rest" = kernel work no process was charged for and other processes):`);
+  console.log(`\nwhere the machine's CPU went in the measured runs (s per GB, median [min-max]; the producer's includes its JVM's start; "rest" = kernel work no process was charged for and other processes)${PIN !== undefined ? `; each proxy alone on CPU ${PIN}, the broker and the producer on the others` : ''}:`);
   console.table(
-    RUNS.map((run) => {
-      const rest = samples.get(run)!.map((s) => s.machineCpuPerGb - s.brokerCpuPerGb - s.producerCpuPerGb - (s.cpuPerGb ?? 0));
-      return {
-        run,
-        'MB/s': cell(run, 'mbPerSec', 1),
-        proxy: cell(run, 'cpuPerGb', 2),
-        broker: cell(run, 'brokerCpuPerGb', 2),
-        producer: cell(run, 'producerCpuPerGb', 2),
-        rest: `${median(rest).toFixed(2)}`,
-        machine: cell(run, 'machineCpuPerGb', 2),
-        'idle %': cell(run, 'idleShare', 3).replace(/\d+\.\d+/g, (x) => (Number(x) * 100).toFixed(1)),
-      };
-    }),
+    RUNS.map((run) => ({
+      run,
+      'MB/s': cell(run, 'mbPerSec', 1),
+      proxy: cell(run, 'cpuPerGb', 2),
+      broker: cell(run, 'brokerCpuPerGb', 2),
+      producer: cell(run, 'producerCpuPerGb', 2),
+      rest: cell(run, 'restCpuPerGb', 2),
+      machine: cell(run, 'machineCpuPerGb', 2),
+      'idle %': cell(run, 'idlePercent', 1),
+    })),
   );
   printGoals(samples);
 

@@ -288,9 +288,19 @@ export async function startKafka(opts: StartKafkaOptions = {}): Promise<KafkaClu
   clusters.add(cleanupSync);
   if (!exitHook) {
     exitHook = true;
-    process.once('exit', () => {
+    const cleanAll = (): void => {
       for (const c of clusters) c();
-    });
+      clusters.clear();
+    };
+    process.once('exit', cleanAll);
+    // SIGINT/SIGTERM (Ctrl-C, vitest ending a worker) skip 'exit' handlers, and the bench keeps the
+    // broker's log in tmpfs: RAM until reboot if it were left behind.
+    for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+      process.once(sig, () => {
+        cleanAll();
+        process.kill(process.pid, sig); // our listener is gone now: the default action ends us
+      });
+    }
   }
 
   const cluster: KafkaCluster = {
