@@ -30,13 +30,11 @@ export interface ProcSample {
 
 /** Reads /proc/PID/stat and /proc/PID/status. Throws if the process is gone. */
 export function sampleProcess(pid: number): ProcSample {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // The command name (field 2) is in parentheses and may contain spaces: split after the last ')'.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // fields[0] is field 3 (state), so utime (field 14) is fields[11] and stime (15) fields[12].
+  const fields = statFields(pid);
+  // utime is field 14, stime 15.
   const tck = ticksPerSecond();
-  const userSeconds = Number(fields[11]) / tck;
-  const systemSeconds = Number(fields[12]) / tck;
+  const userSeconds = Number(fields[14 - 3]) / tck;
+  const systemSeconds = Number(fields[15 - 3]) / tck;
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = (name: string) => {
     const m = new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(status);
@@ -59,10 +57,16 @@ export function cpuBetween(a: ProcSample, b: ProcSample): { cpuSeconds: number; 
  * sample from /proc once it has exited.
  */
 export function exitedChildrenCpuSeconds(): number {
-  const stat = readFileSync('/proc/self/stat', 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // cutime is field 16, cstime 17 (fields[13], fields[14]).
-  return (Number(fields[13]) + Number(fields[14])) / ticksPerSecond();
+  const fields = statFields('self');
+  // cutime is field 16, cstime 17.
+  return (Number(fields[16 - 3]) + Number(fields[17 - 3])) / ticksPerSecond();
+}
+
+/** /proc/PID/stat from field 3 on (fields[0] is field 3, the state). */
+function statFields(pid: number | 'self'): string[] {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // The command name (field 2) is in parentheses and may contain spaces: split after the last ')'.
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
 }
 
 export interface MachineSample {
