@@ -6,7 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import path from 'node:path';
-import { freePort } from '../test/support/ports.js';
+import { freePorts } from '../test/support/ports.js';
 import { repoRoot } from '../test/support/clients/java.js';
 import { collectLines, trackChild } from '../test/support/clients/run.js';
 import { SIDECAR_BIN } from '../test/support/sidecar.js';
@@ -40,8 +40,7 @@ export interface SidecarRunOptions {
 }
 
 export async function startSidecarProcess(o: SidecarRunOptions): Promise<ProxyProcess> {
-  const listenPort = await freePort();
-  const metricsPort = await freePort();
+  const [listenPort, metricsPort] = await freePorts(2); // distinct (ports.ts)
   const args = ['--upstream', o.upstream, '--listen', `127.0.0.1:${listenPort}`, '--metrics-listen', `127.0.0.1:${metricsPort}`, '--mode', o.mode, '--log-level', 'warn'];
   const env = { ...process.env, IDEMPO_NODE_FLAGS: o.nodeFlags ?? '' };
   const t0 = performance.now();

@@ -16,7 +16,7 @@ import path from 'node:path';
 import { startKafka, type KafkaCluster } from '../support/kafka.js';
 import { SIDECAR_BIN, startSidecar, type Sidecar } from '../support/sidecar.js';
 import { sumMetric } from '../support/prom-text.js';
-import { freePort } from '../support/ports.js';
+import { freePorts } from '../support/ports.js';
 import { RawConnection } from '../support/raw-kafka.js';
 import { kcatConsume } from '../support/clients/kcat.js';
 import { kafkajsCreateTopics } from '../support/clients/kafkajs.js';
@@ -110,7 +110,8 @@ function stateDir(): string {
 
 /** A sidecar that can be killed and started again on the same ports (and directory). */
 async function restartable(stateDirPath: string | null, direct = false): Promise<{ start: () => Promise<Sidecar>; ports: { listen: number; metrics: number } }> {
-  const ports = { listen: await freePort(), metrics: await freePort() };
+  const [listen, metrics] = await freePorts(2); // distinct (ports.ts)
+  const ports = { listen, metrics };
   const start = async (): Promise<Sidecar> => {
     const s = await startSidecar({
       upstream,

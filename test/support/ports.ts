@@ -1,5 +1,7 @@
 // Free TCP ports for test servers: bind 127.0.0.1:0, read the port the kernel chose, close.
 // (Small race: another process could take it before our server binds; fine on a test machine.)
+// Two freePort() calls in a row can return the same port: one process that needs several takes
+// them from freePorts(n).
 import net from 'node:net';
 
 export function freePort(): Promise<number> {

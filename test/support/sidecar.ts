@@ -2,7 +2,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import path from 'node:path';
-import { freePort } from './ports.js';
+import { freePorts } from './ports.js';
 import { sumMetric } from './prom-text.js';
 import { GiveUp, waitFor } from './poll.js';
 import { repoRoot } from './clients/java.js';
@@ -48,8 +48,11 @@ process.on('exit', () => {
 });
 
 export async function startSidecar(opts: SidecarOptions): Promise<Sidecar> {
-  const listenPort = opts.listenPort ?? (await freePort());
-  const metricsPort = opts.metricsPort ?? (await freePort());
+  // Both at once: two freePort() calls in a row once returned the same port, and the sidecar's
+  // metrics listener then failed with EADDRINUSE on its own bootstrap port (CI r8b).
+  const [freeListen, freeMetrics] = await freePorts(2);
+  const listenPort = opts.listenPort ?? freeListen;
+  const metricsPort = opts.metricsPort ?? freeMetrics;
   const args = ['--upstream', opts.upstream, '--listen', `127.0.0.1:${listenPort}`, '--metrics-listen', `127.0.0.1:${metricsPort}`, '--log-level', opts.logLevel ?? 'info'];
   if (opts.mode) args.push('--mode', opts.mode);
   if (opts.config) args.push('--config', opts.config);
