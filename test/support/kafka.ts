@@ -12,6 +12,7 @@ import { javaClientBuild, repoRoot } from './clients/java.js';
 import { runJavaAdmin } from './clients/java.js';
 import { kafkajsCreateTopics, kafkajsTopicMetadata, type PartitionInfo } from './clients/kafkajs.js';
 import { trackChild } from './clients/run.js';
+import { onProcessEnd } from './process-end.js';
 import { freePorts } from './ports.js';
 import { GiveUp, waitFor } from './poll.js';
 
@@ -288,19 +289,11 @@ export async function startKafka(opts: StartKafkaOptions = {}): Promise<KafkaClu
   clusters.add(cleanupSync);
   if (!exitHook) {
     exitHook = true;
-    const cleanAll = (): void => {
+    // Also on a signal: the bench keeps the broker's log in tmpfs, RAM until reboot if left behind.
+    onProcessEnd(() => {
       for (const c of clusters) c();
       clusters.clear();
-    };
-    process.once('exit', cleanAll);
-    // SIGINT/SIGTERM (Ctrl-C, vitest ending a worker) skip 'exit' handlers, and the bench keeps the
-    // broker's log in tmpfs: RAM until reboot if it were left behind.
-    for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-      process.once(sig, () => {
-        cleanAll();
-        process.kill(process.pid, sig); // our listener is gone now: the default action ends us
-      });
-    }
+    });
   }
 
   const cluster: KafkaCluster = {

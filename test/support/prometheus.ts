@@ -10,6 +10,7 @@ import path from 'node:path';
 import { freePort } from './ports.js';
 import { GiveUp, waitFor } from './poll.js';
 import { collectLines, runProcess } from './clients/run.js';
+import { onProcessEnd } from './process-end.js';
 
 export const PROMETHEUS_BIN = process.env.IDEMPO_PROMETHEUS_BIN ?? '/usr/bin/prometheus';
 export const PROMTOOL_BIN = process.env.IDEMPO_PROMTOOL_BIN ?? '/usr/bin/promtool';
@@ -82,8 +83,7 @@ export interface Prometheus {
   stop(): Promise<void>;
 }
 
-// Synchronous cleanup for a test process that exits without calling stop(): on exit, and on
-// SIGINT/SIGTERM (how vitest ends a worker after a timeout), which skip 'exit' handlers.
+// Synchronous cleanup for a test process that exits without calling stop() (process-end.ts).
 const live = new Map<ChildProcess, string>();
 function killAll(): void {
   for (const [p, dir] of live) {
@@ -92,13 +92,7 @@ function killAll(): void {
   }
   live.clear();
 }
-process.once('exit', killAll);
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(sig, () => {
-    killAll();
-    process.kill(process.pid, sig); // our listener is gone now: the default action ends us
-  });
-}
+onProcessEnd(killAll);
 
 function yamlString(s: string): string {
   return JSON.stringify(s); // a JSON string is a valid YAML double-quoted scalar

@@ -6,6 +6,7 @@
 // loaded machine a slow child (java, a nested vitest) failed runs in which every test passed
 // ("Timeout calling onTaskUpdate").
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { onProcessEnd } from '../process-end.js';
 
 const live = new Set<ChildProcess>();
 let exitHookInstalled = false;
@@ -14,13 +15,7 @@ let exitHookInstalled = false;
 export function trackChild(child: ChildProcess): void {
   if (!exitHookInstalled) {
     exitHookInstalled = true;
-    process.once('exit', killAllTracked);
-    for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-      process.once(sig, () => {
-        killAllTracked();
-        process.kill(process.pid, sig);
-      });
-    }
+    onProcessEnd(killAllTracked);
   }
   live.add(child);
   child.once('exit', () => live.delete(child));
